@@ -1,0 +1,1 @@
+//! oxivirt-api (boundary doc to be written).

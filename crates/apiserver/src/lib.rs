@@ -1,0 +1,1 @@
+//! oxivirt-apiserver (boundary doc to be written).

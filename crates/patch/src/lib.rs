@@ -1,0 +1,1 @@
+//! oxivirt-patch (boundary doc to be written).

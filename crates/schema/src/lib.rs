@@ -1,0 +1,1 @@
+//! oxivirt-schema (boundary doc to be written).

@@ -1,0 +1,1 @@
+//! oxivirt-store (boundary doc to be written).
