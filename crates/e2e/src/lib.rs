@@ -1,1 +1,34 @@
-//! End-to-end tests of oxivirt driven through real clients (see `tests/`).
+//! End-to-end test harness for oxivirt: starts a real `oxivirt server` on a free port in a
+//! temporary data directory and drives it with the stock `kubectl` (and, in the tests, kube-rs).
+//!
+//! Boundary: this crate only starts processes and inspects what clients see. It never links
+//! the server's crates, so every assertion is made through the public Kubernetes API.
+//! The tests themselves live in `tests/` (one binary, `tests/tests.rs`).
+
+mod binary;
+mod json;
+mod kubectl;
+mod server;
+
+pub use binary::{kubectl_bin, oxivirt_bin, repo_root, shared_dir};
+pub use json::assert_subset;
+pub use kubectl::{Background, Kubectl, Run};
+pub use server::{Server, READY_TIMEOUT};
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,20 @@
+//! End-to-end suite: every test starts its own `oxivirt server` (free port, temporary data
+//! directory) and drives it with the stock `kubectl` or kube-rs, so tests are parallel-safe.
+//!
+//! The server binary is found by `oxivirt_e2e::oxivirt_bin` (build it first, see
+//! `docs/testing.md`). Modules follow the kubectl verbs they exercise.
+
+mod apply;
+mod crd;
+mod delete;
+mod discovery;
+mod errors;
+mod get;
+mod kube_client;
+mod namespace;
+mod patch;
+mod persistence;
+mod security;
+mod update;
+mod wait;
+mod watch;

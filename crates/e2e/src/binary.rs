@@ -1,0 +1,95 @@
+//! Finding the binaries under test: the `oxivirt` server built by Cargo and `kubectl`.
+//!
+//! `CARGO_BIN_EXE_oxivirt` only exists for tests of the package that owns the binary, so the
+//! e2e crate looks for it in the target directory instead, in this order:
+//!
+//! 1. `OXIVIRT_BIN`, if set (an explicit override always wins);
+//! 2. the profile directory of the running test binary (`<target>/<profile>/deps/tests-…` →
+//!    `<target>/<profile>/oxivirt`), so `cargo test --release` uses the release server and
+//!    `CARGO_TARGET_DIR` is honoured without reading it;
+//! 3. `$CARGO_TARGET_DIR/{release,debug}/oxivirt`, then `<repo>/target/{release,debug}/oxivirt`,
+//!    the most recently built one first.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The repository root (two levels above this crate's manifest).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared reference folder that sits next to the clone (`<repo>/../shared`), as on CI.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("OXIVIRT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+/// The `kubectl` to run: `KUBECTL` if set, else `/usr/bin/kubectl`, else whatever is on `PATH`.
+pub fn kubectl_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return path.into();
+    }
+    let usr_bin = Path::new("/usr/bin/kubectl");
+    if usr_bin.exists() {
+        usr_bin.to_path_buf()
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+/// The `oxivirt` server binary to test.
+///
+/// # Panics
+/// When no built binary is found; the message says how to build one.
+pub fn oxivirt_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let found = find_oxivirt();
+        match found {
+            Some(path) => {
+                eprintln!("e2e: testing server binary {}", path.display());
+                path
+            }
+            None => panic!(
+                "oxivirt binary not found (looked next to the test binary, in $CARGO_TARGET_DIR \
+                 and in <repo>/target); build it first with \
+                 `cargo build -p oxivirt-server --bin oxivirt` (add --release for release tests) \
+                 or point OXIVIRT_BIN at it"
+            ),
+        }
+    })
+    .clone()
+}
+
+fn find_oxivirt() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("OXIVIRT_BIN") {
+        return Some(path.into());
+    }
+    if let Some(beside) = beside_test_binary().filter(|p| p.is_file()) {
+        return Some(beside);
+    }
+    let mut target_dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        // Cargo resolves a relative CARGO_TARGET_DIR against its working directory, which for
+        // the documented commands is the repository root.
+        target_dirs.push(if dir.is_relative() { repo_root().join(dir) } else { dir });
+    }
+    target_dirs.push(repo_root().join("target"));
+    target_dirs
+        .iter()
+        .flat_map(|dir| ["release", "debug"].map(|profile| dir.join(profile).join("oxivirt")))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+}
+
+/// `<target>/<profile>/oxivirt` for the profile the test binary itself was built with.
+fn beside_test_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    Some(deps.parent()?.join("oxivirt"))
+}

@@ -1,0 +1,119 @@
+//! `kubectl apply` (client-side and server-side) and `kubectl create`.
+
+use oxivirt_e2e::{assert_subset, shared_dir, Server};
+use serde_json::Value;
+
+fn cirros_example() -> std::path::PathBuf {
+    shared_dir().join("reference/kubevirt/examples/vm-cirros.yaml")
+}
+
+#[test]
+fn apply_of_the_cirros_example_creates_a_vm_that_keeps_every_field() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let path = cirros_example();
+    let path = path.to_str().expect("utf-8 path");
+
+    let out = k.ok(&["apply", "-f", path]);
+    assert!(out.contains("virtualmachine.kubevirt.io/vm-cirros created"), "{out}");
+
+    let sent: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("read the example"))
+            .expect("the example is YAML");
+    let stored = k.json(&["get", "virtualmachine", "vm-cirros"]);
+    assert_subset(&sent, &stored);
+    assert_eq!(stored["metadata"]["generation"], 1, "{stored}");
+    assert!(stored["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+
+    let again = k.ok(&["apply", "-f", path]);
+    assert!(again.contains("virtualmachine.kubevirt.io/vm-cirros unchanged"), "{again}");
+
+    let table = k.ok(&["get", "vm"]);
+    assert!(table.lines().any(|l| l.starts_with("vm-cirros ")), "{table}");
+}
+
+#[test]
+fn apply_updates_an_object_and_removes_fields_dropped_from_the_manifest() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let first = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n  b: \"2\"\n";
+    assert!(k.apply(first).contains("configmap/settings created"));
+    let second = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"10\"\n";
+    assert!(k.apply(second).contains("configmap/settings configured"));
+    let data = k.json(&["get", "cm", "settings"])["data"].clone();
+    assert_eq!(data, serde_json::json!({"a": "10"}));
+}
+
+#[test]
+fn create_makes_objects_from_flags_and_from_files_and_refuses_duplicates() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let out = k.ok(&["create", "configmap", "from-flags", "--from-literal=greeting=hello"]);
+    assert_eq!(out.trim(), "configmap/from-flags created");
+
+    let out = k.create(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-file\nstringData:\n  token: abc\n",
+    );
+    assert_eq!(out.trim(), "secret/from-file created");
+    // stringData is write-only: it lands base64-encoded in data.
+    assert_eq!(k.jsonpath(&["secret", "from-file"], "{.data.token}"), "YWJj");
+
+    let err = k.fails(&["create", "configmap", "from-flags"]);
+    assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn create_with_server_dry_run_stores_nothing() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let out = k.ok(&["create", "configmap", "dry", "--from-literal=a=b", "--dry-run=server"]);
+    assert!(out.contains("configmap/dry created (server dry run)"), "{out}");
+    assert!(!k.exists(&["configmap", "dry"]));
+}
+
+#[test]
+fn server_side_apply_reports_conflicts_between_field_managers_until_forced() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let manifest = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  key: {value}\n")
+    };
+    let out = k
+        .run_stdin(&["apply", "--server-side", "-f", "-"], &manifest("one"))
+        .ok();
+    assert!(out.contains("configmap/shared serverside-applied"), "{out}");
+
+    let err = k
+        .run_stdin(&["apply", "--server-side", "--field-manager=other", "-f", "-"], &manifest("two"))
+        .fails();
+    assert!(err.contains("conflict"), "{err}");
+    assert!(err.contains("kubectl") && err.contains(".data.key"), "{err}");
+    assert_eq!(k.jsonpath(&["cm", "shared"], "{.data.key}"), "one");
+
+    k.run_stdin(
+        &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+        &manifest("two"),
+    )
+    .ok();
+    assert_eq!(k.jsonpath(&["cm", "shared"], "{.data.key}"), "two");
+    let cm = k.json(&["get", "cm", "shared", "--show-managed-fields"]);
+    let managers: Vec<&str> = cm["metadata"]["managedFields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no managedFields: {cm}"))
+        .iter()
+        .filter_map(|entry| entry["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"other"), "managers: {managers:?}");
+}
+
+#[test]
+fn server_side_apply_by_the_same_manager_removes_fields_it_no_longer_sets() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: x\n  b: y\n";
+    let one = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: x\n";
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], both).ok();
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], one).ok();
+    let data = k.json(&["get", "cm", "owned"])["data"].clone();
+    assert_eq!(data, serde_json::json!({"a": "x"}));
+}
