@@ -1,1 +1,38 @@
-//! oxivirt-apiserver (boundary doc to be written).
+//! The oxivirt API server: Kubernetes REST semantics over the object store.
+//!
+//! Owns: routing by group/version/resource, discovery, OpenAPI, list/watch, patch
+//! types, admission (defaulting, pruning, validation through the schema crate),
+//! authentication, the error→`Status` mapping, garbage collection and namespace
+//! lifecycle. Must not: hold VM reconcile logic or talk to QEMU.
+
+mod admission;
+mod auth;
+mod authz;
+mod bootstrap;
+mod builtin;
+mod context;
+mod crd;
+mod discovery;
+mod error;
+mod gc;
+mod handlers;
+mod jsonpath;
+mod kubeconfig;
+mod managed;
+mod objects;
+mod openapi;
+mod pki;
+mod printers;
+mod registry;
+mod routes;
+mod schemas;
+mod selectors;
+mod server;
+mod service;
+mod table;
+
+pub use context::{RequestCtx, UserInfo};
+pub use error::{ApiError, ApiResult};
+pub use registry::ResourceInfo;
+pub use server::{start, RunningServer, ServerConfig};
+pub use service::{Api, DeleteOptions, Subresource};

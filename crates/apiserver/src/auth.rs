@@ -1,0 +1,73 @@
+//! Authentication: client certificates signed by the cluster CA and bearer tokens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::context::{UserInfo, GROUP_COMPONENTS, GROUP_MASTERS};
+use crate::error::ApiError;
+
+/// The identity in a verified client certificate (CN = user, O = groups).
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity(pub Option<UserInfo>);
+
+/// Static bearer tokens and the users they stand for.
+#[derive(Default)]
+pub struct Authenticator {
+    tokens: HashMap<String, UserInfo>,
+}
+
+impl Authenticator {
+    pub fn new(admin_token: &str, components_token: &str) -> Self {
+        let mut tokens = HashMap::new();
+        tokens.insert(
+            admin_token.to_string(),
+            UserInfo { name: "kubernetes-admin".into(), groups: vec![GROUP_MASTERS.into(), "system:authenticated".into()] },
+        );
+        tokens.insert(components_token.to_string(), UserInfo::system("components"));
+        let _ = GROUP_COMPONENTS;
+        Authenticator { tokens }
+    }
+
+    /// The user behind a request, or None when it carries no credentials we accept.
+    pub fn authenticate(&self, req: &Request) -> Option<UserInfo> {
+        if let Some(value) = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+            return self.tokens.get(token.trim()).cloned();
+        }
+        req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone())
+    }
+}
+
+/// Paths anyone may read, as Kubernetes' `system:public-info-viewer` allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
+}
+
+/// Middleware: attaches the caller's `UserInfo` or answers 401.
+pub async fn require_user(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match auth.authenticate(&req) {
+        Some(user) => {
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
+        None => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Reads user and groups from a DER client certificate the TLS layer already verified.
+pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let mut groups: Vec<String> =
+        subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+    groups.push("system:authenticated".into());
+    Some(UserInfo { name, groups })
+}

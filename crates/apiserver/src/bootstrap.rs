@@ -1,0 +1,94 @@
+//! What exists on first start (system namespaces, the KubeVirt CRDs) and the periodic
+//! store compaction.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use oxivirt_store::ListOptions;
+use serde_json::{json, Value};
+
+use crate::context::{RequestCtx, UserInfo};
+use crate::crd;
+use crate::error::ApiError;
+use crate::service::{Api, Subresource};
+
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// How long watch history is kept before compaction: the window a client may resume in.
+const HISTORY_WINDOW: Duration = Duration::from_secs(300);
+const COMPACTION_TICK: Duration = Duration::from_secs(30);
+
+fn ctx() -> RequestCtx {
+    let mut ctx = RequestCtx::new(UserInfo::system("bootstrap"));
+    ctx.field_manager = "oxivirt-bootstrap".into();
+    ctx
+}
+
+/// Serves the stored CRDs and creates what a fresh cluster has.
+pub async fn run(api: &Api) -> Result<()> {
+    let crd_info = api
+        .registry
+        .by_group_resource("apiextensions.k8s.io", "customresourcedefinitions")
+        .ok_or_else(|| anyhow::anyhow!("the CustomResourceDefinition resource is not registered"))?;
+    let stored = api.store.list(&crd_info.key_prefix(None), ListOptions::default()).await?;
+    for kv in &stored.items {
+        let obj: Value = serde_json::from_slice(&kv.value)?;
+        crd::serve(api, &obj);
+    }
+    let ns_info = api
+        .registry
+        .by_group_resource("", "namespaces")
+        .ok_or_else(|| anyhow::anyhow!("the Namespace resource is not registered"))?;
+    for ns in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        match api.create(&ns_info, "", obj, &ctx(), "v1").await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
+        }
+    }
+    for definition in crd::kubevirt_crds() {
+        let name = definition["metadata"]["name"].as_str().unwrap_or("").to_string();
+        match api.create(&crd_info, "", definition.clone(), &ctx(), "v1").await {
+            Ok(_) => {}
+            Err(ApiError::AlreadyExists { .. }) => {
+                // Keep the installed definition current with this binary's schema.
+                api.write_loop(&crd_info, "", &name, &ctx(), "v1", false, |old| {
+                    let mut new = old.clone();
+                    new["spec"] = definition["spec"].clone();
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove("resourceVersion");
+                    }
+                    Ok(new)
+                }, Subresource::Main)
+                .await
+                .map_err(|e| anyhow::anyhow!("updating CRD {name}: {e}"))?;
+            }
+            Err(e) => return Err(anyhow::anyhow!("creating CRD {name}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Compacts history older than the window, as kube-apiserver asks etcd to.
+pub async fn compaction(api: Arc<Api>) {
+    let mut marks: VecDeque<(tokio::time::Instant, i64)> = VecDeque::new();
+    loop {
+        tokio::time::sleep(COMPACTION_TICK).await;
+        let now = tokio::time::Instant::now();
+        match api.store.current_revision().await {
+            Ok(rev) => marks.push_back((now, rev)),
+            Err(e) => tracing::warn!(error = %e, "reading the store revision for compaction"),
+        }
+        let mut target = None;
+        while marks.front().is_some_and(|(t, _)| now.duration_since(*t) >= HISTORY_WINDOW) {
+            target = marks.pop_front().map(|(_, rev)| rev);
+        }
+        if let Some(rev) = target {
+            if let Err(e) = api.store.compact(rev).await {
+                tracing::warn!(error = %e, revision = rev, "store compaction failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Process wiring: store, registry, bootstrap, background controllers, TLS listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::auth::{identity_from_cert, Authenticator, PeerIdentity};
+use crate::registry::Registry;
+use crate::service::Api;
+use crate::{bootstrap, builtin, gc, kubeconfig, pki, routes};
+
+/// What `oxivirt server` runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// `HOST:PORT`; port 0 picks a free port.
+    pub listen: String,
+}
+
+/// A started server: its address and the task serving it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub api: Arc<Api>,
+    pub kubeconfig: PathBuf,
+}
+
+fn subject_alt_names(addr: &SocketAddr) -> Vec<String> {
+    let mut sans: Vec<String> = [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+        let host = host.trim();
+        if !host.is_empty() && !sans.iter().any(|s| s == host) {
+            sans.push(host.to_string());
+        }
+    }
+    if !addr.ip().is_unspecified() && !sans.contains(&addr.ip().to_string()) {
+        sans.push(addr.ip().to_string());
+    }
+    sans
+}
+
+fn tls_acceptor(pki: &pki::Pki) -> Result<TlsAcceptor> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("parsing the serving certificate")?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pki.server_key_pem.as_bytes())
+        .context("parsing the serving key")?
+        .context("the serving key file holds no key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes()) {
+        roots.add(ca.context("parsing the CA certificate")?).context("adding the CA to the trust store")?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .context("building the client certificate verifier")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("choosing TLS versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .context("loading the serving certificate")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Opens the store, prepares the API and starts listening; returns once the server is
+/// ready and the admin kubeconfig is written. Serving continues on spawned tasks.
+pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("store.db");
+    let store = oxivirt_store::SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
+    let api = Arc::new(Api::new(Arc::new(store), Registry::new(builtin::resources())));
+    bootstrap::run(&api).await.context("bootstrapping the cluster objects")?;
+    tokio::spawn(gc::run(api.clone()));
+    tokio::spawn(bootstrap::compaction(api.clone()));
+
+    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let pki = pki::load_or_create(&config.data_dir, &subject_alt_names(&addr)).context("preparing certificates")?;
+    let acceptor = tls_acceptor(&pki)?;
+    let auth = Arc::new(Authenticator::new(&pki.admin_token, &pki.components_token));
+    let router = routes::router(api.clone(), auth);
+    tokio::spawn(accept_loop(listener, acceptor, router));
+
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let kubeconfig = config.data_dir.join("admin.kubeconfig");
+    kubeconfig::write_admin(&kubeconfig, &format!("https://{host}:{}", addr.port()), &pki)?;
+    tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "oxivirt API server ready");
+    Ok(RunningServer { addr, api, kubeconfig })
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, router: axum::Router) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let identity =
+                PeerIdentity(tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| identity_from_cert(c)));
+            let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(identity.clone());
+                req
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service)).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
