@@ -3,7 +3,7 @@
 //! `CARGO_BIN_EXE_oxivirt` only exists for tests of the package that owns the binary, so the
 //! e2e crate looks for it in the target directory instead, in this order:
 //!
-//! 1. `OXIVIRT_BIN`, if set (an explicit override always wins);
+//! 1. `OXIVIRT_BIN` (`OXIVIRT_BENCH_BIN` for the benchmark), if set (an explicit override always wins);
 //! 2. the profile directory of the running test binary (`<target>/<profile>/deps/tests-…` →
 //!    `<target>/<profile>/oxivirt`), so `cargo test --release` uses the release server and
 //!    `CARGO_TARGET_DIR` is honoured without reading it;
@@ -44,29 +44,38 @@ pub fn kubectl_bin() -> PathBuf {
 /// When no built binary is found; the message says how to build one.
 pub fn oxivirt_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let found = find_oxivirt();
-        match found {
-            Some(path) => {
-                eprintln!("e2e: testing server binary {}", path.display());
-                path
-            }
-            None => panic!(
-                "oxivirt binary not found (looked next to the test binary, in $CARGO_TARGET_DIR \
-                 and in <repo>/target); build it first with \
-                 `cargo build -p oxivirt-server --bin oxivirt` (add --release for release tests) \
-                 or point OXIVIRT_BIN at it"
-            ),
-        }
-    })
-    .clone()
+    BIN.get_or_init(|| locate("oxivirt", "OXIVIRT_BIN", "oxivirt-server")).clone()
 }
 
-fn find_oxivirt() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("OXIVIRT_BIN") {
+/// The `oxivirt-bench` binary (found like [`oxivirt_bin`], override `OXIVIRT_BENCH_BIN`).
+///
+/// # Panics
+/// When no built binary is found; the message says how to build one.
+pub fn bench_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| locate("oxivirt-bench", "OXIVIRT_BENCH_BIN", "oxivirt-bench")).clone()
+}
+
+fn locate(name: &str, override_var: &str, package: &str) -> PathBuf {
+    match find(name, override_var) {
+        Some(path) => {
+            eprintln!("e2e: using {}", path.display());
+            path
+        }
+        None => panic!(
+            "{name} binary not found (looked next to the test binary, in $CARGO_TARGET_DIR \
+             and in <repo>/target); build it first with \
+             `cargo build -p {package} --bin {name}` (add --release for release tests) \
+             or point {override_var} at it"
+        ),
+    }
+}
+
+fn find(name: &str, override_var: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(override_var) {
         return Some(path.into());
     }
-    if let Some(beside) = beside_test_binary().filter(|p| p.is_file()) {
+    if let Some(beside) = beside_test_binary(name).filter(|p| p.is_file()) {
         return Some(beside);
     }
     let mut target_dirs = Vec::new();
@@ -79,17 +88,17 @@ fn find_oxivirt() -> Option<PathBuf> {
     target_dirs.push(repo_root().join("target"));
     target_dirs
         .iter()
-        .flat_map(|dir| ["release", "debug"].map(|profile| dir.join(profile).join("oxivirt")))
+        .flat_map(|dir| ["release", "debug"].map(|profile| dir.join(profile).join(name)))
         .filter(|p| p.is_file())
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
 }
 
-/// `<target>/<profile>/oxivirt` for the profile the test binary itself was built with.
-fn beside_test_binary() -> Option<PathBuf> {
+/// `<target>/<profile>/<name>` for the profile the test binary itself was built with.
+fn beside_test_binary(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let deps = exe.parent()?;
     if deps.file_name()? != "deps" {
         return None;
     }
-    Some(deps.parent()?.join("oxivirt"))
+    Some(deps.parent()?.join(name))
 }

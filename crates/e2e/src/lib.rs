@@ -10,7 +10,7 @@ mod json;
 mod kubectl;
 mod server;
 
-pub use binary::{kubectl_bin, oxivirt_bin, repo_root, shared_dir};
+pub use binary::{bench_bin, kubectl_bin, oxivirt_bin, repo_root, shared_dir};
 pub use json::assert_subset;
 pub use kubectl::{Background, Kubectl, Run};
 pub use server::{Server, READY_TIMEOUT};

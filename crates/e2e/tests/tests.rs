@@ -5,6 +5,7 @@
 //! `docs/testing.md`). Modules follow the kubectl verbs they exercise.
 
 mod apply;
+mod bench;
 mod crd;
 mod delete;
 mod discovery;
