@@ -29,7 +29,15 @@ pub fn record_update(info: &ResourceInfo, old: Option<&Value>, new: &mut Value, 
 }
 
 /// Server-side apply of `applied` onto `live` (None: the object is created).
-pub fn apply(info: &ResourceInfo, live: Option<&Value>, applied: &Value, ctx: &RequestCtx, force: bool, version: &str) -> ApiResult<Value> {
+pub fn apply(
+    info: &ResourceInfo,
+    live: Option<&Value>,
+    applied: &Value,
+    ctx: &RequestCtx,
+    force: bool,
+    version: &str,
+    status: bool,
+) -> ApiResult<Value> {
     let meta = patch_meta(info);
     let opts = ApplyOptions {
         manager: ctx.manager().to_string(),
@@ -37,6 +45,7 @@ pub fn apply(info: &ResourceInfo, live: Option<&Value>, applied: &Value, ctx: &R
         api_version: info.api_version(version),
         time: objects::now_rfc3339(),
         meta: meta.as_ref(),
+        subresource: status.then(|| "status".to_string()),
     };
     let mut result = oxivirt_patch::apply(live, applied, &opts).map_err(|e| match e {
         ApplyError::Conflicts(_) => ApiError::conflict_plain(&info.group, &info.plural, objects::name(applied), &e.to_string()),

@@ -3,7 +3,7 @@
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::error::{ApiError, Cause};
+use crate::error::Cause;
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -32,10 +32,6 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
@@ -134,10 +130,6 @@ impl FieldSelector {
             reqs.push((key.to_string(), negate, value.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// Looks up a field label; the special `source` label of Events is `source.component`.

@@ -80,7 +80,7 @@ pub async fn list(
     let mut items = Vec::new();
     let mut read_at = revision;
     let mut last_key: Option<String> = None;
-    let mut more = false;
+    let mut more;
     loop {
         let want = if limit == 0 { None } else { Some((limit - items.len()).max(1)) };
         let page = api

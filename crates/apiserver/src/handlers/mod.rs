@@ -19,9 +19,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 use crate::service::{Api, DeleteOptions, Subresource};
 use crate::table::{self, IncludeObject};
-use request::{content_type, decode_body, flag, parse_path, query_map, request_ctx, wants_table, ResourcePath, MAX_BODY};
+use request::{content_type, decode_body, flag, parse_path, query_map, request_ctx, wants_table, MAX_BODY};
 
-pub use list::Filter;
 
 /// Serialises a JSON response, with the warnings gathered while handling it.
 pub fn json_response(code: StatusCode, body: &Value, warnings: Vec<String>) -> Response {
@@ -242,6 +241,3 @@ fn delete_options(query: &std::collections::HashMap<String, String>, raw: &bytes
     }
     Ok(opts)
 }
-
-/// Parsed path, for handlers outside this module.
-pub type Path = ResourcePath;

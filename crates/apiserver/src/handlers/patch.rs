@@ -111,7 +111,7 @@ async fn apply(
     }
     match api.get(info, ns, name, version).await {
         Err(ApiError::NotFound { .. }) if sub == Subresource::Main => {
-            let mut obj = managed::apply(info, None, &applied, ctx, force, version)?;
+            let mut obj = managed::apply(info, None, &applied, ctx, force, version, false)?;
             objects::meta_mut(&mut obj).insert("name".into(), Value::String(name.into()));
             let mut create_ctx = RequestCtx::new(ctx.user.clone());
             create_ctx.dry_run = ctx.dry_run;
@@ -133,7 +133,7 @@ async fn apply(
             apply_ctx.applying = true;
             let result = api
                 .write_loop(info, ns, name, &apply_ctx, version, false, |old| {
-                    managed::apply(info, Some(old), &applied, &apply_ctx, force, version)
+                    managed::apply(info, Some(old), &applied, &apply_ctx, force, version, sub == Subresource::Status)
                 }, sub)
                 .await;
             for w in apply_ctx.take_warnings() {

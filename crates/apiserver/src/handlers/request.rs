@@ -96,6 +96,12 @@ pub fn decode_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest("the request body is empty".into()));
     }
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // Clients (client-go ≥ 1.32) fall back to JSON when they get 415 for these.
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+        )));
+    }
     let is_yaml = content_type.contains("yaml");
     if is_yaml {
         let value: serde_yaml::Value = serde_yaml::from_slice(body)
