@@ -244,6 +244,12 @@ pub fn resources() -> Vec<ResourceInfo> {
                 C::func("Object", 0, p::event_object),
                 C::func("Message", 0, p::event_message),
             ];
+            ev.storage_alias = Some(crate::registry::StorageAlias {
+                group: "core",
+                plural: "events",
+                to_storage: crate::events::to_core,
+                from_storage: crate::events::from_core,
+            });
             with_schema(ev, "io.k8s.api.events.v1.Event")
         },
     ];

@@ -14,6 +14,7 @@ mod context;
 mod crd;
 mod discovery;
 mod error;
+mod events;
 mod gc;
 mod handlers;
 mod jsonpath;

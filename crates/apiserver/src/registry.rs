@@ -66,6 +66,17 @@ pub struct ResourceInfo {
     pub create_policy: CreatePolicy,
     /// Set when served because of a CustomResourceDefinition object.
     pub crd_name: Option<String>,
+    /// Set when objects live in another resource's storage (events.k8s.io Events).
+    pub storage_alias: Option<StorageAlias>,
+}
+
+/// Storage shared with another resource, with conversions to and from its form.
+#[derive(Debug, Clone)]
+pub struct StorageAlias {
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub to_storage: fn(Value) -> Value,
+    pub from_storage: fn(Value) -> Value,
 }
 
 pub const ALL_VERBS: &[&str] =
@@ -93,6 +104,7 @@ impl ResourceInfo {
             name_rule: NameRule::Subdomain,
             create_policy: CreatePolicy::Anyone,
             crd_name: None,
+            storage_alias: None,
         }
     }
 
@@ -119,10 +131,13 @@ impl ResourceInfo {
 
     /// The store key prefix of this resource, optionally narrowed to one namespace.
     pub fn key_prefix(&self, namespace: Option<&str>) -> String {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let (group, plural) = match &self.storage_alias {
+            Some(alias) => (alias.group, alias.plural),
+            None => (if self.group.is_empty() { "core" } else { self.group.as_str() }, self.plural.as_str()),
+        };
         match namespace {
-            Some(ns) if self.namespaced => format!("/registry/{group}/{}/{ns}/", self.plural),
-            _ => format!("/registry/{group}/{}/", self.plural),
+            Some(ns) if self.namespaced => format!("/registry/{group}/{plural}/{ns}/"),
+            _ => format!("/registry/{group}/{plural}/"),
         }
     }
 

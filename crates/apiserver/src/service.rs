@@ -31,6 +31,7 @@ pub struct Api {
     pub registry: Registry,
     /// Woken after deletions so the garbage collector and namespace controller react at once.
     pub deletions: Notify,
+    event_lease: tokio::sync::Mutex<Option<(oxivirt_store::LeaseId, std::time::Instant)>>,
 }
 
 /// The result of a delete: the object as it was (or now is, while finalizers run).
@@ -51,13 +52,31 @@ pub struct DeleteOptions {
 
 impl Api {
     pub fn new(store: Arc<dyn Store>, registry: Registry) -> Self {
-        Api { store, registry, deletions: Notify::new() }
+        Api { store, registry, deletions: Notify::new(), event_lease: tokio::sync::Mutex::new(None) }
+    }
+
+    /// A store lease expiring about one event TTL from now, shared by Events created
+    /// within the same minute (as kube-apiserver reuses etcd leases).
+    async fn event_lease(&self) -> ApiResult<oxivirt_store::LeaseId> {
+        let mut cached = self.event_lease.lock().await;
+        let now = std::time::Instant::now();
+        if let Some((id, granted)) = *cached {
+            if now.duration_since(granted) < std::time::Duration::from_secs(60) {
+                return Ok(id);
+            }
+        }
+        let id = self.store.grant_lease(crate::events::EVENT_TTL).await?;
+        *cached = Some((id, now));
+        Ok(id)
     }
 
     /// Turns a stored record into the object a client sees, in the requested version.
     pub fn decode(&self, info: &ResourceInfo, kv: &KeyValue, version: &str) -> ApiResult<Value> {
         let mut obj: Value = serde_json::from_slice(&kv.value)
             .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+        if let Some(alias) = &info.storage_alias {
+            obj = (alias.from_storage)(obj);
+        }
         obj["apiVersion"] = json!(info.api_version(version));
         obj["kind"] = json!(info.kind);
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
@@ -67,6 +86,9 @@ impl Api {
     fn encode(info: &ResourceInfo, obj: &Value) -> ApiResult<Vec<u8>> {
         let mut copy = obj.clone();
         copy["apiVersion"] = json!(info.storage_api_version());
+        if let Some(alias) = &info.storage_alias {
+            copy = (alias.to_storage)(copy);
+        }
         meta_mut(&mut copy).remove("resourceVersion");
         serde_json::to_vec(&copy).map_err(ApiError::internal)
     }
@@ -171,7 +193,8 @@ impl Api {
         }
         let key = info.key(Self::ns_arg(info, ns), &name);
         let bytes = Self::encode(info, &obj)?;
-        match self.store.create(&key, bytes, None).await {
+        let lease = if info.kind == "Event" { Some(self.event_lease().await?) } else { None };
+        match self.store.create(&key, bytes, lease).await {
             Ok(kv) => {
                 let created = self.decode(info, &kv, version)?;
                 admission::after_write(self, info, &created).await;

@@ -93,10 +93,6 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
     let ns_str = ns.clone().unwrap_or_default();
     let is_watch = path.legacy_watch || flag(&query, "watch");
     let table = wants_table(&parts.headers).then(|| IncludeObject::parse(query.get("includeObject").map(String::as_str)));
-    if let Some(warning) = deprecation_warning(&info, &version) {
-        // Surfaced on every request to a deprecated version, as kube-apiserver does.
-        let _ = warning;
-    }
 
     match (&parts.method, &path.name) {
         (&Method::GET, _) if is_watch => {
