@@ -118,6 +118,41 @@ impl Kubectl {
         self.run_stdin(&["create", "-f", "-"], yaml).ok()
     }
 
+    /// Creates ConfigMap `name` with `data` in the default namespace; returns stdout.
+    ///
+    /// Goes through `kubectl create -f -` with a JSON manifest: the imperative
+    /// `kubectl create configmap` sends a protobuf body (kubectl's typed client), which has
+    /// tests of its own, so setup steps elsewhere do not depend on it.
+    pub fn create_configmap(&self, name: &str, data: &[(&str, &str)]) -> String {
+        self.create_configmap_in("default", name, data)
+    }
+
+    /// Like [`create_configmap`](Self::create_configmap), in `namespace`.
+    pub fn create_configmap_in(&self, namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect();
+        let manifest = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": data,
+        });
+        self.create(&manifest.to_string())
+    }
+
+    /// Creates Namespace `name` from a JSON manifest (see
+    /// [`create_configmap`](Self::create_configmap) for why); returns stdout.
+    pub fn create_namespace(&self, name: &str) -> String {
+        let manifest = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+        });
+        self.create(&manifest.to_string())
+    }
+
     /// Runs `kubectl args… -o json` and parses the output.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();

@@ -45,18 +45,34 @@ fn apply_updates_an_object_and_removes_fields_dropped_from_the_manifest() {
 }
 
 #[test]
-fn create_makes_objects_from_flags_and_from_files_and_refuses_duplicates() {
+fn create_from_a_manifest_makes_an_object_and_refuses_a_duplicate() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-file\nstringData:\n  token: abc\n";
+    assert_eq!(k.create(secret).trim(), "secret/from-file created");
+    // stringData is write-only: it lands base64-encoded in data.
+    assert_eq!(k.jsonpath(&["secret", "from-file"], "{.data.token}"), "YWJj");
+    assert_eq!(k.jsonpath(&["secret", "from-file"], "{.stringData}"), "");
+
+    let err = k.run_stdin(&["create", "-f", "-"], secret).fails();
+    assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
+}
+
+/// The `kubectl create <kind>` subcommands go through kubectl's typed client, which sends
+/// protobuf bodies (`Content-Type: application/vnd.kubernetes.protobuf`) for built-in kinds.
+#[test]
+fn create_subcommands_make_configmaps_namespaces_secrets_and_services() {
     let server = Server::start();
     let k = server.kubectl();
     let out = k.ok(&["create", "configmap", "from-flags", "--from-literal=greeting=hello"]);
     assert_eq!(out.trim(), "configmap/from-flags created");
-
-    let out = k.create(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-file\nstringData:\n  token: abc\n",
-    );
-    assert_eq!(out.trim(), "secret/from-file created");
-    // stringData is write-only: it lands base64-encoded in data.
-    assert_eq!(k.jsonpath(&["secret", "from-file"], "{.data.token}"), "YWJj");
+    assert_eq!(k.jsonpath(&["configmap", "from-flags"], "{.data.greeting}"), "hello");
+    assert_eq!(k.ok(&["create", "namespace", "imperative"]).trim(), "namespace/imperative created");
+    let out = k.ok(&["create", "secret", "generic", "s", "-n", "imperative", "--from-literal=a=b"]);
+    assert_eq!(out.trim(), "secret/s created");
+    let out = k.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    assert_eq!(out.trim(), "service/web created");
+    assert_eq!(k.jsonpath(&["service", "web"], "{.spec.ports[0].targetPort}"), "8080");
 
     let err = k.fails(&["create", "configmap", "from-flags"]);
     assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
@@ -66,7 +82,12 @@ fn create_makes_objects_from_flags_and_from_files_and_refuses_duplicates() {
 fn create_with_server_dry_run_stores_nothing() {
     let server = Server::start();
     let k = server.kubectl();
-    let out = k.ok(&["create", "configmap", "dry", "--from-literal=a=b", "--dry-run=server"]);
+    let out = k
+        .run_stdin(
+            &["create", "--dry-run=server", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n",
+        )
+        .ok();
     assert!(out.contains("configmap/dry created (server dry run)"), "{out}");
     assert!(!k.exists(&["configmap", "dry"]));
 }
@@ -110,8 +131,8 @@ fn server_side_apply_reports_conflicts_between_field_managers_until_forced() {
 fn server_side_apply_by_the_same_manager_removes_fields_it_no_longer_sets() {
     let server = Server::start();
     let k = server.kubectl();
-    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: x\n  b: y\n";
-    let one = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: x\n";
+    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: \"x\"\n  b: \"y\"\n";
+    let one = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: \"x\"\n";
     k.run_stdin(&["apply", "--server-side", "-f", "-"], both).ok();
     k.run_stdin(&["apply", "--server-side", "-f", "-"], one).ok();
     let data = k.json(&["get", "cm", "owned"])["data"].clone();

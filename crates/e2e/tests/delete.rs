@@ -8,7 +8,7 @@ const GC_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Creates ConfigMap `owner` and ConfigMap `dependent` owned by it; returns the owner's uid.
 fn owner_and_dependent(k: &Kubectl, block_owner_deletion: bool) -> String {
-    k.ok(&["create", "configmap", "owner"]);
+    k.create_configmap("owner", &[]);
     let uid = k.jsonpath(&["configmap", "owner"], "{.metadata.uid}");
     assert!(!uid.is_empty());
     k.create(&format!(
@@ -121,7 +121,7 @@ fn delete_by_label_and_delete_collection_remove_only_matching_objects() {
     let server = Server::start();
     let k = server.kubectl();
     for (name, app) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("c1", "c"), ("c2", "c")] {
-        k.ok(&["create", "configmap", name]);
+        k.create_configmap(name, &[]);
         k.ok(&["label", "configmap", name, &format!("app={app}")]);
     }
     k.ok(&["delete", "configmaps", "-l", "app=a"]);

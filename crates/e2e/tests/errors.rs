@@ -49,7 +49,9 @@ fn a_body_over_three_mebibytes_is_rejected_as_too_large() {
 fn an_invalid_name_is_rejected_as_invalid_with_the_field_path() {
     let server = Server::start();
     let k = server.kubectl();
-    let err = k.fails(&["create", "configmap", "Not_A_DNS_Name"]);
+    let err = k
+        .run_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_DNS_Name\n")
+        .fails();
     assert!(err.contains("Invalid") && err.contains("metadata.name"), "{err}");
 }
 

@@ -21,7 +21,7 @@ fn configmap_names(k: &Kubectl, namespace: &str, extra: &[&str]) -> Vec<String> 
 fn get_prints_yaml_json_jsonpath_and_wide_output() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "c1", "--from-literal=greeting=hello"]);
+    k.create_configmap("c1", &[("greeting", "hello")]);
 
     let yaml = k.ok(&["get", "configmap", "c1", "-o", "yaml"]);
     assert!(yaml.contains("greeting: hello") && yaml.contains("name: c1"), "{yaml}");
@@ -56,9 +56,9 @@ fn get_prints_yaml_json_jsonpath_and_wide_output() {
 fn get_filters_by_label_selector_and_shows_labels() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "sel"]);
+    k.create_namespace("sel");
     for (name, labels) in [("web", "app=web,tier=front"), ("db", "app=db,tier=back"), ("bare", "")] {
-        k.ok(&["create", "configmap", name, "-n", "sel"]);
+        k.create_configmap_in("sel", name, &[]);
         if !labels.is_empty() {
             let mut args = vec!["label", "configmap", name, "-n", "sel"];
             args.extend(labels.split(','));
@@ -92,9 +92,9 @@ fn get_filters_by_label_selector_and_shows_labels() {
 fn get_filters_by_field_selector() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "fields"]);
+    k.create_namespace("fields");
     for name in ["one", "two"] {
-        k.ok(&["create", "configmap", name, "-n", "fields"]);
+        k.create_configmap_in("fields", name, &[]);
     }
     let by_name = configmap_names(&k, "fields", &["--field-selector", "metadata.name=one"]);
     assert_eq!(by_name, ["one"]);
@@ -136,7 +136,7 @@ fn get_pages_through_long_lists_with_chunk_size() {
 fn describe_shows_a_configmap_and_a_virtual_machine() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "described", "--from-literal=colour=blue"]);
+    k.create_configmap("described", &[("colour", "blue")]);
     let out = k.ok(&["describe", "configmap", "described"]);
     for needle in ["Name:", "described", "Namespace:", "default", "Data", "colour", "blue"] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");

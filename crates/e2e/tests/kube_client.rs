@@ -87,7 +87,7 @@ async fn watch_sees_create_and_delete(config: watcher::Config) {
 #[tokio::test]
 async fn kube_rs_lists_configmaps_and_namespaces_created_by_kubectl() {
     let server = Server::start();
-    server.kubectl().ok(&["create", "configmap", "listed", "--from-literal=a=b"]);
+    server.kubectl().create_configmap("listed", &[("a", "b")]);
     let client = client(&server).await;
 
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");

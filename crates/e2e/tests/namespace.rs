@@ -17,10 +17,10 @@ fn the_four_system_namespaces_exist_on_first_start() {
 fn deleting_a_namespace_removes_its_contents_and_then_the_namespace() {
     let server = Server::start();
     let k = server.kubectl();
-    assert_eq!(k.ok(&["create", "namespace", "doomed"]).trim(), "namespace/doomed created");
+    assert_eq!(k.create_namespace("doomed").trim(), "namespace/doomed created");
     assert_eq!(k.jsonpath(&["namespace", "doomed"], "{.status.phase}"), "Active");
-    k.ok(&["create", "configmap", "inside", "-n", "doomed"]);
-    k.ok(&["create", "secret", "generic", "secret-inside", "-n", "doomed", "--from-literal=a=b"]);
+    k.create_configmap_in("doomed", "inside", &[]);
+    k.create("apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret-inside\n  namespace: doomed\n");
 
     let out = k.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
     assert_eq!(out.trim(), r#"namespace "doomed" deleted"#);
@@ -36,7 +36,7 @@ fn deleting_a_namespace_removes_its_contents_and_then_the_namespace() {
 fn a_namespace_is_terminating_while_its_content_has_a_finalizer() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "slow"]);
+    k.create_namespace("slow");
     k.create(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: slow\n  finalizers:\n  - example.com/hold\n",
     );
@@ -44,7 +44,8 @@ fn a_namespace_is_terminating_while_its_content_has_a_finalizer() {
     wait_until("phase Terminating", Duration::from_secs(20), || {
         (k.jsonpath(&["namespace", "slow"], "{.status.phase}") == "Terminating").then_some(())
     });
-    let err = k.fails(&["create", "configmap", "late", "-n", "slow"]);
+    let late = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: slow\n";
+    let err = k.run_stdin(&["create", "-f", "-"], late).fails();
     assert!(err.contains("Forbidden") || err.contains("being terminated"), "{err}");
 
     k.ok(&["patch", "configmap", "held", "-n", "slow", "--type", "merge",

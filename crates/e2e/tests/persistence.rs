@@ -11,8 +11,8 @@ fn resource_version(k: &Kubectl, args: &[&str]) -> u64 {
 fn objects_survive_a_clean_restart_with_the_same_data_dir() {
     let mut server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "kept"]);
-    k.ok(&["create", "configmap", "survivor", "-n", "kept", "--from-literal=a=b"]);
+    k.create_namespace("kept");
+    k.create_configmap_in("kept", "survivor", &[("a", "b")]);
     let before = k.json(&["get", "configmap", "survivor", "-n", "kept"]);
     let rv_before = resource_version(&k, &["configmap", "survivor", "-n", "kept"]);
 
@@ -23,7 +23,7 @@ fn objects_survive_a_clean_restart_with_the_same_data_dir() {
     let k = server.kubectl();
     let after = k.json(&["get", "configmap", "survivor", "-n", "kept"]);
     assert_eq!(before, after, "object changed across restart");
-    k.ok(&["create", "configmap", "newer", "-n", "kept"]);
+    k.create_configmap_in("kept", "newer", &[]);
     let rv_after = resource_version(&k, &["configmap", "newer", "-n", "kept"]);
     assert!(rv_after > rv_before, "resourceVersion went backwards: {rv_before} -> {rv_after}");
 }
@@ -33,7 +33,7 @@ fn acknowledged_objects_survive_kill_9() {
     let mut server = Server::start();
     let k = server.kubectl();
     let manifest: String = (0..30)
-        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: acked-{i:02}\n  namespace: default\ndata:\n  n: \"{i}\"\n---\n"))
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: acked-{i:02}\n  namespace: default\ndata:\n  index: \"{i}\"\n---\n"))
         .collect();
     let out = k.create(&manifest);
     assert_eq!(out.lines().count(), 30, "{out}");
@@ -50,7 +50,7 @@ fn acknowledged_objects_survive_kill_9() {
     }
     assert!(!names.contains("acked-29"), "deleted object came back:\n{names}");
     assert_eq!(k.jsonpath(&["configmap", "acked-00"], "{.metadata.labels.updated}"), "yes");
-    assert_eq!(k.jsonpath(&["configmap", "acked-17"], "{.data.n}"), "17");
+    assert_eq!(k.jsonpath(&["configmap", "acked-17"], "{.data.index}"), "17");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use oxivirt_e2e::Server;
 fn replace_with_a_stale_resource_version_is_a_conflict() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "cas", "--from-literal=v=1"]);
+    k.create_configmap("cas", &[("v", "1")]);
     let stale = k.ok(&["get", "configmap", "cas", "-o", "yaml"]);
     let stale_path = server.write_file("stale.yaml", &stale.replace("v: \"1\"", "v: \"stale\""));
 
@@ -28,7 +28,7 @@ fn replace_with_a_stale_resource_version_is_a_conflict() {
 fn every_update_changes_the_resource_version_and_keeps_the_uid() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "rv"]);
+    k.create_configmap("rv", &[]);
     let before = k.json(&["get", "configmap", "rv"]);
     k.ok(&["label", "configmap", "rv", "x=y"]);
     let after = k.json(&["get", "configmap", "rv"]);
@@ -41,7 +41,7 @@ fn every_update_changes_the_resource_version_and_keeps_the_uid() {
 fn label_adds_refuses_to_overwrite_without_flag_and_removes_labels() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "lab"]);
+    k.create_configmap("lab", &[]);
     assert_eq!(k.ok(&["label", "configmap", "lab", "tier=web"]).trim(), "configmap/lab labeled");
 
     let err = k.fails(&["label", "configmap", "lab", "tier=db"]);
@@ -57,7 +57,7 @@ fn label_adds_refuses_to_overwrite_without_flag_and_removes_labels() {
 fn annotate_adds_overwrites_and_removes_annotations() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "ann"]);
+    k.create_configmap("ann", &[]);
     let out = k.ok(&["annotate", "configmap", "ann", "example.com/note=hello world"]);
     assert_eq!(out.trim(), "configmap/ann annotated");
     assert_eq!(

@@ -17,7 +17,7 @@ fn wait_for_condition_established_succeeds_for_a_new_crd() {
 fn wait_for_condition_times_out_when_the_condition_never_appears() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "quiet"]);
+    k.create_namespace("quiet");
     let err = k.fails(&["wait", "--for=condition=Ready", "namespace/quiet", "--timeout=2s"]);
     assert!(err.contains("timed out"), "{err}");
 }
@@ -26,13 +26,13 @@ fn wait_for_condition_times_out_when_the_condition_never_appears() {
 fn wait_for_jsonpath_sees_a_namespace_become_active_and_a_value_change() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "namespace", "watched"]);
+    k.create_namespace("watched");
     let out = k.ok(&[
         "wait", "--for=jsonpath={.status.phase}=Active", "namespace/watched", "--timeout=30s",
     ]);
     assert_eq!(out.trim(), "namespace/watched condition met");
 
-    k.ok(&["create", "configmap", "flag", "--from-literal=state=off"]);
+    k.create_configmap("flag", &[("state", "off")]);
     let mut waiter = k.spawn(&["wait", "--for=jsonpath={.data.state}=on", "configmap/flag", "--timeout=30s"]);
     std::thread::sleep(Duration::from_millis(300));
     k.ok(&["patch", "configmap", "flag", "--type", "merge", "-p", r#"{"data":{"state":"on"}}"#]);
@@ -43,7 +43,7 @@ fn wait_for_jsonpath_sees_a_namespace_become_active_and_a_value_change() {
 fn wait_for_delete_returns_once_the_object_is_gone() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "doomed"]);
+    k.create_configmap("doomed", &[]);
     let waiter = k.spawn(&["wait", "--for=delete", "configmap/doomed", "--timeout=30s"]);
     std::thread::sleep(Duration::from_millis(300));
     k.ok(&["delete", "configmap", "doomed"]);

@@ -10,10 +10,10 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 fn get_watch_prints_a_configmap_created_after_it_started() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "before"]);
+    k.create_configmap("before", &[]);
     let mut watch = k.spawn(&["get", "configmaps", "--watch"]);
     watch.expect_line(&["before"], EVENT_TIMEOUT);
-    k.ok(&["create", "configmap", "after", "--from-literal=a=b"]);
+    k.create_configmap("after", &[("a", "b")]);
     let line = watch.expect_line(&["after"], EVENT_TIMEOUT);
     assert!(line.split_whitespace().nth(1) == Some("1"), "DATA column: {line}");
 }
@@ -25,7 +25,7 @@ fn get_watch_with_event_types_reports_added_modified_and_deleted() {
     let mut watch = k.spawn(&["get", "configmaps", "--watch", "--output-watch-events", "--watch-only"]);
     // --watch-only prints nothing until an event arrives, so give the watch time to open.
     std::thread::sleep(Duration::from_millis(500));
-    k.ok(&["create", "configmap", "evt"]);
+    k.create_configmap("evt", &[]);
     watch.expect_line(&["ADDED", "evt"], EVENT_TIMEOUT);
     k.ok(&["label", "configmap", "evt", "x=y"]);
     watch.expect_line(&["MODIFIED", "evt"], EVENT_TIMEOUT);
@@ -37,11 +37,11 @@ fn get_watch_with_event_types_reports_added_modified_and_deleted() {
 fn watch_resumes_from_a_resource_version() {
     let server = Server::start();
     let k = server.kubectl();
-    k.ok(&["create", "configmap", "old"]);
+    k.create_configmap("old", &[]);
     let list = k.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]);
     let list: serde_json::Value = serde_json::from_str(&list).expect("list JSON");
     let rv = list["metadata"]["resourceVersion"].as_str().expect("list resourceVersion").to_owned();
-    k.ok(&["create", "configmap", "new"]);
+    k.create_configmap("new", &[]);
     // A watch from the list's revision replays only what happened after it.
     let mut watch = k.spawn(&[
         "get", "--raw",
