@@ -114,6 +114,12 @@ pub fn markdown(results: &Results) -> String {
         "p99 < 10 ms",
         "",
     );
+    row(
+        "create request sent → watch event p50 / p99 (upper bound)".into(),
+        format!("{} / {}", ms(w.from_request.percentile(50.0)), ms(w.from_request.percentile(99.0))),
+        "",
+        "",
+    );
     if let Some((fsync, sqlite)) = results.reference {
         row("reference: 1 KiB write + fdatasync on the data disk".into(), per_second(fsync), "", "");
         row("reference: SQLite WAL commits, synchronous=FULL, 1 row each".into(), per_second(sqlite), "", "");

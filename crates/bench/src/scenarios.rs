@@ -46,11 +46,14 @@ pub struct ListResult {
     pub page_size: usize,
 }
 
-/// Watch delivery: from the create's response to the event's arrival at a watcher.
+/// Watch delivery: from a create to the event's arrival at a watcher.
 #[derive(Debug)]
 pub struct WatchResult {
-    /// Latency per event; an event that beat the create's response counts as zero.
+    /// From the create's response to the event; an event that beat the response counts as
+    /// zero.
     pub latency: Samples,
+    /// From sending the create request to the event (includes the create itself).
+    pub from_request: Samples,
     /// How many events arrived before the create's response did.
     pub before_response: usize,
 }
@@ -296,28 +299,35 @@ impl Bench {
         let mut acknowledged = HashMap::with_capacity(count);
         for i in 0..count {
             let name = format!("watched-{i:06}");
+            let sent = Instant::now();
             conn.expect_ok(Method::POST, &path, Some(configmap(&name))).await?;
-            acknowledged.insert(name, Instant::now());
+            acknowledged.insert(name, (sent, Instant::now()));
         }
         let mut latency = Samples::with_capacity(count);
+        let mut from_request = Samples::with_capacity(count);
         let mut before_response = 0;
         let deadline = Instant::now() + WATCH_DRAIN_TIMEOUT;
         while latency.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, arrivals.recv()).await {
                 Ok(Some((name, arrived))) => {
-                    if let Some(acked) = acknowledged.get(&name) {
+                    if let Some((sent, acked)) = acknowledged.get(&name) {
                         if arrived < *acked {
                             before_response += 1;
                         }
                         latency.push(arrived.saturating_duration_since(*acked));
+                        from_request.push(arrived.saturating_duration_since(*sent));
                     }
                 }
                 _ => bail!("only {} of {count} watch events arrived", latency.len()),
             }
         }
         reader.abort();
-        Ok(WatchResult { latency, before_response })
+        Ok(WatchResult {
+            latency,
+            from_request,
+            before_response,
+        })
     }
 
     /// Deletes the run's namespaces (the server removes their content in the background).
