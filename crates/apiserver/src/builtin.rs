@@ -275,6 +275,29 @@ pub fn resources() -> Vec<ResourceInfo> {
         };
         list.push(with_schema(info, &format!("io.k8s.api.rbac.v1.{kind}")));
     }
+    list.push(with_schema(
+        status(short(
+            columns(
+                b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+                vec![
+                    C::func("Min Available", 0, p::pdb_min_available),
+                    C::func("Max Unavailable", 0, p::pdb_max_unavailable),
+                    C::func("Allowed Disruptions", 0, p::pdb_allowed),
+                ],
+                true,
+            ),
+            &["pdb"],
+        )),
+        "io.k8s.api.policy.v1.PodDisruptionBudget",
+    ));
+    list.push(with_schema(
+        all_category(status(columns(
+            b("batch", "v1", "Job", "jobs", true),
+            vec![C::func("Status", 0, p::job_status), C::func("Completions", 0, p::job_completions)],
+            true,
+        ))),
+        "io.k8s.api.batch.v1.Job",
+    ));
     let mut crd = status(short(
         b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false),
         &["crd", "crds"],

@@ -61,6 +61,10 @@ fn resources_in(registry: &Registry, group: &str, version: &str) -> Vec<Arc<Reso
     registry.all().into_iter().filter(|i| i.group == group && i.versions.iter().any(|v| v == version)).collect()
 }
 
+fn is_pods(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "pods"
+}
+
 pub fn api_versions(server_address: &str) -> Value {
     json!({
         "kind": "APIVersions",
@@ -123,6 +127,12 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Opt
                 "namespaced": info.namespaced, "kind": info.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if is_pods(info) {
+            resources.push(json!({
+                "name": "pods/eviction", "singularName": "", "namespaced": true,
+                "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+            }));
+        }
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
@@ -154,11 +164,22 @@ pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
                             if !info.categories.is_empty() {
                                 r["categories"] = json!(info.categories);
                             }
+                            let mut subresources = Vec::new();
                             if info.has_status {
-                                r["subresources"] = json!([{
+                                subresources.push(json!({
                                     "subresource": "status", "responseKind": kind,
                                     "verbs": ["get", "patch", "update"],
-                                }]);
+                                }));
+                            }
+                            if is_pods(info) {
+                                subresources.push(json!({
+                                    "subresource": "eviction",
+                                    "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
+                                    "verbs": ["create"],
+                                }));
+                            }
+                            if !subresources.is_empty() {
+                                r["subresources"] = json!(subresources);
                             }
                             r
                         })

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The content type of the body is not one we accept for this verb.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// An eviction would violate a PodDisruptionBudget.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Too many retries against a contended object.
     #[error("{0}")]
     Timeout(String),
@@ -132,6 +135,7 @@ impl ApiError {
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +154,7 @@ impl ApiError {
             ApiError::Expired(_) => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
             ApiError::Internal(_) => "InternalError",
         }

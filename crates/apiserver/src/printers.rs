@@ -451,3 +451,45 @@ pub fn binding_groups(obj: &Value) -> Value {
 pub fn binding_service_accounts(obj: &Value) -> Value {
     subjects(obj, "ServiceAccount")
 }
+
+fn int_or_string(obj: &Value, pointer: &str) -> Value {
+    match obj.pointer(pointer) {
+        Some(Value::Number(n)) => json!(n.to_string()),
+        Some(Value::String(s)) => json!(s),
+        _ => json!("N/A"),
+    }
+}
+
+pub fn pdb_min_available(obj: &Value) -> Value {
+    int_or_string(obj, "/spec/minAvailable")
+}
+
+pub fn pdb_max_unavailable(obj: &Value) -> Value {
+    int_or_string(obj, "/spec/maxUnavailable")
+}
+
+pub fn pdb_allowed(obj: &Value) -> Value {
+    obj.pointer("/status/disruptionsAllowed").cloned().unwrap_or(json!(0))
+}
+
+pub fn job_status(obj: &Value) -> Value {
+    let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
+    let has = |t: &str| conditions.is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"));
+    json!(if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    })
+}
+
+pub fn job_completions(obj: &Value) -> Value {
+    let succeeded = obj.pointer("/status/succeeded").and_then(Value::as_i64).unwrap_or(0);
+    match obj.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => json!(format!("{succeeded}/{c}")),
+        None => json!(format!("{succeeded}/1")),
+    }
+}

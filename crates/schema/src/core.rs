@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, authorization, coordination, core, discovery, events, rbac, storage};
+use k8s_openapi::api::{
+    apps, authorization, batch, coordination, core, discovery, events, policy, rbac, storage,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
@@ -146,6 +148,11 @@ impl Scope for ClusterResourceScope {
     const NAMESPACED: bool = false;
 }
 
+/// Subresource kinds (Eviction) are posted under a namespaced parent.
+impl Scope for k8s_openapi::SubResourceScope {
+    const NAMESPACED: bool = true;
+}
+
 struct Builder {
     generator: SchemaGenerator,
     kinds: Vec<CoreKind>,
@@ -233,7 +240,13 @@ fn build() -> CoreSchemas {
         .listable::<rbac::v1::RoleBinding>()
         .listable::<rbac::v1::ClusterRoleBinding>()
         .listable::<apiextensions::CustomResourceDefinition>()
+        .listable::<policy::v1::PodDisruptionBudget>()
+        .listable::<batch::v1::Job>()
         .kind::<authorization::v1::SelfSubjectAccessReview>(&CREATE_ONLY)
+        .kind::<authorization::v1::SelfSubjectRulesReview>(&CREATE_ONLY)
+        .kind::<authorization::v1::SubjectAccessReview>(&CREATE_ONLY)
+        .kind::<authorization::v1::LocalSubjectAccessReview>(&CREATE_ONLY)
+        .kind::<policy::v1::Eviction>(&CREATE_ONLY)
         .meta::<meta::ObjectMeta>("ObjectMeta")
         .meta::<meta::ListMeta>("ListMeta")
         .meta::<meta::Status>("Status")

@@ -1,5 +1,6 @@
 //! REST handlers for `/api/v1/...` and `/apis/{group}/{version}/...`.
 
+mod eviction;
 mod list;
 mod patch;
 pub mod request;
@@ -76,6 +77,12 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
     let ns = if info.namespaced { path.namespace.clone() } else { None };
     if info.namespaced && path.namespace.is_none() && path.name.is_some() {
         return Err(ApiError::not_found(&info.group, &info.plural, path.name.as_deref().unwrap_or("")));
+    }
+    if path.subresource.as_deref() == Some("eviction") && info.group.is_empty() && info.plural == "pods" {
+        let ctx = request_ctx(user, &query, &parts.headers, &parts.method)?;
+        let body = decode_body(&read_body(body).await?, &content_type(&parts.headers))?;
+        let name = path.name.clone().unwrap_or_default();
+        return eviction::evict(&api, &info, &ns.clone().unwrap_or_default(), &name, &body, ctx).await;
     }
     let sub = match path.subresource.as_deref() {
         None => Subresource::Main,
