@@ -15,7 +15,11 @@
 //!
 //! # Caveats
 //!
-//! Strings that are not UTF-8 are decoded lossily (U+FFFD), as Go's JSON encoder does.
+//! - Strings that are not UTF-8 are decoded lossily (U+FFFD), as Go's JSON encoder does.
+//! - A field that is absent from the wire is absent from the JSON. Go would write `null` for an
+//!   empty list without `omitempty` (e.g. `TokenRequest.spec.audiences`) and `""`/`0` for a
+//!   non-pointer field a non-Go encoder left out; Go encoders always write the latter, and the
+//!   former means the same to every reader.
 
 use serde_json::{Map, Number, Value};
 
