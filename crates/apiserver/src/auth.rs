@@ -53,10 +53,13 @@ pub async fn require_user(State(auth): State<Arc<Authenticator>>, mut req: Reque
         return next.run(req).await;
     }
     match auth.authenticate(&req) {
-        Some(user) => {
-            req.extensions_mut().insert(user);
-            next.run(req).await
-        }
+        Some(user) => match impersonate(user, req.headers()) {
+            Ok(user) => {
+                req.extensions_mut().insert(user);
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        },
         None => ApiError::Unauthorized.into_response(),
     }
 }
@@ -70,4 +73,30 @@ pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
         subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
     groups.push("system:authenticated".into());
     Some(UserInfo { name, groups })
+}
+
+/// Applies `Impersonate-User`/`Impersonate-Group` headers (kubectl `--as`, `--as-group`).
+/// Only administrators may impersonate, as the default RBAC of Kubernetes allows.
+fn impersonate(user: UserInfo, headers: &http::HeaderMap) -> Result<UserInfo, ApiError> {
+    let Some(name) = headers.get("Impersonate-User").and_then(|v| v.to_str().ok()) else {
+        if headers.contains_key("Impersonate-Group") {
+            return Err(ApiError::BadRequest("requested impersonation of groups without a user".into()));
+        }
+        return Ok(user);
+    };
+    if !user.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+            user.name
+        )));
+    }
+    let mut groups: Vec<String> = headers
+        .get_all("Impersonate-Group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    Ok(UserInfo { name: name.to_string(), groups })
 }

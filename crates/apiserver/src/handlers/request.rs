@@ -96,6 +96,14 @@ pub fn decode_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest("the request body is empty".into()));
     }
+    if content_type == oxivirt_kubeproto::MEDIA_TYPE {
+        return oxivirt_kubeproto::decode(body).map_err(|e| match e {
+            oxivirt_kubeproto::Error::UnsupportedKind { .. } | oxivirt_kubeproto::Error::UnsupportedEncoding { .. } => {
+                ApiError::UnsupportedMediaType(format!("{e}; send the object as application/json"))
+            }
+            other => ApiError::BadRequest(format!("decoding the protobuf request body: {other}")),
+        });
+    }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         // Clients (client-go ≥ 1.32) fall back to JSON when they get 415 for these.
         return Err(ApiError::UnsupportedMediaType(format!(
