@@ -7,7 +7,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::context::{UserInfo, GROUP_COMPONENTS, GROUP_MASTERS};
+use crate::context::{UserInfo, GROUP_MASTERS};
+use crate::service::Api;
 use crate::error::ApiError;
 
 /// The identity in a verified client certificate (CN = user, O = groups).
@@ -15,30 +16,42 @@ use crate::error::ApiError;
 pub struct PeerIdentity(pub Option<UserInfo>);
 
 /// Static bearer tokens and the users they stand for.
-#[derive(Default)]
 pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
+    api: Arc<Api>,
 }
 
 impl Authenticator {
-    pub fn new(admin_token: &str, components_token: &str) -> Self {
+    pub fn new(admin_token: &str, components_token: &str, api: Arc<Api>) -> Self {
         let mut tokens = HashMap::new();
         tokens.insert(
             admin_token.to_string(),
             UserInfo { name: "kubernetes-admin".into(), groups: vec![GROUP_MASTERS.into(), "system:authenticated".into()] },
         );
         tokens.insert(components_token.to_string(), UserInfo::system("components"));
-        let _ = GROUP_COMPONENTS;
-        Authenticator { tokens }
+        Authenticator { tokens, api }
     }
 
     /// The user behind a request, or None when it carries no credentials we accept.
-    pub fn authenticate(&self, req: &Request) -> Option<UserInfo> {
-        if let Some(value) = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
-            return self.tokens.get(token.trim()).cloned();
+    pub async fn authenticate(&self, authorization: Option<String>, peer: Option<UserInfo>) -> Option<UserInfo> {
+        if let Some(value) = authorization {
+            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+            if let Some(user) = self.tokens.get(token) {
+                return Some(user.clone());
+            }
+            return self.service_account(token).await;
         }
-        req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone())
+        peer
+    }
+
+    /// A ServiceAccount token is valid while it has not expired and the account it was
+    /// issued for still exists (same uid): deleting the account revokes its tokens.
+    async fn service_account(&self, token: &str) -> Option<UserInfo> {
+        let claims = self.api.tokens.verify(token, chrono::Utc::now().timestamp())?;
+        let key = format!("/registry/core/serviceaccounts/{}/{}", claims.namespace, claims.name);
+        let kv = self.api.store.get(&key).await.ok()??;
+        let sa: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+        (crate::objects::uid(&sa) == claims.uid).then(|| claims.user())
     }
 }
 
@@ -52,7 +65,10 @@ pub async fn require_user(State(auth): State<Arc<Authenticator>>, mut req: Reque
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
-    match auth.authenticate(&req) {
+    let authorization =
+        req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let peer = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone());
+    match auth.authenticate(authorization, peer).await {
         Some(user) => match impersonate(user, req.headers()) {
             Ok(user) => {
                 req.extensions_mut().insert(user);

@@ -304,6 +304,9 @@ pub fn resources() -> Vec<ResourceInfo> {
     ));
     crd.columns = vec![C::name(), C::func("Created At", 0, p::created_at)];
     list.push(with_schema(crd, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"));
+    let mut ssr = b("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false);
+    ssr.verbs = vec!["create"];
+    list.push(ssr);
     for (kind, plural, namespaced) in [
         ("SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
         ("SelfSubjectRulesReview", "selfsubjectrulesreviews", false),

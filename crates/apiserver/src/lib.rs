@@ -31,6 +31,7 @@ mod selectors;
 mod server;
 mod service;
 mod table;
+mod tokens;
 
 pub use context::{RequestCtx, UserInfo};
 pub use error::{ApiError, ApiResult};

@@ -24,6 +24,8 @@ pub struct Pki {
     pub admin_token: String,
     /// The token oxivirt's own components (controllers, node agents) authenticate with.
     pub components_token: String,
+    /// The secret ServiceAccount tokens are signed with.
+    pub service_account_key: String,
 }
 
 /// Certificates are valid from yesterday (clock skew) for `years`.
@@ -128,5 +130,6 @@ pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki> {
         admin_key_pem: fs::read_to_string(&admin_key_path)?,
         admin_token: token("admin.token")?,
         components_token: token("components.token")?,
+        service_account_key: token("serviceaccount.key")?,
     })
 }

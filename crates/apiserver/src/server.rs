@@ -90,18 +90,19 @@ fn tls_acceptor(pki: &pki::Pki) -> Result<TlsAcceptor> {
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let pki = pki::load_or_create(&config.data_dir, &subject_alt_names(&addr)).context("preparing certificates")?;
     let db = config.data_dir.join("store.db");
     let store = oxivirt_store::SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
-    let api = Arc::new(Api::new(Arc::new(store), Registry::new(builtin::resources())));
+    let signer = crate::tokens::TokenSigner::new(pki.service_account_key.as_bytes());
+    let api = Arc::new(Api::new(Arc::new(store), Registry::new(builtin::resources()), signer));
     bootstrap::run(&api).await.context("bootstrapping the cluster objects")?;
     tokio::spawn(gc::run(api.clone()));
     tokio::spawn(bootstrap::compaction(api.clone()));
 
-    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let pki = pki::load_or_create(&config.data_dir, &subject_alt_names(&addr)).context("preparing certificates")?;
     let acceptor = tls_acceptor(&pki)?;
-    let auth = Arc::new(Authenticator::new(&pki.admin_token, &pki.components_token));
+    let auth = Arc::new(Authenticator::new(&pki.admin_token, &pki.components_token, api.clone()));
     let router = routes::router(api.clone(), auth);
     tokio::spawn(accept_loop(listener, acceptor, router));
 

@@ -31,6 +31,8 @@ pub struct Api {
     pub registry: Registry,
     /// Woken after deletions so the garbage collector and namespace controller react at once.
     pub deletions: Notify,
+    /// Signs and verifies ServiceAccount tokens.
+    pub tokens: crate::tokens::TokenSigner,
     event_lease: tokio::sync::Mutex<Option<(oxivirt_store::LeaseId, std::time::Instant)>>,
 }
 
@@ -51,8 +53,8 @@ pub struct DeleteOptions {
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, registry: Registry) -> Self {
-        Api { store, registry, deletions: Notify::new(), event_lease: tokio::sync::Mutex::new(None) }
+    pub fn new(store: Arc<dyn Store>, registry: Registry, tokens: crate::tokens::TokenSigner) -> Self {
+        Api { store, registry, deletions: Notify::new(), tokens, event_lease: tokio::sync::Mutex::new(None) }
     }
 
     /// A store lease expiring about one event TTL from now, shared by Events created

@@ -3,6 +3,7 @@
 mod eviction;
 mod list;
 mod patch;
+mod token;
 pub mod request;
 mod watch;
 
@@ -62,6 +63,14 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::not_found("", "", parts.uri.path()))?;
     let user = parts.extensions.get::<UserInfo>().cloned().ok_or(ApiError::Unauthorized)?;
     let query = query_map(&parts.uri);
+    if path.group == "authentication.k8s.io" && path.resource == "selfsubjectreviews" && parts.method == Method::POST {
+        let review = json!({
+            "kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": {"username": user.name, "groups": user.groups}},
+        });
+        return Ok(json_response(StatusCode::CREATED, &review, vec![]));
+    }
     if path.group == "authorization.k8s.io" {
         let body = read_body(body).await?;
         return crate::authz::handle(&api, &user, &path, &parts.method, &body, &content_type(&parts.headers)).await;
@@ -83,6 +92,11 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
         let body = decode_body(&read_body(body).await?, &content_type(&parts.headers))?;
         let name = path.name.clone().unwrap_or_default();
         return eviction::evict(&api, &info, &ns.clone().unwrap_or_default(), &name, &body, ctx).await;
+    }
+    if path.subresource.as_deref() == Some("token") && info.group.is_empty() && info.plural == "serviceaccounts" {
+        let body = decode_body(&read_body(body).await?, &content_type(&parts.headers))?;
+        let name = path.name.clone().unwrap_or_default();
+        return token::create(&api, &info, &ns.clone().unwrap_or_default(), &name, body).await;
     }
     let sub = match path.subresource.as_deref() {
         None => Subresource::Main,
