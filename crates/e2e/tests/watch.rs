@@ -22,10 +22,10 @@ fn get_watch_prints_a_configmap_created_after_it_started() {
 fn get_watch_with_event_types_reports_added_modified_and_deleted() {
     let server = Server::start();
     let k = server.kubectl();
-    let mut watch = k.spawn(&["get", "configmaps", "--watch", "--output-watch-events", "--watch-only"]);
-    // --watch-only prints nothing until an event arrives, so give the watch time to open.
-    std::thread::sleep(Duration::from_millis(500));
+    let mut watch = k.spawn(&["get", "configmaps", "--watch", "--output-watch-events"]);
     k.create_configmap("evt", &[]);
+    // Seen either in the initial list (also printed as ADDED) or as a watch event; either
+    // way the watch is open before the changes below.
     watch.expect_line(&["ADDED", "evt"], EVENT_TIMEOUT);
     k.ok(&["label", "configmap", "evt", "x=y"]);
     watch.expect_line(&["MODIFIED", "evt"], EVENT_TIMEOUT);
