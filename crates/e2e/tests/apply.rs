@@ -29,6 +29,9 @@ fn apply_of_the_cirros_example_creates_a_vm_that_keeps_every_field() {
     assert!(again.contains("virtualmachine.kubevirt.io/vm-cirros unchanged"), "{again}");
 
     let table = k.ok(&["get", "vm"]);
+    // KubeVirt's printer columns for VirtualMachine: Age, Status, Ready.
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "AGE", "STATUS", "READY"], "{table}");
     assert!(table.lines().any(|l| l.starts_with("vm-cirros ")), "{table}");
 }
 
