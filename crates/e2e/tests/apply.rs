@@ -77,8 +77,9 @@ fn create_subcommands_make_configmaps_namespaces_secrets_and_services() {
     assert_eq!(out.trim(), "service/web created");
     assert_eq!(k.jsonpath(&["service", "web"], "{.spec.ports[0].targetPort}"), "8080");
 
+    // The typed client's error has no "(AlreadyExists)" prefix, unlike `create -f`.
     let err = k.fails(&["create", "configmap", "from-flags"]);
-    assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
+    assert!(err.contains(r#"configmaps "from-flags" already exists"#), "{err}");
 }
 
 #[test]
