@@ -53,10 +53,20 @@ impl Conn {
     ///
     /// # Errors
     /// When the connection fails.
-    pub async fn send(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
         let response = self.start(method, path, body).await?;
         let status = response.status();
-        let body = response.into_body().collect().await.context("reading body")?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading body")?
+            .to_bytes();
         Ok((status, body))
     }
 
@@ -64,10 +74,18 @@ impl Conn {
     ///
     /// # Errors
     /// When the connection fails or the server answers with an error status.
-    pub async fn expect_ok(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes> {
+    pub async fn expect_ok(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes> {
         let (status, bytes) = self.send(method.clone(), path, body).await?;
         if !status.is_success() {
-            bail!("{method} {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+            bail!(
+                "{method} {path}: {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         Ok(bytes)
     }
@@ -76,12 +94,20 @@ impl Conn {
     ///
     /// # Errors
     /// When the connection fails.
-    pub async fn start(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<http::Response<Incoming>> {
+    pub async fn start(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Response<Incoming>> {
         self.sender.ready().await.context("connection closed")?;
         let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::HOST, format!("{}:{}", self.target.host, self.target.port))
+            .header(
+                header::HOST,
+                format!("{}:{}", self.target.host, self.target.port),
+            )
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, "oxivirt-bench");
         if body.is_some() {
@@ -93,6 +119,9 @@ impl Conn {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .context("building request")?;
-        self.sender.send_request(request).await.context("request failed")
+        self.sender
+            .send_request(request)
+            .await
+            .context("request failed")
     }
 }

@@ -98,12 +98,23 @@ impl Target {
                     .iter()
                     .find(|c| &c.name == current)
                     .with_context(|| format!("current context {current} is not defined"))?;
-                (context.context.cluster.clone(), context.context.user.clone())
+                (
+                    context.context.cluster.clone(),
+                    context.context.user.clone(),
+                )
             }
             (None, Some(first)) => (first.context.cluster.clone(), first.context.user.clone()),
             (None, None) => (
-                config.clusters.first().map(|c| c.name.clone()).unwrap_or_default(),
-                config.users.first().map(|u| u.name.clone()).unwrap_or_default(),
+                config
+                    .clusters
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default(),
+                config
+                    .users
+                    .first()
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default(),
             ),
         };
         let cluster = &config

@@ -44,18 +44,28 @@ impl Launched {
             .stderr(out)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut launched = Self { child, kubeconfig, log };
+        let mut launched = Self {
+            child,
+            kubeconfig,
+            log,
+        };
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = launched.child.try_wait()? {
-                bail!("server exited with {status}; log: {}", launched.log.display());
+                bail!(
+                    "server exited with {status}; log: {}",
+                    launched.log.display()
+                );
             }
             if launched.kubeconfig.exists() && launched.ready().await {
                 return Ok(launched);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("server not ready within {READY_TIMEOUT:?}; log: {}", launched.log.display())
+        bail!(
+            "server not ready within {READY_TIMEOUT:?}; log: {}",
+            launched.log.display()
+        )
     }
 
     async fn ready(&self) -> bool {

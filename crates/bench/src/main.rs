@@ -68,8 +68,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let temp = tempfile::Builder::new().prefix("oxivirt-bench-").tempdir()?;
-    let data_dir = cli.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
+    let temp = tempfile::Builder::new()
+        .prefix("oxivirt-bench-")
+        .tempdir()?;
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().join("data"));
     let launched = match &cli.start {
         Some(bin) => Some(launch::Launched::start(bin, &data_dir).await?),
         None => None,
@@ -87,7 +92,10 @@ async fn run(cli: Cli) -> Result<()> {
 
     eprintln!("serial creates: {}", cli.serial);
     let (serial, serial_ns, names) = bench.serial_creates(cli.serial).await?;
-    eprintln!("concurrent creates: {} by {} clients", cli.objects, cli.clients);
+    eprintln!(
+        "concurrent creates: {} by {} clients",
+        cli.objects, cli.clients
+    );
     let (concurrent, concurrent_ns) = bench.concurrent_creates(cli.clients, cli.objects).await?;
     eprintln!("gets: {}", cli.gets);
     let gets = bench.gets(&serial_ns, &names, cli.gets).await?;
@@ -97,7 +105,11 @@ async fn run(cli: Cli) -> Result<()> {
     let watch = bench.watch(cli.watch_events).await?;
     let reference = if cli.reference {
         eprintln!("disk reference");
-        let dir = if data_dir.exists() { data_dir.clone() } else { temp.path().to_path_buf() };
+        let dir = if data_dir.exists() {
+            data_dir.clone()
+        } else {
+            temp.path().to_path_buf()
+        };
         let fsync = reference::fsync_rate(&dir, 500).context("fsync reference")?;
         let sqlite = reference::sqlite_commit_rate(&dir, 500).context("SQLite reference")?;
         Some((fsync, sqlite))

@@ -41,7 +41,10 @@ pub fn sqlite_commit_rate(dir: &Path, count: usize) -> Result<f64> {
     let value = vec![0x5au8; 300];
     let start = Instant::now();
     for i in 0..count {
-        db.execute("INSERT INTO kv (k, v) VALUES (?1, ?2)", rusqlite::params![format!("key-{i}"), value])?;
+        db.execute(
+            "INSERT INTO kv (k, v) VALUES (?1, ?2)",
+            rusqlite::params![format!("key-{i}"), value],
+        )?;
     }
     let elapsed = start.elapsed();
     drop(db);

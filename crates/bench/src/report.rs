@@ -35,7 +35,10 @@ pub fn machine() -> String {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
@@ -60,39 +63,61 @@ pub fn markdown(results: &Results) -> String {
     };
     let s = &results.serial;
     row(
-        format!("durable creates, 1 client, keep-alive ({} objects)", s.count),
+        format!(
+            "durable creates, 1 client, keep-alive ({} objects)",
+            s.count
+        ),
         per_second(rate(s.count, s.elapsed)),
         "≥ 1,000/s",
         "583/s (1 client)",
     );
     row(
         "create latency p50 / p99, 1 client".into(),
-        format!("{} / {}", ms(s.latency.percentile(50.0)), ms(s.latency.percentile(99.0))),
+        format!(
+            "{} / {}",
+            ms(s.latency.percentile(50.0)),
+            ms(s.latency.percentile(99.0))
+        ),
         "",
         "",
     );
     let c = &results.concurrent;
     row(
-        format!("durable creates, {} clients ({} objects)", results.clients, c.count),
+        format!(
+            "durable creates, {} clients ({} objects)",
+            results.clients, c.count
+        ),
         per_second(rate(c.count, c.elapsed)),
         "≥ 5,000/s",
         "~44,000/s (1,000 clients)",
     );
     row(
         format!("create latency p50 / p99, {} clients", results.clients),
-        format!("{} / {}", ms(c.latency.percentile(50.0)), ms(c.latency.percentile(99.0))),
+        format!(
+            "{} / {}",
+            ms(c.latency.percentile(50.0)),
+            ms(c.latency.percentile(99.0))
+        ),
         "",
         "",
     );
     row(
         format!("GET one object p50 / p99 ({} requests)", results.gets.len()),
-        format!("{} / {}", ms(results.gets.percentile(50.0)), ms(results.gets.percentile(99.0))),
+        format!(
+            "{} / {}",
+            ms(results.gets.percentile(50.0)),
+            ms(results.gets.percentile(99.0))
+        ),
         "",
         "",
     );
     let l = &results.list;
     row(
-        format!("LIST {} objects, one response ({:.1} MiB, median of 3)", l.objects, l.bytes as f64 / 1048576.0),
+        format!(
+            "LIST {} objects, one response ({:.1} MiB, median of 3)",
+            l.objects,
+            l.bytes as f64 / 1048576.0
+        ),
         ms(l.full),
         "",
         "",
@@ -110,19 +135,37 @@ pub fn markdown(results: &Results) -> String {
             w.latency.len(),
             w.before_response
         ),
-        format!("{} / {}", ms(w.latency.percentile(50.0)), ms(w.latency.percentile(99.0))),
+        format!(
+            "{} / {}",
+            ms(w.latency.percentile(50.0)),
+            ms(w.latency.percentile(99.0))
+        ),
         "p99 < 10 ms",
         "",
     );
     row(
         "create request sent → watch event p50 / p99 (upper bound)".into(),
-        format!("{} / {}", ms(w.from_request.percentile(50.0)), ms(w.from_request.percentile(99.0))),
+        format!(
+            "{} / {}",
+            ms(w.from_request.percentile(50.0)),
+            ms(w.from_request.percentile(99.0))
+        ),
         "",
         "",
     );
     if let Some((fsync, sqlite)) = results.reference {
-        row("reference: 1 KiB write + fdatasync on the data disk".into(), per_second(fsync), "", "");
-        row("reference: SQLite WAL commits, synchronous=FULL, 1 row each".into(), per_second(sqlite), "", "");
+        row(
+            "reference: 1 KiB write + fdatasync on the data disk".into(),
+            per_second(fsync),
+            "",
+            "",
+        );
+        row(
+            "reference: SQLite WAL commits, synchronous=FULL, 1 row each".into(),
+            per_second(sqlite),
+            "",
+            "",
+        );
     }
     out
 }

@@ -96,12 +96,17 @@ fn configmaps_path(namespace: &str) -> String {
 }
 
 /// Creates `names` one after the other on `conn`, recording each latency.
-async fn create_all(conn: &mut Conn, namespace: &str, names: impl Iterator<Item = String>) -> Result<Samples> {
+async fn create_all(
+    conn: &mut Conn,
+    namespace: &str,
+    names: impl Iterator<Item = String>,
+) -> Result<Samples> {
     let path = configmaps_path(namespace);
     let mut latency = Samples::default();
     for name in names {
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &path, Some(configmap(&name))).await?;
+        conn.expect_ok(Method::POST, &path, Some(configmap(&name)))
+            .await?;
         latency.push(start.elapsed());
     }
     Ok(latency)
@@ -119,7 +124,8 @@ impl Bench {
 
     async fn namespace(&mut self, purpose: &str) -> Result<String> {
         let name = format!("bench-{}-{purpose}", self.run_id);
-        let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
         Conn::connect(&self.target)
             .await?
             .expect_ok(Method::POST, "/api/v1/namespaces", Some(body.into_bytes()))
@@ -133,14 +139,25 @@ impl Bench {
     ///
     /// # Errors
     /// When a request fails.
-    pub async fn serial_creates(&mut self, count: usize) -> Result<(Throughput, String, Vec<String>)> {
+    pub async fn serial_creates(
+        &mut self,
+        count: usize,
+    ) -> Result<(Throughput, String, Vec<String>)> {
         let namespace = self.namespace("serial").await?;
         let mut conn = Conn::connect(&self.target).await?;
         let names: Vec<String> = (0..count).map(|i| format!("serial-{i:06}")).collect();
         let start = Instant::now();
         let latency = create_all(&mut conn, &namespace, names.iter().cloned()).await?;
         let elapsed = start.elapsed();
-        Ok((Throughput { count, elapsed, latency }, namespace, names))
+        Ok((
+            Throughput {
+                count,
+                elapsed,
+                latency,
+            },
+            namespace,
+            names,
+        ))
     }
 
     /// `total` creates spread over `clients` clients, each with its own connection; returns
@@ -148,7 +165,11 @@ impl Bench {
     ///
     /// # Errors
     /// When a request fails.
-    pub async fn concurrent_creates(&mut self, clients: usize, total: usize) -> Result<(Throughput, String)> {
+    pub async fn concurrent_creates(
+        &mut self,
+        clients: usize,
+        total: usize,
+    ) -> Result<(Throughput, String)> {
         let namespace = self.namespace("concurrent").await?;
         let clients = clients.max(1);
         let barrier = Arc::new(Barrier::new(clients + 1));
@@ -172,7 +193,14 @@ impl Bench {
             latency.extend(task.await.context("client task panicked")??);
         }
         let elapsed = start.elapsed();
-        Ok((Throughput { count: latency.len(), elapsed, latency }, namespace))
+        Ok((
+            Throughput {
+                count: latency.len(),
+                elapsed,
+                latency,
+            },
+            namespace,
+        ))
     }
 
     /// `count` GETs of pseudo-randomly chosen existing objects, serially on one connection.
@@ -224,7 +252,8 @@ impl Bench {
         loop {
             let page_path = format!("{path}?limit={page_size}&continue={token}");
             let page = conn.expect_ok(Method::GET, &page_path, None).await?;
-            let page: serde_json::Value = serde_json::from_slice(&page).context("page is not JSON")?;
+            let page: serde_json::Value =
+                serde_json::from_slice(&page).context("page is not JSON")?;
             paged_objects += page["items"].as_array().map_or(0, Vec::len);
             match page["metadata"]["continue"].as_str() {
                 Some(next) if !next.is_empty() => token = next.to_owned(),
@@ -253,7 +282,11 @@ impl Bench {
         let namespace = self.namespace("watch").await?;
         let mut watch_conn = Conn::connect(&self.target).await?;
         let response = watch_conn
-            .start(Method::GET, &format!("{}?watch=true", configmaps_path(&namespace)), None)
+            .start(
+                Method::GET,
+                &format!("{}?watch=true", configmaps_path(&namespace)),
+                None,
+            )
             .await?;
         if !response.status().is_success() {
             bail!("watch answered {}", response.status());
@@ -263,11 +296,14 @@ impl Bench {
             let mut body = response.into_body();
             let mut buffer = Vec::new();
             while let Some(frame) = body.frame().await {
-                let Ok(data) = frame.context("watch stream broke")?.into_data() else { continue };
+                let Ok(data) = frame.context("watch stream broke")?.into_data() else {
+                    continue;
+                };
                 let now = Instant::now();
                 buffer.extend_from_slice(&data);
                 // Events are concatenated JSON documents (newline-separated by convention).
-                let mut stream = serde_json::Deserializer::from_slice(&buffer).into_iter::<WatchEvent>();
+                let mut stream =
+                    serde_json::Deserializer::from_slice(&buffer).into_iter::<WatchEvent>();
                 let mut consumed = 0;
                 loop {
                     match stream.next() {
@@ -278,7 +314,9 @@ impl Bench {
                             }
                         }
                         Some(Err(e)) if e.is_eof() => break,
-                        Some(Err(e)) => return Err(anyhow::Error::new(e).context("bad watch event")),
+                        Some(Err(e)) => {
+                            return Err(anyhow::Error::new(e).context("bad watch event"))
+                        }
                         None => break,
                     }
                 }
@@ -300,7 +338,8 @@ impl Bench {
         for i in 0..count {
             let name = format!("watched-{i:06}");
             let sent = Instant::now();
-            conn.expect_ok(Method::POST, &path, Some(configmap(&name))).await?;
+            conn.expect_ok(Method::POST, &path, Some(configmap(&name)))
+                .await?;
             acknowledged.insert(name, (sent, Instant::now()));
         }
         let mut latency = Samples::with_capacity(count);
@@ -332,9 +371,17 @@ impl Bench {
 
     /// Deletes the run's namespaces (the server removes their content in the background).
     pub async fn cleanup(&self) {
-        let Ok(mut conn) = Conn::connect(&self.target).await else { return };
+        let Ok(mut conn) = Conn::connect(&self.target).await else {
+            return;
+        };
         for namespace in &self.namespaces {
-            let _ = conn.send(Method::DELETE, &format!("/api/v1/namespaces/{namespace}"), None).await;
+            let _ = conn
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/namespaces/{namespace}"),
+                    None,
+                )
+                .await;
         }
     }
 }

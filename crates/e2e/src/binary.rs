@@ -44,7 +44,8 @@ pub fn kubectl_bin() -> PathBuf {
 /// When no built binary is found; the message says how to build one.
 pub fn oxivirt_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| locate("oxivirt", "OXIVIRT_BIN", "oxivirt-server")).clone()
+    BIN.get_or_init(|| locate("oxivirt", "OXIVIRT_BIN", "oxivirt-server"))
+        .clone()
 }
 
 /// The `oxivirt-bench` binary (found like [`oxivirt_bin`], override `OXIVIRT_BENCH_BIN`).
@@ -53,7 +54,8 @@ pub fn oxivirt_bin() -> PathBuf {
 /// When no built binary is found; the message says how to build one.
 pub fn bench_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| locate("oxivirt-bench", "OXIVIRT_BENCH_BIN", "oxivirt-bench")).clone()
+    BIN.get_or_init(|| locate("oxivirt-bench", "OXIVIRT_BENCH_BIN", "oxivirt-bench"))
+        .clone()
 }
 
 fn locate(name: &str, override_var: &str, package: &str) -> PathBuf {
@@ -83,7 +85,11 @@ fn find(name: &str, override_var: &str) -> Option<PathBuf> {
         let dir = PathBuf::from(dir);
         // Cargo resolves a relative CARGO_TARGET_DIR against its working directory, which for
         // the documented commands is the repository root.
-        target_dirs.push(if dir.is_relative() { repo_root().join(dir) } else { dir });
+        target_dirs.push(if dir.is_relative() {
+            repo_root().join(dir)
+        } else {
+            dir
+        });
     }
     target_dirs.push(repo_root().join("target"));
     target_dirs

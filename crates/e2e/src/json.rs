@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn extra_fields_in_actual_are_accepted() {
-        assert_subset(&json!({"a": {"b": 1}}), &json!({"a": {"b": 1, "c": 2}, "d": 3}));
+        assert_subset(
+            &json!({"a": {"b": 1}}),
+            &json!({"a": {"b": 1, "c": 2}, "d": 3}),
+        );
     }
 
     #[test]

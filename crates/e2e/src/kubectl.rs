@@ -37,7 +37,12 @@ pub struct Run {
 impl Run {
     /// Panics with the full output unless the command succeeded; returns stdout.
     pub fn ok(self) -> String {
-        assert!(self.status.success(), "`{}` failed:\n{}", self.command, self.describe());
+        assert!(
+            self.status.success(),
+            "`{}` failed:\n{}",
+            self.command,
+            self.describe()
+        );
         self.stdout
     }
 
@@ -128,7 +133,12 @@ impl Kubectl {
     }
 
     /// Like [`create_configmap`](Self::create_configmap), in `namespace`.
-    pub fn create_configmap_in(&self, namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
+    pub fn create_configmap_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> String {
         let data: serde_json::Map<String, serde_json::Value> = data
             .iter()
             .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
@@ -158,7 +168,8 @@ impl Kubectl {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {all:?}: bad JSON: {e}\n{out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("kubectl {all:?}: bad JSON: {e}\n{out}"))
     }
 
     /// Runs `kubectl get args… -o jsonpath=TEMPLATE` and returns the rendered text.
@@ -277,7 +288,11 @@ impl Background {
                 Err(_) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+                    let stderr = self
+                        .stderr
+                        .take()
+                        .and_then(|h| h.join().ok())
+                        .unwrap_or_default();
                     panic!(
                         "`{}`: no line containing {needles:?} within {timeout:?}\nlines seen:\n{}\nstderr:\n{stderr}",
                         self.command,
@@ -297,7 +312,11 @@ impl Background {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             stdout.push(line);
         }
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         Run {
             command: self.command.clone(),
             status,

@@ -110,7 +110,10 @@ impl Server {
     /// Starts the server again on the same data directory (after [`stop`](Self::stop) or
     /// [`kill`](Self::kill)) and waits until it is ready.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart() needs the server stopped first");
+        assert!(
+            self.child.is_none(),
+            "restart() needs the server stopped first"
+        );
         self.launch();
     }
 
@@ -124,7 +127,9 @@ impl Server {
         let _ = std::fs::remove_file(self.kubeconfig());
         self.starts += 1;
         let log = File::create(self.log_path(self.starts)).expect("cannot create the server log");
-        let log_err = log.try_clone().expect("cannot duplicate the log file handle");
+        let log_err = log
+            .try_clone()
+            .expect("cannot duplicate the log file handle");
         let child = Command::new(oxivirt_bin())
             .arg("server")
             .arg("--data-dir")
@@ -197,7 +202,11 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("server log ({}):\n{}", self.data_dir().display(), self.log());
+            eprintln!(
+                "server log ({}):\n{}",
+                self.data_dir().display(),
+                self.log()
+            );
         }
         self.kill();
     }

@@ -15,7 +15,10 @@ fn apply_of_the_cirros_example_creates_a_vm_that_keeps_every_field() {
     let path = path.to_str().expect("utf-8 path");
 
     let out = k.ok(&["apply", "-f", path]);
-    assert!(out.contains("virtualmachine.kubevirt.io/vm-cirros created"), "{out}");
+    assert!(
+        out.contains("virtualmachine.kubevirt.io/vm-cirros created"),
+        "{out}"
+    );
 
     let sent: Value =
         serde_yaml::from_str(&std::fs::read_to_string(path).expect("read the example"))
@@ -23,16 +26,29 @@ fn apply_of_the_cirros_example_creates_a_vm_that_keeps_every_field() {
     let stored = k.json(&["get", "virtualmachine", "vm-cirros"]);
     assert_subset(&sent, &stored);
     assert_eq!(stored["metadata"]["generation"], 1, "{stored}");
-    assert!(stored["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(stored["metadata"]["uid"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty()));
 
     let again = k.ok(&["apply", "-f", path]);
-    assert!(again.contains("virtualmachine.kubevirt.io/vm-cirros unchanged"), "{again}");
+    assert!(
+        again.contains("virtualmachine.kubevirt.io/vm-cirros unchanged"),
+        "{again}"
+    );
 
     let table = k.ok(&["get", "vm"]);
     // KubeVirt's printer columns for VirtualMachine: Age, Status, Ready.
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(header, ["NAME", "AGE", "STATUS", "READY"], "{table}");
-    assert!(table.lines().any(|l| l.starts_with("vm-cirros ")), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("vm-cirros ")),
+        "{table}"
+    );
 }
 
 #[test]
@@ -41,7 +57,8 @@ fn apply_updates_an_object_and_removes_fields_dropped_from_the_manifest() {
     let k = server.kubectl();
     let first = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n  b: \"2\"\n";
     assert!(k.apply(first).contains("configmap/settings created"));
-    let second = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"10\"\n";
+    let second =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"10\"\n";
     assert!(k.apply(second).contains("configmap/settings configured"));
     let data = k.json(&["get", "cm", "settings"])["data"].clone();
     assert_eq!(data, serde_json::json!({"a": "10"}));
@@ -51,14 +68,21 @@ fn apply_updates_an_object_and_removes_fields_dropped_from_the_manifest() {
 fn create_from_a_manifest_makes_an_object_and_refuses_a_duplicate() {
     let server = Server::start();
     let k = server.kubectl();
-    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-file\nstringData:\n  token: abc\n";
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: from-file\nstringData:\n  token: abc\n";
     assert_eq!(k.create(secret).trim(), "secret/from-file created");
     // stringData is write-only: it lands base64-encoded in data.
-    assert_eq!(k.jsonpath(&["secret", "from-file"], "{.data.token}"), "YWJj");
+    assert_eq!(
+        k.jsonpath(&["secret", "from-file"], "{.data.token}"),
+        "YWJj"
+    );
     assert_eq!(k.jsonpath(&["secret", "from-file"], "{.stringData}"), "");
 
     let err = k.run_stdin(&["create", "-f", "-"], secret).fails();
-    assert!(err.contains("AlreadyExists") && err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("AlreadyExists") && err.contains("already exists"),
+        "{err}"
+    );
 }
 
 /// The `kubectl create <kind>` subcommands go through kubectl's typed client, which sends
@@ -67,19 +91,44 @@ fn create_from_a_manifest_makes_an_object_and_refuses_a_duplicate() {
 fn create_subcommands_make_configmaps_namespaces_secrets_and_services() {
     let server = Server::start();
     let k = server.kubectl();
-    let out = k.ok(&["create", "configmap", "from-flags", "--from-literal=greeting=hello"]);
+    let out = k.ok(&[
+        "create",
+        "configmap",
+        "from-flags",
+        "--from-literal=greeting=hello",
+    ]);
     assert_eq!(out.trim(), "configmap/from-flags created");
-    assert_eq!(k.jsonpath(&["configmap", "from-flags"], "{.data.greeting}"), "hello");
-    assert_eq!(k.ok(&["create", "namespace", "imperative"]).trim(), "namespace/imperative created");
-    let out = k.ok(&["create", "secret", "generic", "s", "-n", "imperative", "--from-literal=a=b"]);
+    assert_eq!(
+        k.jsonpath(&["configmap", "from-flags"], "{.data.greeting}"),
+        "hello"
+    );
+    assert_eq!(
+        k.ok(&["create", "namespace", "imperative"]).trim(),
+        "namespace/imperative created"
+    );
+    let out = k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "-n",
+        "imperative",
+        "--from-literal=a=b",
+    ]);
     assert_eq!(out.trim(), "secret/s created");
     let out = k.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
     assert_eq!(out.trim(), "service/web created");
-    assert_eq!(k.jsonpath(&["service", "web"], "{.spec.ports[0].targetPort}"), "8080");
+    assert_eq!(
+        k.jsonpath(&["service", "web"], "{.spec.ports[0].targetPort}"),
+        "8080"
+    );
 
     // The typed client's error has no "(AlreadyExists)" prefix, unlike `create -f`.
     let err = k.fails(&["create", "configmap", "from-flags"]);
-    assert!(err.contains(r#"configmaps "from-flags" already exists"#), "{err}");
+    assert!(
+        err.contains(r#"configmaps "from-flags" already exists"#),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,7 +141,10 @@ fn create_with_server_dry_run_stores_nothing() {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n",
         )
         .ok();
-    assert!(out.contains("configmap/dry created (server dry run)"), "{out}");
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
     assert!(!k.exists(&["configmap", "dry"]));
 }
 
@@ -101,7 +153,9 @@ fn server_side_apply_reports_conflicts_between_field_managers_until_forced() {
     let server = Server::start();
     let k = server.kubectl();
     let manifest = |value: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  key: {value}\n")
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n  key: {value}\n"
+        )
     };
     let out = k
         .run_stdin(&["apply", "--server-side", "-f", "-"], &manifest("one"))
@@ -109,14 +163,27 @@ fn server_side_apply_reports_conflicts_between_field_managers_until_forced() {
     assert!(out.contains("configmap/shared serverside-applied"), "{out}");
 
     let err = k
-        .run_stdin(&["apply", "--server-side", "--field-manager=other", "-f", "-"], &manifest("two"))
+        .run_stdin(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            &manifest("two"),
+        )
         .fails();
     assert!(err.contains("conflict"), "{err}");
-    assert!(err.contains("kubectl") && err.contains(".data.key"), "{err}");
+    assert!(
+        err.contains("kubectl") && err.contains(".data.key"),
+        "{err}"
+    );
     assert_eq!(k.jsonpath(&["cm", "shared"], "{.data.key}"), "one");
 
     k.run_stdin(
-        &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
         &manifest("two"),
     )
     .ok();
@@ -137,8 +204,10 @@ fn server_side_apply_by_the_same_manager_removes_fields_it_no_longer_sets() {
     let k = server.kubectl();
     let both = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: \"x\"\n  b: \"y\"\n";
     let one = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  a: \"x\"\n";
-    k.run_stdin(&["apply", "--server-side", "-f", "-"], both).ok();
-    k.run_stdin(&["apply", "--server-side", "-f", "-"], one).ok();
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], both)
+        .ok();
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], one)
+        .ok();
     let data = k.json(&["get", "cm", "owned"])["data"].clone();
     assert_eq!(data, serde_json::json!({"a": "x"}));
 }

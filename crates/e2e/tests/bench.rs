@@ -11,13 +11,25 @@ fn bench_measures_a_running_server_and_prints_a_markdown_table() {
     let output = Command::new(bench_bin())
         .arg("--kubeconfig")
         .arg(server.kubeconfig())
-        .args(["--serial", "40", "--clients", "4", "--objects", "120", "--gets", "40"])
+        .args([
+            "--serial",
+            "40",
+            "--clients",
+            "4",
+            "--objects",
+            "120",
+            "--gets",
+            "40",
+        ])
         .args(["--watch-events", "30", "--reference", "false"])
         .output()
         .expect("run oxivirt-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "oxivirt-bench failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "oxivirt-bench failed:\n{stdout}\n{stderr}"
+    );
     for needle in [
         "| measurement | result | target | etcd reference |",
         "durable creates, 1 client",

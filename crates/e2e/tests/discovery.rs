@@ -17,32 +17,67 @@ fn api_resource_row(table: &str, resource: &str) -> Vec<String> {
 fn api_resources_lists_virtualmachines_with_short_name_vm_and_the_core_kinds() {
     let server = Server::start();
     let table = server.kubectl().ok(&["api-resources"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"],
+        "{table}"
+    );
 
     let vm = api_resource_row(&table, "virtualmachines");
     assert!(vm[1].split(',').any(|s| s == "vm"), "short names: {vm:?}");
     assert_eq!(vm[2..], ["kubevirt.io/v1", "true", "VirtualMachine"]);
     let vmi = api_resource_row(&table, "virtualmachineinstances");
-    assert!(vmi[1].split(',').any(|s| s == "vmi"), "short names: {vmi:?}");
+    assert!(
+        vmi[1].split(',').any(|s| s == "vmi"),
+        "short names: {vmi:?}"
+    );
 
     let expected: [(&str, &[&str]); 8] = [
         ("configmaps", &["cm", "v1", "true", "ConfigMap"]),
         ("namespaces", &["ns", "v1", "false", "Namespace"]),
         ("nodes", &["no", "v1", "false", "Node"]),
         ("secrets", &["v1", "true", "Secret"]),
-        ("customresourcedefinitions", &["crd,crds", "apiextensions.k8s.io/v1", "false", "CustomResourceDefinition"]),
+        (
+            "customresourcedefinitions",
+            &[
+                "crd,crds",
+                "apiextensions.k8s.io/v1",
+                "false",
+                "CustomResourceDefinition",
+            ],
+        ),
         ("leases", &["coordination.k8s.io/v1", "true", "Lease"]),
-        ("clusterroles", &["rbac.authorization.k8s.io/v1", "false", "ClusterRole"]),
-        ("storageclasses", &["sc", "storage.k8s.io/v1", "false", "StorageClass"]),
+        (
+            "clusterroles",
+            &["rbac.authorization.k8s.io/v1", "false", "ClusterRole"],
+        ),
+        (
+            "storageclasses",
+            &["sc", "storage.k8s.io/v1", "false", "StorageClass"],
+        ),
     ];
     for (resource, rest) in expected {
         assert_eq!(api_resource_row(&table, resource)[1..], *rest, "{resource}");
     }
 
-    let cluster_scoped = server.kubectl().ok(&["api-resources", "--namespaced=false", "-o", "name"]);
-    assert!(cluster_scoped.lines().any(|l| l == "namespaces"), "{cluster_scoped}");
-    assert!(!cluster_scoped.lines().any(|l| l == "configmaps"), "{cluster_scoped}");
+    let cluster_scoped =
+        server
+            .kubectl()
+            .ok(&["api-resources", "--namespaced=false", "-o", "name"]);
+    assert!(
+        cluster_scoped.lines().any(|l| l == "namespaces"),
+        "{cluster_scoped}"
+    );
+    assert!(
+        !cluster_scoped.lines().any(|l| l == "configmaps"),
+        "{cluster_scoped}"
+    );
 }
 
 #[test]
@@ -70,13 +105,25 @@ fn explain_describes_vm_spec_running_and_pod_containers() {
     let server = Server::start();
     let k = server.kubectl();
     let out = k.ok(&["explain", "vm.spec.running"]);
-    assert!(out.contains("KIND:") && out.contains("VirtualMachine"), "{out}");
-    assert!(out.contains("GROUP:") && out.contains("kubevirt.io"), "{out}");
-    assert!(out.contains("FIELD:") && out.contains("running") && out.contains("<boolean>"), "{out}");
+    assert!(
+        out.contains("KIND:") && out.contains("VirtualMachine"),
+        "{out}"
+    );
+    assert!(
+        out.contains("GROUP:") && out.contains("kubevirt.io"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FIELD:") && out.contains("running") && out.contains("<boolean>"),
+        "{out}"
+    );
 
     let out = k.ok(&["explain", "pods.spec.containers"]);
     assert!(out.contains("KIND:") && out.contains("Pod"), "{out}");
-    assert!(out.contains("containers") && out.contains("<[]Container>"), "{out}");
+    assert!(
+        out.contains("containers") && out.contains("<[]Container>"),
+        "{out}"
+    );
     assert!(out.contains("image") && out.contains("FIELDS:"), "{out}");
 
     let out = k.ok(&["explain", "configmaps", "--recursive"]);
@@ -90,7 +137,9 @@ fn version_reports_a_kubernetes_compatible_server_version() {
     let server_version = &version["serverVersion"];
     assert_eq!(server_version["major"], "1", "{version}");
     assert!(
-        server_version["gitVersion"].as_str().is_some_and(|v| v.starts_with("v1.")),
+        server_version["gitVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1.")),
         "{version}"
     );
 }
@@ -102,7 +151,10 @@ fn openapi_documents_are_served() {
     let v2: serde_json::Value =
         serde_json::from_str(&k.ok(&["get", "--raw", "/openapi/v2"])).expect("openapi v2 JSON");
     assert_eq!(v2["swagger"], "2.0");
-    assert!(v2["definitions"]["io.k8s.api.core.v1.ConfigMap"].is_object(), "ConfigMap missing");
+    assert!(
+        v2["definitions"]["io.k8s.api.core.v1.ConfigMap"].is_object(),
+        "ConfigMap missing"
+    );
 
     let v3: serde_json::Value =
         serde_json::from_str(&k.ok(&["get", "--raw", "/openapi/v3"])).expect("openapi v3 index");

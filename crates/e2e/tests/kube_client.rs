@@ -31,7 +31,11 @@ fn configmap(name: &str) -> ConfigMap {
 }
 
 /// Reads watcher events until `pick` accepts one, failing after [`EVENT_TIMEOUT`].
-async fn next_matching<S, T>(stream: &mut S, what: &str, mut pick: impl FnMut(&watcher::Event<ConfigMap>) -> Option<T>) -> T
+async fn next_matching<S, T>(
+    stream: &mut S,
+    what: &str,
+    mut pick: impl FnMut(&watcher::Event<ConfigMap>) -> Option<T>,
+) -> T
 where
     S: futures::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>> + Unpin,
 {
@@ -56,7 +60,9 @@ async fn watch_sees_create_and_delete(config: watcher::Config) {
     let server = Server::start();
     let client = client(&server).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
-    api.create(&PostParams::default(), &configmap("existing")).await.expect("create");
+    api.create(&PostParams::default(), &configmap("existing"))
+        .await
+        .expect("create");
 
     let mut events = watcher(api.clone(), config).boxed();
     let initial = next_matching(&mut events, "the initial list", |event| match event {
@@ -65,9 +71,15 @@ async fn watch_sees_create_and_delete(config: watcher::Config) {
     })
     .await;
     assert!(initial);
-    next_matching(&mut events, "InitDone", |event| matches!(event, watcher::Event::InitDone).then_some(())).await;
+    next_matching(&mut events, "InitDone", |event| {
+        matches!(event, watcher::Event::InitDone).then_some(())
+    })
+    .await;
 
-    let created = api.create(&PostParams::default(), &configmap("watched")).await.expect("create");
+    let created = api
+        .create(&PostParams::default(), &configmap("watched"))
+        .await
+        .expect("create");
     let seen = next_matching(&mut events, "the Apply of `watched`", |event| match event {
         watcher::Event::Apply(cm) if named(cm, "watched") => Some(cm.clone()),
         _ => None,
@@ -76,11 +88,17 @@ async fn watch_sees_create_and_delete(config: watcher::Config) {
     assert_eq!(seen.metadata.uid, created.metadata.uid);
     assert_eq!(seen.data, created.data);
 
-    api.delete("watched", &DeleteParams::default()).await.expect("delete");
-    next_matching(&mut events, "the Delete of `watched`", |event| match event {
-        watcher::Event::Delete(cm) if named(cm, "watched") => Some(()),
-        _ => None,
-    })
+    api.delete("watched", &DeleteParams::default())
+        .await
+        .expect("delete");
+    next_matching(
+        &mut events,
+        "the Delete of `watched`",
+        |event| match event {
+            watcher::Event::Delete(cm) if named(cm, "watched") => Some(()),
+            _ => None,
+        },
+    )
     .await;
 }
 
@@ -91,14 +109,37 @@ async fn kube_rs_lists_configmaps_and_namespaces_created_by_kubectl() {
     let client = client(&server).await;
 
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let list = configmaps.list(&ListParams::default()).await.expect("list configmaps");
-    let listed = list.items.iter().find(|cm| named(cm, "listed")).expect("`listed` in the list");
-    assert_eq!(listed.data.as_ref().and_then(|d| d.get("a")).map(String::as_str), Some("b"));
-    assert!(list.metadata.resource_version.is_some_and(|rv| !rv.is_empty()));
+    let list = configmaps
+        .list(&ListParams::default())
+        .await
+        .expect("list configmaps");
+    let listed = list
+        .items
+        .iter()
+        .find(|cm| named(cm, "listed"))
+        .expect("`listed` in the list");
+    assert_eq!(
+        listed
+            .data
+            .as_ref()
+            .and_then(|d| d.get("a"))
+            .map(String::as_str),
+        Some("b")
+    );
+    assert!(list
+        .metadata
+        .resource_version
+        .is_some_and(|rv| !rv.is_empty()));
 
     let namespaces: Api<Namespace> = Api::all(client);
-    let default = namespaces.get("default").await.expect("get namespace default");
-    assert_eq!(default.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    let default = namespaces
+        .get("default")
+        .await
+        .expect("get namespace default");
+    assert_eq!(
+        default.status.and_then(|s| s.phase).as_deref(),
+        Some("Active")
+    );
 }
 
 #[tokio::test]
@@ -118,10 +159,18 @@ async fn kube_rs_server_side_apply_creates_then_updates_a_configmap() {
     let api: Api<ConfigMap> = Api::namespaced(client(&server).await, "default");
     let params = PatchParams::apply("oxivirt-e2e");
     let mut cm = configmap("applied");
-    api.patch("applied", &params, &Patch::Apply(&cm)).await.expect("first apply");
+    api.patch("applied", &params, &Patch::Apply(&cm))
+        .await
+        .expect("first apply");
     cm.data = Some([("from".to_owned(), "second".to_owned())].into());
-    let updated = api.patch("applied", &params, &Patch::Apply(&cm)).await.expect("second apply");
-    assert_eq!(updated.data.and_then(|d| d.get("from").cloned()).as_deref(), Some("second"));
+    let updated = api
+        .patch("applied", &params, &Patch::Apply(&cm))
+        .await
+        .expect("second apply");
+    assert_eq!(
+        updated.data.and_then(|d| d.get("from").cloned()).as_deref(),
+        Some("second")
+    );
     let managers: Vec<String> = updated
         .metadata
         .managed_fields
@@ -130,5 +179,10 @@ async fn kube_rs_server_side_apply_creates_then_updates_a_configmap() {
         .filter_map(|m| m.manager)
         .collect();
     assert!(managers.iter().any(|m| m == "oxivirt-e2e"), "{managers:?}");
-    assert_eq!(server.kubectl().jsonpath(&["configmap", "applied"], "{.data.from}"), "second");
+    assert_eq!(
+        server
+            .kubectl()
+            .jsonpath(&["configmap", "applied"], "{.data.from}"),
+        "second"
+    );
 }

@@ -4,7 +4,8 @@ use oxivirt_e2e::{Kubectl, Server};
 
 fn resource_version(k: &Kubectl, args: &[&str]) -> u64 {
     let rv = k.jsonpath(args, "{.metadata.resourceVersion}");
-    rv.parse().unwrap_or_else(|_| panic!("resourceVersion {rv:?} is not a number"))
+    rv.parse()
+        .unwrap_or_else(|_| panic!("resourceVersion {rv:?} is not a number"))
 }
 
 #[test]
@@ -17,7 +18,10 @@ fn objects_survive_a_clean_restart_with_the_same_data_dir() {
     let rv_before = resource_version(&k, &["configmap", "survivor", "-n", "kept"]);
 
     let status = server.stop();
-    assert!(status.success(), "SIGTERM should stop the server cleanly, got {status}");
+    assert!(
+        status.success(),
+        "SIGTERM should stop the server cleanly, got {status}"
+    );
     server.restart();
 
     let k = server.kubectl();
@@ -25,7 +29,10 @@ fn objects_survive_a_clean_restart_with_the_same_data_dir() {
     assert_eq!(before, after, "object changed across restart");
     k.create_configmap_in("kept", "newer", &[]);
     let rv_after = resource_version(&k, &["configmap", "newer", "-n", "kept"]);
-    assert!(rv_after > rv_before, "resourceVersion went backwards: {rv_before} -> {rv_after}");
+    assert!(
+        rv_after > rv_before,
+        "resourceVersion went backwards: {rv_before} -> {rv_after}"
+    );
 }
 
 #[test]
@@ -46,20 +53,34 @@ fn acknowledged_objects_survive_kill_9() {
     let k = server.kubectl();
     let names = k.ok(&["get", "configmaps", "-o", "name", "-l", "!updated"]);
     for i in 1..29 {
-        assert!(names.lines().any(|l| l == format!("configmap/acked-{i:02}")), "acked-{i:02} lost:\n{names}");
+        assert!(
+            names
+                .lines()
+                .any(|l| l == format!("configmap/acked-{i:02}")),
+            "acked-{i:02} lost:\n{names}"
+        );
     }
-    assert!(!names.contains("acked-29"), "deleted object came back:\n{names}");
-    assert_eq!(k.jsonpath(&["configmap", "acked-00"], "{.metadata.labels.updated}"), "yes");
-    assert_eq!(k.jsonpath(&["configmap", "acked-17"], "{.data.index}"), "17");
+    assert!(
+        !names.contains("acked-29"),
+        "deleted object came back:\n{names}"
+    );
+    assert_eq!(
+        k.jsonpath(&["configmap", "acked-00"], "{.metadata.labels.updated}"),
+        "yes"
+    );
+    assert_eq!(
+        k.jsonpath(&["configmap", "acked-17"], "{.data.index}"),
+        "17"
+    );
 }
 
 #[test]
 fn a_crd_and_its_custom_resources_survive_a_restart() {
     let mut server = Server::start();
     crate::crd::install_widget_crd(&server.kubectl());
-    server
-        .kubectl()
-        .apply("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: lasting\nspec:\n  size: 5\n");
+    server.kubectl().apply(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: lasting\nspec:\n  size: 5\n",
+    );
     server.stop();
     server.restart();
     let k = server.kubectl();

@@ -11,7 +11,9 @@ use serde_yaml::Value;
 fn kubeconfig_with_user(server: &Server, name: &str, user: Value) -> std::path::PathBuf {
     let text = std::fs::read_to_string(server.kubeconfig()).expect("read admin kubeconfig");
     let mut config: Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-    let users = config["users"].as_sequence_mut().expect("kubeconfig has users");
+    let users = config["users"]
+        .as_sequence_mut()
+        .expect("kubeconfig has users");
     for entry in users {
         entry["user"] = user.clone();
     }
@@ -47,11 +49,17 @@ fn requests_with_a_wrong_bearer_token_are_unauthorized() {
     user.insert("token".into(), "not-a-real-token".into());
     let forged = kubeconfig_with_user(&server, "forged.kubeconfig", Value::Mapping(user));
     let k = server.kubectl_with(&forged);
-    for args in [&["get", "configmaps"][..], &["get", "--raw", "/api/v1/namespaces"]] {
+    for args in [
+        &["get", "configmaps"][..],
+        &["get", "--raw", "/api/v1/namespaces"],
+    ] {
         let err = k.fails(args);
         // kubectl says "(Unauthorized)" or, when discovery is what got the 401, "(the server
         // has asked for the client to provide credentials)".
-        assert!(err.contains("You must be logged in to the server") || err.contains("Unauthorized"), "{err}");
+        assert!(
+            err.contains("You must be logged in to the server") || err.contains("Unauthorized"),
+            "{err}"
+        );
     }
 }
 
@@ -62,12 +70,21 @@ fn the_server_certificate_is_verified_against_the_kubeconfig_ca() {
     // and dropping the CA must make verification fail.
     let text = std::fs::read_to_string(server.kubeconfig()).expect("read admin kubeconfig");
     let mut config: Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
-    for entry in config["clusters"].as_sequence_mut().expect("kubeconfig has clusters") {
+    for entry in config["clusters"]
+        .as_sequence_mut()
+        .expect("kubeconfig has clusters")
+    {
         let cluster = entry["cluster"].as_mapping_mut().expect("cluster mapping");
-        assert!(cluster.contains_key("certificate-authority-data"), "no CA data in kubeconfig");
+        assert!(
+            cluster.contains_key("certificate-authority-data"),
+            "no CA data in kubeconfig"
+        );
         cluster.remove("certificate-authority-data");
     }
-    let path = server.write_file("no-ca.kubeconfig", &serde_yaml::to_string(&config).expect("yaml"));
+    let path = server.write_file(
+        "no-ca.kubeconfig",
+        &serde_yaml::to_string(&config).expect("yaml"),
+    );
     let err = server.kubectl_with(&path).fails(&["get", "configmaps"]);
     assert!(err.contains("certificate"), "{err}");
     server.kubectl().ok(&["get", "configmaps"]);
@@ -78,7 +95,18 @@ fn auth_can_i_answers_yes_for_the_admin() {
     let server = Server::start();
     let k = server.kubectl();
     assert_eq!(k.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
-    assert_eq!(k.ok(&["auth", "can-i", "delete", "virtualmachines.kubevirt.io", "-n", "default"]).trim(), "yes");
+    assert_eq!(
+        k.ok(&[
+            "auth",
+            "can-i",
+            "delete",
+            "virtualmachines.kubevirt.io",
+            "-n",
+            "default"
+        ])
+        .trim(),
+        "yes"
+    );
     assert_eq!(k.ok(&["auth", "can-i", "*", "*"]).trim(), "yes");
 }
 

@@ -10,7 +10,15 @@ fn replace_with_a_stale_resource_version_is_a_conflict() {
     let stale = k.ok(&["get", "configmap", "cas", "-o", "yaml"]);
     let stale_path = server.write_file("stale.yaml", &stale.replace("v: \"1\"", "v: \"stale\""));
 
-    k.ok(&["patch", "configmap", "cas", "--type", "merge", "-p", r#"{"data":{"v":"2"}}"#]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cas",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"v":"2"}}"#,
+    ]);
 
     let err = k.fails(&["replace", "-f", stale_path.to_str().expect("utf-8 path")]);
     assert!(err.contains("Conflict"), "{err}");
@@ -32,9 +40,15 @@ fn every_update_changes_the_resource_version_and_keeps_the_uid() {
     let before = k.json(&["get", "configmap", "rv"]);
     k.ok(&["label", "configmap", "rv", "x=y"]);
     let after = k.json(&["get", "configmap", "rv"]);
-    assert_ne!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    assert_ne!(
+        before["metadata"]["resourceVersion"],
+        after["metadata"]["resourceVersion"]
+    );
     assert_eq!(before["metadata"]["uid"], after["metadata"]["uid"]);
-    assert_eq!(before["metadata"]["creationTimestamp"], after["metadata"]["creationTimestamp"]);
+    assert_eq!(
+        before["metadata"]["creationTimestamp"],
+        after["metadata"]["creationTimestamp"]
+    );
 }
 
 #[test]
@@ -42,15 +56,27 @@ fn label_adds_refuses_to_overwrite_without_flag_and_removes_labels() {
     let server = Server::start();
     let k = server.kubectl();
     k.create_configmap("lab", &[]);
-    assert_eq!(k.ok(&["label", "configmap", "lab", "tier=web"]).trim(), "configmap/lab labeled");
+    assert_eq!(
+        k.ok(&["label", "configmap", "lab", "tier=web"]).trim(),
+        "configmap/lab labeled"
+    );
 
     let err = k.fails(&["label", "configmap", "lab", "tier=db"]);
     assert!(err.contains("already has a value"), "{err}");
     k.ok(&["label", "configmap", "lab", "tier=db", "--overwrite"]);
-    assert_eq!(k.jsonpath(&["configmap", "lab"], "{.metadata.labels.tier}"), "db");
+    assert_eq!(
+        k.jsonpath(&["configmap", "lab"], "{.metadata.labels.tier}"),
+        "db"
+    );
 
-    assert_eq!(k.ok(&["label", "configmap", "lab", "tier-"]).trim(), "configmap/lab unlabeled");
-    assert_eq!(k.jsonpath(&["configmap", "lab"], "{.metadata.labels.tier}"), "");
+    assert_eq!(
+        k.ok(&["label", "configmap", "lab", "tier-"]).trim(),
+        "configmap/lab unlabeled"
+    );
+    assert_eq!(
+        k.jsonpath(&["configmap", "lab"], "{.metadata.labels.tier}"),
+        ""
+    );
 }
 
 #[test]
@@ -58,20 +84,40 @@ fn annotate_adds_overwrites_and_removes_annotations() {
     let server = Server::start();
     let k = server.kubectl();
     k.create_configmap("ann", &[]);
-    let out = k.ok(&["annotate", "configmap", "ann", "example.com/note=hello world"]);
+    let out = k.ok(&[
+        "annotate",
+        "configmap",
+        "ann",
+        "example.com/note=hello world",
+    ]);
     assert_eq!(out.trim(), "configmap/ann annotated");
     assert_eq!(
-        k.jsonpath(&["configmap", "ann"], r"{.metadata.annotations.example\.com/note}"),
+        k.jsonpath(
+            &["configmap", "ann"],
+            r"{.metadata.annotations.example\.com/note}"
+        ),
         "hello world"
     );
-    k.ok(&["annotate", "configmap", "ann", "example.com/note=bye", "--overwrite"]);
+    k.ok(&[
+        "annotate",
+        "configmap",
+        "ann",
+        "example.com/note=bye",
+        "--overwrite",
+    ]);
     assert_eq!(
-        k.jsonpath(&["configmap", "ann"], r"{.metadata.annotations.example\.com/note}"),
+        k.jsonpath(
+            &["configmap", "ann"],
+            r"{.metadata.annotations.example\.com/note}"
+        ),
         "bye"
     );
     k.ok(&["annotate", "configmap", "ann", "example.com/note-"]);
     assert_eq!(
-        k.jsonpath(&["configmap", "ann"], r"{.metadata.annotations.example\.com/note}"),
+        k.jsonpath(
+            &["configmap", "ann"],
+            r"{.metadata.annotations.example\.com/note}"
+        ),
         ""
     );
 }

@@ -18,7 +18,12 @@ fn wait_for_condition_times_out_when_the_condition_never_appears() {
     let server = Server::start();
     let k = server.kubectl();
     k.create_namespace("quiet");
-    let err = k.fails(&["wait", "--for=condition=Ready", "namespace/quiet", "--timeout=2s"]);
+    let err = k.fails(&[
+        "wait",
+        "--for=condition=Ready",
+        "namespace/quiet",
+        "--timeout=2s",
+    ]);
     assert!(err.contains("timed out"), "{err}");
 }
 
@@ -28,14 +33,30 @@ fn wait_for_jsonpath_sees_a_namespace_become_active_and_a_value_change() {
     let k = server.kubectl();
     k.create_namespace("watched");
     let out = k.ok(&[
-        "wait", "--for=jsonpath={.status.phase}=Active", "namespace/watched", "--timeout=30s",
+        "wait",
+        "--for=jsonpath={.status.phase}=Active",
+        "namespace/watched",
+        "--timeout=30s",
     ]);
     assert_eq!(out.trim(), "namespace/watched condition met");
 
     k.create_configmap("flag", &[("state", "off")]);
-    let mut waiter = k.spawn(&["wait", "--for=jsonpath={.data.state}=on", "configmap/flag", "--timeout=30s"]);
+    let mut waiter = k.spawn(&[
+        "wait",
+        "--for=jsonpath={.data.state}=on",
+        "configmap/flag",
+        "--timeout=30s",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
-    k.ok(&["patch", "configmap", "flag", "--type", "merge", "-p", r#"{"data":{"state":"on"}}"#]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "flag",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"state":"on"}}"#,
+    ]);
     waiter.expect_line(&["configmap/flag condition met"], Duration::from_secs(30));
 }
 

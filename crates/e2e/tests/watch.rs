@@ -15,7 +15,10 @@ fn get_watch_prints_a_configmap_created_after_it_started() {
     watch.expect_line(&["before"], EVENT_TIMEOUT);
     k.create_configmap("after", &[("a", "b")]);
     let line = watch.expect_line(&["after"], EVENT_TIMEOUT);
-    assert!(line.split_whitespace().nth(1) == Some("1"), "DATA column: {line}");
+    assert!(
+        line.split_whitespace().nth(1) == Some("1"),
+        "DATA column: {line}"
+    );
 }
 
 #[test]
@@ -40,13 +43,20 @@ fn watch_resumes_from_a_resource_version() {
     k.create_configmap("old", &[]);
     let list = k.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]);
     let list: serde_json::Value = serde_json::from_str(&list).expect("list JSON");
-    let rv = list["metadata"]["resourceVersion"].as_str().expect("list resourceVersion").to_owned();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list resourceVersion")
+        .to_owned();
     k.create_configmap("new", &[]);
     // A watch from the list's revision replays only what happened after it.
     let mut watch = k.spawn(&[
-        "get", "--raw",
+        "get",
+        "--raw",
         &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
     ]);
     let line = watch.expect_line(&["\"ADDED\""], EVENT_TIMEOUT);
-    assert!(line.contains("\"name\":\"new\""), "first event is not `new`: {line}");
+    assert!(
+        line.contains("\"name\":\"new\""),
+        "first event is not `new`: {line}"
+    );
 }
