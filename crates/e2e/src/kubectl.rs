@@ -226,8 +226,18 @@ impl Kubectl {
         }
     }
 
+    /// Runs `kubectl args…` with extra environment variables (for `KUBE_EDITOR`).
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_full(args, None, env)
+    }
+
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_full(args, stdin, &[])
+    }
+
+    fn run_full(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
         let mut command = self.command(args);
+        command.envs(env.iter().copied());
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         if stdin.is_some() {
             command.stdin(Stdio::piped());

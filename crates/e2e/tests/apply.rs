@@ -65,6 +65,41 @@ fn apply_updates_an_object_and_removes_fields_dropped_from_the_manifest() {
 }
 
 #[test]
+fn diff_shows_a_pending_change_through_a_server_dry_run() {
+    let server = Server::start();
+    let k = server.kubectl();
+    let manifest = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: diffed\ndata:\n  key: \"{value}\"\n")
+    };
+    k.apply(&manifest("old"));
+    let same = server.write_file("same.yaml", &manifest("old"));
+    let run = k.run(&["diff", "-f", same.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "no difference expected: {run:?}"
+    );
+
+    let changed = server.write_file("changed.yaml", &manifest("new"));
+    let run = k.run(&["diff", "-f", changed.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "kubectl diff exits 1 on differences: {run:?}"
+    );
+    assert!(
+        run.stdout.contains("-  key: old") && run.stdout.contains("+  key: new"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        k.jsonpath(&["configmap", "diffed"], "{.data.key}"),
+        "old",
+        "diff changed nothing"
+    );
+}
+
+#[test]
 fn create_from_a_manifest_makes_an_object_and_refuses_a_duplicate() {
     let server = Server::start();
     let k = server.kubectl();

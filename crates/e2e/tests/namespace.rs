@@ -17,6 +17,24 @@ fn the_four_system_namespaces_exist_on_first_start() {
 }
 
 #[test]
+fn the_default_and_kube_system_namespaces_may_not_be_deleted() {
+    let server = Server::start();
+    let k = server.kubectl();
+    for ns in ["default", "kube-system", "kube-public"] {
+        let err = k.fails(&["delete", "namespace", ns, "--wait=false"]);
+        assert!(
+            err.contains("Forbidden") && err.contains("may not be deleted"),
+            "{ns}: {err}"
+        );
+        assert_eq!(
+            k.jsonpath(&["namespace", ns], "{.status.phase}"),
+            "Active",
+            "{ns}"
+        );
+    }
+}
+
+#[test]
 fn deleting_a_namespace_removes_its_contents_and_then_the_namespace() {
     let server = Server::start();
     let k = server.kubectl();

@@ -52,6 +52,32 @@ fn every_update_changes_the_resource_version_and_keeps_the_uid() {
 }
 
 #[test]
+fn edit_saves_what_the_editor_changed() {
+    let server = Server::start();
+    let k = server.kubectl();
+    k.create_configmap("edited", &[("colour", "red")]);
+    // A non-interactive "editor": kubectl passes it the path of the object's YAML.
+    let editor = server.write_file(
+        "editor.sh",
+        "#!/bin/sh\nsed -i 's/^  colour: .*/  colour: green/' \"$1\"\n",
+    );
+    let chmod = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status();
+    assert!(chmod.is_ok_and(|s| s.success()));
+    let editor = editor.to_str().expect("utf-8 path");
+    let out = k
+        .run_with_env(&["edit", "configmap", "edited"], &[("KUBE_EDITOR", editor)])
+        .ok();
+    assert_eq!(out.trim(), "configmap/edited edited");
+    assert_eq!(
+        k.jsonpath(&["configmap", "edited"], "{.data.colour}"),
+        "green"
+    );
+}
+
+#[test]
 fn label_adds_refuses_to_overwrite_without_flag_and_removes_labels() {
     let server = Server::start();
     let k = server.kubectl();
