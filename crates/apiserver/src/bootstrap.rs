@@ -48,7 +48,7 @@ pub async fn run(api: &Api) -> Result<()> {
             Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
         }
     }
-    for definition in crd::kubevirt_crds() {
+    for definition in oxivirt_api::custom_resource_definitions() {
         let name = definition["metadata"]["name"].as_str().unwrap_or("").to_string();
         match api.create(&crd_info, "", definition.clone(), &ctx(), "v1").await {
             Ok(_) => {}

@@ -298,6 +298,22 @@ pub fn resources() -> Vec<ResourceInfo> {
         ))),
         "io.k8s.api.batch.v1.Job",
     ));
+    list.push(with_schema(
+        short(
+            columns(
+                b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false),
+                vec![
+                    C::func("Value", 0, p::priority_value),
+                    C::func("Global-Default", 0, p::priority_global_default),
+                    C::age(),
+                    C::func("PreemptionPolicy", 0, p::priority_preemption),
+                ],
+                false,
+            ),
+            &["pc"],
+        ),
+        "io.k8s.api.scheduling.v1.PriorityClass",
+    ));
     let mut crd = status(short(
         b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false),
         &["crd", "crds"],

@@ -493,3 +493,15 @@ pub fn job_completions(obj: &Value) -> Value {
         None => json!(format!("{succeeded}/1")),
     }
 }
+
+pub fn priority_value(obj: &Value) -> Value {
+    obj.get("value").cloned().unwrap_or(json!(0))
+}
+
+pub fn priority_global_default(obj: &Value) -> Value {
+    json!(obj.get("globalDefault").and_then(Value::as_bool).unwrap_or(false).to_string())
+}
+
+pub fn priority_preemption(obj: &Value) -> Value {
+    json!(obj.get("preemptionPolicy").and_then(Value::as_str).unwrap_or("PreemptLowerPriority"))
+}

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use k8s_openapi::api::{
-    apps, authorization, batch, coordination, core, discovery, events, policy, rbac, storage,
+    apps, authorization, batch, coordination, core, discovery, events, policy, rbac, scheduling,
+    storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -242,6 +243,7 @@ fn build() -> CoreSchemas {
         .listable::<apiextensions::CustomResourceDefinition>()
         .listable::<policy::v1::PodDisruptionBudget>()
         .listable::<batch::v1::Job>()
+        .listable::<scheduling::v1::PriorityClass>()
         .kind::<authorization::v1::SelfSubjectAccessReview>(&CREATE_ONLY)
         .kind::<authorization::v1::SelfSubjectRulesReview>(&CREATE_ONLY)
         .kind::<authorization::v1::SubjectAccessReview>(&CREATE_ONLY)
