@@ -1,0 +1,5 @@
+//! One module per command that does something; commands that only answer "not supported"
+//! live as variants in [`crate::cli::Command`].
+
+pub mod create;
+pub mod version;

@@ -1,0 +1,134 @@
+//! The validated form of a command line, and the one place that carries it out.
+//!
+//! [`Plan::from_cli`] does every check that needs no I/O towards the cluster, so a bad
+//! flag fails before any connection is attempted; [`Plan::run`] then performs the plan.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::client::ConnectionOptions;
+use crate::commands::create::{self, Manifest};
+use crate::commands::version;
+use crate::error::{Error, Result};
+
+/// What `virtctl` will do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Print this help text (no command was given).
+    Help(String),
+    /// Print the client version, and the server's when reachable.
+    Version(Box<ConnectionOptions>),
+    /// Print a manifest (`create ...`).
+    PrintManifest(Manifest),
+}
+
+impl Plan {
+    /// Validates a parsed command line.
+    ///
+    /// # Errors
+    /// [`Error::Flag`] / [`Error::Invalid`] for bad values, [`Error::Unsupported`] for
+    /// commands this build does not implement.
+    pub fn from_cli(cli: Cli) -> Result<Plan> {
+        let connection = cli.connection();
+        let Some(command) = cli.command else {
+            return Ok(Plan::Help(Cli::command().render_help().to_string()));
+        };
+        match command {
+            Command::Version => Ok(Plan::Version(Box::new(connection))),
+            Command::Create(create) => {
+                create::plan(&create, connection.namespace).map(Plan::PrintManifest)
+            }
+            Command::Options => Ok(Plan::Help(global_options_help())),
+            // Every other command is registered only so that it can say this.
+            other => Err(Error::Unsupported {
+                command: other.name().to_owned(),
+            }),
+        }
+    }
+
+    /// Carries the plan out, writing results to `out` and notes to `err`.
+    ///
+    /// # Errors
+    /// [`Error::Output`] when writing fails; command-specific errors otherwise.
+    pub fn run(self, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+        match self {
+            Plan::Help(text) => out.write_all(text.as_bytes()).map_err(Error::Output),
+            Plan::Version(connection) => version::run(&connection, out, err),
+            Plan::PrintManifest(manifest) => manifest.print(out, err),
+        }
+    }
+}
+
+/// The `options` text: the global flags, which every command accepts.
+fn global_options_help() -> String {
+    let mut text = String::from("The following options can be passed to any command:\n\n");
+    for arg in Cli::command().get_arguments() {
+        if !arg.is_global_set() && arg.get_id() != "kube_user" {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("-{short}"));
+        }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("--{long}"));
+        }
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        text.push_str(&format!("  {}: {help}\n", names.join(", ")));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Result<Plan> {
+        let mut argv = vec!["virtctl"];
+        argv.extend_from_slice(args);
+        Plan::from_cli(Cli::try_parse_from(argv).expect("parses"))
+    }
+
+    #[test]
+    fn unsupported_commands_fail_with_their_name() {
+        let err = plan(&["start", "my-vm", "--paused"]).expect_err("unsupported");
+        assert_eq!(
+            err.to_string(),
+            "\"start\" is not supported by this oxivirt build yet"
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_UNSUPPORTED);
+        let err = plan(&["create", "clone", "--source-name", "a"]).expect_err("unsupported");
+        assert!(err.to_string().starts_with("\"create clone\""));
+    }
+
+    #[test]
+    fn no_command_prints_help() {
+        let Ok(Plan::Help(text)) = plan(&[]) else {
+            panic!("expected help");
+        };
+        assert!(text.contains("Exit codes:"));
+    }
+
+    #[test]
+    fn namespace_flag_reaches_create() {
+        let Ok(Plan::PrintManifest(manifest)) =
+            plan(&["-n", "team", "create", "vm", "--name", "a"])
+        else {
+            panic!("expected a manifest");
+        };
+        assert_eq!(manifest.object["metadata"]["namespace"], "team");
+    }
+
+    #[test]
+    fn options_lists_global_flags() {
+        let Ok(Plan::Help(text)) = plan(&["options"]) else {
+            panic!("expected help");
+        };
+        assert!(text.contains("--kubeconfig"));
+        assert!(text.contains("-n, --namespace"));
+        assert!(text.contains("--user"));
+    }
+}
