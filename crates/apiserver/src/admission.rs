@@ -94,12 +94,26 @@ fn kind_hooks(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Valu
             if obj.get("type").is_none_or(Value::is_null) {
                 obj["type"] = json!("Opaque");
             }
+            fold_string_data(obj);
         }
         ("", "Service") => default_service(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::admit(api, obj, old, causes),
         _ => {}
     }
     Ok(())
+}
+
+/// `stringData` is write-only: its entries are stored base64-encoded in `data`.
+fn fold_string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    if !obj.get("data").is_some_and(Value::is_object) {
+        obj["data"] = json!({});
+    }
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default().to_string();
+        obj["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 /// The defaults a Kubernetes apiserver gives a Service.

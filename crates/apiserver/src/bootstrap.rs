@@ -15,6 +15,8 @@ use crate::error::ApiError;
 use crate::service::{Api, Subresource};
 
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces Kubernetes refuses to delete.
+pub const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// How long watch history is kept before compaction: the window a client may resume in.
 const HISTORY_WINDOW: Duration = Duration::from_secs(300);

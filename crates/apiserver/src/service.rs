@@ -391,6 +391,9 @@ impl Api {
         ctx: &RequestCtx,
         version: &str,
     ) -> ApiResult<DeleteOutcome> {
+        if info.group.is_empty() && info.kind == "Namespace" && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name) {
+            return Err(ApiError::Forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+        }
         for _ in 0..WRITE_RETRIES {
             let (kv, old) = self.get_kv(info, ns, name).await?;
             if let Some(uid) = &opts.precondition_uid {
