@@ -30,6 +30,7 @@ mod schemas;
 mod selectors;
 mod server;
 mod service;
+mod subresources;
 mod table;
 mod tokens;
 

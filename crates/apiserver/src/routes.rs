@@ -91,6 +91,7 @@ async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
         }
         ["openapi", "v3"] if is_get => openapi::v3_index(&api),
         ["openapi", "v3", rest @ ..] if is_get => openapi::v3_group_version(&api, &rest.join("/")),
+        ["apis", "subresources.kubevirt.io", ..] => crate::subresources::handle(api, req).await,
         ["api", ..] | ["apis", ..] => handlers::dispatch(State(api), req).await,
         _ => ApiError::NotFound {
             message: "the server could not find the requested resource".into(),
