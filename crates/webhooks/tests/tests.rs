@@ -1,0 +1,3 @@
+//! Integration tests: upstream's example manifests through `admit`.
+
+mod examples;
