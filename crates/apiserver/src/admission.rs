@@ -12,7 +12,7 @@ use crate::schemas;
 use crate::service::Api;
 
 /// Defaults, prunes and validates `obj` (a create when `old` is None).
-pub fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value>, ctx: &RequestCtx) -> ApiResult<()> {
+pub async fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value>, ctx: &RequestCtx) -> ApiResult<()> {
     let name = objects::name(obj).to_string();
     if old.is_none() && info.create_policy == CreatePolicy::SystemOnly && !ctx.user.is_component() {
         return Err(ApiError::Forbidden(format!(
@@ -54,7 +54,7 @@ pub fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value
     if !causes.is_empty() {
         return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
     }
-    Ok(())
+    crate::webhook::run(api, info, obj, old, ctx).await
 }
 
 fn validate_name(info: &ResourceInfo, name: &str, causes: &mut Vec<Cause>) {

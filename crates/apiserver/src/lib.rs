@@ -33,6 +33,7 @@ mod service;
 mod subresources;
 mod table;
 mod tokens;
+mod webhook;
 
 pub use context::{RequestCtx, UserInfo};
 pub use error::{ApiError, ApiResult};

@@ -187,7 +187,7 @@ impl Api {
                 map.remove("status");
             }
         }
-        admission::admit(self, info, &mut obj, None, ctx)?;
+        admission::admit(self, info, &mut obj, None, ctx).await?;
         managed::record_update(info, None, &mut obj, ctx);
         let name = objects::name(&obj).to_string();
         if ctx.dry_run {
@@ -269,7 +269,7 @@ impl Api {
                 }
             }
             self.merge_for_write(info, &old, &mut new, sub)?;
-            admission::admit(self, info, &mut new, Some(&old), ctx)?;
+            admission::admit(self, info, &mut new, Some(&old), ctx).await?;
             bump_generation(info, &old, &mut new);
             managed::record_update(info, Some(&old), &mut new, ctx);
             match self.commit(info, ns, name, &kv, &old, new, ctx, version).await {
