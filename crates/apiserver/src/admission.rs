@@ -12,7 +12,13 @@ use crate::schemas;
 use crate::service::Api;
 
 /// Defaults, prunes and validates `obj` (a create when `old` is None).
-pub async fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value>, ctx: &RequestCtx) -> ApiResult<()> {
+pub async fn admit(
+    api: &Api,
+    info: &ResourceInfo,
+    obj: &mut Value,
+    old: Option<&Value>,
+    ctx: &RequestCtx,
+) -> ApiResult<()> {
     let name = objects::name(obj).to_string();
     if old.is_none() && info.create_policy == CreatePolicy::SystemOnly && !ctx.user.is_component() {
         return Err(ApiError::Forbidden(format!(
@@ -28,7 +34,10 @@ pub async fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<
             FieldValidation::Ignore => {}
             FieldValidation::Warn => {
                 for field in &outcome.unknown_fields {
-                    ctx.warn(format!("unknown field \"{}\"", field.trim_start_matches('.')));
+                    ctx.warn(format!(
+                        "unknown field \"{}\"",
+                        field.trim_start_matches('.')
+                    ));
                 }
             }
             FieldValidation::Strict => {
@@ -37,7 +46,13 @@ pub async fn admit(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<
                     .iter()
                     .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
                     .collect();
-                let version = obj["apiVersion"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
+                let version = obj["apiVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 return Err(ApiError::BadRequest(format!(
                     "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
                     list.join(", "),
@@ -76,7 +91,13 @@ fn validate_name(info: &ResourceInfo, name: &str, causes: &mut Vec<Cause>) {
     }
 }
 
-fn kind_hooks(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value>, causes: &mut Vec<Cause>) -> ApiResult<()> {
+fn kind_hooks(
+    api: &Api,
+    info: &ResourceInfo,
+    obj: &mut Value,
+    old: Option<&Value>,
+    causes: &mut Vec<Cause>,
+) -> ApiResult<()> {
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => {
             if old.is_none() {
@@ -106,7 +127,10 @@ fn kind_hooks(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Valu
 /// `stringData` is write-only: its entries are stored base64-encoded in `data`.
 fn fold_string_data(obj: &mut Value) {
     use base64::Engine;
-    let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
     if !obj.get("data").is_some_and(Value::is_object) {
         obj["data"] = json!({});
     }

@@ -8,8 +8,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::context::{UserInfo, GROUP_MASTERS};
-use crate::service::Api;
 use crate::error::ApiError;
+use crate::service::Api;
 
 /// The identity in a verified client certificate (CN = user, O = groups).
 #[derive(Debug, Clone, Default)]
@@ -26,16 +26,26 @@ impl Authenticator {
         let mut tokens = HashMap::new();
         tokens.insert(
             admin_token.to_string(),
-            UserInfo { name: "kubernetes-admin".into(), groups: vec![GROUP_MASTERS.into(), "system:authenticated".into()] },
+            UserInfo {
+                name: "kubernetes-admin".into(),
+                groups: vec![GROUP_MASTERS.into(), "system:authenticated".into()],
+            },
         );
         tokens.insert(components_token.to_string(), UserInfo::system("components"));
         Authenticator { tokens, api }
     }
 
     /// The user behind a request, or None when it carries no credentials we accept.
-    pub async fn authenticate(&self, authorization: Option<String>, peer: Option<UserInfo>) -> Option<UserInfo> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<String>,
+        peer: Option<UserInfo>,
+    ) -> Option<UserInfo> {
         if let Some(value) = authorization {
-            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))?
+                .trim();
             if let Some(user) = self.tokens.get(token) {
                 return Some(user.clone());
             }
@@ -47,8 +57,14 @@ impl Authenticator {
     /// A ServiceAccount token is valid while it has not expired and the account it was
     /// issued for still exists (same uid): deleting the account revokes its tokens.
     async fn service_account(&self, token: &str) -> Option<UserInfo> {
-        let claims = self.api.tokens.verify(token, chrono::Utc::now().timestamp())?;
-        let key = format!("/registry/core/serviceaccounts/{}/{}", claims.namespace, claims.name);
+        let claims = self
+            .api
+            .tokens
+            .verify(token, chrono::Utc::now().timestamp())?;
+        let key = format!(
+            "/registry/core/serviceaccounts/{}/{}",
+            claims.namespace, claims.name
+        );
         let kv = self.api.store.get(&key).await.ok()??;
         let sa: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
         (crate::objects::uid(&sa) == claims.uid).then(|| claims.user())
@@ -57,17 +73,30 @@ impl Authenticator {
 
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer` allows.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    )
 }
 
 /// Middleware: attaches the caller's `UserInfo` or answers 401.
-pub async fn require_user(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+pub async fn require_user(
+    State(auth): State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
-    let authorization =
-        req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let peer = req.extensions().get::<PeerIdentity>().and_then(|p| p.0.clone());
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let peer = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.0.clone());
     match auth.authenticate(authorization, peer).await {
         Some(user) => match impersonate(user, req.headers()) {
             Ok(user) => {
@@ -84,9 +113,16 @@ pub async fn require_user(State(auth): State<Arc<Authenticator>>, mut req: Reque
 pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-    let mut groups: Vec<String> =
-        subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let mut groups: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
     groups.push("system:authenticated".into());
     Some(UserInfo { name, groups })
 }
@@ -94,9 +130,14 @@ pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
 /// Applies `Impersonate-User`/`Impersonate-Group` headers (kubectl `--as`, `--as-group`).
 /// Only administrators may impersonate, as the default RBAC of Kubernetes allows.
 fn impersonate(user: UserInfo, headers: &http::HeaderMap) -> Result<UserInfo, ApiError> {
-    let Some(name) = headers.get("Impersonate-User").and_then(|v| v.to_str().ok()) else {
+    let Some(name) = headers
+        .get("Impersonate-User")
+        .and_then(|v| v.to_str().ok())
+    else {
         if headers.contains_key("Impersonate-Group") {
-            return Err(ApiError::BadRequest("requested impersonation of groups without a user".into()));
+            return Err(ApiError::BadRequest(
+                "requested impersonation of groups without a user".into(),
+            ));
         }
         return Ok(user);
     };
@@ -114,5 +155,8 @@ fn impersonate(user: UserInfo, headers: &http::HeaderMap) -> Result<UserInfo, Ap
     if !groups.iter().any(|g| g == "system:authenticated") {
         groups.push("system:authenticated".into());
     }
-    Ok(UserInfo { name: name.to_string(), groups })
+    Ok(UserInfo {
+        name: name.to_string(),
+        groups,
+    })
 }

@@ -26,9 +26,7 @@ pub struct Attributes {
 }
 
 pub fn resource_list() -> Value {
-    let r = |name: &str, kind: &str, namespaced: bool| {
-        json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": namespaced, "kind": kind, "verbs": ["create"]})
-    };
+    let r = |name: &str, kind: &str, namespaced: bool| json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": namespaced, "kind": kind, "verbs": ["create"]});
     json!({
         "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
         "resources": [
@@ -40,9 +38,19 @@ pub fn resource_list() -> Value {
     })
 }
 
-pub async fn handle(api: &Api, user: &UserInfo, path: &ResourcePath, method: &Method, body: &bytes::Bytes, content_type: &str) -> ApiResult<Response> {
+pub async fn handle(
+    api: &Api,
+    user: &UserInfo,
+    path: &ResourcePath,
+    method: &Method,
+    body: &bytes::Bytes,
+    content_type: &str,
+) -> ApiResult<Response> {
     if method != Method::POST || path.name.is_some() {
-        return Err(ApiError::MethodNotAllowed(format!("{} only accepts create", path.resource)));
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{} only accepts create",
+            path.resource
+        )));
     }
     let mut review = decode_body(body, content_type)?;
     let (subject, kind) = match path.resource.as_str() {
@@ -56,18 +64,47 @@ pub async fn handle(api: &Api, user: &UserInfo, path: &ResourcePath, method: &Me
                 )));
             }
             let spec = &review["spec"];
-            let groups = spec["groups"].as_array().map(|g| g.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            (UserInfo { name: spec["user"].as_str().unwrap_or("").to_string(), groups }, if path.resource == "subjectaccessreviews" { "SubjectAccessReview" } else { "LocalSubjectAccessReview" })
+            let groups = spec["groups"]
+                .as_array()
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                UserInfo {
+                    name: spec["user"].as_str().unwrap_or("").to_string(),
+                    groups,
+                },
+                if path.resource == "subjectaccessreviews" {
+                    "SubjectAccessReview"
+                } else {
+                    "LocalSubjectAccessReview"
+                },
+            )
         }
         other => return Err(ApiError::not_found("authorization.k8s.io", other, "")),
     };
     review["apiVersion"] = json!("authorization.k8s.io/v1");
     review["kind"] = json!(kind);
     if kind == "SelfSubjectRulesReview" {
-        let ns = review.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let ns = review
+            .pointer("/spec/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let rules = rules_for(api, &subject, &ns).await?;
-        let resource_rules: Vec<Value> = rules.iter().filter(|r| r.get("resources").is_some()).cloned().collect();
-        let non_resource: Vec<Value> = rules.iter().filter(|r| r.get("nonResourceURLs").is_some()).cloned().collect();
+        let resource_rules: Vec<Value> = rules
+            .iter()
+            .filter(|r| r.get("resources").is_some())
+            .cloned()
+            .collect();
+        let non_resource: Vec<Value> = rules
+            .iter()
+            .filter(|r| r.get("nonResourceURLs").is_some())
+            .cloned()
+            .collect();
         review["status"] = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource, "incomplete": false});
         return Ok(json_response(StatusCode::CREATED, &review, vec![]));
     }
@@ -78,12 +115,23 @@ pub async fn handle(api: &Api, user: &UserInfo, path: &ResourcePath, method: &Me
             resource: ra["resource"].as_str().unwrap_or("").into(),
             subresource: ra["subresource"].as_str().unwrap_or("").into(),
             name: ra["name"].as_str().unwrap_or("").into(),
-            namespace: ra["namespace"].as_str().or(path.namespace.as_deref()).unwrap_or("").into(),
+            namespace: ra["namespace"]
+                .as_str()
+                .or(path.namespace.as_deref())
+                .unwrap_or("")
+                .into(),
             path: None,
         },
         None => Attributes {
-            verb: review.pointer("/spec/nonResourceAttributes/verb").and_then(Value::as_str).unwrap_or("").into(),
-            path: review.pointer("/spec/nonResourceAttributes/path").and_then(Value::as_str).map(str::to_string),
+            verb: review
+                .pointer("/spec/nonResourceAttributes/verb")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into(),
+            path: review
+                .pointer("/spec/nonResourceAttributes/path")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             ..Default::default()
         },
     };
@@ -107,7 +155,11 @@ fn subject_matches(subject: &Value, user: &UserInfo, binding_ns: &str) -> bool {
 
 async fn load(api: &Api, prefix: &str) -> ApiResult<Vec<Value>> {
     let listed = api.store.list(prefix, ListOptions::default()).await?;
-    Ok(listed.items.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
+    Ok(listed
+        .items
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect())
 }
 
 async fn role_rules(api: &Api, role_ref: &Value, ns: &str) -> ApiResult<Vec<Value>> {
@@ -116,7 +168,9 @@ async fn role_rules(api: &Api, role_ref: &Value, ns: &str) -> ApiResult<Vec<Valu
         Some("ClusterRole") => format!("/registry/rbac.authorization.k8s.io/clusterroles/{name}"),
         _ => format!("/registry/rbac.authorization.k8s.io/roles/{ns}/{name}"),
     };
-    let Some(kv) = api.store.get(&key).await? else { return Ok(vec![]) };
+    let Some(kv) = api.store.get(&key).await? else {
+        return Ok(vec![]);
+    };
     let role: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
     Ok(role["rules"].as_array().cloned().unwrap_or_default())
 }
@@ -130,15 +184,30 @@ pub async fn rules_for(api: &Api, user: &UserInfo, namespace: &str) -> ApiResult
         ]);
     }
     let mut rules = Vec::new();
-    for binding in load(api, "/registry/rbac.authorization.k8s.io/clusterrolebindings/").await? {
-        if binding["subjects"].as_array().into_iter().flatten().any(|s| subject_matches(s, user, "")) {
+    for binding in load(
+        api,
+        "/registry/rbac.authorization.k8s.io/clusterrolebindings/",
+    )
+    .await?
+    {
+        if binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| subject_matches(s, user, ""))
+        {
             rules.extend(role_rules(api, &binding["roleRef"], "").await?);
         }
     }
     if !namespace.is_empty() {
         let prefix = format!("/registry/rbac.authorization.k8s.io/rolebindings/{namespace}/");
         for binding in load(api, &prefix).await? {
-            if binding["subjects"].as_array().into_iter().flatten().any(|s| subject_matches(s, user, namespace)) {
+            if binding["subjects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| subject_matches(s, user, namespace))
+            {
                 rules.extend(role_rules(api, &binding["roleRef"], namespace).await?);
             }
         }
@@ -147,7 +216,10 @@ pub async fn rules_for(api: &Api, user: &UserInfo, namespace: &str) -> ApiResult
 }
 
 fn contains(list: &Value, item: &str) -> bool {
-    list.as_array().into_iter().flatten().any(|v| v.as_str() == Some("*") || v.as_str() == Some(item))
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| v.as_str() == Some("*") || v.as_str() == Some(item))
 }
 
 /// Whether RBAC allows the request, and why.
@@ -156,19 +228,38 @@ pub async fn allowed(api: &Api, user: &UserInfo, attrs: &Attributes) -> ApiResul
         return Ok((true, "user is in group system:masters".into()));
     }
     let rules = rules_for(api, user, &attrs.namespace).await?;
-    let resource = if attrs.subresource.is_empty() { attrs.resource.clone() } else { format!("{}/{}", attrs.resource, attrs.subresource) };
+    let resource = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
     let ok = rules.iter().any(|rule| {
         if !contains(&rule["verbs"], &attrs.verb) {
             return false;
         }
         if let Some(path) = &attrs.path {
-            return rule["nonResourceURLs"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|u| {
-                u == "*" || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
-            });
+            return rule["nonResourceURLs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .any(|u| {
+                    u == "*"
+                        || u == path
+                        || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
+                });
         }
-        let names_ok = rule["resourceNames"].as_array().is_none_or(|n| n.is_empty())
+        let names_ok = rule["resourceNames"]
+            .as_array()
+            .is_none_or(|n| n.is_empty())
             || contains(&rule["resourceNames"], &attrs.name);
-        contains(&rule["apiGroups"], &attrs.group) && contains(&rule["resources"], &resource) && names_ok
+        contains(&rule["apiGroups"], &attrs.group)
+            && contains(&rule["resources"], &resource)
+            && names_ok
     });
-    Ok(if ok { (true, "allowed by RBAC".into()) } else { (false, String::new()) })
+    Ok(if ok {
+        (true, "allowed by RBAC".into())
+    } else {
+        (false, String::new())
+    })
 }

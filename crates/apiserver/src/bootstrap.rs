@@ -14,7 +14,8 @@ use crate::crd;
 use crate::error::ApiError;
 use crate::service::{Api, Subresource};
 
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 /// Namespaces Kubernetes refuses to delete.
 pub const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
@@ -33,8 +34,13 @@ pub async fn run(api: &Api) -> Result<()> {
     let crd_info = api
         .registry
         .by_group_resource("apiextensions.k8s.io", "customresourcedefinitions")
-        .ok_or_else(|| anyhow::anyhow!("the CustomResourceDefinition resource is not registered"))?;
-    let stored = api.store.list(&crd_info.key_prefix(None), ListOptions::default()).await?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("the CustomResourceDefinition resource is not registered")
+        })?;
+    let stored = api
+        .store
+        .list(&crd_info.key_prefix(None), ListOptions::default())
+        .await?;
     for kv in &stored.items {
         let obj: Value = serde_json::from_slice(&kv.value)?;
         crd::serve(api, &obj);
@@ -51,19 +57,34 @@ pub async fn run(api: &Api) -> Result<()> {
         }
     }
     for definition in oxivirt_api::custom_resource_definitions() {
-        let name = definition["metadata"]["name"].as_str().unwrap_or("").to_string();
-        match api.create(&crd_info, "", definition.clone(), &ctx(), "v1").await {
+        let name = definition["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        match api
+            .create(&crd_info, "", definition.clone(), &ctx(), "v1")
+            .await
+        {
             Ok(_) => {}
             Err(ApiError::AlreadyExists { .. }) => {
                 // Keep the installed definition current with this binary's schema.
-                api.write_loop(&crd_info, "", &name, &ctx(), "v1", false, |old| {
-                    let mut new = old.clone();
-                    new["spec"] = definition["spec"].clone();
-                    if let Some(m) = new["metadata"].as_object_mut() {
-                        m.remove("resourceVersion");
-                    }
-                    Ok(new)
-                }, Subresource::Main)
+                api.write_loop(
+                    &crd_info,
+                    "",
+                    &name,
+                    &ctx(),
+                    "v1",
+                    false,
+                    |old| {
+                        let mut new = old.clone();
+                        new["spec"] = definition["spec"].clone();
+                        if let Some(m) = new["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                        Ok(new)
+                    },
+                    Subresource::Main,
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("updating CRD {name}: {e}"))?;
             }
@@ -84,7 +105,10 @@ pub async fn compaction(api: Arc<Api>) {
             Err(e) => tracing::warn!(error = %e, "reading the store revision for compaction"),
         }
         let mut target = None;
-        while marks.front().is_some_and(|(t, _)| now.duration_since(*t) >= HISTORY_WINDOW) {
+        while marks
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) >= HISTORY_WINDOW)
+        {
             target = marks.pop_front().map(|(_, rev)| rev);
         }
         if let Some(rev) = target {

@@ -48,26 +48,55 @@ pub fn resources() -> Vec<ResourceInfo> {
     let mut list = vec![
         {
             let mut ns = status(short(
-                columns(b("", "v1", "Namespace", "namespaces", false), vec![C::func("Status", 0, p::namespace_status)], true),
+                columns(
+                    b("", "v1", "Namespace", "namespaces", false),
+                    vec![C::func("Status", 0, p::namespace_status)],
+                    true,
+                ),
                 &["ns"],
             ));
             ns.name_rule = NameRule::Label;
-            ns.verbs = vec!["create", "delete", "get", "list", "patch", "update", "watch"];
+            ns.verbs = vec![
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ];
             fields(with_schema(ns, &core("Namespace")), &["status.phase"])
         },
-        with_schema(short(columns(b("", "v1", "ConfigMap", "configmaps", true), vec![C::func("Data", 0, p::data_count)], true), &["cm"]), &core("ConfigMap")),
+        with_schema(
+            short(
+                columns(
+                    b("", "v1", "ConfigMap", "configmaps", true),
+                    vec![C::func("Data", 0, p::data_count)],
+                    true,
+                ),
+                &["cm"],
+            ),
+            &core("ConfigMap"),
+        ),
         fields(
             with_schema(
                 columns(
                     b("", "v1", "Secret", "secrets", true),
-                    vec![C::func("Type", 0, p::secret_type), C::func("Data", 0, p::data_count)],
+                    vec![
+                        C::func("Type", 0, p::secret_type),
+                        C::func("Data", 0, p::data_count),
+                    ],
                     true,
                 ),
                 &core("Secret"),
             ),
             &["type"],
         ),
-        with_schema(short(columns(b("", "v1", "ServiceAccount", "serviceaccounts", true), vec![C::func("Secrets", 0, p::secret_count)], true), &["sa"]), &core("ServiceAccount")),
+        with_schema(
+            short(
+                columns(
+                    b("", "v1", "ServiceAccount", "serviceaccounts", true),
+                    vec![C::func("Secrets", 0, p::secret_count)],
+                    true,
+                ),
+                &["sa"],
+            ),
+            &core("ServiceAccount"),
+        ),
         {
             let mut ev = short(b("", "v1", "Event", "events", true), &["ev"]);
             ev.columns = vec![
@@ -80,9 +109,17 @@ pub fn resources() -> Vec<ResourceInfo> {
             fields(
                 with_schema(ev, &core("Event")),
                 &[
-                    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-                    "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+                    "involvedObject.kind",
+                    "involvedObject.namespace",
+                    "involvedObject.name",
+                    "involvedObject.uid",
+                    "involvedObject.apiVersion",
+                    "involvedObject.resourceVersion",
+                    "involvedObject.fieldPath",
+                    "reason",
+                    "reportingComponent",
+                    "source",
+                    "type",
                 ],
             )
         },
@@ -132,8 +169,15 @@ pub fn resources() -> Vec<ResourceInfo> {
             fields(
                 with_schema(pod, &core("Pod")),
                 &[
-                    "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-                    "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName",
+                    "spec.nodeName",
+                    "spec.restartPolicy",
+                    "spec.schedulerName",
+                    "spec.serviceAccountName",
+                    "spec.hostNetwork",
+                    "status.phase",
+                    "status.podIP",
+                    "status.podIPs",
+                    "status.nominatedNodeName",
                 ],
             )
         },
@@ -156,11 +200,27 @@ pub fn resources() -> Vec<ResourceInfo> {
             svc.name_rule = NameRule::Rfc1035Label;
             with_schema(svc, &core("Service"))
         },
-        with_schema(short(columns(b("", "v1", "Endpoints", "endpoints", true), vec![C::func("Endpoints", 0, p::endpoints_list)], true), &["ep"]), &core("Endpoints")),
+        with_schema(
+            short(
+                columns(
+                    b("", "v1", "Endpoints", "endpoints", true),
+                    vec![C::func("Endpoints", 0, p::endpoints_list)],
+                    true,
+                ),
+                &["ep"],
+            ),
+            &core("Endpoints"),
+        ),
         with_schema(
             status(short(
                 columns(
-                    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+                    b(
+                        "",
+                        "v1",
+                        "PersistentVolumeClaim",
+                        "persistentvolumeclaims",
+                        true,
+                    ),
                     vec![
                         C::func("Status", 0, p::pvc_status),
                         C::func("Volume", 0, p::pvc_volume),
@@ -201,7 +261,13 @@ pub fn resources() -> Vec<ResourceInfo> {
         ),
         with_schema(
             columns(
-                b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true),
+                b(
+                    "discovery.k8s.io",
+                    "v1",
+                    "EndpointSlice",
+                    "endpointslices",
+                    true,
+                ),
                 vec![
                     C::func("AddressType", 0, p::slice_address_type),
                     C::func("Ports", 0, p::slice_ports),
@@ -212,7 +278,16 @@ pub fn resources() -> Vec<ResourceInfo> {
             "io.k8s.api.discovery.v1.EndpointSlice",
         ),
         {
-            let mut sc = short(b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false), &["sc"]);
+            let mut sc = short(
+                b(
+                    "storage.k8s.io",
+                    "v1",
+                    "StorageClass",
+                    "storageclasses",
+                    false,
+                ),
+                &["sc"],
+            );
             sc.columns = vec![
                 C::func("Name", 0, p::sc_name),
                 C::func("Provisioner", 0, p::sc_provisioner),
@@ -225,14 +300,27 @@ pub fn resources() -> Vec<ResourceInfo> {
         },
         with_schema(
             columns(
-                b("apps", "v1", "ControllerRevision", "controllerrevisions", true),
-                vec![C::func("Controller", 0, p::revision_controller), C::func("Revision", 0, p::revision_number)],
+                b(
+                    "apps",
+                    "v1",
+                    "ControllerRevision",
+                    "controllerrevisions",
+                    true,
+                ),
+                vec![
+                    C::func("Controller", 0, p::revision_controller),
+                    C::func("Revision", 0, p::revision_number),
+                ],
                 true,
             ),
             "io.k8s.api.apps.v1.ControllerRevision",
         ),
         with_schema(
-            columns(b("coordination.k8s.io", "v1", "Lease", "leases", true), vec![C::func("Holder", 0, p::lease_holder)], true),
+            columns(
+                b("coordination.k8s.io", "v1", "Lease", "leases", true),
+                vec![C::func("Holder", 0, p::lease_holder)],
+                true,
+            ),
             "io.k8s.api.coordination.v1.Lease",
         ),
         {
@@ -278,7 +366,13 @@ pub fn resources() -> Vec<ResourceInfo> {
     list.push(with_schema(
         status(short(
             columns(
-                b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+                b(
+                    "policy",
+                    "v1",
+                    "PodDisruptionBudget",
+                    "poddisruptionbudgets",
+                    true,
+                ),
                 vec![
                     C::func("Min Available", 0, p::pdb_min_available),
                     C::func("Max Unavailable", 0, p::pdb_max_unavailable),
@@ -293,7 +387,10 @@ pub fn resources() -> Vec<ResourceInfo> {
     list.push(with_schema(
         all_category(status(columns(
             b("batch", "v1", "Job", "jobs", true),
-            vec![C::func("Status", 0, p::job_status), C::func("Completions", 0, p::job_completions)],
+            vec![
+                C::func("Status", 0, p::job_status),
+                C::func("Completions", 0, p::job_completions),
+            ],
             true,
         ))),
         "io.k8s.api.batch.v1.Job",
@@ -301,7 +398,13 @@ pub fn resources() -> Vec<ResourceInfo> {
     list.push(with_schema(
         short(
             columns(
-                b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false),
+                b(
+                    "scheduling.k8s.io",
+                    "v1",
+                    "PriorityClass",
+                    "priorityclasses",
+                    false,
+                ),
                 vec![
                     C::func("Value", 0, p::priority_value),
                     C::func("Global-Default", 0, p::priority_global_default),
@@ -315,23 +418,45 @@ pub fn resources() -> Vec<ResourceInfo> {
         "io.k8s.api.scheduling.v1.PriorityClass",
     ));
     let mut crd = status(short(
-        b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false),
+        b(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        ),
         &["crd", "crds"],
     ));
     crd.columns = vec![C::name(), C::func("Created At", 0, p::created_at)];
-    list.push(with_schema(crd, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"));
-    let mut ssr = b("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false);
+    list.push(with_schema(
+        crd,
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    ));
+    let mut ssr = b(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+    );
     ssr.verbs = vec!["create"];
     list.push(ssr);
     for (kind, plural, namespaced) in [
         ("SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
         ("SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
         ("SubjectAccessReview", "subjectaccessreviews", false),
-        ("LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+        (
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+        ),
     ] {
         let mut info = b("authorization.k8s.io", "v1", kind, plural, namespaced);
         info.verbs = vec!["create"];
-        list.push(with_schema(info, &format!("io.k8s.api.authorization.v1.{kind}")));
+        list.push(with_schema(
+            info,
+            &format!("io.k8s.api.authorization.v1.{kind}"),
+        ));
     }
     list
 }

@@ -26,7 +26,11 @@ impl UserInfo {
     pub fn system(component: &str) -> Self {
         UserInfo {
             name: format!("system:oxivirt:{component}"),
-            groups: vec![GROUP_COMPONENTS.into(), GROUP_MASTERS.into(), "system:authenticated".into()],
+            groups: vec![
+                GROUP_COMPONENTS.into(),
+                GROUP_MASTERS.into(),
+                "system:authenticated".into(),
+            ],
         }
     }
 }
@@ -90,6 +94,10 @@ impl RequestCtx {
 
     /// The manager recorded in managedFields.
     pub fn manager(&self) -> &str {
-        if self.field_manager.is_empty() { "unknown" } else { &self.field_manager }
+        if self.field_manager.is_empty() {
+            "unknown"
+        } else {
+            &self.field_manager
+        }
     }
 }

@@ -18,7 +18,11 @@ fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
 fn strings(v: &Value, pointer: &str) -> Vec<String> {
     v.pointer(pointer)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -29,21 +33,59 @@ pub fn admit(api: &Api, crd: &mut Value, old: Option<&Value>, causes: &mut Vec<C
     let kind = s(crd, "/spec/names/kind").to_string();
     let mut require = |field: &str, ok: bool, message: String| {
         if !ok {
-            causes.push(Cause { reason: "FieldValueInvalid".into(), message, field: field.into() });
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message,
+                field: field.into(),
+            });
         }
     };
-    require("spec.group", !group.is_empty() && group.contains('.'), format!("Invalid value: {group:?}: should be a domain with at least one dot"));
-    require("spec.names.plural", !plural.is_empty() && objects::is_dns_label_1123(&plural), format!("Invalid value: {plural:?}: a lowercase RFC 1123 label is required"));
+    require(
+        "spec.group",
+        !group.is_empty() && group.contains('.'),
+        format!("Invalid value: {group:?}: should be a domain with at least one dot"),
+    );
+    require(
+        "spec.names.plural",
+        !plural.is_empty() && objects::is_dns_label_1123(&plural),
+        format!("Invalid value: {plural:?}: a lowercase RFC 1123 label is required"),
+    );
     require("spec.names.kind", !kind.is_empty(), "Required value".into());
     let expected = format!("{plural}.{group}");
-    require("metadata.name", objects::name(crd) == expected, format!("Invalid value: {:?}: must be spec.names.plural+\".\"+spec.group", objects::name(crd)));
+    require(
+        "metadata.name",
+        objects::name(crd) == expected,
+        format!(
+            "Invalid value: {:?}: must be spec.names.plural+\".\"+spec.group",
+            objects::name(crd)
+        ),
+    );
     let scope = s(crd, "/spec/scope");
-    require("spec.scope", scope == "Namespaced" || scope == "Cluster", format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""));
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
-    let storage: Vec<&Value> = versions.iter().filter(|v| v["storage"] == json!(true)).collect();
-    require("spec.versions", storage.len() == 1, "Invalid value: must have exactly one version marked as storage version".into());
+    require(
+        "spec.scope",
+        scope == "Namespaced" || scope == "Cluster",
+        format!("Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""),
+    );
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let storage: Vec<&Value> = versions
+        .iter()
+        .filter(|v| v["storage"] == json!(true))
+        .collect();
+    require(
+        "spec.versions",
+        storage.len() == 1,
+        "Invalid value: must have exactly one version marked as storage version".into(),
+    );
     if let Some(old) = old {
-        require("spec.group", s(old, "/spec/group") == group, "Invalid value: field is immutable".into());
+        require(
+            "spec.group",
+            s(old, "/spec/group") == group,
+            "Invalid value: field is immutable".into(),
+        );
     }
     if let Some(existing) = api.registry.by_group_resource(&group, &plural) {
         if existing.crd_name.is_none() {
@@ -68,7 +110,10 @@ pub fn admit(api: &Api, crd: &mut Value, old: Option<&Value>, causes: &mut Vec<C
         names["listKind"] = json!(format!("{kind}List"));
     }
     crd["spec"]["names"] = names.clone();
-    let stored: Vec<String> = storage.iter().filter_map(|v| v["name"].as_str().map(str::to_string)).collect();
+    let stored: Vec<String> = storage
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
     crd["status"] = json!({
         "acceptedNames": names,
         "conditions": [
@@ -102,7 +147,13 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         .filter(|v| v["served"] != json!(false))
         .filter_map(|v| v["name"].as_str().map(str::to_string))
         .collect();
-    let mut info = ResourceInfo::builtin(group, storage["name"].as_str()?, kind, plural, s(crd, "/spec/scope") != "Cluster");
+    let mut info = ResourceInfo::builtin(
+        group,
+        storage["name"].as_str()?,
+        kind,
+        plural,
+        s(crd, "/spec/scope") != "Cluster",
+    );
     info.versions = served;
     info.singular = match s(crd, "/spec/names/singular") {
         "" => kind.to_lowercase(),
@@ -122,9 +173,16 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
     info.field_selectors = storage
         .get("selectableFields")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(|f| f["jsonPath"].as_str()).map(|p| p.trim_start_matches('.').to_string()).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(|f| f["jsonPath"].as_str())
+                .map(|p| p.trim_start_matches('.').to_string())
+                .collect()
+        })
         .unwrap_or_default();
-    let printer = storage.get("additionalPrinterColumns").and_then(Value::as_array);
+    let printer = storage
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array);
     info.columns = match printer {
         Some(cols) if !cols.is_empty() => {
             let mut columns = vec![Column::name()];

@@ -9,8 +9,10 @@ use serde_json::{json, Value};
 use crate::registry::{Registry, ResourceInfo};
 
 /// The media type kubectl asks for first.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-pub const AGGREGATED_V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2BETA1: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
 /// Which aggregated discovery version an `Accept` header asks for, if any.
 pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
@@ -34,7 +36,11 @@ fn version_rank(v: &str) -> (u8, i64, i64) {
     } else {
         (rest, 0, "0")
     };
-    (stage, -major.parse::<i64>().unwrap_or(0), -minor.parse::<i64>().unwrap_or(0))
+    (
+        stage,
+        -major.parse::<i64>().unwrap_or(0),
+        -minor.parse::<i64>().unwrap_or(0),
+    )
 }
 
 /// Groups with their served versions, preferred (best) version first; core group first.
@@ -53,12 +59,22 @@ pub fn groups(registry: &Registry) -> Vec<(String, Vec<String>)> {
         versions.sort_by_key(|v| version_rank(v));
     }
     // Built-in Kubernetes groups come before extension groups, as in kube-apiserver.
-    out.sort_by_key(|(g, _)| (!g.is_empty(), !(g.ends_with(".k8s.io") || !g.contains('.')), g.clone()));
+    out.sort_by_key(|(g, _)| {
+        (
+            !g.is_empty(),
+            !(g.ends_with(".k8s.io") || !g.contains('.')),
+            g.clone(),
+        )
+    });
     out
 }
 
 fn resources_in(registry: &Registry, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
-    registry.all().into_iter().filter(|i| i.group == group && i.versions.iter().any(|v| v == version)).collect()
+    registry
+        .all()
+        .into_iter()
+        .filter(|i| i.group == group && i.versions.iter().any(|v| v == version))
+        .collect()
 }
 
 fn is_pods(info: &ResourceInfo) -> bool {
@@ -74,8 +90,10 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn group_versions_json(group: &str, versions: &[String]) -> Value {
-    let gv: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let gv: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({
         "name": group,
         "versions": gv,
@@ -134,8 +152,14 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Opt
             }));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 /// The aggregated document for `/api` (core only) or `/apis` (every other group).
@@ -205,7 +229,11 @@ mod tests {
 
     #[test]
     fn ga_versions_are_preferred_over_alpha() {
-        let mut v = vec!["v1alpha3".to_string(), "v1".to_string(), "v1beta1".to_string()];
+        let mut v = vec![
+            "v1alpha3".to_string(),
+            "v1".to_string(),
+            "v1beta1".to_string(),
+        ];
         v.sort_by_key(|v| version_rank(v));
         assert_eq!(v, ["v1", "v1beta1", "v1alpha3"]);
     }

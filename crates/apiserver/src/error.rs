@@ -18,19 +18,40 @@ pub struct Cause {
 pub enum ApiError {
     /// The object or collection does not exist.
     #[error("{message}")]
-    NotFound { message: String, group: String, kind: String, name: String },
+    NotFound {
+        message: String,
+        group: String,
+        kind: String,
+        name: String,
+    },
     /// Create of a name that is taken.
     #[error("{message}")]
-    AlreadyExists { message: String, group: String, kind: String, name: String },
+    AlreadyExists {
+        message: String,
+        group: String,
+        kind: String,
+        name: String,
+    },
     /// Optimistic-concurrency failure or a precondition mismatch.
     #[error("{message}")]
-    Conflict { message: String, group: String, kind: String, name: String },
+    Conflict {
+        message: String,
+        group: String,
+        kind: String,
+        name: String,
+    },
     /// The request is malformed (bad JSON, bad selector, mismatched namespace).
     #[error("{0}")]
     BadRequest(String),
     /// The object fails validation; causes name the fields.
     #[error("{message}")]
-    Invalid { message: String, group: String, kind: String, name: String, causes: Vec<Cause> },
+    Invalid {
+        message: String,
+        group: String,
+        kind: String,
+        name: String,
+        causes: Vec<Cause>,
+    },
     /// The caller is not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -95,7 +116,12 @@ impl ApiError {
 
     /// A 409 whose message is exactly `message` (server-side apply conflicts).
     pub fn conflict_plain(group: &str, resource: &str, name: &str, message: &str) -> Self {
-        ApiError::Conflict { message: message.into(), group: group.into(), kind: resource.into(), name: name.into() }
+        ApiError::Conflict {
+            message: message.into(),
+            group: group.into(),
+            kind: resource.into(),
+            name: name.into(),
+        }
     }
 
     pub fn modified(group: &str, resource: &str, name: &str) -> Self {
@@ -109,14 +135,27 @@ impl ApiError {
 
     /// A 422 whose message lists every cause, as the Kubernetes apiserver words it.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let message = if list.len() == 1 {
             format!("{qualified} \"{name}\" is invalid: {}", list[0])
         } else {
             format!("{qualified} \"{name}\" is invalid: [{}]", list.join(", "))
         };
-        ApiError::Invalid { message, group: group.into(), kind: kind.into(), name: name.into(), causes }
+        ApiError::Invalid {
+            message,
+            group: group.into(),
+            kind: kind.into(),
+            name: name.into(),
+            causes,
+        }
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
@@ -176,12 +215,22 @@ impl ApiError {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            ApiError::NotFound { group, kind, name, .. }
-            | ApiError::AlreadyExists { group, kind, name, .. }
-            | ApiError::Conflict { group, kind, name, .. } => {
-                Some(json!({"name": name, "group": group, "kind": kind}))
+            ApiError::NotFound {
+                group, kind, name, ..
             }
-            ApiError::Invalid { group, kind, name, causes, .. } => Some(json!({
+            | ApiError::AlreadyExists {
+                group, kind, name, ..
+            }
+            | ApiError::Conflict {
+                group, kind, name, ..
+            } => Some(json!({"name": name, "group": group, "kind": kind})),
+            ApiError::Invalid {
+                group,
+                kind,
+                name,
+                causes,
+                ..
+            } => Some(json!({
                 "name": name, "group": group, "kind": kind,
                 "causes": causes.iter().map(|c| json!({
                     "reason": c.reason, "message": c.message, "field": c.field,
@@ -211,9 +260,10 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
         let mut response = (self.code(), body).into_response();
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
@@ -221,7 +271,10 @@ impl IntoResponse for ApiError {
 impl From<oxivirt_store::Error> for ApiError {
     fn from(err: oxivirt_store::Error) -> Self {
         match err {
-            oxivirt_store::Error::Compacted { requested, compacted } => ApiError::Expired(format!(
+            oxivirt_store::Error::Compacted {
+                requested,
+                compacted,
+            } => ApiError::Expired(format!(
                 "too old resource version: {requested} ({compacted})"
             )),
             other => ApiError::Internal(format!("store: {other}")),

@@ -44,9 +44,14 @@ impl Index {
         let Some(value) = value else {
             return self.by_key.remove(key).is_some();
         };
-        let Some(entry) = parse_entry(key, value) else { return false };
+        let Some(entry) = parse_entry(key, value) else {
+            return false;
+        };
         let relevant = !entry.owners.is_empty() || entry.deleting;
-        let was_relevant = self.by_key.get(key).is_some_and(|e| !e.owners.is_empty() || e.deleting);
+        let was_relevant = self
+            .by_key
+            .get(key)
+            .is_some_and(|e| !e.owners.is_empty() || e.deleting);
         self.by_key.insert(key.to_string(), entry);
         relevant || was_relevant
     }
@@ -66,7 +71,12 @@ fn parse_entry(key: &str, value: &[u8]) -> Option<Entry> {
     let obj: Value = serde_json::from_slice(value).ok()?;
     let owners = objects::owner_references(&obj)
         .iter()
-        .filter_map(|r| Some((r["uid"].as_str()?.to_string(), r["blockOwnerDeletion"] == json!(true))))
+        .filter_map(|r| {
+            Some((
+                r["uid"].as_str()?.to_string(),
+                r["blockOwnerDeletion"] == json!(true),
+            ))
+        })
         .collect();
     let mut finalizers = objects::finalizers(&obj);
     if *group == "core" && *plural == "namespaces" {
@@ -76,12 +86,22 @@ fn parse_entry(key: &str, value: &[u8]) -> Option<Entry> {
     }
     let crd_group_plural = (*group == "apiextensions.k8s.io").then(|| {
         (
-            obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_string(),
-            obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("").to_string(),
+            obj.pointer("/spec/group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            obj.pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         )
     });
     Some(Entry {
-        group: if *group == "core" { String::new() } else { group.to_string() },
+        group: if *group == "core" {
+            String::new()
+        } else {
+            group.to_string()
+        },
         plural: plural.to_string(),
         namespace,
         name: name.to_string(),
@@ -148,8 +168,12 @@ fn ctx() -> RequestCtx {
 
 async fn reconcile(api: &Api, index: &Index) {
     let alive = index.alive_uids();
-    let deleting_with: HashMap<&str, &Entry> =
-        index.by_key.values().filter(|e| e.deleting).map(|e| (e.uid.as_str(), e)).collect();
+    let deleting_with: HashMap<&str, &Entry> = index
+        .by_key
+        .values()
+        .filter(|e| e.deleting)
+        .map(|e| (e.uid.as_str(), e))
+        .collect();
     let mut dependents_of: HashMap<&str, Vec<&Entry>> = HashMap::new();
     for e in index.by_key.values() {
         for (owner, _) in &e.owners {
@@ -163,18 +187,28 @@ async fn reconcile(api: &Api, index: &Index) {
         let mut live_owner = false;
         for (owner, _) in &e.owners {
             match deleting_with.get(owner.as_str()) {
-                Some(o) if o.finalizers.iter().any(|f| f == FINALIZER_ORPHAN) => drop_refs.push(owner.clone()),
-                Some(o) if o.finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) => foreground = true,
+                Some(o) if o.finalizers.iter().any(|f| f == FINALIZER_ORPHAN) => {
+                    drop_refs.push(owner.clone())
+                }
+                Some(o) if o.finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) => {
+                    foreground = true
+                }
                 Some(_) => live_owner = true,
                 None if alive.contains(owner.as_str()) => live_owner = true,
                 None => drop_refs.push(owner.clone()),
             }
         }
-        let all_gone = !live_owner && !foreground && drop_refs.len() == e.owners.len()
+        let all_gone = !live_owner
+            && !foreground
+            && drop_refs.len() == e.owners.len()
             && e.owners.iter().all(|(o, _)| !alive.contains(o.as_str()));
         if foreground || all_gone {
             if !e.deleting {
-                let policy = if foreground { "Foreground" } else { "Background" };
+                let policy = if foreground {
+                    "Foreground"
+                } else {
+                    "Background"
+                };
                 delete(api, e, policy).await;
             }
         } else if !drop_refs.is_empty() {
@@ -183,19 +217,30 @@ async fn reconcile(api: &Api, index: &Index) {
     }
     // Owners whose orphan or foreground finalizer can now be released.
     for e in index.by_key.values().filter(|e| e.deleting) {
-        let deps = dependents_of.get(e.uid.as_str()).cloned().unwrap_or_default();
+        let deps = dependents_of
+            .get(e.uid.as_str())
+            .cloned()
+            .unwrap_or_default();
         if e.finalizers.iter().any(|f| f == FINALIZER_ORPHAN) && deps.is_empty() {
             remove_finalizer(api, e, FINALIZER_ORPHAN).await;
         }
         if e.finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) {
-            let blocking = deps.iter().any(|d| d.owners.iter().any(|(o, block)| o == &e.uid && *block));
+            let blocking = deps
+                .iter()
+                .any(|d| d.owners.iter().any(|(o, block)| o == &e.uid && *block));
             if !blocking {
                 remove_finalizer(api, e, FINALIZER_FOREGROUND).await;
             }
         }
-        if e.group.is_empty() && e.plural == "namespaces" && e.finalizers.iter().any(|f| f == NAMESPACE_FINALIZER) {
-            let contents: Vec<&Entry> =
-                index.by_key.values().filter(|c| c.namespace.as_deref() == Some(e.name.as_str())).collect();
+        if e.group.is_empty()
+            && e.plural == "namespaces"
+            && e.finalizers.iter().any(|f| f == NAMESPACE_FINALIZER)
+        {
+            let contents: Vec<&Entry> = index
+                .by_key
+                .values()
+                .filter(|c| c.namespace.as_deref() == Some(e.name.as_str()))
+                .collect();
             for c in &contents {
                 if !c.deleting {
                     delete(api, c, "Background").await;
@@ -207,8 +252,11 @@ async fn reconcile(api: &Api, index: &Index) {
         }
         if let Some((group, plural)) = &e.crd_group_plural {
             if e.finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
-                let instances: Vec<&Entry> =
-                    index.by_key.values().filter(|c| &c.group == group && &c.plural == plural).collect();
+                let instances: Vec<&Entry> = index
+                    .by_key
+                    .values()
+                    .filter(|c| &c.group == group && &c.plural == plural)
+                    .collect();
                 for c in &instances {
                     if !c.deleting {
                         delete(api, c, "Background").await;
@@ -224,12 +272,25 @@ async fn reconcile(api: &Api, index: &Index) {
 }
 
 async fn delete(api: &Api, e: &Entry, policy: &str) {
-    let Some(info) = api.registry.by_group_resource(&e.group, &e.plural) else { return };
-    let opts = DeleteOptions { propagation: Some(policy.into()), precondition_uid: Some(e.uid.clone()), ..Default::default() };
+    let Some(info) = api.registry.by_group_resource(&e.group, &e.plural) else {
+        return;
+    };
+    let opts = DeleteOptions {
+        propagation: Some(policy.into()),
+        precondition_uid: Some(e.uid.clone()),
+        ..Default::default()
+    };
     let ns = e.namespace.as_deref().unwrap_or("");
-    match api.delete(&info, ns, &e.name, &opts, &ctx(), &info.storage_version).await {
-        Ok(_) => tracing::debug!(resource = %info.group_resource(), name = %e.name, policy, "garbage collector deleted object"),
-        Err(err) => tracing::debug!(resource = %info.group_resource(), name = %e.name, error = %err, "garbage collector delete failed"),
+    match api
+        .delete(&info, ns, &e.name, &opts, &ctx(), &info.storage_version)
+        .await
+    {
+        Ok(_) => {
+            tracing::debug!(resource = %info.group_resource(), name = %e.name, policy, "garbage collector deleted object")
+        }
+        Err(err) => {
+            tracing::debug!(resource = %info.group_resource(), name = %e.name, error = %err, "garbage collector delete failed")
+        }
     }
 }
 
@@ -251,14 +312,19 @@ async fn remove_owner_refs(api: &Api, e: &Entry, owners: &[String]) {
 
 async fn remove_finalizer(api: &Api, e: &Entry, finalizer: &str) {
     mutate(api, e, |obj| {
-        let list: Vec<String> = objects::finalizers(obj).into_iter().filter(|f| f != finalizer).collect();
+        let list: Vec<String> = objects::finalizers(obj)
+            .into_iter()
+            .filter(|f| f != finalizer)
+            .collect();
         objects::set_finalizers(obj, &list);
     })
     .await;
 }
 
 async fn release_namespace(api: &Api, name: &str) {
-    let Some(info) = api.registry.by_group_resource("", "namespaces") else { return };
+    let Some(info) = api.registry.by_group_resource("", "namespaces") else {
+        return;
+    };
     let e = Entry {
         group: String::new(),
         plural: "namespaces".into(),
@@ -280,15 +346,26 @@ async fn release_namespace(api: &Api, name: &str) {
 }
 
 async fn mutate(api: &Api, e: &Entry, f: impl Fn(&mut Value)) {
-    let Some(info) = api.registry.by_group_resource(&e.group, &e.plural) else { return };
+    let Some(info) = api.registry.by_group_resource(&e.group, &e.plural) else {
+        return;
+    };
     let ns = e.namespace.as_deref().unwrap_or("");
     let result = api
-        .write_loop(&info, ns, &e.name, &ctx(), &info.storage_version, false, |old| {
-            let mut new = old.clone();
-            objects::meta_mut(&mut new).remove("resourceVersion");
-            f(&mut new);
-            Ok(new)
-        }, Subresource::Main)
+        .write_loop(
+            &info,
+            ns,
+            &e.name,
+            &ctx(),
+            &info.storage_version,
+            false,
+            |old| {
+                let mut new = old.clone();
+                objects::meta_mut(&mut new).remove("resourceVersion");
+                f(&mut new);
+                Ok(new)
+            },
+            Subresource::Main,
+        )
         .await;
     if let Err(err) = result {
         tracing::debug!(resource = %info.group_resource(), name = %e.name, error = %err, "garbage collector update failed");

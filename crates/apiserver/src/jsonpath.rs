@@ -5,7 +5,11 @@ use serde_json::Value;
 
 /// Evaluates `path` against `root` and returns every value found.
 pub fn eval<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
-    let path = path.trim().trim_start_matches('{').trim_end_matches('}').trim();
+    let path = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim();
     let mut current = vec![root];
     for step in steps(path) {
         let mut next = Vec::new();
@@ -50,14 +54,20 @@ pub fn eval<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
 
 /// The first value found, rendered as a table cell would show it.
 pub fn eval_cell(root: &Value, path: &str) -> Value {
-    eval(root, path).first().map(|v| (*v).clone()).unwrap_or(Value::Null)
+    eval(root, path)
+        .first()
+        .map(|v| (*v).clone())
+        .unwrap_or(Value::Null)
 }
 
 enum Step {
     Field(String),
     Index(i64),
     All,
-    Filter { field: Vec<String>, expected: String },
+    Filter {
+        field: Vec<String>,
+        expected: String,
+    },
 }
 
 fn steps(path: &str) -> Vec<Step> {
@@ -71,7 +81,9 @@ fn steps(path: &str) -> Vec<Step> {
             }
             rest = &after[end..];
         } else if let Some(after) = rest.strip_prefix('[') {
-            let Some(end) = find_bracket_end(after) else { break };
+            let Some(end) = find_bracket_end(after) else {
+                break;
+            };
             let inner = after[..end].trim();
             rest = &after[end + 1..];
             if inner == "*" {
@@ -113,7 +125,12 @@ fn find_bracket_end(s: &str) -> Option<usize> {
 fn parse_filter(inner: &str) -> Option<Step> {
     let body = inner.strip_prefix("?(")?.strip_suffix(')')?;
     let (lhs, rhs) = body.split_once("==")?;
-    let field = lhs.trim().strip_prefix("@.")?.split('.').map(str::to_string).collect();
+    let field = lhs
+        .trim()
+        .strip_prefix("@.")?
+        .split('.')
+        .map(str::to_string)
+        .collect();
     let expected = rhs.trim().trim_matches(['\'', '"']).to_string();
     Some(Step::Filter { field, expected })
 }
@@ -127,13 +144,19 @@ mod tests {
     fn filter_selects_the_condition_by_type() {
         let obj = json!({"status": {"conditions": [
             {"type": "Paused", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-        assert_eq!(eval_cell(&obj, ".status.conditions[?(@.type=='Ready')].status"), json!("True"));
+        assert_eq!(
+            eval_cell(&obj, ".status.conditions[?(@.type=='Ready')].status"),
+            json!("True")
+        );
     }
 
     #[test]
     fn index_and_fields_walk_nested_lists() {
         let obj = json!({"status": {"interfaces": [{"ipAddress": "10.0.0.5"}]}});
-        assert_eq!(eval_cell(&obj, ".status.interfaces[0].ipAddress"), json!("10.0.0.5"));
+        assert_eq!(
+            eval_cell(&obj, ".status.interfaces[0].ipAddress"),
+            json!("10.0.0.5")
+        );
         assert_eq!(eval_cell(&obj, ".status.missing"), Value::Null);
     }
 }

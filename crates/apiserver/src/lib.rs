@@ -37,6 +37,6 @@ mod webhook;
 
 pub use context::{RequestCtx, UserInfo};
 pub use error::{ApiError, ApiResult};
-pub use registry::ResourceInfo;
-pub use server::{start, RunningServer, ServerConfig};
+pub use registry::{Registry, ResourceInfo};
+pub use server::{in_memory_api, start, RunningServer, ServerConfig};
 pub use service::{Api, DeleteOptions, Subresource};

@@ -23,9 +23,20 @@ pub fn record_update(info: &ResourceInfo, old: Option<&Value>, new: &mut Value, 
     if ctx.applying {
         return;
     }
-    let api_version = new.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    let api_version = new
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let meta = patch_meta(info);
-    oxivirt_patch::record_update(old, new, ctx.manager(), &api_version, &objects::now_rfc3339(), meta.as_ref());
+    oxivirt_patch::record_update(
+        old,
+        new,
+        ctx.manager(),
+        &api_version,
+        &objects::now_rfc3339(),
+        meta.as_ref(),
+    );
 }
 
 /// Server-side apply of `applied` onto `live` (None: the object is created).
@@ -48,13 +59,19 @@ pub fn apply(
         subresource: status.then(|| "status".to_string()),
     };
     let mut result = oxivirt_patch::apply(live, applied, &opts).map_err(|e| match e {
-        ApplyError::Conflicts(_) => ApiError::conflict_plain(&info.group, &info.plural, objects::name(applied), &e.to_string()),
+        ApplyError::Conflicts(_) => ApiError::conflict_plain(
+            &info.group,
+            &info.plural,
+            objects::name(applied),
+            &e.to_string(),
+        ),
         other => ApiError::BadRequest(format!("apply failed: {other}")),
     })?;
     if let Some(live) = live {
         // The live resourceVersion is the precondition of the compare-and-swap write.
         if let Some(rv) = objects::resource_version(live) {
-            objects::meta_mut(&mut result).insert("resourceVersion".into(), Value::String(rv.to_string()));
+            objects::meta_mut(&mut result)
+                .insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
     }
     Ok(result)

@@ -10,12 +10,18 @@ use crate::service::Api;
 
 fn json(body: &Value) -> Response {
     let mut r = (StatusCode::OK, serde_json::to_vec(body).unwrap_or_default()).into_response();
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 pub fn v2(api: &Api) -> Response {
-    let docs: Vec<_> = docs_by_group_version(&api.registry).into_values().flatten().collect();
+    let docs: Vec<_> = docs_by_group_version(&api.registry)
+        .into_values()
+        .flatten()
+        .collect();
     json(&oxivirt_schema::openapi_v2(&docs))
 }
 

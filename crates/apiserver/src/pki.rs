@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use chrono::Datelike;
 use rand::Rng;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 /// Credentials and certificates the server runs with.
@@ -32,8 +32,16 @@ pub struct Pki {
 fn set_validity(params: &mut CertificateParams, years: i32) {
     let now = chrono::Utc::now();
     let yesterday = now - chrono::TimeDelta::days(1);
-    params.not_before = rcgen::date_time_ymd(yesterday.year(), yesterday.month() as u8, yesterday.day() as u8);
-    params.not_after = rcgen::date_time_ymd(now.year() + years, now.month() as u8, now.day().min(28) as u8);
+    params.not_before = rcgen::date_time_ymd(
+        yesterday.year(),
+        yesterday.month() as u8,
+        yesterday.day() as u8,
+    );
+    params.not_after = rcgen::date_time_ymd(
+        now.year() + years,
+        now.month() as u8,
+        now.day().min(28) as u8,
+    );
 }
 
 /// Writes a file readable by its owner only, atomically (temp file + rename).
@@ -47,8 +55,10 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(contents).with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        f.write_all(contents)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
     }
     fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", path.display()))?;
     Ok(())
@@ -62,9 +72,14 @@ fn random_token() -> String {
 fn client_cert(issuer: &Issuer<'_, KeyPair>, cn: &str, org: &str) -> Result<(String, String)> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     set_validity(&mut params, 1);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, issuer)?;
@@ -81,29 +96,45 @@ pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki> {
     let ca_key_path = dir.join("ca.key");
     if !ca_cert_path.exists() || !ca_key_path.exists() {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "oxivirt-ca");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "oxivirt-ca");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         set_validity(&mut params, 10);
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
         write_private(&ca_cert_path, cert.pem().as_bytes())?;
     }
-    let ca_cert_pem = fs::read_to_string(&ca_cert_path).with_context(|| format!("reading {}", ca_cert_path.display()))?;
-    let ca_key = KeyPair::from_pem(&fs::read_to_string(&ca_key_path)?).context("parsing the CA key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing the CA certificate")?;
+    let ca_cert_pem = fs::read_to_string(&ca_cert_path)
+        .with_context(|| format!("reading {}", ca_cert_path.display()))?;
+    let ca_key =
+        KeyPair::from_pem(&fs::read_to_string(&ca_key_path)?).context("parsing the CA key")?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("parsing the CA certificate")?;
 
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, "oxivirt-apiserver");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "oxivirt-apiserver");
     for san in sans {
-        params.subject_alt_names.push(match san.parse::<std::net::IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(san.clone().try_into()?),
-        });
+        params
+            .subject_alt_names
+            .push(match san.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(san.clone().try_into()?),
+            });
     }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     set_validity(&mut params, 1);
     let server_key = KeyPair::generate()?;
     let server_cert = params.signed_by(&server_key, &issuer)?;

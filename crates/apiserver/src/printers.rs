@@ -8,7 +8,11 @@ fn s<'a>(obj: &'a Value, pointer: &str) -> &'a str {
 }
 
 fn or_none(v: &str) -> Value {
-    if v.is_empty() { json!("<none>") } else { json!(v) }
+    if v.is_empty() {
+        json!("<none>")
+    } else {
+        json!(v)
+    }
 }
 
 fn count(obj: &Value, pointer: &str) -> usize {
@@ -40,10 +44,14 @@ pub fn created_at(obj: &Value) -> Value {
 }
 
 pub fn event_last_seen(obj: &Value) -> Value {
-    let ts = [s(obj, "/lastTimestamp"), s(obj, "/eventTime"), s(obj, "/metadata/creationTimestamp")]
-        .into_iter()
-        .find(|t| !t.is_empty())
-        .unwrap_or("");
+    let ts = [
+        s(obj, "/lastTimestamp"),
+        s(obj, "/eventTime"),
+        s(obj, "/metadata/creationTimestamp"),
+    ]
+    .into_iter()
+    .find(|t| !t.is_empty())
+    .unwrap_or("");
     match chrono::DateTime::parse_from_rfc3339(ts) {
         Ok(t) => json!(crate::table::human_duration(
             chrono::Utc::now().signed_duration_since(t.with_timezone(&chrono::Utc))
@@ -151,7 +159,10 @@ pub fn pod_status(obj: &Value) -> Value {
     let waiting = obj
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .and_then(|c| c.iter().find_map(|c| c.pointer("/state/waiting/reason")?.as_str()));
+        .and_then(|c| {
+            c.iter()
+                .find_map(|c| c.pointer("/state/waiting/reason")?.as_str())
+        });
     if let Some(reason) = waiting {
         return json!(reason);
     }
@@ -209,10 +220,18 @@ pub fn service_external_ip(obj: &Value) -> Value {
     let mut ips: Vec<String> = obj
         .pointer("/status/loadBalancer/ingress")
         .and_then(Value::as_array)
-        .map(|i| i.iter().filter_map(|i| i["ip"].as_str().map(str::to_string)).collect())
+        .map(|i| {
+            i.iter()
+                .filter_map(|i| i["ip"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(external) = obj.pointer("/spec/externalIPs").and_then(Value::as_array) {
-        ips.extend(external.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        ips.extend(
+            external
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string)),
+        );
     }
     if ips.is_empty() && s(obj, "/spec/type") == "LoadBalancer" {
         return json!("<pending>");
@@ -244,14 +263,23 @@ pub fn service_selector(obj: &Value) -> Value {
     let sel: Vec<String> = obj
         .pointer("/spec/selector")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     or_none(&sel.join(","))
 }
 
 pub fn endpoints_list(obj: &Value) -> Value {
     let mut out = Vec::new();
-    for subset in obj.get("subsets").and_then(Value::as_array).into_iter().flatten() {
+    for subset in obj
+        .get("subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let ports: Vec<i64> = subset["ports"]
             .as_array()
             .map(|p| p.iter().filter_map(|p| p["port"].as_i64()).collect())
@@ -307,7 +335,11 @@ pub fn storage_class_name(obj: &Value) -> Value {
 }
 
 pub fn volume_attributes_class(obj: &Value) -> Value {
-    json!(if s(obj, "/spec/volumeAttributesClassName").is_empty() { "<unset>" } else { s(obj, "/spec/volumeAttributesClassName") })
+    json!(if s(obj, "/spec/volumeAttributesClassName").is_empty() {
+        "<unset>"
+    } else {
+        s(obj, "/spec/volumeAttributesClassName")
+    })
 }
 
 pub fn volume_mode(obj: &Value) -> Value {
@@ -346,9 +378,17 @@ pub fn slice_ports(obj: &Value) -> Value {
     let ports: Vec<String> = obj
         .get("ports")
         .and_then(Value::as_array)
-        .map(|p| p.iter().filter_map(|p| p["port"].as_i64().map(|p| p.to_string())).collect())
+        .map(|p| {
+            p.iter()
+                .filter_map(|p| p["port"].as_i64().map(|p| p.to_string()))
+                .collect()
+        })
         .unwrap_or_default();
-    json!(if ports.is_empty() { "<unset>".to_string() } else { ports.join(",") })
+    json!(if ports.is_empty() {
+        "<unset>".to_string()
+    } else {
+        ports.join(",")
+    })
 }
 
 pub fn slice_endpoints(obj: &Value) -> Value {
@@ -362,7 +402,11 @@ pub fn slice_endpoints(obj: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    json!(if addrs.is_empty() { "<unset>".to_string() } else { addrs.join(",") })
+    json!(if addrs.is_empty() {
+        "<unset>".to_string()
+    } else {
+        addrs.join(",")
+    })
 }
 
 pub fn sc_name(obj: &Value) -> Value {
@@ -371,7 +415,11 @@ pub fn sc_name(obj: &Value) -> Value {
         .pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
         .and_then(Value::as_str)
         == Some("true");
-    json!(if default { format!("{name} (default)") } else { name.to_string() })
+    json!(if default {
+        format!("{name} (default)")
+    } else {
+        name.to_string()
+    })
 }
 
 pub fn sc_provisioner(obj: &Value) -> Value {
@@ -393,7 +441,11 @@ pub fn sc_binding_mode(obj: &Value) -> Value {
 }
 
 pub fn sc_expansion(obj: &Value) -> Value {
-    json!(obj.get("allowVolumeExpansion").and_then(Value::as_bool).unwrap_or(false).to_string())
+    json!(obj
+        .get("allowVolumeExpansion")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        .to_string())
 }
 
 pub fn revision_controller(obj: &Value) -> Value {
@@ -404,8 +456,16 @@ pub fn revision_controller(obj: &Value) -> Value {
     match owner {
         Some(o) => {
             let kind = o["kind"].as_str().unwrap_or("").to_lowercase();
-            let group = o["apiVersion"].as_str().unwrap_or("").split('/').next().unwrap_or("");
-            json!(format!("{kind}.{group}/{}", o["name"].as_str().unwrap_or("")))
+            let group = o["apiVersion"]
+                .as_str()
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            json!(format!(
+                "{kind}.{group}/{}",
+                o["name"].as_str().unwrap_or("")
+            ))
         }
         None => json!("<none>"),
     }
@@ -420,7 +480,11 @@ pub fn lease_holder(obj: &Value) -> Value {
 }
 
 pub fn binding_role(obj: &Value) -> Value {
-    json!(format!("{}/{}", s(obj, "/roleRef/kind"), s(obj, "/roleRef/name")))
+    json!(format!(
+        "{}/{}",
+        s(obj, "/roleRef/kind"),
+        s(obj, "/roleRef/name")
+    ))
 }
 
 fn subjects(obj: &Value, kind: &str) -> Value {
@@ -431,7 +495,9 @@ fn subjects(obj: &Value, kind: &str) -> Value {
             subs.iter()
                 .filter(|s| s["kind"] == kind)
                 .map(|s| match (kind, s["namespace"].as_str()) {
-                    ("ServiceAccount", Some(ns)) => format!("{ns}/{}", s["name"].as_str().unwrap_or("")),
+                    ("ServiceAccount", Some(ns)) => {
+                        format!("{ns}/{}", s["name"].as_str().unwrap_or(""))
+                    }
                     _ => s["name"].as_str().unwrap_or("").to_string(),
                 })
                 .collect()
@@ -469,12 +535,16 @@ pub fn pdb_max_unavailable(obj: &Value) -> Value {
 }
 
 pub fn pdb_allowed(obj: &Value) -> Value {
-    obj.pointer("/status/disruptionsAllowed").cloned().unwrap_or(json!(0))
+    obj.pointer("/status/disruptionsAllowed")
+        .cloned()
+        .unwrap_or(json!(0))
 }
 
 pub fn job_status(obj: &Value) -> Value {
     let conditions = obj.pointer("/status/conditions").and_then(Value::as_array);
-    let has = |t: &str| conditions.is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"));
+    let has = |t: &str| {
+        conditions.is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    };
     json!(if has("Complete") {
         "Complete"
     } else if has("Failed") {
@@ -487,7 +557,10 @@ pub fn job_status(obj: &Value) -> Value {
 }
 
 pub fn job_completions(obj: &Value) -> Value {
-    let succeeded = obj.pointer("/status/succeeded").and_then(Value::as_i64).unwrap_or(0);
+    let succeeded = obj
+        .pointer("/status/succeeded")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     match obj.pointer("/spec/completions").and_then(Value::as_i64) {
         Some(c) => json!(format!("{succeeded}/{c}")),
         None => json!(format!("{succeeded}/1")),
@@ -499,9 +572,16 @@ pub fn priority_value(obj: &Value) -> Value {
 }
 
 pub fn priority_global_default(obj: &Value) -> Value {
-    json!(obj.get("globalDefault").and_then(Value::as_bool).unwrap_or(false).to_string())
+    json!(obj
+        .get("globalDefault")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        .to_string())
 }
 
 pub fn priority_preemption(obj: &Value) -> Value {
-    json!(obj.get("preemptionPolicy").and_then(Value::as_str).unwrap_or("PreemptLowerPriority"))
+    json!(obj
+        .get("preemptionPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("PreemptLowerPriority"))
 }

@@ -79,8 +79,16 @@ pub struct StorageAlias {
     pub from_storage: fn(Value) -> Value,
 }
 
-pub const ALL_VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 impl ResourceInfo {
     /// A namespaced or cluster-scoped built-in with all verbs and default columns.
@@ -133,7 +141,14 @@ impl ResourceInfo {
     pub fn key_prefix(&self, namespace: Option<&str>) -> String {
         let (group, plural) = match &self.storage_alias {
             Some(alias) => (alias.group, alias.plural),
-            None => (if self.group.is_empty() { "core" } else { self.group.as_str() }, self.plural.as_str()),
+            None => (
+                if self.group.is_empty() {
+                    "core"
+                } else {
+                    self.group.as_str()
+                },
+                self.plural.as_str(),
+            ),
         };
         match namespace {
             Some(ns) if self.namespaced => format!("/registry/{group}/{plural}/{ns}/"),

@@ -38,7 +38,10 @@ async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
 
 fn typed(code: StatusCode, body: &Value, content_type: &'static str) -> Response {
     let mut r = (code, serde_json::to_vec(body).unwrap_or_default()).into_response();
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -59,21 +62,42 @@ fn version_info() -> Value {
 async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let is_get = req.method() == Method::GET;
     match segments.as_slice() {
         ["healthz"] | ["livez"] | ["readyz"] if is_get => (StatusCode::OK, "ok").into_response(),
         ["version"] if is_get => json_response(StatusCode::OK, &version_info(), vec![]),
         ["api"] if is_get => match discovery::wants_aggregated(&accept) {
-            Some(v) => typed(StatusCode::OK, &discovery::aggregated(&api.registry, true, v), aggregated_type(v)),
+            Some(v) => typed(
+                StatusCode::OK,
+                &discovery::aggregated(&api.registry, true, v),
+                aggregated_type(v),
+            ),
             None => {
-                let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("");
                 json_response(StatusCode::OK, &discovery::api_versions(host), vec![])
             }
         },
         ["apis"] if is_get => match discovery::wants_aggregated(&accept) {
-            Some(v) => typed(StatusCode::OK, &discovery::aggregated(&api.registry, false, v), aggregated_type(v)),
-            None => json_response(StatusCode::OK, &discovery::api_group_list(&api.registry), vec![]),
+            Some(v) => typed(
+                StatusCode::OK,
+                &discovery::aggregated(&api.registry, false, v),
+                aggregated_type(v),
+            ),
+            None => json_response(
+                StatusCode::OK,
+                &discovery::api_group_list(&api.registry),
+                vec![],
+            ),
         },
         ["api", version] if is_get => resource_list(&api, "", version),
         ["apis", group] if is_get => match discovery::api_group(&api.registry, group) {
@@ -84,7 +108,11 @@ async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
         ["openapi", "v2"] if is_get => {
             if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
                 // Only JSON is served; kubectl then validates with /openapi/v3 documents.
-                (StatusCode::NOT_ACCEPTABLE, "only application/json is available for /openapi/v2").into_response()
+                (
+                    StatusCode::NOT_ACCEPTABLE,
+                    "only application/json is available for /openapi/v2",
+                )
+                    .into_response()
             } else {
                 openapi::v2(&api)
             }
@@ -104,7 +132,11 @@ async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
 }
 
 fn aggregated_type(version: &str) -> &'static str {
-    if version == "v2" { discovery::AGGREGATED_V2 } else { discovery::AGGREGATED_V2BETA1 }
+    if version == "v2" {
+        discovery::AGGREGATED_V2
+    } else {
+        discovery::AGGREGATED_V2BETA1
+    }
 }
 
 fn resource_list(api: &Api, group: &str, version: &str) -> Response {

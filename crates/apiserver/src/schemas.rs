@@ -16,23 +16,43 @@ pub struct Outcome {
 
 /// Defaults, prunes and validates `obj` against its resource's schema.
 pub fn process(info: &ResourceInfo, obj: &mut Value) -> Outcome {
-    let opts = ProcessOptions { prune: true, apply_defaults: true, validate: true };
+    let opts = ProcessOptions {
+        prune: true,
+        apply_defaults: true,
+        validate: true,
+    };
     let outcome = match &info.schema {
-        SchemaSource::Structural(schema) => oxivirt_schema::process(schema, &Definitions::new(), obj, opts),
+        SchemaSource::Structural(schema) => {
+            oxivirt_schema::process(schema, &Definitions::new(), obj, opts)
+        }
         SchemaSource::Core(name) => {
             let schemas = core_schemas();
             match schemas.definitions().get(name) {
                 Some(schema) => oxivirt_schema::process(schema, schemas.definitions(), obj, opts),
-                None => return Outcome { errors: vec![], unknown_fields: vec![] },
+                None => {
+                    return Outcome {
+                        errors: vec![],
+                        unknown_fields: vec![],
+                    }
+                }
             }
         }
-        SchemaSource::None => return Outcome { errors: vec![], unknown_fields: vec![] },
+        SchemaSource::None => {
+            return Outcome {
+                errors: vec![],
+                unknown_fields: vec![],
+            }
+        }
     };
     Outcome {
         errors: outcome
             .errors
             .into_iter()
-            .map(|e| Cause { reason: e.reason.reason().to_string(), message: e.message, field: e.field })
+            .map(|e| Cause {
+                reason: e.reason.reason().to_string(),
+                message: e.message,
+                field: e.field,
+            })
             .collect(),
         unknown_fields: outcome.unknown_fields,
     }
@@ -61,7 +81,9 @@ pub fn resource_doc(info: &ResourceInfo, version: &str) -> Option<ResourceDoc> {
 }
 
 /// Every served resource grouped by `api/v1` or `apis/{group}/{version}`.
-pub fn docs_by_group_version(registry: &Registry) -> std::collections::BTreeMap<String, Vec<ResourceDoc>> {
+pub fn docs_by_group_version(
+    registry: &Registry,
+) -> std::collections::BTreeMap<String, Vec<ResourceDoc>> {
     let mut out: std::collections::BTreeMap<String, Vec<ResourceDoc>> = Default::default();
     for info in registry.all() {
         for version in &info.versions {

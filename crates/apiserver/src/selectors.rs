@@ -83,14 +83,24 @@ fn parse_label_term(term: &str) -> Result<LabelRequirement, ApiError> {
                 .and_then(|v| v.strip_suffix(')'))
                 .ok_or_else(|| bad_selector(term, "set values must be in parentheses"))?;
             let vals: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
-            return Ok(if negate { LabelRequirement::NotIn(key, vals) } else { LabelRequirement::In(key, vals) });
+            return Ok(if negate {
+                LabelRequirement::NotIn(key, vals)
+            } else {
+                LabelRequirement::In(key, vals)
+            });
         }
     }
     if let Some((k, v)) = term.split_once("!=") {
-        return Ok(LabelRequirement::NotEquals(valid_key(k.trim(), term)?, v.trim().to_string()));
+        return Ok(LabelRequirement::NotEquals(
+            valid_key(k.trim(), term)?,
+            v.trim().to_string(),
+        ));
     }
     if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-        return Ok(LabelRequirement::Equals(valid_key(k.trim(), term)?, v.trim().to_string()));
+        return Ok(LabelRequirement::Equals(
+            valid_key(k.trim(), term)?,
+            v.trim().to_string(),
+        ));
     }
     Ok(LabelRequirement::Exists(valid_key(term, term)?))
 }
@@ -98,7 +108,9 @@ fn parse_label_term(term: &str) -> Result<LabelRequirement, ApiError> {
 fn valid_key(key: &str, term: &str) -> Result<String, ApiError> {
     let ok = !key.is_empty()
         && key.len() <= 317
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(key.to_string())
     } else {
@@ -120,12 +132,18 @@ impl FieldSelector {
             } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 (k, false, v)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid selector: '{input}'; can't understand '{term}'")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: '{input}'; can't understand '{term}'"
+                )));
             };
             let key = key.trim();
-            let known = key == "metadata.name" || key == "metadata.namespace" || supported.iter().any(|s| s == key);
+            let known = key == "metadata.name"
+                || key == "metadata.namespace"
+                || supported.iter().any(|s| s == key);
             if !known {
-                return Err(ApiError::BadRequest(format!("field label not supported: {key}")));
+                return Err(ApiError::BadRequest(format!(
+                    "field label not supported: {key}"
+                )));
             }
             reqs.push((key.to_string(), negate, value.trim().to_string()));
         }
@@ -145,7 +163,12 @@ impl FieldSelector {
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Array(a)) => a
                     .first()
-                    .map(|v| v.get("ip").and_then(Value::as_str).unwrap_or("").to_string())
+                    .map(|v| {
+                        v.get("ip")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    })
                     .unwrap_or_default(),
                 // Kubernetes treats an absent bool field label (spec.unschedulable) as false.
                 None if key == "spec.unschedulable" || key == "spec.hostNetwork" => "false".into(),
@@ -179,14 +202,20 @@ mod tests {
             ("!missing,app=web", true),
             ("missing!=x", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
     }
 
     #[test]
     fn unsupported_field_label_is_a_bad_request() {
         let err = FieldSelector::parse("spec.foo=bar", &[]).unwrap_err();
-        assert!(err.to_string().contains("field label not supported: spec.foo"));
+        assert!(err
+            .to_string()
+            .contains("field label not supported: spec.foo"));
         let sel = FieldSelector::parse("status.phase=Running", &["status.phase".into()]).unwrap();
         assert!(sel.matches(&obj()));
     }

@@ -60,21 +60,28 @@ fn subject_alt_names(addr: &SocketAddr) -> Vec<String> {
 }
 
 fn tls_acceptor(pki: &pki::Pki) -> Result<TlsAcceptor> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .context("parsing the serving certificate")?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pki.server_key_pem.as_bytes())
-        .context("parsing the serving key")?
-        .context("the serving key file holds no key")?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("parsing the serving certificate")?;
+    let key: PrivateKeyDer<'static> =
+        rustls_pemfile::private_key(&mut pki.server_key_pem.as_bytes())
+            .context("parsing the serving key")?
+            .context("the serving key file holds no key")?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut pki.ca_cert_pem.as_bytes()) {
-        roots.add(ca.context("parsing the CA certificate")?).context("adding the CA to the trust store")?;
+        roots
+            .add(ca.context("parsing the CA certificate")?)
+            .context("adding the CA to the trust store")?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .context("building the client certificate verifier")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .context("building the client certificate verifier")?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("choosing TLS versions")?
@@ -85,33 +92,80 @@ fn tls_acceptor(pki: &pki::Pki) -> Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// An API over an in-memory store with the built-in kinds, the bootstrap objects and the
+/// garbage collector running: for component tests of this crate and of controllers.
+pub async fn in_memory_api() -> Result<Arc<Api>> {
+    let store = oxivirt_store::MemoryStore::new();
+    let signer = crate::tokens::TokenSigner::new(b"in-memory-test-signing-key-000000");
+    let api = Arc::new(Api::new(
+        Arc::new(store),
+        Registry::new(builtin::resources()),
+        signer,
+    ));
+    bootstrap::run(&api)
+        .await
+        .context("bootstrapping the cluster objects")?;
+    tokio::spawn(gc::run(api.clone()));
+    Ok(api)
+}
+
 /// Opens the store, prepares the API and starts listening; returns once the server is
 /// ready and the admin kubeconfig is written. Serving continues on spawned tasks.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let pki = pki::load_or_create(&config.data_dir, &subject_alt_names(&addr)).context("preparing certificates")?;
+    let pki = pki::load_or_create(&config.data_dir, &subject_alt_names(&addr))
+        .context("preparing certificates")?;
     let db = config.data_dir.join("store.db");
-    let store = oxivirt_store::SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
+    let store = oxivirt_store::SqliteStore::open(&db)
+        .with_context(|| format!("opening store {}", db.display()))?;
     let signer = crate::tokens::TokenSigner::new(pki.service_account_key.as_bytes());
-    let api = Arc::new(Api::new(Arc::new(store), Registry::new(builtin::resources()), signer));
-    bootstrap::run(&api).await.context("bootstrapping the cluster objects")?;
+    let api = Arc::new(Api::new(
+        Arc::new(store),
+        Registry::new(builtin::resources()),
+        signer,
+    ));
+    bootstrap::run(&api)
+        .await
+        .context("bootstrapping the cluster objects")?;
     tokio::spawn(gc::run(api.clone()));
     tokio::spawn(bootstrap::compaction(api.clone()));
 
     let acceptor = tls_acceptor(&pki)?;
-    let auth = Arc::new(Authenticator::new(&pki.admin_token, &pki.components_token, api.clone()));
+    let auth = Arc::new(Authenticator::new(
+        &pki.admin_token,
+        &pki.components_token,
+        api.clone(),
+    ));
     let router = routes::router(api.clone(), auth);
     tokio::spawn(accept_loop(listener, acceptor, router));
 
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
-    kubeconfig::write_admin(&kubeconfig, &format!("https://{host}:{}", addr.port()), &pki)?;
+    kubeconfig::write_admin(
+        &kubeconfig,
+        &format!("https://{host}:{}", addr.port()),
+        &pki,
+    )?;
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "oxivirt API server ready");
-    Ok(RunningServer { addr, api, kubeconfig })
+    Ok(RunningServer {
+        addr,
+        api,
+        kubeconfig,
+    })
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, router: axum::Router) {
@@ -134,14 +188,26 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, router: axum:
                     return;
                 }
             };
-            let identity =
-                PeerIdentity(tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| identity_from_cert(c)));
-            let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(identity.clone());
-                req
-            });
+            let identity = PeerIdentity(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| identity_from_cert(c)),
+            );
+            let service =
+                router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    req
+                });
             let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service)).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(tls),
+                    TowerToHyperService::new(service),
+                )
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

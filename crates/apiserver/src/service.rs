@@ -53,8 +53,18 @@ pub struct DeleteOptions {
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, registry: Registry, tokens: crate::tokens::TokenSigner) -> Self {
-        Api { store, registry, deletions: Notify::new(), tokens, event_lease: tokio::sync::Mutex::new(None) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        tokens: crate::tokens::TokenSigner,
+    ) -> Self {
+        Api {
+            store,
+            registry,
+            deletions: Notify::new(),
+            tokens,
+            event_lease: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// A store lease expiring about one event TTL from now, shared by Events created
@@ -74,8 +84,9 @@ impl Api {
 
     /// Turns a stored record into the object a client sees, in the requested version.
     pub fn decode(&self, info: &ResourceInfo, kv: &KeyValue, version: &str) -> ApiResult<Value> {
-        let mut obj: Value = serde_json::from_slice(&kv.value)
-            .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+        let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+            ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key))
+        })?;
         if let Some(alias) = &info.storage_alias {
             obj = (alias.from_storage)(obj);
         }
@@ -96,10 +107,20 @@ impl Api {
     }
 
     fn ns_arg<'a>(info: &ResourceInfo, ns: &'a str) -> Option<&'a str> {
-        if info.namespaced { Some(ns) } else { None }
+        if info.namespaced {
+            Some(ns)
+        } else {
+            None
+        }
     }
 
-    pub async fn get(&self, info: &ResourceInfo, ns: &str, name: &str, version: &str) -> ApiResult<Value> {
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        version: &str,
+    ) -> ApiResult<Value> {
         let key = info.key(Self::ns_arg(info, ns), name);
         match self.store.get(&key).await? {
             Some(kv) => self.decode(info, &kv, version),
@@ -107,7 +128,12 @@ impl Api {
         }
     }
 
-    async fn get_kv(&self, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<(KeyValue, Value)> {
+    async fn get_kv(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<(KeyValue, Value)> {
         let key = info.key(Self::ns_arg(info, ns), name);
         match self.store.get(&key).await? {
             Some(kv) => {
@@ -120,7 +146,11 @@ impl Api {
 
     /// Checks that a namespace exists and accepts new content.
     async fn check_namespace(&self, ns: &str) -> ApiResult<()> {
-        let Some(kv) = self.store.get(&format!("/registry/core/namespaces/{ns}")).await? else {
+        let Some(kv) = self
+            .store
+            .get(&format!("/registry/core/namespaces/{ns}"))
+            .await?
+        else {
             return Err(ApiError::not_found("", "namespaces", ns));
         };
         let obj: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
@@ -141,7 +171,9 @@ impl Api {
         version: &str,
     ) -> ApiResult<Value> {
         if !obj.is_object() {
-            return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         if info.namespaced {
             let body_ns = objects::namespace(&obj);
@@ -156,7 +188,11 @@ impl Api {
             meta_mut(&mut obj).remove("namespace");
         }
         if objects::name(&obj).is_empty() {
-            let prefix = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("").to_string();
+            let prefix = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if prefix.is_empty() {
                 return Err(ApiError::invalid(
                     &info.group,
@@ -195,7 +231,11 @@ impl Api {
         }
         let key = info.key(Self::ns_arg(info, ns), &name);
         let bytes = Self::encode(info, &obj)?;
-        let lease = if info.kind == "Event" { Some(self.event_lease().await?) } else { None };
+        let lease = if info.kind == "Event" {
+            Some(self.event_lease().await?)
+        } else {
+            None
+        };
         match self.store.create(&key, bytes, lease).await {
             Ok(kv) => {
                 let created = self.decode(info, &kv, version)?;
@@ -222,7 +262,9 @@ impl Api {
         version: &str,
     ) -> ApiResult<Value> {
         if !body.is_object() {
-            return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         let body_name = objects::name(&body);
         if !body_name.is_empty() && body_name != name {
@@ -231,14 +273,23 @@ impl Api {
             )));
         }
         let wanted_rv = objects::resource_version(&body).map(str::to_string);
-        self.write_loop(info, ns, name, ctx, version, wanted_rv.is_some(), |old| {
-            if let Some(rv) = &wanted_rv {
-                if objects::resource_version(old) != Some(rv.as_str()) {
-                    return Err(ApiError::modified(&info.group, &info.plural, name));
+        self.write_loop(
+            info,
+            ns,
+            name,
+            ctx,
+            version,
+            wanted_rv.is_some(),
+            |old| {
+                if let Some(rv) = &wanted_rv {
+                    if objects::resource_version(old) != Some(rv.as_str()) {
+                        return Err(ApiError::modified(&info.group, &info.plural, name));
+                    }
                 }
-            }
-            Ok(body.clone())
-        }, sub)
+                Ok(body.clone())
+            },
+            sub,
+        )
         .await
     }
 
@@ -260,7 +311,9 @@ impl Api {
             let (kv, old) = self.get_kv(info, ns, name).await?;
             let mut new = mutate(&old)?;
             if !new.is_object() {
-                return Err(ApiError::BadRequest("the result must be a JSON object".into()));
+                return Err(ApiError::BadRequest(
+                    "the result must be a JSON object".into(),
+                ));
             }
             let new_rv = objects::resource_version(&new).map(str::to_string);
             if let Some(rv) = new_rv {
@@ -272,7 +325,10 @@ impl Api {
             admission::admit(self, info, &mut new, Some(&old), ctx).await?;
             bump_generation(info, &old, &mut new);
             managed::record_update(info, Some(&old), &mut new, ctx);
-            match self.commit(info, ns, name, &kv, &old, new, ctx, version).await {
+            match self
+                .commit(info, ns, name, &kv, &old, new, ctx, version)
+                .await
+            {
                 Err(ApiError::Conflict { .. }) if !strict_rv => continue,
                 other => return other,
             }
@@ -284,7 +340,13 @@ impl Api {
     }
 
     /// Keeps what a write may not change and splits spec from status.
-    fn merge_for_write(&self, info: &ResourceInfo, old: &Value, new: &mut Value, sub: Subresource) -> ApiResult<()> {
+    fn merge_for_write(
+        &self,
+        info: &ResourceInfo,
+        old: &Value,
+        new: &mut Value,
+        sub: Subresource,
+    ) -> ApiResult<()> {
         match sub {
             Subresource::Status => {
                 let status = new.get("status").cloned();
@@ -317,7 +379,16 @@ impl Api {
         let new_finalizers = objects::finalizers(new);
         let old_finalizers = objects::finalizers(old);
         let meta = meta_mut(new);
-        for key in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+        for key in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
             match old_meta.get(key) {
                 Some(v) => meta.insert(key.into(), v.clone()),
                 None => meta.remove(key),
@@ -358,8 +429,12 @@ impl Api {
                     admission::after_delete(self, info, &new).await;
                     Ok(new)
                 }
-                Err(oxivirt_store::Error::Conflict { .. }) => Err(ApiError::modified(&info.group, &info.plural, name)),
-                Err(oxivirt_store::Error::NotFound { .. }) => Err(ApiError::not_found(&info.group, &info.plural, name)),
+                Err(oxivirt_store::Error::Conflict { .. }) => {
+                    Err(ApiError::modified(&info.group, &info.plural, name))
+                }
+                Err(oxivirt_store::Error::NotFound { .. }) => {
+                    Err(ApiError::not_found(&info.group, &info.plural, name))
+                }
                 Err(e) => Err(e.into()),
             };
         }
@@ -376,8 +451,12 @@ impl Api {
                 }
                 Ok(stored)
             }
-            Err(oxivirt_store::Error::Conflict { .. }) => Err(ApiError::modified(&info.group, &info.plural, name)),
-            Err(oxivirt_store::Error::NotFound { .. }) => Err(ApiError::not_found(&info.group, &info.plural, name)),
+            Err(oxivirt_store::Error::Conflict { .. }) => {
+                Err(ApiError::modified(&info.group, &info.plural, name))
+            }
+            Err(oxivirt_store::Error::NotFound { .. }) => {
+                Err(ApiError::not_found(&info.group, &info.plural, name))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -391,17 +470,27 @@ impl Api {
         ctx: &RequestCtx,
         version: &str,
     ) -> ApiResult<DeleteOutcome> {
-        if info.group.is_empty() && info.kind == "Namespace" && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name) {
-            return Err(ApiError::Forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+        if info.group.is_empty()
+            && info.kind == "Namespace"
+            && crate::bootstrap::UNDELETABLE_NAMESPACES.contains(&name)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
         }
         for _ in 0..WRITE_RETRIES {
             let (kv, old) = self.get_kv(info, ns, name).await?;
             if let Some(uid) = &opts.precondition_uid {
                 if objects::uid(&old) != uid {
-                    return Err(ApiError::conflict(&info.group, &info.plural, name, &format!(
+                    return Err(ApiError::conflict(
+                        &info.group,
+                        &info.plural,
+                        name,
+                        &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                         objects::uid(&old)
-                    )));
+                    ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv {
@@ -428,7 +517,10 @@ impl Api {
             admission::before_delete(info, &mut new);
             let pending = pending_finalizers(info, &new);
             if ctx.dry_run {
-                return Ok(DeleteOutcome { object: old, deleted_now: pending.is_empty() });
+                return Ok(DeleteOutcome {
+                    object: old,
+                    deleted_now: pending.is_empty(),
+                });
             }
             let key = info.key(Self::ns_arg(info, ns), name);
             if pending.is_empty() {
@@ -437,7 +529,10 @@ impl Api {
                         self.deletions.notify_waiters();
                         admission::after_delete(self, info, &old).await;
                         let object = self.decode(info, &kv, version)?;
-                        return Ok(DeleteOutcome { object, deleted_now: true });
+                        return Ok(DeleteOutcome {
+                            object,
+                            deleted_now: true,
+                        });
                     }
                     Err(oxivirt_store::Error::Conflict { .. }) => continue,
                     Err(oxivirt_store::Error::NotFound { .. }) => {
@@ -452,20 +547,29 @@ impl Api {
                 meta.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
             if unchanged(&old, &new) {
-                return Ok(DeleteOutcome { object: old, deleted_now: false });
+                return Ok(DeleteOutcome {
+                    object: old,
+                    deleted_now: false,
+                });
             }
             let bytes = Self::encode(info, &new)?;
             match self.store.update(&key, bytes, kv.mod_revision).await {
                 Ok(kv) => {
                     self.deletions.notify_waiters();
                     let object = self.decode(info, &kv, version)?;
-                    return Ok(DeleteOutcome { object, deleted_now: false });
+                    return Ok(DeleteOutcome {
+                        object,
+                        deleted_now: false,
+                    });
                 }
                 Err(oxivirt_store::Error::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::Timeout(format!("too many concurrent writes to {} \"{name}\"", info.group_resource())))
+        Err(ApiError::Timeout(format!(
+            "too many concurrent writes to {} \"{name}\"",
+            info.group_resource()
+        )))
     }
 }
 
@@ -501,8 +605,12 @@ fn unchanged(old: &Value, new: &Value) -> bool {
 
 /// `generation` counts changes to everything but metadata (and status, when it has its own endpoint).
 fn bump_generation(info: &ResourceInfo, old: &Value, new: &mut Value) {
-    let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-    let changed = objects::spec_part(old, info.has_status) != objects::spec_part(new, info.has_status);
+    let old_gen = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let changed =
+        objects::spec_part(old, info.has_status) != objects::spec_part(new, info.has_status);
     let gen = if changed { old_gen + 1 } else { old_gen };
     meta_mut(new).insert("generation".into(), json!(gen));
 }

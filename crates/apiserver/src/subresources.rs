@@ -52,7 +52,11 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
             vec![],
         ),
         (&Method::GET, [_, "version"]) => json_response(StatusCode::OK, &version(), vec![]),
-        (&Method::GET, [_, "healthz"]) => json_response(StatusCode::OK, &json!({"apiserver": "ok", "restful": "ok"}), vec![]),
+        (&Method::GET, [_, "healthz"]) => json_response(
+            StatusCode::OK,
+            &json!({"apiserver": "ok", "restful": "ok"}),
+            vec![],
+        ),
         _ => not_found(&path),
     }
 }

@@ -30,7 +30,14 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: &str, kind: &'static str, priority: i64, source: CellSource) -> Self {
-        Column { name: name.into(), kind, format: "", description: String::new(), priority, source }
+        Column {
+            name: name.into(),
+            kind,
+            format: "",
+            description: String::new(),
+            priority,
+            source,
+        }
     }
 
     pub fn name() -> Self {
@@ -52,7 +59,10 @@ impl Column {
 
     fn cell(&self, obj: &Value, now: DateTime<Utc>) -> Value {
         match &self.source {
-            CellSource::Name => obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+            CellSource::Name => obj
+                .pointer("/metadata/name")
+                .cloned()
+                .unwrap_or(Value::Null),
             CellSource::Age => age_cell(obj.pointer("/metadata/creationTimestamp"), now),
             CellSource::JsonPath(path) => {
                 let v = jsonpath::eval_cell(obj, path);
@@ -145,9 +155,13 @@ pub fn build(
 }
 
 fn age_cell(timestamp: Option<&Value>, now: DateTime<Utc>) -> Value {
-    let Some(ts) = timestamp.and_then(Value::as_str) else { return json!("<unknown>") };
+    let Some(ts) = timestamp.and_then(Value::as_str) else {
+        return json!("<unknown>");
+    };
     match DateTime::parse_from_rfc3339(ts) {
-        Ok(t) => json!(human_duration(now.signed_duration_since(t.with_timezone(&Utc)))),
+        Ok(t) => json!(human_duration(
+            now.signed_duration_since(t.with_timezone(&Utc))
+        )),
         Err(_) => json!("<unknown>"),
     }
 }
@@ -164,17 +178,29 @@ pub fn human_duration(d: chrono::TimeDelta) -> String {
         format!("{secs}s")
     } else if minutes < 10 {
         let s = secs % 60;
-        if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") }
+        if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        }
     } else if hours < 3 {
         format!("{minutes}m")
     } else if hours < 8 {
         let m = minutes % 60;
-        if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") }
+        if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        }
     } else if hours < 48 {
         format!("{hours}h")
     } else if days < 8 {
         let h = hours % 24;
-        if h == 0 { format!("{days}d") } else { format!("{days}d{h}h") }
+        if h == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{h}h")
+        }
     } else if days < 365 * 2 {
         format!("{days}d")
     } else if days < 365 * 8 {

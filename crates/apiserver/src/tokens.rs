@@ -43,13 +43,27 @@ impl TokenClaims {
 
 impl TokenSigner {
     pub fn new(secret: &[u8]) -> Self {
-        TokenSigner { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        TokenSigner {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
     }
 
     /// Issues a token for a ServiceAccount valid for `ttl_secs` from `now`.
-    pub fn issue(&self, namespace: &str, name: &str, uid: &str, audiences: &[String], now: i64, ttl_secs: i64) -> (String, i64) {
+    pub fn issue(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        now: i64,
+        ttl_secs: i64,
+    ) -> (String, i64) {
         let expires = now + ttl_secs;
-        let audiences: Vec<String> = if audiences.is_empty() { vec![ISSUER.to_string()] } else { audiences.to_vec() };
+        let audiences: Vec<String> = if audiences.is_empty() {
+            vec![ISSUER.to_string()]
+        } else {
+            audiences.to_vec()
+        };
         let header = json!({"alg": "HS256", "typ": "JWT"});
         let claims = json!({
             "aud": audiences, "exp": expires, "iat": now, "nbf": now, "iss": ISSUER,
@@ -62,7 +76,13 @@ impl TokenSigner {
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let signature = hmac::sign(&self.key, signing_input.as_bytes());
-        (format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())), expires)
+        (
+            format!(
+                "{signing_input}.{}",
+                URL_SAFE_NO_PAD.encode(signature.as_ref())
+            ),
+            expires,
+        )
     }
 
     /// Checks signature, issuer and expiry; None for anything else than a valid token.
@@ -73,7 +93,10 @@ impl TokenSigner {
         let (_, claims) = signing_input.split_once('.')?;
         let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
         let expires = claims["exp"].as_i64()?;
-        if claims["iss"] != ISSUER || expires <= now || claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + 60) {
+        if claims["iss"] != ISSUER
+            || expires <= now
+            || claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + 60)
+        {
             return None;
         }
         let sa = &claims["kubernetes.io"];
@@ -97,7 +120,10 @@ mod tests {
         assert_eq!(exp, 1600);
         let claims = signer.verify(&token, 1200).unwrap();
         assert_eq!(claims.user().name, "system:serviceaccount:ns:sa");
-        assert!(signer.verify(&token, 1600).is_none(), "expired tokens are refused");
+        assert!(
+            signer.verify(&token, 1600).is_none(),
+            "expired tokens are refused"
+        );
     }
 
     #[test]

@@ -19,17 +19,36 @@ struct StoreCluster<'a> {
 impl Cluster for StoreCluster<'_> {
     async fn get(&self, group: &str, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         let info = self.api.registry.by_group_resource(group, resource)?;
-        self.api.get(&info, namespace, name, &info.storage_version).await.ok()
+        self.api
+            .get(&info, namespace, name, &info.storage_version)
+            .await
+            .ok()
     }
 
     async fn any(&self, group: &str, resource: &str) -> bool {
-        let Some(info) = self.api.registry.by_group_resource(group, resource) else { return false };
-        self.api.store.count(&info.key_prefix(None)).await.is_ok_and(|n| n > 0)
+        let Some(info) = self.api.registry.by_group_resource(group, resource) else {
+            return false;
+        };
+        self.api
+            .store
+            .count(&info.key_prefix(None))
+            .await
+            .is_ok_and(|n| n > 0)
     }
 }
 
-pub async fn run(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&Value>, ctx: &RequestCtx) -> ApiResult<()> {
-    let operation = if old.is_some() { Operation::Update } else { Operation::Create };
+pub async fn run(
+    api: &Api,
+    info: &ResourceInfo,
+    obj: &mut Value,
+    old: Option<&Value>,
+    ctx: &RequestCtx,
+) -> ApiResult<()> {
+    let operation = if old.is_some() {
+        Operation::Update
+    } else {
+        Operation::Create
+    };
     let namespace = objects::namespace(obj).to_string();
     let request = Request {
         group: &info.group,
@@ -50,7 +69,11 @@ pub async fn run(api: &Api, info: &ResourceInfo, obj: &mut Value, old: Option<&V
     let causes: Vec<Cause> = outcome
         .causes
         .iter()
-        .map(|c| Cause { reason: c.reason.clone(), message: c.message.clone(), field: c.field.clone() })
+        .map(|c| Cause {
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            field: c.field.clone(),
+        })
         .collect();
     match oxivirt_webhooks::denial(&info.group, &info.kind, operation, &outcome.causes) {
         Some(denial) if denial.code == 403 => Err(ApiError::Forbidden(denial.message)),

@@ -9,7 +9,11 @@ use oxivirt_apiserver::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "oxivirt", version, about = "OpenShift Virtualization, rebuilt in Rust")]
+#[command(
+    name = "oxivirt",
+    version,
+    about = "OpenShift Virtualization, rebuilt in Rust"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -46,9 +50,14 @@ fn init_logging(format: LogFormat, verbosity: u8) {
         1..=3 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("OXIVIRT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("OXIVIRT_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level}"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -79,7 +88,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

@@ -20,8 +20,13 @@ pub struct Filter {
 impl Filter {
     pub fn from_query(info: &ResourceInfo, query: &HashMap<String, String>) -> ApiResult<Self> {
         Ok(Filter {
-            labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-            fields: FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""), &info.field_selectors)?,
+            labels: LabelSelector::parse(
+                query.get("labelSelector").map(String::as_str).unwrap_or(""),
+            )?,
+            fields: FieldSelector::parse(
+                query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+                &info.field_selectors,
+            )?,
         })
     }
 
@@ -42,13 +47,18 @@ fn encode_continue(rev: i64, start: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
-    let bad = || ApiError::BadRequest("continue key is not valid: the continue token is malformed".into());
+    let bad = || {
+        ApiError::BadRequest("continue key is not valid: the continue token is malformed".into())
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    Ok((v["rv"].as_i64().ok_or_else(bad)?, v["start"].as_str().ok_or_else(bad)?.to_string()))
+    Ok((
+        v["rv"].as_i64().ok_or_else(bad)?,
+        v["start"].as_str().ok_or_else(bad)?.to_string(),
+    ))
 }
 
 /// Reads one page of a list as Kubernetes defines the resourceVersion parameters.
@@ -62,7 +72,9 @@ pub async fn list(
     let filter = Filter::from_query(info, query)?;
     let prefix = info.key_prefix(namespace);
     let limit: usize = match query.get("limit") {
-        Some(l) => l.parse().map_err(|_| ApiError::BadRequest(format!("limit: invalid value {l:?}")))?,
+        Some(l) => l
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("limit: invalid value {l:?}")))?,
         None => 0,
     };
     let mut revision: Option<i64> = None;
@@ -71,8 +83,13 @@ pub async fn list(
         let (rev, start) = decode_continue(token)?;
         revision = Some(rev);
         start_after = Some(format!("{prefix}{start}"));
-    } else if let Some(rv) = query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0") {
-        let rv: i64 = rv.parse().map_err(|_| ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}")))?;
+    } else if let Some(rv) = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+    {
+        let rv: i64 = rv
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}")))?;
         if query.get("resourceVersionMatch").map(String::as_str) == Some("Exact") {
             revision = Some(rv);
         }
@@ -82,7 +99,11 @@ pub async fn list(
     let mut last_key: Option<String> = None;
     let mut more;
     loop {
-        let want = if limit == 0 { None } else { Some((limit - items.len()).max(1)) };
+        let want = if limit == 0 {
+            None
+        } else {
+            Some((limit - items.len()).max(1))
+        };
         let page = api
             .store
             .list(&prefix, ListOptions { revision: read_at, start_after: start_after.clone(), limit: want })
@@ -112,10 +133,17 @@ pub async fn list(
     }
     let revision = read_at.unwrap_or(0);
     let continue_token = match (more, &last_key) {
-        (true, Some(key)) => Some(encode_continue(revision, key.strip_prefix(&prefix).unwrap_or(key))),
+        (true, Some(key)) => Some(encode_continue(
+            revision,
+            key.strip_prefix(&prefix).unwrap_or(key),
+        )),
         _ => None,
     };
-    Ok(ListPage { items, revision, continue_token })
+    Ok(ListPage {
+        items,
+        revision,
+        continue_token,
+    })
 }
 
 #[cfg(test)]
@@ -125,7 +153,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let t = encode_continue(42, "default/cm-7");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "default/cm-7".to_string()));
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/cm-7".to_string())
+        );
         assert!(decode_continue("not-a-token!").is_err());
     }
 }

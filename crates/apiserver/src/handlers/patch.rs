@@ -55,10 +55,14 @@ pub async fn patch(
         return apply(api, info, ns, name, patch_doc, ctx, sub, force, version).await;
     }
     if kind == JSON_PATCH && !patch_doc.is_array() {
-        return Err(ApiError::BadRequest("json patch must be an array of operations".into()));
+        return Err(ApiError::BadRequest(
+            "json patch must be an array of operations".into(),
+        ));
     }
     if kind != JSON_PATCH && !patch_doc.is_object() {
-        return Err(ApiError::BadRequest("a merge patch must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "a merge patch must be a JSON object".into(),
+        ));
     }
     let meta = managed::patch_meta(info);
     let obj = api
@@ -94,14 +98,21 @@ async fn apply(
     version: &str,
 ) -> ApiResult<(StatusCode, Value)> {
     if ctx.field_manager.is_empty() || ctx.field_manager == "unknown" {
-        return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", vec![crate::error::Cause {
-            reason: "FieldValueRequired".into(),
-            message: "Required value: is required for apply patch".into(),
-            field: "fieldManager".into(),
-        }]));
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![crate::error::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: is required for apply patch".into(),
+                field: "fieldManager".into(),
+            }],
+        ));
     }
     if !applied.is_object() {
-        return Err(ApiError::BadRequest("an apply patch must be an object".into()));
+        return Err(ApiError::BadRequest(
+            "an apply patch must be an object".into(),
+        ));
     }
     let applied_name = objects::name(&applied);
     if !applied_name.is_empty() && applied_name != name {
@@ -132,9 +143,26 @@ async fn apply(
             apply_ctx.field_validation = ctx.field_validation;
             apply_ctx.applying = true;
             let result = api
-                .write_loop(info, ns, name, &apply_ctx, version, false, |old| {
-                    managed::apply(info, Some(old), &applied, &apply_ctx, force, version, sub == Subresource::Status)
-                }, sub)
+                .write_loop(
+                    info,
+                    ns,
+                    name,
+                    &apply_ctx,
+                    version,
+                    false,
+                    |old| {
+                        managed::apply(
+                            info,
+                            Some(old),
+                            &applied,
+                            &apply_ctx,
+                            force,
+                            version,
+                            sub == Subresource::Status,
+                        )
+                    },
+                    sub,
+                )
                 .await;
             for w in apply_ctx.take_warnings() {
                 ctx.warn(w);

@@ -33,14 +33,22 @@ pub fn parse_path(path: &str) -> Option<ResourcePath> {
         ["apis", g, v, rest @ ..] => (g.to_string(), v.to_string(), rest.to_vec()),
         _ => return None,
     };
-    let mut out = ResourcePath { group, version, ..Default::default() };
+    let mut out = ResourcePath {
+        group,
+        version,
+        ..Default::default()
+    };
     if rest.first() == Some(&"watch") {
         out.legacy_watch = true;
         rest.remove(0);
     }
     match rest.as_slice() {
         [] => return None,
-        ["namespaces", ns, resource, tail @ ..] if !(out.group.is_empty() && matches!(*resource, "status" | "finalize") && tail.is_empty()) => {
+        ["namespaces", ns, resource, tail @ ..]
+            if !(out.group.is_empty()
+                && matches!(*resource, "status" | "finalize")
+                && tail.is_empty()) =>
+        {
             out.namespace = Some(ns.to_string());
             out.resource = resource.to_string();
             out.name = tail.first().map(|s| s.to_string());
@@ -64,7 +72,11 @@ pub fn parse_path(path: &str) -> Option<ResourcePath> {
 /// Query parameters (first value wins).
 pub fn query_map(uri: &Uri) -> HashMap<String, String> {
     uri.query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -77,28 +89,41 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
 }
 
 pub fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|| "application/json".into())
 }
 
 /// Decodes a JSON or YAML body into an object.
 pub fn decode_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
     if body.len() > MAX_BODY {
-        return Err(ApiError::TooLarge("Request entity too large: limit is 3145728".into()));
+        return Err(ApiError::TooLarge(
+            "Request entity too large: limit is 3145728".into(),
+        ));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest("the request body is empty".into()));
     }
     if content_type == oxivirt_kubeproto::MEDIA_TYPE {
         return oxivirt_kubeproto::decode(body).map_err(|e| match e {
-            oxivirt_kubeproto::Error::UnsupportedKind { .. } | oxivirt_kubeproto::Error::UnsupportedEncoding { .. } => {
+            oxivirt_kubeproto::Error::UnsupportedKind { .. }
+            | oxivirt_kubeproto::Error::UnsupportedEncoding { .. } => {
                 ApiError::UnsupportedMediaType(format!("{e}; send the object as application/json"))
             }
             other => ApiError::BadRequest(format!("decoding the protobuf request body: {other}")),
@@ -114,7 +139,8 @@ pub fn decode_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
     if is_yaml {
         let value: serde_yaml::Value = serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
-        serde_json::to_value(value).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
+        serde_json::to_value(value)
+            .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
     } else {
         serde_json::from_slice(body).map_err(|e| {
             ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
@@ -123,25 +149,38 @@ pub fn decode_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
 }
 
 /// Builds the request context from query parameters and headers.
-pub fn request_ctx(user: UserInfo, query: &HashMap<String, String>, headers: &HeaderMap, method: &Method) -> ApiResult<RequestCtx> {
+pub fn request_ctx(
+    user: UserInfo,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    method: &Method,
+) -> ApiResult<RequestCtx> {
     let mut ctx = RequestCtx::new(user);
     match query.get("dryRun").map(String::as_str) {
         None | Some("") => {}
         Some("All") => ctx.dry_run = true,
         Some(other) => {
-            return Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\"")))
+            return Err(ApiError::BadRequest(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )))
         }
     }
-    ctx.field_validation = FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?;
+    ctx.field_validation =
+        FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?;
     ctx.field_manager = match query.get("fieldManager") {
         Some(m) if !m.is_empty() => m.clone(),
         _ => {
-            let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+            let agent = headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("unknown");
             agent.split('/').next().unwrap_or("unknown").to_string()
         }
     };
     if ctx.field_manager.len() > 128 {
-        return Err(ApiError::BadRequest("fieldManager: Too long: may not be more than 128 bytes".into()));
+        return Err(ApiError::BadRequest(
+            "fieldManager: Too long: may not be more than 128 bytes".into(),
+        ));
     }
     let _ = method;
     Ok(ctx)
@@ -155,11 +194,28 @@ mod tests {
     fn namespaced_and_cluster_paths_parse() {
         let p = parse_path("/api/v1/namespaces/default/pods/web/status").unwrap();
         assert_eq!(p.namespace.as_deref(), Some("default"));
-        assert_eq!((p.resource.as_str(), p.name.as_deref(), p.subresource.as_deref()), ("pods", Some("web"), Some("status")));
+        assert_eq!(
+            (
+                p.resource.as_str(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
+            ("pods", Some("web"), Some("status"))
+        );
         let ns = parse_path("/api/v1/namespaces/demo/status").unwrap();
-        assert_eq!((ns.resource.as_str(), ns.name.as_deref(), ns.subresource.as_deref()), ("namespaces", Some("demo"), Some("status")));
+        assert_eq!(
+            (
+                ns.resource.as_str(),
+                ns.name.as_deref(),
+                ns.subresource.as_deref()
+            ),
+            ("namespaces", Some("demo"), Some("status"))
+        );
         let vm = parse_path("/apis/kubevirt.io/v1/namespaces/ns1/virtualmachines").unwrap();
-        assert_eq!((vm.group.as_str(), vm.resource.as_str(), vm.name), ("kubevirt.io", "virtualmachines", None));
+        assert_eq!(
+            (vm.group.as_str(), vm.resource.as_str(), vm.name),
+            ("kubevirt.io", "virtualmachines", None)
+        );
         let w = parse_path("/api/v1/watch/namespaces/default/configmaps").unwrap();
         assert!(w.legacy_watch);
         assert_eq!(w.resource, "configmaps");

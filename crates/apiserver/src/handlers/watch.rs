@@ -33,14 +33,19 @@ impl Emitter {
     fn line(&mut self, kind: &str, obj: Value) -> Bytes {
         let object = match self.as_table {
             Some(include) if kind != "BOOKMARK" && kind != "ERROR" => {
-                let columns = if self.info.columns.is_empty() { table::default_columns() } else { self.info.columns.clone() };
+                let columns = if self.info.columns.is_empty() {
+                    table::default_columns()
+                } else {
+                    self.info.columns.clone()
+                };
                 let t = table::build(&columns, &[obj], include, json!({}), !self.sent_columns);
                 self.sent_columns = true;
                 t
             }
             _ => obj,
         };
-        let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut bytes =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
@@ -66,7 +71,8 @@ pub async fn watch(
 ) -> ApiResult<Response> {
     let mut filter = Filter::from_query(&info, &query)?;
     if let Some(name) = &name {
-        filter.fields = crate::selectors::FieldSelector::parse(&format!("metadata.name={name}"), &[])?;
+        filter.fields =
+            crate::selectors::FieldSelector::parse(&format!("metadata.name={name}"), &[])?;
     }
     let prefix = info.key_prefix(namespace.as_deref());
     let bookmarks = super::request::flag(&query, "allowWatchBookmarks");
@@ -77,7 +83,11 @@ pub async fn watch(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT);
-    let mut emitter = Emitter { info: info.clone(), as_table, sent_columns: false };
+    let mut emitter = Emitter {
+        info: info.clone(),
+        as_table,
+        sent_columns: false,
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
 
     let mut initial = Vec::new();
@@ -90,20 +100,32 @@ pub async fn watch(
             }
         }
         if send_initial && bookmarks {
-            initial.push(emitter.line("BOOKMARK", bookmark(&info, &version, listed.revision, true)));
+            initial
+                .push(emitter.line("BOOKMARK", bookmark(&info, &version, listed.revision, true)));
         }
         listed.revision
     } else {
-        rv.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}")))?
+        rv.parse::<i64>()
+            .map_err(|_| ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}")))?
     };
     let stream = match api.store.watch(&prefix, start).await {
         Ok(s) => Some(s),
-        Err(oxivirt_store::Error::Compacted { requested, compacted }) => {
-            let status = ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).to_status();
+        Err(oxivirt_store::Error::Compacted {
+            requested,
+            compacted,
+        }) => {
+            let status = ApiError::Expired(format!(
+                "too old resource version: {requested} ({compacted})"
+            ))
+            .to_status();
             initial.push(emitter.line("ERROR", status));
             None
         }
-        Err(oxivirt_store::Error::FutureRevision { .. }) => api.store.watch(&prefix, api.store.current_revision().await?).await.ok(),
+        Err(oxivirt_store::Error::FutureRevision { .. }) => api
+            .store
+            .watch(&prefix, api.store.current_revision().await?)
+            .await
+            .ok(),
         Err(e) => return Err(e.into()),
     };
 
@@ -166,12 +188,20 @@ pub async fn watch(
 
 /// Maps a store event to a watch event, applying the selector transitions Kubernetes
 /// uses: an object leaving the selection is DELETED, entering it is ADDED.
-fn translate(api: &Api, info: &ResourceInfo, version: &str, filter: &Filter, event: WatchEvent) -> Option<(&'static str, Value)> {
+fn translate(
+    api: &Api,
+    info: &ResourceInfo,
+    version: &str,
+    filter: &Filter,
+    event: WatchEvent,
+) -> Option<(&'static str, Value)> {
     match event {
         WatchEvent::Put { kv, prev } => {
             let new = api.decode(info, &kv, version).ok()?;
             let now = filter.matches(&new);
-            let before = prev.and_then(|p| api.decode(info, &p, version).ok()).map(|old| filter.matches(&old));
+            let before = prev
+                .and_then(|p| api.decode(info, &p, version).ok())
+                .map(|old| filter.matches(&old));
             match (before, now) {
                 (None, true) | (Some(false), true) => Some(("ADDED", new)),
                 (Some(true), true) => Some(("MODIFIED", new)),
