@@ -8,6 +8,9 @@
 //!   (embedded from `swagger/`, parsed once) by inlining every `$ref` into a structural
 //!   schema; the others are written by hand. Names, short names, categories, versions,
 //!   subresources and printer columns follow upstream.
+//! - The content installed on first start (upstream's common instance types and preferences,
+//!   the well-known namespaces, the HyperConverged singleton) and the instance type expansion
+//!   behind `expand-spec` — [`content`].
 //!
 //! # Must not
 //! Do I/O (the only files it reads are embedded with `include_str!`) or use tokio. It does
@@ -23,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod cdi;
+pub mod content;
 mod crd;
 mod hco;
 mod kubevirt;
@@ -36,6 +40,10 @@ mod swagger;
 mod template;
 pub mod well_known;
 
+pub use content::{
+    common_cluster_instancetypes, common_cluster_preferences, default_hyperconverged, expand_spec,
+    well_known_namespaces, ExpandError,
+};
 pub use summary::{schema_summaries, SchemaOrigin, SchemaSummary};
 
 use serde_json::Value;
