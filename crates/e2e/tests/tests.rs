@@ -11,6 +11,7 @@ mod delete;
 mod discovery;
 mod errors;
 mod get;
+mod kinds;
 mod kube_client;
 mod namespace;
 mod patch;
