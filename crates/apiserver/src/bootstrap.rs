@@ -49,13 +49,81 @@ pub async fn run(api: &Api) -> Result<()> {
         .registry
         .by_group_resource("", "namespaces")
         .ok_or_else(|| anyhow::anyhow!("the Namespace resource is not registered"))?;
-    for ns in SYSTEM_NAMESPACES {
+    let mut namespaces: Vec<&str> = SYSTEM_NAMESPACES.to_vec();
+    namespaces.extend(oxivirt_api::content::well_known_namespaces());
+    for ns in namespaces {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        match api.create(&ns_info, "", obj, &ctx(), "v1").await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
+        create_if_missing(api, &ns_info, obj).await?;
+    }
+    install_crds(api, &crd_info).await?;
+    let shipped = [
+        (
+            "instancetype.kubevirt.io",
+            "virtualmachineclusterinstancetypes",
+            oxivirt_api::content::common_cluster_instancetypes(),
+        ),
+        (
+            "instancetype.kubevirt.io",
+            "virtualmachineclusterpreferences",
+            oxivirt_api::content::common_cluster_preferences(),
+        ),
+        (
+            "hco.kubevirt.io",
+            "hyperconvergeds",
+            vec![oxivirt_api::content::default_hyperconverged()],
+        ),
+    ];
+    for (group, plural, objects) in shipped {
+        let info = api
+            .registry
+            .by_group_resource(group, plural)
+            .ok_or_else(|| anyhow::anyhow!("{plural}.{group} is not served"))?;
+        for obj in objects {
+            create_if_missing(api, &info, obj).await?;
         }
     }
+    Ok(())
+}
+
+/// Creates `obj` unless an object of that name exists (a user's changes are kept).
+async fn create_if_missing(
+    api: &Api,
+    info: &crate::registry::ResourceInfo,
+    obj: Value,
+) -> Result<()> {
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if api
+        .get(info, &ns, &name, &info.storage_version)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let version = obj["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit('/').next())
+        .unwrap_or(&info.storage_version)
+        .to_string();
+    match api.create(info, &ns, obj, &ctx(), &version).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "creating {} {ns}/{name}: {e}",
+            info.group_resource()
+        )),
+    }
+}
+
+/// Installs oxivirt's CRDs, bringing existing ones up to this binary's definitions.
+async fn install_crds(api: &Api, crd_info: &crate::registry::ResourceInfo) -> Result<()> {
     for definition in oxivirt_api::custom_resource_definitions() {
         let name = definition["metadata"]["name"]
             .as_str()

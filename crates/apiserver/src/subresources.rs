@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::handlers::json_response;
 use crate::service::Api;
 
@@ -37,10 +37,101 @@ fn not_found(path: &str) -> Response {
     .into_response()
 }
 
+fn respond(result: ApiResult<Value>) -> Response {
+    match result {
+        Ok(vm) => json_response(StatusCode::OK, &vm, vec![]),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_namespace(vm: &Value, ns: &str) -> ApiResult<()> {
+    let vm_ns = vm
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !vm_ns.is_empty() && vm_ns != ns {
+        return Err(ApiError::BadRequest(format!(
+            "VM namespace must be empty or {ns}"
+        )));
+    }
+    Ok(())
+}
+
+/// Fetches what `spec.instancetype` / `spec.preference` of a VM name: a captured
+/// ControllerRevision when `revisionName` is set, else the (cluster) object itself.
+async fn referenced(
+    api: &Api,
+    ns: &str,
+    vm: &Value,
+    field: &str,
+    namespaced_kind: &str,
+) -> ApiResult<Option<Value>> {
+    let Some(reference) = vm
+        .pointer(&format!("/spec/{field}"))
+        .filter(|r| r.is_object())
+    else {
+        return Ok(None);
+    };
+    if let Some(revision) = reference["revisionName"].as_str().filter(|r| !r.is_empty()) {
+        let info = api
+            .registry
+            .by_group_resource("apps", "controllerrevisions")
+            .ok_or_else(|| ApiError::internal("controllerrevisions are not served"))?;
+        let cr = api.get(&info, ns, revision, "v1").await?;
+        return Ok(cr
+            .get("data")
+            .map(|d| d.get("object").cloned().unwrap_or_else(|| d.clone())));
+    }
+    let name = reference["name"].as_str().unwrap_or("");
+    let kind = reference["kind"]
+        .as_str()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let (plural, scope_ns) = if kind == namespaced_kind.to_ascii_lowercase() {
+        (format!("{}s", namespaced_kind.to_ascii_lowercase()), ns)
+    } else {
+        (
+            format!(
+                "{}s",
+                namespaced_kind
+                    .to_ascii_lowercase()
+                    .replace("virtualmachine", "virtualmachinecluster")
+            ),
+            "",
+        )
+    };
+    let info = api
+        .registry
+        .by_group_resource("instancetype.kubevirt.io", &plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
+    api.get(&info, scope_ns, name, &info.storage_version)
+        .await
+        .map(Some)
+}
+
+/// The VM with its instance type and preference applied (`expand-spec`).
+async fn expand(api: &Api, ns: &str, vm: &Value) -> ApiResult<Value> {
+    let instancetype =
+        referenced(api, ns, vm, "instancetype", "VirtualMachineInstancetype").await?;
+    let preference = referenced(api, ns, vm, "preference", "VirtualMachinePreference").await?;
+    oxivirt_api::content::expand_spec(vm, instancetype.as_ref(), preference.as_ref()).map_err(|e| {
+        ApiError::Invalid {
+            message: e.to_string(),
+            group: "kubevirt.io".into(),
+            kind: "VirtualMachine".into(),
+            name: vm
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into(),
+            causes: vec![],
+        }
+    })
+}
+
 pub async fn handle(api: Arc<Api>, req: Request) -> Response {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').skip(2).collect();
-    let _ = &api;
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["v1"] | ["v1alpha3"]) => json_response(
             StatusCode::OK,
@@ -52,6 +143,37 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
             vec![],
         ),
         (&Method::GET, [_, "version"]) => json_response(StatusCode::OK, &version(), vec![]),
+        (&Method::GET, [_, "namespaces", ns, "virtualmachines", name, "expand-spec"]) => {
+            let vm = match api
+                .registry
+                .by_group_resource("kubevirt.io", "virtualmachines")
+            {
+                Some(info) => api.get(&info, ns, name, "v1").await,
+                None => Err(ApiError::not_found("kubevirt.io", "virtualmachines", name)),
+            };
+            respond(match vm {
+                Ok(vm) => expand(&api, ns, &vm).await,
+                Err(e) => Err(e),
+            })
+        }
+        (&Method::PUT, [_, "namespaces", ns, "expand-vm-spec"]) => {
+            let ns = ns.to_string();
+            let body =
+                match axum::body::to_bytes(req.into_body(), crate::handlers::request::MAX_BODY)
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return ApiError::BadRequest(format!("reading the request body: {e}"))
+                            .into_response()
+                    }
+                };
+            let vm = crate::handlers::request::decode_body(&body, "application/yaml");
+            respond(match vm {
+                Ok(vm) => check_namespace(&vm, &ns).and(expand(&api, &ns, &vm).await),
+                Err(e) => Err(e),
+            })
+        }
         (&Method::GET, [_, "healthz"]) => json_response(
             StatusCode::OK,
             &json!({"apiserver": "ok", "restful": "ok"}),
