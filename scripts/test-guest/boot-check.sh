@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Boot every artifact of the test guest under TCG and check it for real.
+#
+#   scripts/test-guest/boot-check.sh [OUT_DIR]
+#
+# OUT_DIR defaults to what build.sh prints (it builds if needed). Modes (BOOT_CHECK_MODES,
+# default "kernel bios uefi"):
+#   kernel  direct kernel boot of vmlinuz + initrd.img
+#   bios    disk.raw with SeaBIOS (GRUB i386-pc from the BIOS boot partition)
+#   uefi    disk.qcow2 with OVMF (GRUB x86_64-efi, \EFI\BOOT\BOOTX64.EFI)
+# Each boot gets a NoCloud seed ISO (hostname, a user with an SSH key, runcmd echo) and must
+# print "OXIVIRT-TEST-GUEST READY" and the runcmd output on ttyS0. The kernel mode also checks
+# the console login (root, no password), qemu-guest-agent over virtio-serial (guest-ping,
+# guest-get-osinfo, guest-get-host-name), SSH into dropbear with the injected key (if ssh is
+# installed), and an ACPI power-button shutdown (QMP system_powerdown) that ends QEMU.
+# Prints the wall time from QEMU's start to the banner for each mode; exits non-zero on failure.
+#
+# Environment: BOOT_CHECK_MODES, BOOT_CHECK_TIMEOUT (seconds per boot, default 120),
+# BOOT_CHECK_KEEP=1 keeps the work directory (serial logs).
+set -euo pipefail
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MODES="${BOOT_CHECK_MODES:-kernel bios uefi}"
+TIMEOUT="${BOOT_CHECK_TIMEOUT:-120}"
+
+log() { printf 'boot-check: %s\n' "$*" >&2; }
+
+if [ $# -ge 1 ]; then OUT="$1"; else OUT="$("$SCRIPT_DIR/build.sh" | tail -n1)"; fi
+[ -f "$OUT/vmlinuz" ] || { log "no test guest in $OUT"; exit 1; }
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
+command -v xorriso >/dev/null || need+=(xorriso)
+command -v perl >/dev/null || need+=(perl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${need[@]}" >&2 ||
+    { apt-get -q update >&2 && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${need[@]}" >&2; }
+fi
+# OVMF from Debian's ovmf package (4M flash layout since bookworm; older layouts as fallback)
+OVMF_CODE="" OVMF_VARS=""
+for c in OVMF_CODE_4M.fd OVMF_CODE.fd; do
+  if [ -f "/usr/share/OVMF/$c" ]; then OVMF_CODE=/usr/share/OVMF/$c; OVMF_VARS=/usr/share/OVMF/${c/CODE/VARS}; break; fi
+done
+
+W="$(mktemp -d "${TMPDIR:-/tmp}/oxivirt-boot-check.XXXXXX")"
+QEMU_PID=""
+cleanup() {
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID" 2>/dev/null || true; wait "$QEMU_PID" 2>/dev/null || true; fi
+  if [ "${BOOT_CHECK_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+HAVE_SSH=0
+if command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; then
+  ssh-keygen -q -t ed25519 -N '' -C boot-check -f "$W/id" && HAVE_SSH=1
+fi
+PUBKEY="$( [ $HAVE_SSH = 1 ] && cat "$W/id.pub" || echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBootCheckPlaceholderKeyOnly boot-check')"
+
+# perl helpers: talk to QMP / the guest agent / the serial console over unix sockets
+cat >"$W/sock.pl" <<'EOF'
+use strict; use warnings; use IO::Socket::UNIX; use IO::Select;
+my ($mode, $path, @args) = @ARGV;
+my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path) or die "connect $path: $!\n";
+my $sel = IO::Select->new($s);
+sub readuntil { my ($re, $t) = @_; my $buf = ""; my $end = time + $t;
+  while (time < $end) { if ($sel->can_read(0.2)) { my $n = sysread($s, my $c, 65536); last unless $n; $buf .= $c; return $buf if $buf =~ $re; } }
+  return $buf; }
+if ($mode eq "qmp") {           # qmp SOCK COMMAND-JSON
+  readuntil(qr/"QMP"/, 10); print $s qq({"execute":"qmp_capabilities"}\n); readuntil(qr/"return"/, 10);
+  print $s "$args[0]\n"; print readuntil(qr/"return"|"error"/, 10), "\n";
+} elsif ($mode eq "ga") {        # ga SOCK COMMAND-JSON  (guest-sync-delimited first)
+  my $id = int(rand(1e9));
+  print $s "\xff"; print $s qq({"execute":"guest-sync-delimited","arguments":{"id":$id}}\n);
+  my $b = readuntil(qr/"return":\s*$id/, 20); die "no guest-sync answer\n" unless $b =~ /$id/;
+  print $s "$args[0]\n"; my $r = readuntil(qr/\}\s*\n/, 20); print $r;
+} elsif ($mode eq "console") {   # console SOCK SEND EXPECT-REGEX
+  print $s "\r"; readuntil(qr/login: $/, 10);
+  print $s "$args[0]\r"; my $b = readuntil(qr/$args[1]/, 20); print $b; exit($b =~ /$args[1]/ ? 0 : 1);
+}
+EOF
+
+now_ms() { date +%s%3N; }
+FAIL=0
+declare -A RESULT=()
+
+boot() { # boot MODE
+  local mode=$1 d="$W/$1" args=() start t_ready="" t_login="" log ok=1
+  mkdir -p "$d"
+  cat >"$d/user-data" <<EOF
+#cloud-config
+hostname: check-$mode
+users:
+  - default
+  - name: tester
+    lock_passwd: false
+    plain_text_passwd: tester
+    ssh_authorized_keys:
+      - $PUBKEY
+runcmd:
+  - echo "RUNCMD-OK mode=$mode host=\$(hostname)"
+EOF
+  printf 'instance-id: boot-check-%s\nlocal-hostname: meta-%s\n' "$mode" "$mode" >"$d/meta-data"
+  "$OUT/make-seed.sh" -o "$d/seed.iso" -u "$d/user-data" -m "$d/meta-data"
+  log="$d/serial.log"
+  case "$mode" in
+    kernel) args=(-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.img" -append "console=ttyS0 quiet") ;;
+    bios) cp --sparse=always "$OUT/disk.raw" "$d/disk.raw"
+      args=(-drive "file=$d/disk.raw,format=raw,if=virtio") ;;
+    uefi) [ -n "$OVMF_CODE" ] || { log "uefi: no OVMF"; return 1; }
+      cp "$OVMF_VARS" "$d/vars.fd"
+      qemu-img create -q -f qcow2 -F qcow2 -b "$OUT/disk.qcow2" "$d/overlay.qcow2"
+      args=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
+        -drive "if=pflash,format=raw,unit=1,file=$d/vars.fd"
+        -drive "file=$d/overlay.qcow2,format=qcow2,if=virtio") ;;
+  esac
+  local port=$((20000 + RANDOM % 20000))
+  start=$(now_ms)
+  qemu-system-x86_64 -machine q35,accel=tcg -m 256 -smp 1 -nographic -monitor none -no-reboot \
+    -name "guest=boot-check_$mode" \
+    -chardev "socket,id=ser0,path=$d/console.sock,server=on,wait=off,logfile=$d/serial.log" \
+    -serial chardev:ser0 \
+    -qmp "unix:$d/qmp.sock,server=on,wait=off" \
+    "${args[@]}" \
+    -drive "file=$d/seed.iso,format=raw,if=virtio,readonly=on" \
+    -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22" \
+    -device virtio-serial-pci \
+    -chardev "socket,id=ga0,path=$d/ga.sock,server=on,wait=off" \
+    -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 \
+    </dev/null >"$d/qemu.out" 2>&1 &
+  QEMU_PID=$!
+  while :; do
+    local el=$(($(now_ms) - start))
+    if [ -z "$t_ready" ] && grep -qa '^OXIVIRT-TEST-GUEST READY' "$log" 2>/dev/null; then t_ready=$el; fi
+    if [ -n "$t_ready" ] && grep -qa 'oxivirt-test-guest login:' "$log" 2>/dev/null; then t_login=$el; break; fi
+    if ! kill -0 "$QEMU_PID" 2>/dev/null; then log "$mode: QEMU exited early"; cat "$d/qemu.out" >&2; break; fi
+    [ $el -lt $((TIMEOUT * 1000)) ] || { log "$mode: timeout after ${TIMEOUT}s"; break; }
+    sleep 0.05
+  done
+  if [ -z "$t_ready" ]; then ok=0; fi
+  if ! grep -qa "^RUNCMD-OK mode=$mode host=check-$mode" "$log"; then log "$mode: runcmd output missing"; ok=0; fi
+  local extra=""
+  if [ $ok = 1 ] && [ "$mode" = kernel ]; then
+    # console login as root without a password
+    if perl "$W/sock.pl" console "$d/console.sock" 'root' 'root@check-kernel:~# ' >"$d/console.out" 2>&1; then extra+=" console-login=ok"
+    else extra+=" console-login=FAIL"; ok=0; fi
+    # the real qemu-guest-agent over virtio-serial
+    local ga
+    ga=$(perl "$W/sock.pl" ga "$d/ga.sock" '{"execute":"guest-get-osinfo"}' 2>&1 || true)
+    if echo "$ga" | grep -q '"id": *"oxivirt-test-guest"'; then extra+=" agent-osinfo=ok"; else extra+=" agent-osinfo=FAIL"; ok=0; log "ga: $ga"; fi
+    ga=$(perl "$W/sock.pl" ga "$d/ga.sock" '{"execute":"guest-get-host-name"}' 2>&1 || true)
+    if echo "$ga" | grep -q '"host-name": *"check-kernel"'; then extra+=" agent-hostname=ok"; else extra+=" agent-hostname=FAIL"; ok=0; log "ga: $ga"; fi
+    # SSH into dropbear with the key injected through cloud-init
+    if [ $HAVE_SSH = 1 ]; then
+      local sshout
+      sshout=$(timeout 60 ssh -i "$W/id" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR tester@127.0.0.1 'echo SSH-OK $(id -un)@$(hostname)' 2>&1 || true)
+      if [ "$sshout" = "SSH-OK tester@check-kernel" ]; then extra+=" ssh=ok"; else extra+=" ssh=FAIL"; ok=0; log "ssh: $sshout"; fi
+    fi
+    # ACPI power button: QEMU must exit on its own
+    perl "$W/sock.pl" qmp "$d/qmp.sock" '{"execute":"system_powerdown"}' >/dev/null 2>&1 || true
+    local t0; t0=$(now_ms)
+    while kill -0 "$QEMU_PID" 2>/dev/null && [ $(($(now_ms) - t0)) -lt 30000 ]; do sleep 0.1; done
+    if kill -0 "$QEMU_PID" 2>/dev/null; then extra+=" acpi-poweroff=FAIL"; ok=0
+    else extra+=" acpi-poweroff=ok($(($(now_ms) - t0))ms)"; fi
+  fi
+  kill "$QEMU_PID" 2>/dev/null || true
+  wait "$QEMU_PID" 2>/dev/null || true
+  QEMU_PID=""
+  local fmt_ready fmt_login
+  fmt_ready=$([ -n "$t_ready" ] && printf '%d.%02ds' $((t_ready / 1000)) $((t_ready % 1000 / 10)) || echo "-")
+  fmt_login=$([ -n "$t_login" ] && printf '%d.%02ds' $((t_login / 1000)) $((t_login % 1000 / 10)) || echo "-")
+  RESULT[$mode]="$( [ $ok = 1 ] && echo PASS || echo FAIL ) banner=$fmt_ready login-prompt=$fmt_login$extra"
+  if [ $ok != 1 ]; then
+    FAIL=1
+    log "$mode: serial log follows"; sed 's/^/  | /' "$log" >&2 || true
+  fi
+  echo "$mode: ${RESULT[$mode]}"
+}
+
+log "guest: $OUT"
+log "qemu: $(qemu-system-x86_64 --version | head -n1); OVMF: ${OVMF_CODE:-none}"
+for m in $MODES; do boot "$m" || FAIL=1; done
+exit $FAIL
