@@ -20,6 +20,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODES="${BOOT_CHECK_MODES:-kernel bios uefi}"
+[ "$MODES" = all ] && MODES="kernel bios uefi netv1 netv2 configdrive"
 TIMEOUT="${BOOT_CHECK_TIMEOUT:-120}"
 
 log() { printf 'boot-check: %s\n' "$*" >&2; }
@@ -85,9 +86,13 @@ FAIL=0
 declare -A RESULT=()
 
 boot() { # boot MODE
-  local mode=$1 d="$W/$1" args=() start t_ready="" t_login="" log ok=1
+  local mode=$1 d="$W/$1" args=() start t_ready="" t_login="" log ok=1 port=$((20000 + RANDOM % 20000))
   mkdir -p "$d"
-  cat >"$d/user-data" <<EOF
+  local expect=("^RUNCMD-OK mode=$mode host=check-$mode")
+  local seedopts=() nic="user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22"
+  case "$mode" in
+    kernel|bios|uefi)
+      cat >"$d/user-data" <<EOF
 #cloud-config
 hostname: check-$mode
 users:
@@ -97,14 +102,122 @@ users:
     plain_text_passwd: tester
     ssh_authorized_keys:
       - $PUBKEY
+ssh_authorized_keys:
+  - $PUBKEY
 runcmd:
   - echo "RUNCMD-OK mode=$mode host=\$(hostname)"
 EOF
-  printf 'instance-id: boot-check-%s\nlocal-hostname: meta-%s\n' "$mode" "$mode" >"$d/meta-data"
-  "$OUT/make-seed.sh" -o "$d/seed.iso" -u "$d/user-data" -m "$d/meta-data"
+      printf 'instance-id: boot-check-%s\nlocal-hostname: meta-%s\n' "$mode" "$mode" >"$d/meta-data"
+      seedopts=(-u "$d/user-data" -m "$d/meta-data")
+      ;;
+    netv1) # NoCloud ISO, network-config v1 static (interface matched by MAC), bootcmd, write_files
+      cat >"$d/user-data" <<'EOF'
+#cloud-config
+fqdn: check-netv1.example.test
+bootcmd:
+  - echo BOOTCMD-OK
+write_files:
+  - path: /etc/oxivirt-check
+    permissions: '0600'
+    content: |
+      written by cloud-init
+runcmd:
+  - echo "RUNCMD-OK mode=netv1 host=$(hostname)"
+  - ip -4 -o addr show dev eth0 | awk '{ print "ADDR", $4 }'
+  - ip -4 route show default | awk '{ print "GW", $3 }'
+  - sed -n 's/^nameserver /DNS /p; s/^search /SEARCH /p' /etc/resolv.conf
+  - echo "FILE $(stat -c %a /etc/oxivirt-check) $(cat /etc/oxivirt-check)"
+  - echo "FQDN $(grep -c check-netv1.example.test /etc/hosts)"
+EOF
+      cat >"$d/network-config" <<'EOF'
+version: 1
+config:
+  - type: physical
+    name: eth0
+    mac_address: "52:54:00:0a:bc:01"
+    subnets:
+      - type: static
+        address: 10.0.2.21
+        netmask: 255.255.255.0
+        gateway: 10.0.2.2
+        dns_nameservers: [10.0.2.3]
+  - type: nameserver
+    address: [10.0.2.3]
+    search: [example.test]
+EOF
+      seedopts=(-u "$d/user-data" -n "$d/network-config")
+      nic="user,model=virtio-net-pci,mac=52:54:00:0a:bc:01"
+      expect+=("^BOOTCMD-OK" "^ADDR 10.0.2.21/24" "^GW 10.0.2.2" "^DNS 10.0.2.3" "^SEARCH example.test"
+        "^FILE 600 written by cloud-init" "^FQDN 1")
+      ;;
+    netv2) # NoCloud on vfat (CIDATA), network-config v2 (match + set-name), passwords, groups
+      cat >"$d/user-data" <<'EOF'
+#cloud-config
+hostname: check-netv2
+password: oxivirt-pw
+chpasswd:
+  expire: false
+  list: |
+    root:rootpw
+users:
+  - default
+  - name: dev
+    groups: [wheel, users]
+    passwd: $6$salt$WNAeh7R6B6mB1x6sJ7ykD5Rq0HVPv6Zf8v/8c.Y4VqS6y3xo7F4z2W3yYxJ1Y8xw7q2sC3vjvzqkVZbYqRnp1
+    lock_passwd: false
+runcmd:
+  - echo "RUNCMD-OK mode=netv2 host=$(hostname)"
+  - ip -o link show net0 >/dev/null && echo "RENAMED net0"
+  - ip -4 -o addr show dev net0 | awk '{ print "ADDR", $4 }'
+  - ip -4 route show 192.0.2.0/24 | awk '{ print "ROUTE", $1, $3 }'
+  - echo "SHADOW $(awk -F":" '$1 == "oxivirt" || $1 == "root" || $1 == "dev" { printf "%s=%s ", $1, substr($2, 1, 3) }' /etc/shadow)"
+  - echo "GROUPS $(id -Gn dev)"
+EOF
+      cat >"$d/network-config" <<'EOF'
+network:
+  version: 2
+  ethernets:
+    id0:
+      match:
+        macaddress: "52:54:00:0a:bc:02"
+      set-name: net0
+      addresses: [10.0.2.22/24]
+      gateway4: 10.0.2.2
+      routes:
+        - to: 192.0.2.0/24
+          via: 10.0.2.2
+      nameservers:
+        addresses: [10.0.2.3]
+EOF
+      seedopts=(-t vfat -u "$d/user-data" -n "$d/network-config")
+      nic="user,model=virtio-net-pci,mac=52:54:00:0a:bc:02"
+      expect+=("^RENAMED net0" "^ADDR 10.0.2.22/24" "^ROUTE 192.0.2.0/24 10.0.2.2"
+        "^SHADOW root=.6. oxivirt=.6. dev=.6." "^GROUPS dev wheel users")
+      ;;
+    configdrive) # ConfigDrive (config-2): meta_data.json keys + hostname, network_data.json, script user-data
+      cat >"$d/user-data" <<'EOF'
+#!/bin/bash
+echo "RUNCMD-OK mode=configdrive host=$(hostname)"
+ip -4 -o addr show dev eth0 | awk '{ print "ADDR", $4 }'
+echo "KEYS $(wc -l < /home/oxivirt/.ssh/authorized_keys)"
+EOF
+      printf '{"uuid": "boot-check-configdrive", "hostname": "check-configdrive", "public_keys": {"k": "%s"}}\n' "$PUBKEY" >"$d/meta_data.json"
+      cat >"$d/network_data.json" <<'EOF'
+{"links": [{"id": "interface_0", "type": "phy", "ethernet_mac_address": "52:54:00:0a:bc:03"}],
+ "networks": [{"id": "network0", "type": "ipv4", "link": "interface_0", "ip_address": "10.0.2.23",
+   "netmask": "255.255.255.0", "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.2.2"}]}],
+ "services": [{"type": "dns", "address": "10.0.2.3"}]}
+EOF
+      seedopts=(-f configdrive -u "$d/user-data" -m "$d/meta_data.json" -n "$d/network_data.json")
+      nic="user,model=virtio-net-pci,mac=52:54:00:0a:bc:03"
+      expect+=("^ADDR 10.0.2.23/24" "^KEYS 1")
+      ;;
+    *) log "unknown mode $mode"; return 1 ;;
+  esac
+  "$OUT/make-seed.sh" -o "$d/seed.img" "${seedopts[@]}"
   log="$d/serial.log"
   case "$mode" in
-    kernel) args=(-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.img" -append "console=ttyS0 quiet") ;;
+    kernel|netv1|netv2|configdrive) args=(-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.img" -append "console=ttyS0 quiet") ;;
     bios) cp --sparse=always "$OUT/disk.raw" "$d/disk.raw"
       args=(-drive "file=$d/disk.raw,format=raw,if=virtio") ;;
     uefi) [ -n "$OVMF_CODE" ] || { log "uefi: no OVMF"; return 1; }
@@ -114,7 +227,6 @@ EOF
         -drive "if=pflash,format=raw,unit=1,file=$d/vars.fd"
         -drive "file=$d/overlay.qcow2,format=qcow2,if=virtio") ;;
   esac
-  local port=$((20000 + RANDOM % 20000))
   start=$(now_ms)
   qemu-system-x86_64 -machine q35,accel=tcg -m 256 -smp 1 -nographic -monitor none -no-reboot \
     -name "guest=boot-check_$mode" \
@@ -122,8 +234,8 @@ EOF
     -serial chardev:ser0 \
     -qmp "unix:$d/qmp.sock,server=on,wait=off" \
     "${args[@]}" \
-    -drive "file=$d/seed.iso,format=raw,if=virtio,readonly=on" \
-    -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22" \
+    -drive "file=$d/seed.img,format=raw,if=virtio,readonly=on" \
+    -nic "$nic" \
     -device virtio-serial-pci \
     -chardev "socket,id=ga0,path=$d/ga.sock,server=on,wait=off" \
     -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 \
@@ -138,7 +250,10 @@ EOF
     sleep 0.05
   done
   if [ -z "$t_ready" ]; then ok=0; fi
-  if ! grep -qa "^RUNCMD-OK mode=$mode host=check-$mode" "$log"; then log "$mode: runcmd output missing"; ok=0; fi
+  local e
+  for e in "${expect[@]}"; do
+    grep -qaE "$e" "$log" || { log "$mode: missing on the console: $e"; ok=0; }
+  done
   local extra=""
   if [ $ok = 1 ] && [ "$mode" = kernel ]; then
     # console login as root without a password
@@ -156,6 +271,9 @@ EOF
       sshout=$(timeout 60 ssh -i "$W/id" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR tester@127.0.0.1 'echo SSH-OK $(id -un)@$(hostname)' 2>&1 || true)
       if [ "$sshout" = "SSH-OK tester@check-kernel" ]; then extra+=" ssh=ok"; else extra+=" ssh=FAIL"; ok=0; log "ssh: $sshout"; fi
+      sshout=$(timeout 60 ssh -i "$W/id" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o BatchMode=yes -o ConnectTimeout=30 -o LogLevel=ERROR root@127.0.0.1 'echo SSH-OK $(id -un)@$(hostname)' 2>&1 || true)
+      if [ "$sshout" = "SSH-OK root@check-kernel" ]; then extra+=" ssh-root=ok"; else extra+=" ssh-root=FAIL"; ok=0; log "ssh root: $sshout"; fi
     fi
     # ACPI power button: QEMU must exit on its own
     perl "$W/sock.pl" qmp "$d/qmp.sock" '{"execute":"system_powerdown"}' >/dev/null 2>&1 || true

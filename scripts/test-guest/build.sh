@@ -244,7 +244,7 @@ copy_rel lib64/ld-linux-x86-64.so.2
 
 # Kernel modules: the closure of the modules the guest uses, and a load order (deps first).
 MODS=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_scsi virtio_rng virtio_balloon
-  virtio_input scsi_mod sd_mod sr_mod cdrom isofs fat vfat nls_cp437 nls_iso8859-1 nls_utf8 button
+  virtio_input scsi_mod sd_mod sr_mod cdrom isofs fat vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 button
   evdev vsock vmw_vsock_virtio_transport efivarfs
   libata ahci ata_piix e1000 e1000e i6300esb pvpanic_pci)
 "$R/bin/busybox" depmod -b "$X" "$KVER"
