@@ -458,5 +458,11 @@ pub fn resources() -> Vec<ResourceInfo> {
             &format!("io.k8s.api.authorization.v1.{kind}"),
         ));
     }
+    for info in &mut list {
+        info.tracks_generation = matches!(
+            info.kind.as_str(),
+            "CustomResourceDefinition" | "Job" | "PodDisruptionBudget"
+        );
+    }
     list
 }

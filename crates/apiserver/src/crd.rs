@@ -170,6 +170,7 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         None => SchemaSource::None,
     };
     info.crd_name = Some(objects::name(crd).to_string());
+    info.tracks_generation = true;
     info.field_selectors = storage
         .get("selectableFields")
         .and_then(Value::as_array)

@@ -68,6 +68,9 @@ pub struct ResourceInfo {
     pub crd_name: Option<String>,
     /// Set when objects live in another resource's storage (events.k8s.io Events).
     pub storage_alias: Option<StorageAlias>,
+    /// Whether `metadata.generation` is maintained (custom resources and kinds with a spec
+    /// a controller acts on; ConfigMaps, Secrets and most core kinds have none).
+    pub tracks_generation: bool,
 }
 
 /// Storage shared with another resource, with conversions to and from its form.
@@ -113,6 +116,7 @@ impl ResourceInfo {
             create_policy: CreatePolicy::Anyone,
             crd_name: None,
             storage_alias: None,
+            tracks_generation: false,
         }
     }
 

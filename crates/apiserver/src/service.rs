@@ -216,7 +216,11 @@ impl Api {
             meta.remove("deletionGracePeriodSeconds");
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(objects::now_rfc3339()));
-            meta.insert("generation".into(), json!(1));
+            if info.tracks_generation {
+                meta.insert("generation".into(), json!(1));
+            } else {
+                meta.remove("generation");
+            }
         }
         if info.has_status && !ctx.user.is_component() {
             if let Some(map) = obj.as_object_mut() {
@@ -605,6 +609,9 @@ fn unchanged(old: &Value, new: &Value) -> bool {
 
 /// `generation` counts changes to everything but metadata (and status, when it has its own endpoint).
 fn bump_generation(info: &ResourceInfo, old: &Value, new: &mut Value) {
+    if !info.tracks_generation {
+        return;
+    }
     let old_gen = old
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)

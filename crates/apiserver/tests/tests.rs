@@ -76,21 +76,74 @@ async fn stale_resource_version_update_is_a_conflict() {
 #[tokio::test]
 async fn generation_counts_spec_changes_but_not_metadata_or_status() {
     let api = in_memory_api().await.unwrap();
-    let ns = api.registry.by_group_resource("", "namespaces").unwrap();
+    let vms = api
+        .registry
+        .by_group_resource("kubevirt.io", "virtualmachines")
+        .unwrap();
+    let vm = json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "g"},
+        "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}}});
     let created = api
-        .create(&ns, "", json!({"metadata": {"name": "g"}}), &admin(), "v1")
+        .create(&vms, "default", vm, &admin(), "v1")
         .await
         .unwrap();
     assert_eq!(created["metadata"]["generation"], 1);
     let mut labelled = created.clone();
     labelled["metadata"]["labels"]["x"] = json!("y");
     let after_label = api
+        .update(
+            &vms,
+            "default",
+            "g",
+            labelled,
+            &admin(),
+            Subresource::Main,
+            "v1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after_label["metadata"]["generation"], 1,
+        "metadata changes keep the generation"
+    );
+    let mut started = after_label.clone();
+    started["spec"]["runStrategy"] = json!("Always");
+    let after_spec = api
+        .update(
+            &vms,
+            "default",
+            "g",
+            started,
+            &admin(),
+            Subresource::Main,
+            "v1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_spec["metadata"]["generation"], 2);
+}
+
+#[tokio::test]
+async fn configmaps_have_no_generation_and_namespaces_keep_status_on_spec_writes() {
+    let api = in_memory_api().await.unwrap();
+    let cm = api.registry.by_group_resource("", "configmaps").unwrap();
+    let created = api
+        .create(&cm, "default", configmap("nogen"), &admin(), "v1")
+        .await
+        .unwrap();
+    assert!(created["metadata"].get("generation").is_none());
+    let ns = api.registry.by_group_resource("", "namespaces").unwrap();
+    let created = api
+        .create(&ns, "", json!({"metadata": {"name": "g"}}), &admin(), "v1")
+        .await
+        .unwrap();
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["x"] = json!("y");
+    let after = api
         .update(&ns, "", "g", labelled, &admin(), Subresource::Main, "v1")
         .await
         .unwrap();
-    assert_eq!(after_label["metadata"]["generation"], 1);
     assert_eq!(
-        after_label["status"]["phase"], "Active",
+        after["status"]["phase"], "Active",
         "status is kept on spec writes"
     );
 }
