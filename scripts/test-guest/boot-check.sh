@@ -20,7 +20,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODES="${BOOT_CHECK_MODES:-kernel bios uefi}"
-[ "$MODES" = all ] && MODES="kernel bios uefi netv1 netv2 configdrive"
+[ "$MODES" = all ] && MODES="kernel bios uefi netv1 netv2 configdrive containerdisk"
 TIMEOUT="${BOOT_CHECK_TIMEOUT:-120}"
 
 log() { printf 'boot-check: %s\n' "$*" >&2; }
@@ -48,6 +48,7 @@ W="$(mktemp -d "${TMPDIR:-/tmp}/oxivirt-boot-check.XXXXXX")"
 QEMU_PID=""
 cleanup() {
   if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID" 2>/dev/null || true; wait "$QEMU_PID" 2>/dev/null || true; fi
+  stop_registry
   if [ "${BOOT_CHECK_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -82,6 +83,35 @@ if ($mode eq "qmp") {           # qmp SOCK COMMAND-JSON
 EOF
 
 now_ms() { date +%s%3N; }
+
+# containerDisk: push the OCI layout to a throwaway docker-registry on loopback with
+# push-containerdisk.sh, pull it back with curl (as a node agent would), check the layer.
+REG_PID=""
+stop_registry() { if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; REG_PID=""; fi; }
+pull_containerdisk() {
+  local d=$1 port=$((40000 + RANDOM % 20000)) i ref mdigest ldigest
+  if ! command -v docker-registry >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends docker-registry >&2 || return 1
+  fi
+  mkdir -p "$d/registry"
+  printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$d/registry/data" "$port" >"$d/registry/config.yml"
+  docker-registry serve "$d/registry/config.yml" >"$d/registry/log" 2>&1 &
+  REG_PID=$!
+  for i in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  ref="127.0.0.1:$port/oxivirt/test-guest:boot-check"
+  mdigest=$("$OUT/push-containerdisk.sh" "$ref" 2>>"$d/registry/push.log" | tail -n1) || { stop_registry; return 1; }
+  curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o "$d/manifest.json" \
+    "http://127.0.0.1:$port/v2/oxivirt/test-guest/manifests/boot-check" || { stop_registry; return 1; }
+  [ "sha256:$(sha256sum <"$d/manifest.json" | cut -c1-64)" = "$mdigest" ] || { log "manifest digest mismatch"; stop_registry; return 1; }
+  ldigest=$(grep -o '"digest":"sha256:[0-9a-f]*"' "$d/manifest.json" | tail -n1 | cut -d'"' -f4)
+  curl -fsS -o "$d/layer.tar.gz" "http://127.0.0.1:$port/v2/oxivirt/test-guest/blobs/$ldigest" || { stop_registry; return 1; }
+  stop_registry
+  [ "sha256:$(sha256sum <"$d/layer.tar.gz" | cut -c1-64)" = "$ldigest" ] || { log "layer digest mismatch"; return 1; }
+  tar -tzvf "$d/layer.tar.gz" | grep -q '^-r--r--r-- 107/107 .* disk/disk.qcow2$' || { log "layer lacks disk/disk.qcow2 owned by 107:107"; return 1; }
+  mkdir -p "$d/pulled" && tar -xzf "$d/layer.tar.gz" -C "$d/pulled" --no-same-owner
+  log "containerdisk: pushed and pulled $ref ($mdigest)"
+}
 FAIL=0
 declare -A RESULT=()
 
@@ -91,7 +121,7 @@ boot() { # boot MODE
   local expect=("^RUNCMD-OK mode=$mode host=check-$mode")
   local seedopts=() nic="user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-:22"
   case "$mode" in
-    kernel|bios|uefi)
+    kernel|bios|uefi|containerdisk)
       cat >"$d/user-data" <<EOF
 #cloud-config
 hostname: check-$mode
@@ -220,6 +250,9 @@ EOF
     kernel|netv1|netv2|configdrive) args=(-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.img" -append "console=ttyS0 quiet") ;;
     bios) cp --sparse=always "$OUT/disk.raw" "$d/disk.raw"
       args=(-drive "file=$d/disk.raw,format=raw,if=virtio") ;;
+    containerdisk) pull_containerdisk "$d" || { log "containerdisk: push/pull through the registry failed"; FAIL=1; RESULT[$mode]=FAIL; echo "$mode: FAIL"; return 0; }
+      qemu-img create -q -f qcow2 -F qcow2 -b "$d/pulled/disk/disk.qcow2" "$d/overlay.qcow2"
+      args=(-drive "file=$d/overlay.qcow2,format=qcow2,if=virtio") ;;
     uefi) [ -n "$OVMF_CODE" ] || { log "uefi: no OVMF"; return 1; }
       cp "$OVMF_VARS" "$d/vars.fd"
       qemu-img create -q -f qcow2 -F qcow2 -b "$OUT/disk.qcow2" "$d/overlay.qcow2"
@@ -227,8 +260,11 @@ EOF
         -drive "if=pflash,format=raw,unit=1,file=$d/vars.fd"
         -drive "file=$d/overlay.qcow2,format=qcow2,if=virtio") ;;
   esac
+  local mem="${BOOT_CHECK_MEM:-256}"
+  # GRUB 2.06 on OVMF runs out of memory loading the (larger) generic kernel in 256 MiB
+  if [ "$mode" = uefi ] && grep -q '^flavour=generic' "$OUT/build-info.txt" && [ "$mem" -lt 512 ]; then mem=512; fi
   start=$(now_ms)
-  qemu-system-x86_64 -machine q35,accel=tcg -m 256 -smp 1 -nographic -monitor none -no-reboot \
+  qemu-system-x86_64 -machine q35,accel=tcg -m "$mem" -smp 1 -nographic -monitor none -no-reboot \
     -name "guest=boot-check_$mode" \
     -chardev "socket,id=ser0,path=$d/console.sock,server=on,wait=off,logfile=$d/serial.log" \
     -serial chardev:ser0 \

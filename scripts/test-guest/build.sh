@@ -341,6 +341,7 @@ boot
 EOF
 cat >"$WORK/grub-efi.cfg" <<EOF
 search --no-floppy --fs-uuid --set=root $ESP_UUID
+set gfxpayload=keep
 echo "oxivirt-test-guest: GRUB (UEFI) loading /vmlinuz"
 linux /vmlinuz $CMDLINE oxivirt.firmware=uefi
 initrd /initrd.img
@@ -350,7 +351,7 @@ GRUB_MODS_COMMON="part_gpt part_msdos fat search search_fs_uuid linux echo test"
 grub-mkimage -O i386-pc -o "$WORK/core.img" -c "$WORK/grub-bios.cfg" -p /boot/grub \
   biosdisk serial terminal $GRUB_MODS_COMMON
 grub-mkimage -O x86_64-efi -o "$WORK/BOOTX64.EFI" -c "$WORK/grub-efi.cfg" -p /EFI/BOOT \
-  $GRUB_MODS_COMMON
+  efi_gop $GRUB_MODS_COMMON
 CORE_SECTORS=$((($(stat -c %s "$WORK/core.img") + 511) / 512))
 [ "$CORE_SECTORS" -le "$BIOS_SECTORS" ] || die "core.img does not fit the BIOS boot partition"
 
@@ -450,5 +451,22 @@ fi
 mv "$WORK/out" "$OUT_DIR" 2>/dev/null || { mkdir -p "$OUT_DIR"; cp -a "$WORK/out/." "$OUT_DIR/"; }
 chmod 755 "$OUT_DIR"
 echo "$KEY" >"$OUT_DIR/.complete"
+
+# Keep the newest builds of this flavour in the cache (older keys are garbage once inputs changed)
+# and drop cached .debs superseded by the versions just used.
+if [ "$(dirname "$OUT_DIR")" = "$CACHE_ROOT" ]; then
+  KEEP="${OXIVIRT_TEST_GUEST_KEEP:-3}"
+  ls -1dt "$CACHE_ROOT/$FLAVOUR"-* 2>/dev/null | while read -r old; do
+    [ -f "$old/.complete" ] || continue
+    echo "$old"
+  done | tail -n +$((KEEP + 1)) | while read -r old; do log "pruning old build $old"; rm -rf "$old"; done
+fi
+for pv in "${PKG_VERSIONS[@]}"; do
+  p="${pv%%=*}" v="${pv#*=}"
+  for deb in "$DEB_CACHE/${p}_"*.deb; do
+    [ -e "$deb" ] || continue
+    case "$deb" in "$DEB_CACHE/${p}_${v//:/%3a}_"*) ;; *) rm -f "$deb" ;; esac
+  done
+done
 log "done in $(($(date +%s) - START_TS))s: $(cd "$OUT_DIR" && du -h --apparent-size vmlinuz initrd.img disk.raw disk.qcow2 | tr '\t\n' '= ')"
 echo "$OUT_DIR"
