@@ -130,14 +130,14 @@ async fn install_crds(api: &Api, crd_info: &crate::registry::ResourceInfo) -> Re
             .unwrap_or("")
             .to_string();
         match api
-            .create(&crd_info, "", definition.clone(), &ctx(), "v1")
+            .create(crd_info, "", definition.clone(), &ctx(), "v1")
             .await
         {
             Ok(_) => {}
             Err(ApiError::AlreadyExists { .. }) => {
                 // Keep the installed definition current with this binary's schema.
                 api.write_loop(
-                    &crd_info,
+                    crd_info,
                     "",
                     &name,
                     &ctx(),

@@ -62,7 +62,7 @@ pub fn groups(registry: &Registry) -> Vec<(String, Vec<String>)> {
     out.sort_by_key(|(g, _)| {
         (
             !g.is_empty(),
-            !(g.ends_with(".k8s.io") || !g.contains('.')),
+            !g.ends_with(".k8s.io") && g.contains('.'),
             g.clone(),
         )
     });

@@ -48,3 +48,31 @@ preferences: {{}}
     );
     write_private(path, text.as_bytes())
 }
+
+/// Writes `components.kubeconfig`: the identity oxivirt's own controllers and local node
+/// agent use (bearer token of the `system:oxivirt-components` group).
+pub fn write_components(path: &Path, server_url: &str, pki: &Pki) -> Result<()> {
+    let ca = base64::engine::general_purpose::STANDARD.encode(pki.ca_cert_pem.as_bytes());
+    let text = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: oxivirt
+  cluster:
+    server: {server_url}
+    certificate-authority-data: {ca}
+users:
+- name: oxivirt-components
+  user:
+    token: {token}
+contexts:
+- name: oxivirt-components
+  context:
+    cluster: oxivirt
+    user: oxivirt-components
+current-context: oxivirt-components
+",
+        token = pki.components_token,
+    );
+    write_private(path, text.as_bytes())
+}

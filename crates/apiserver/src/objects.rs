@@ -154,7 +154,7 @@ pub fn validate_labels_and_annotations(obj: &Value, causes: &mut Vec<Cause>) {
                 causes.push(Cause {
                     reason: "FieldValueInvalid".into(),
                     message: format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
-                    field: format!("metadata.labels"),
+                    field: "metadata.labels".to_string(),
                 });
             }
         }

@@ -31,6 +31,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub api: Arc<Api>,
     pub kubeconfig: PathBuf,
+    /// Credentials of oxivirt's own components (controllers, the local node agent).
+    pub components_kubeconfig: PathBuf,
 }
 
 fn subject_alt_names(addr: &SocketAddr) -> Vec<String> {
@@ -154,17 +156,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     } else {
         host
     };
+    let url = format!("https://{host}:{}", addr.port());
+    let components_kubeconfig = config.data_dir.join("components.kubeconfig");
+    kubeconfig::write_components(&components_kubeconfig, &url, &pki)?;
     let kubeconfig = config.data_dir.join("admin.kubeconfig");
-    kubeconfig::write_admin(
-        &kubeconfig,
-        &format!("https://{host}:{}", addr.port()),
-        &pki,
-    )?;
+    kubeconfig::write_admin(&kubeconfig, &url, &pki)?;
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "oxivirt API server ready");
     Ok(RunningServer {
         addr,
         api,
         kubeconfig,
+        components_kubeconfig,
     })
 }
 

@@ -72,7 +72,16 @@ async fn referenced(
     else {
         return Ok(None);
     };
-    if let Some(revision) = reference["revisionName"].as_str().filter(|r| !r.is_empty()) {
+    // A captured revision wins: the VM keeps what it was created with (status.<field>Ref
+    // written by the instancetype controller, or the older spec.<field>.revisionName).
+    let status_revision = vm
+        .pointer(&format!("/status/{field}Ref/controllerRevisionRef/name"))
+        .and_then(Value::as_str);
+    if let Some(revision) = reference["revisionName"]
+        .as_str()
+        .or(status_revision)
+        .filter(|r| !r.is_empty())
+    {
         let info = api
             .registry
             .by_group_resource("apps", "controllerrevisions")

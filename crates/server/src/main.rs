@@ -52,11 +52,13 @@ fn init_logging(format: LogFormat, verbosity: u8) {
     };
     let filter = EnvFilter::try_from_env("OXIVIRT_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level}"
+            "warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level},oxivirt_controllers={level}"
         ))
     });
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -78,6 +80,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Server { data_dir, listen } => {
             let server = oxivirt_apiserver::start(ServerConfig { data_dir, listen }).await?;
+            let kubeconfig = kube::config::Kubeconfig::read_from(&server.components_kubeconfig)?;
+            let config = kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?;
+            tokio::spawn(oxivirt_controllers::run(kube::Client::try_from(config)?));
             let signal = shutdown_signal().await?;
             tracing::info!(signal, addr = %server.addr, "shutting down");
             Ok(())

@@ -105,7 +105,7 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
         .registry
         .lookup(&path.group, &path.version, &path.resource)
         .ok_or_else(|| ApiError::NotFound {
-            message: format!("the server could not find the requested resource"),
+            message: "the server could not find the requested resource".to_string(),
             group: path.group.clone(),
             kind: path.resource.clone(),
             name: String::new(),
