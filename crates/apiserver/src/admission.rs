@@ -69,6 +69,7 @@ pub async fn admit(
     if !causes.is_empty() {
         return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
     }
+    crate::unsupported::warn(info, obj, ctx);
     crate::webhook::run(api, info, obj, old, ctx).await
 }
 

@@ -33,6 +33,7 @@ mod service;
 mod subresources;
 mod table;
 mod tokens;
+mod unsupported;
 mod webhook;
 
 pub use context::{RequestCtx, UserInfo};
