@@ -130,6 +130,10 @@ OUT_DIR="${1:-$CACHE_ROOT/$KEY}"
 mkdir -p "$CACHE_ROOT" "$(dirname "$OUT_DIR")"
 OUT_DIR="$(cd "$(dirname "$OUT_DIR")" && pwd)/$(basename "$OUT_DIR")"
 
+if [ -e "$OUT_DIR" ] && [ ! -f "$OUT_DIR/.complete" ] && [ -n "$(ls -A "$OUT_DIR" 2>/dev/null)" ]; then
+  die "$OUT_DIR exists and is not a test-guest build; refusing to overwrite it"
+fi
+
 # One build at a time per cache root (parallel test runs call this concurrently).
 exec 9>"$CACHE_ROOT/.lock"
 flock 9
@@ -302,9 +306,16 @@ EOF
 } >"$R/etc/oxivirt-test-guest.info"
 
 mkdir -p "$WORK/out"
-(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
+# Reproducible outputs: fixed timestamps, ids derived from the key, device-independent cpio.
+SDE=946684800   # 2000-01-01 (FAT cannot store 1970)
+find "$R" -exec touch -h -d "@$SDE" {} +
+(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) |
   gzip -6 -n >"$WORK/out/initrd.img"
 cp "$X/boot/vmlinuz-$KVER" "$WORK/out/vmlinuz"
+touch -d "@$SDE" "$WORK/out/vmlinuz" "$WORK/out/initrd.img"
+keyuuid() { # keyuuid SALT -> a UUID derived from the key
+  printf '%s-%s' "$KEY" "$1" | sha256sum | sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/'
+}
 
 # ---------------------------------------------------------------------------------------------
 # Bootable disk: GPT, p1 BIOS boot (GRUB i386-pc core.img), p2 ESP (FAT: kernel, initrd,
@@ -323,10 +334,11 @@ CMDLINE="console=tty0 console=ttyS0,115200 quiet oxivirt.boot=disk"
 truncate -s "${DISK_MB}M" "$DISK"
 sfdisk --quiet --no-reread --no-tell-kernel "$DISK" >/dev/null <<EOF
 label: gpt
+label-id: $(keyuuid disk)
 unit: sectors
-start=$BIOS_START, size=$BIOS_SECTORS, type=21686148-6449-6E6F-744E-656564454649, name="bios-boot"
-start=$ESP_START, size=$((ESP_MB * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI system"
-start=$DATA_START, size=$DATA_SECTORS, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="oxidata"
+start=$BIOS_START, size=$BIOS_SECTORS, type=21686148-6449-6E6F-744E-656564454649, uuid=$(keyuuid p1), name="bios-boot"
+start=$ESP_START, size=$((ESP_MB * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$(keyuuid p2), name="EFI system"
+start=$DATA_START, size=$DATA_SECTORS, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$(keyuuid p3), name="oxidata"
 EOF
 
 cat >"$WORK/grub-bios.cfg" <<EOF
@@ -377,20 +389,20 @@ perl -e '
 # ESP
 ESP="$WORK/esp.img"
 truncate -s "${ESP_MB}M" "$ESP"
-mkfs.vfat -n OXIVIRTBOOT -i "$ESP_SERIAL" "$ESP" >/dev/null
-export MTOOLS_SKIP_CHECK=1
+mkfs.vfat --invariant -n OXIVIRTBOOT -i "$ESP_SERIAL" "$ESP" >/dev/null
+export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$SDE
 mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub
-mcopy -i "$ESP" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$ESP" "$WORK/out/vmlinuz" ::/vmlinuz
-mcopy -i "$ESP" "$WORK/out/initrd.img" ::/initrd.img
 printf 'oxivirt test guest %s\n' "$KEY" >"$WORK/marker"
-mcopy -i "$ESP" "$WORK/marker" ::/oxivirt-test-guest.txt
+touch -d "@$SDE" "$WORK/BOOTX64.EFI" "$WORK/marker"
+mcopy -m -i "$ESP" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -m -i "$ESP" "$WORK/out/vmlinuz" ::/vmlinuz
+mcopy -m -i "$ESP" "$WORK/out/initrd.img" ::/initrd.img
+mcopy -m -i "$ESP" "$WORK/marker" ::/oxivirt-test-guest.txt
 dd if="$ESP" of="$DISK" bs=1M seek=2 conv=notrunc,sparse status=none
 
-# data partition (ext4, label oxidata): a README so tests can see it mounted
-mkdir -p "$WORK/data"
-echo "oxivirt test guest data partition ($KEY)" >"$WORK/data/README"
-mke2fs -q -F -t ext4 -L oxidata -O ^has_journal -d "$WORK/data" "$WORK/data.img" "$((DATA_SECTORS / 2))k" >&2
+# data partition (ext4, label oxidata, empty; no -d: mke2fs would copy the files' ctimes)
+E2FSPROGS_FAKE_TIME=$SDE mke2fs -q -F -t ext4 -L oxidata -O ^has_journal -U "$(keyuuid p3fs)" \
+  -E "hash_seed=$(keyuuid p3hash)" "$WORK/data.img" "$((DATA_SECTORS / 2))k" >&2
 dd if="$WORK/data.img" of="$DISK" bs=512 seek="$DATA_START" conv=notrunc,sparse status=none
 
 qemu-img convert -q -f raw -O qcow2 -c "$DISK" "$WORK/out/disk.qcow2"
