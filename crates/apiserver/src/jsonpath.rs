@@ -39,7 +39,8 @@ pub fn eval<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
                             let found = field.iter().try_fold(*item, |v, f| v.get(f.as_str()));
                             match found {
                                 Some(Value::String(s)) => s == expected,
-                                Some(other) => serde_json::from_str::<Value>(expected).is_ok_and(|e| &e == other),
+                                Some(other) => serde_json::from_str::<Value>(expected)
+                                    .is_ok_and(|e| &e == other),
                                 None => false,
                             }
                         }));

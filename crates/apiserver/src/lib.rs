@@ -34,6 +34,7 @@ mod subresources;
 mod table;
 mod tokens;
 mod unsupported;
+mod vm_actions;
 mod webhook;
 
 pub use context::{RequestCtx, UserInfo};

@@ -253,7 +253,10 @@ impl Api {
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one argument per part of a REST update request")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per part of a REST update request"
+    )]
     /// Replaces an object (PUT). Without a resourceVersion in the body the write is
     /// unconditional and retried on contention; with one, a mismatch is a 409.
     pub async fn update(

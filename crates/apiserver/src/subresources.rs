@@ -8,9 +8,11 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::context::UserInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::json_response;
 use crate::service::Api;
+use crate::vm_actions::VmAction;
 
 /// The KubeVirt release whose API oxivirt serves (OpenShift Virtualization 4.16).
 pub const KUBEVIRT_VERSION: &str = "v1.2.2";
@@ -152,6 +154,50 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
             vec![],
         ),
         (&Method::GET, [_, "version"]) => json_response(StatusCode::OK, &version(), vec![]),
+        (
+            &Method::PUT,
+            [_, "namespaces", ns, "virtualmachines", name, verb @ ("start" | "stop" | "restart")],
+        ) => {
+            let action = match *verb {
+                "start" => VmAction::Start,
+                "stop" => VmAction::Stop,
+                _ => VmAction::Restart,
+            };
+            let (ns, name) = (ns.to_string(), name.to_string());
+            let user = req.extensions().get::<UserInfo>().cloned();
+            let Some(user) = user else {
+                return ApiError::Unauthorized.into_response();
+            };
+            let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return ApiError::BadRequest(format!(
+                            "the {verb} options are not valid JSON: {e}"
+                        ))
+                        .into_response()
+                    }
+                }
+            };
+            let grace = options
+                .get("gracePeriod")
+                .or_else(|| options.get("gracePeriodSeconds"))
+                .and_then(Value::as_i64);
+            let dry_run = options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+            match crate::vm_actions::perform(&api, &user, &ns, &name, action, grace, dry_run).await
+            {
+                Ok(()) => (StatusCode::ACCEPTED, "").into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
         (&Method::GET, [_, "namespaces", ns, "virtualmachines", name, "expand-spec"]) => {
             let vm = match api
                 .registry

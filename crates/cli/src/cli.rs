@@ -117,6 +117,35 @@ pub struct Passthrough {
     pub args: Vec<String>,
 }
 
+/// `virtctl start VM`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Name of the VirtualMachine.
+    pub name: String,
+    /// Start the VM paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// Ask the server to validate the request without acting on it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `virtctl stop|restart VM`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    /// Name of the VirtualMachine.
+    pub name: String,
+    /// Seconds the guest gets to shut down (only `0`, together with `--force`).
+    #[arg(long = "grace-period", allow_hyphen_values = true)]
+    pub grace_period: Option<i64>,
+    /// Stop at once: requires `--grace-period 0`.
+    #[arg(long)]
+    pub force: bool,
+    /// Ask the server to validate the request without acting on it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Every upstream virtctl command (upstream's names; help lines follow upstream's).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
@@ -125,12 +154,12 @@ pub enum Command {
     /// Create a manifest for the specified Kind.
     #[command(subcommand)]
     Create(CreateCommand),
-    /// Start a virtual machine. [not supported by this build yet]
-    Start(Passthrough),
-    /// Stop a virtual machine. [not supported by this build yet]
-    Stop(Passthrough),
-    /// Restart a virtual machine. [not supported by this build yet]
-    Restart(Passthrough),
+    /// Start a virtual machine.
+    Start(StartArgs),
+    /// Stop a virtual machine.
+    Stop(StopArgs),
+    /// Restart a virtual machine.
+    Restart(StopArgs),
     /// Migrate a virtual machine. [not supported by this build yet]
     Migrate(Passthrough),
     /// Cancel migration of a virtual machine. [not supported by this build yet]
@@ -262,7 +291,10 @@ mod tests {
     fn every_registered_command_name_matches_its_subcommand() {
         for sub in Cli::command().get_subcommands() {
             let name = sub.get_name().to_owned();
-            if matches!(name.as_str(), "version" | "create" | "options" | "help") {
+            if matches!(
+                name.as_str(),
+                "version" | "create" | "options" | "help" | "start" | "stop" | "restart"
+            ) {
                 continue;
             }
             let cli =

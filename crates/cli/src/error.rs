@@ -54,6 +54,9 @@ pub enum Error {
     /// Loading the kubeconfig or building the client failed.
     #[error("cannot configure the client")]
     Config(#[source] ClientError),
+    /// The server refused the request (its message is shown as it is).
+    #[error("{0}")]
+    Refused(String),
     /// A request to the API server failed.
     #[error("{action}")]
     Api {
@@ -89,9 +92,11 @@ impl Error {
             Error::Flag { .. } | Error::Invalid(_) => EXIT_USAGE,
             Error::Unsupported { .. } => EXIT_UNSUPPORTED,
             Error::Config(_) => EXIT_CONFIG,
-            Error::Api { .. } | Error::Runtime(_) | Error::Output(_) | Error::Serialize(_) => {
-                EXIT_FAILURE
-            }
+            Error::Api { .. }
+            | Error::Refused(_)
+            | Error::Runtime(_)
+            | Error::Output(_)
+            | Error::Serialize(_) => EXIT_FAILURE,
         }
     }
 }

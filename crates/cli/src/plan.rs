@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command};
 use crate::client::ConnectionOptions;
 use crate::commands::create::{self, Manifest};
 use crate::commands::version;
+use crate::commands::vm_state::{self, VmStateRequest, VmVerb};
 use crate::error::{Error, Result};
 
 /// What `virtctl` will do.
@@ -22,6 +23,8 @@ pub enum Plan {
     Version(Box<ConnectionOptions>),
     /// Print a manifest (`create ...`).
     PrintManifest(Manifest),
+    /// Start, stop or restart a VM.
+    VmState(Box<VmStateRequest>),
 }
 
 impl Plan {
@@ -35,12 +38,39 @@ impl Plan {
         let Some(command) = cli.command else {
             return Ok(Plan::Help(Cli::command().render_help().to_string()));
         };
+        let command_name = command.name();
         match command {
             Command::Version => Ok(Plan::Version(Box::new(connection))),
             Command::Create(create) => {
                 create::plan(&create, connection.namespace).map(Plan::PrintManifest)
             }
             Command::Options => Ok(Plan::Help(global_options_help())),
+            Command::Start(args) => Ok(Plan::VmState(Box::new(VmStateRequest {
+                verb: VmVerb::Start,
+                name: args.name,
+                connection,
+                paused: args.paused,
+                grace_period: None,
+                dry_run: args.dry_run,
+            }))),
+            Command::Stop(args) | Command::Restart(args) => {
+                let verb = if matches!(command_name, "stop") {
+                    VmVerb::Stop
+                } else {
+                    VmVerb::Restart
+                };
+                let request = VmStateRequest {
+                    verb,
+                    name: args.name,
+                    connection,
+                    paused: false,
+                    grace_period: args.grace_period,
+                    dry_run: args.dry_run,
+                };
+                request
+                    .validate(args.force)
+                    .map(|r| Plan::VmState(Box::new(r)))
+            }
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -57,6 +87,7 @@ impl Plan {
             Plan::Help(text) => out.write_all(text.as_bytes()).map_err(Error::Output),
             Plan::Version(connection) => version::run(&connection, out, err),
             Plan::PrintManifest(manifest) => manifest.print(out, err),
+            Plan::VmState(request) => vm_state::run(&request, out),
         }
     }
 }
@@ -93,11 +124,21 @@ mod tests {
     }
 
     #[test]
+    fn start_stop_restart_plan_a_vm_state_request() {
+        assert!(matches!(plan(&["start", "vm", "--paused"]), Ok(Plan::VmState(r)) if r.paused));
+        assert!(matches!(
+            plan(&["stop", "vm", "--grace-period", "0", "--force"]),
+            Ok(Plan::VmState(_))
+        ));
+        assert!(plan(&["restart", "vm", "--grace-period", "3"]).is_err());
+    }
+
+    #[test]
     fn unsupported_commands_fail_with_their_name() {
-        let err = plan(&["start", "my-vm", "--paused"]).expect_err("unsupported");
+        let err = plan(&["migrate", "my-vm"]).expect_err("unsupported");
         assert_eq!(
             err.to_string(),
-            "\"start\" is not supported by this oxivirt build yet"
+            "\"migrate\" is not supported by this oxivirt build yet"
         );
         assert_eq!(err.exit_code(), crate::error::EXIT_UNSUPPORTED);
         let err = plan(&["create", "clone", "--source-name", "a"]).expect_err("unsupported");

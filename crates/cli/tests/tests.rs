@@ -105,7 +105,7 @@ fn bad_flag_values_exit_two_with_the_flag_named_once() {
 #[test]
 fn unsupported_commands_exit_three() {
     for args in [
-        vec!["start", "my-vm"],
+        vec!["migrate", "my-vm"],
         vec!["console", "my-vm", "--timeout", "5"],
         vec!["create", "clone"],
     ] {

@@ -3,3 +3,4 @@
 
 pub mod create;
 pub mod version;
+pub mod vm_state;
