@@ -3,7 +3,8 @@
 //! `CARGO_BIN_EXE_oxivirt` only exists for tests of the package that owns the binary, so the
 //! e2e crate looks for it in the target directory instead, in this order:
 //!
-//! 1. `OXIVIRT_BIN` (`OXIVIRT_BENCH_BIN` for the benchmark), if set (an explicit override always wins);
+//! 1. `OXIVIRT_BIN` (`OXIVIRT_BENCH_BIN` for the benchmark, `VIRTCTL_BIN` for `virtctl`), if
+//!    set (an explicit override always wins);
 //! 2. the profile directory of the running test binary (`<target>/<profile>/deps/tests-…` →
 //!    `<target>/<profile>/oxivirt`), so `cargo test --release` uses the release server and
 //!    `CARGO_TARGET_DIR` is honoured without reading it;
@@ -97,6 +98,17 @@ fn find(name: &str, override_var: &str) -> Option<PathBuf> {
         .flat_map(|dir| ["release", "debug"].map(|profile| dir.join(profile).join(name)))
         .filter(|p| p.is_file())
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+}
+
+/// The `virtctl` binary of the `oxivirt-cli` package (found like [`oxivirt_bin`], override
+/// `VIRTCTL_BIN`), so `virtctl create …` output can be piped into `kubectl apply`.
+///
+/// # Panics
+/// When no built binary is found; the message says how to build one.
+pub fn virtctl_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| locate("virtctl", "VIRTCTL_BIN", "oxivirt-cli"))
+        .clone()
 }
 
 /// `<target>/<profile>/<name>` for the profile the test binary itself was built with.

@@ -17,6 +17,29 @@ pub fn assert_subset(expected: &Value, actual: &Value) {
     }
 }
 
+/// Like [`assert_subset`], but returns the first difference (with its JSON path) instead of
+/// panicking, so a test can report every object that lost a field at once.
+pub fn subset_difference(expected: &Value, actual: &Value) -> Option<String> {
+    subset(expected, actual, "").err()
+}
+
+/// `value` without the object members whose value is `null`, at any depth.
+///
+/// The API server drops `field: null` from what it stores (a manifest's empty `annotations:` or
+/// `creationTimestamp: null`), so a "kept every field" check compares against this.
+pub fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
 fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
     match (expected, actual) {
         (Value::Object(want), Value::Object(have)) => {
@@ -59,6 +82,15 @@ mod tests {
             &json!({"a": {"b": 1}}),
             &json!({"a": {"b": 1, "c": 2}, "d": 3}),
         );
+    }
+
+    #[test]
+    fn nulls_are_dropped_at_any_depth() {
+        assert_eq!(
+            without_nulls(&json!({"a": null, "b": [{"c": null, "d": 1}]})),
+            json!({"b": [{"d": 1}]})
+        );
+        assert_eq!(subset_difference(&json!({"a": 1}), &json!({"a": 1})), None);
     }
 
     #[test]

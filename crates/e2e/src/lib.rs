@@ -8,12 +8,19 @@
 mod binary;
 mod json;
 mod kubectl;
+mod manifest;
 mod server;
+mod shared;
 
-pub use binary::{bench_bin, kubectl_bin, oxivirt_bin, repo_root, shared_dir};
-pub use json::assert_subset;
+pub use binary::{bench_bin, kubectl_bin, oxivirt_bin, repo_root, shared_dir, virtctl_bin};
+pub use json::{assert_subset, subset_difference, without_nulls};
 pub use kubectl::{Background, Kubectl, Run};
+pub use manifest::{
+    cluster_scoped_kinds, describe, items, namespace_of, namespaces, placed_in, stream,
+    yaml_documents,
+};
 pub use server::{Server, READY_TIMEOUT};
+pub use shared::SharedServer;
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
 pub fn wait_until<T>(

@@ -6,17 +6,23 @@
 
 mod apply;
 mod bench;
+mod content;
 mod crd;
+mod defaults;
 mod delete;
 mod discovery;
 mod errors;
+mod examples;
 mod get;
 mod kinds;
 mod kube_client;
+mod manual;
 mod namespace;
 mod patch;
 mod persistence;
 mod security;
 mod update;
+mod validation;
+mod virtctl_create;
 mod wait;
 mod watch;
