@@ -67,7 +67,9 @@ fn node_network_state() -> Value {
 
 fn sriov_network_node_policy() -> Value {
     let nic_selector = object(json!({
-        "vendor": doc(one_of(&["8086", "15b3"]), "The vendor hex code of SR-IoV device. Allowed value \"8086\", \"15b3\"."),
+        // Checked by the SR-IOV webhook rule (oxivirt-webhooks), which words the refusal as
+        // the operator does; upstream's CRD has no enum here.
+        "vendor": doc(string(), "The vendor hex code of SR-IoV device. Allowed value \"8086\", \"15b3\"."),
         "deviceID": doc(string(), "The device hex code of SR-IoV device."),
         "pfNames": doc(strings(), "Name of SR-IoV PF."),
         "rootDevices": doc(strings(), "PCI address of SR-IoV PF."),

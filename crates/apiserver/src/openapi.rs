@@ -17,6 +17,36 @@ fn json(body: &Value) -> Response {
     r
 }
 
+/// The media type kubectl asks `/openapi/v2` for first.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// A protobuf OpenAPI v2 document (gnostic `openapi.v2.Document`) with no definitions.
+///
+/// kubectl only reads v2 for kinds absent from every `/openapi/v3` document, and skips
+/// client-side validation of kinds v2 does not describe either: it then reports what a
+/// cluster reports for an unknown kind (`no matches for kind ...`). Every served kind is
+/// described in v3, so nothing is lost by keeping v2 empty in protobuf form.
+pub fn v2_protobuf() -> Response {
+    fn field(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        out.push(payload.len() as u8);
+        out.extend_from_slice(payload);
+    }
+    let mut info = Vec::new();
+    field(0x0a, b"Kubernetes", &mut info); // Info.title = 1
+    field(0x12, b"v1.32.0", &mut info); // Info.version = 2
+    let mut doc = Vec::new();
+    field(0x0a, b"2.0", &mut doc); // Document.swagger = 1
+    field(0x12, &info, &mut doc); // Document.info = 2
+    field(0x42, &[], &mut doc); // Document.paths = 8 (empty)
+    let mut r = (StatusCode::OK, doc).into_response();
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(V2_PROTOBUF),
+    );
+    r
+}
+
 pub fn v2(api: &Api) -> Response {
     let docs: Vec<_> = docs_by_group_version(&api.registry)
         .into_values()
@@ -37,9 +67,19 @@ pub fn v3_index(api: &Api) -> Response {
     json(&oxivirt_schema::openapi_v3_index(&gvs))
 }
 
-pub fn v3_group_version(api: &Api, gv: &str) -> Response {
+pub fn v3_group_version(api: &Api, gv: &str, hashed: bool) -> Response {
     match docs_by_group_version(&api.registry).remove(gv) {
-        Some(docs) => json(&oxivirt_schema::openapi_v3_group_version(&docs)),
+        Some(docs) => {
+            let mut r = json(&oxivirt_schema::openapi_v3_group_version(&docs));
+            if hashed {
+                // Addressed by content hash: clients may cache it for good, as kube-apiserver allows.
+                r.headers_mut().insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, immutable"),
+                );
+            }
+            r
+        }
         None => ApiError::NotFound {
             message: format!("no OpenAPI document for {gv}"),
             group: String::new(),

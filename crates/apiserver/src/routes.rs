@@ -106,19 +106,17 @@ async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
         },
         ["apis", group, version] if is_get => resource_list(&api, group, version),
         ["openapi", "v2"] if is_get => {
-            if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
-                // Only JSON is served; kubectl then validates with /openapi/v3 documents.
-                (
-                    StatusCode::NOT_ACCEPTABLE,
-                    "only application/json is available for /openapi/v2",
-                )
-                    .into_response()
+            if accept.contains("protobuf") {
+                openapi::v2_protobuf()
             } else {
                 openapi::v2(&api)
             }
         }
         ["openapi", "v3"] if is_get => openapi::v3_index(&api),
-        ["openapi", "v3", rest @ ..] if is_get => openapi::v3_group_version(&api, &rest.join("/")),
+        ["openapi", "v3", rest @ ..] if is_get => {
+            let hashed = req.uri().query().is_some_and(|q| q.contains("hash="));
+            openapi::v3_group_version(&api, &rest.join("/"), hashed)
+        }
         ["apis", "subresources.kubevirt.io", ..] => crate::subresources::handle(api, req).await,
         ["api", ..] | ["apis", ..] => handlers::dispatch(State(api), req).await,
         _ => ApiError::NotFound {

@@ -125,19 +125,8 @@ async fn expand(api: &Api, ns: &str, vm: &Value) -> ApiResult<Value> {
     let instancetype =
         referenced(api, ns, vm, "instancetype", "VirtualMachineInstancetype").await?;
     let preference = referenced(api, ns, vm, "preference", "VirtualMachinePreference").await?;
-    oxivirt_api::content::expand_spec(vm, instancetype.as_ref(), preference.as_ref()).map_err(|e| {
-        ApiError::Invalid {
-            message: e.to_string(),
-            group: "kubevirt.io".into(),
-            kind: "VirtualMachine".into(),
-            name: vm
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .into(),
-            causes: vec![],
-        }
-    })
+    oxivirt_api::content::expand_spec(vm, instancetype.as_ref(), preference.as_ref())
+        .map_err(|e| ApiError::BadRequest(format!("cannot expand instancetype to VM: {e}")))
 }
 
 pub async fn handle(api: Arc<Api>, req: Request) -> Response {
