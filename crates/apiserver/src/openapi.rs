@@ -1,7 +1,11 @@
 //! `/openapi/v2` and `/openapi/v3` served from the live registry.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -17,8 +21,9 @@ fn json(body: &Value) -> Response {
     r
 }
 
-/// The media type kubectl asks `/openapi/v2` for first.
-pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The content type of the protobuf `/openapi/v2` answer (kube-apiserver's spelling; the
+/// `@` form kubectl puts in `Accept` is not a valid media type to send back).
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// A protobuf OpenAPI v2 document (gnostic `openapi.v2.Document`) with no definitions.
 ///
@@ -55,25 +60,59 @@ pub fn v2(api: &Api) -> Response {
     json(&oxivirt_schema::openapi_v2(&docs))
 }
 
-pub fn v3_index(api: &Api) -> Response {
-    let gvs: Vec<(String, String)> = docs_by_group_version(&api.registry)
+/// Every `/openapi/v3` document with its content hash, rebuilt only when the set of
+/// served resources changes (CRDs created or deleted).
+#[derive(Default)]
+pub struct V3Cache {
+    built: std::sync::Mutex<Option<(u64, Arc<BTreeMap<String, (Bytes, String)>>)>>,
+}
+
+fn v3_documents(api: &Api) -> Arc<BTreeMap<String, (Bytes, String)>> {
+    let generation = api.registry.generation();
+    let mut built = api
+        .openapi_v3
+        .built
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((at, docs)) = built.as_ref() {
+        if *at == generation {
+            return docs.clone();
+        }
+    }
+    let docs: BTreeMap<String, (Bytes, String)> = docs_by_group_version(&api.registry)
         .into_iter()
         .map(|(gv, docs)| {
-            let doc = oxivirt_schema::openapi_v3_group_version(&docs);
-            let hash = oxivirt_schema::content_hash(&serde_json::to_vec(&doc).unwrap_or_default());
-            (gv, hash)
+            let body = serde_json::to_vec(&oxivirt_schema::openapi_v3_group_version(&docs))
+                .unwrap_or_default();
+            let hash = oxivirt_schema::content_hash(&body);
+            (gv, (Bytes::from(body), hash))
         })
+        .collect();
+    let docs = Arc::new(docs);
+    *built = Some((generation, docs.clone()));
+    docs
+}
+
+pub fn v3_index(api: &Api) -> Response {
+    let gvs: Vec<(String, String)> = v3_documents(api)
+        .iter()
+        .map(|(gv, (_, hash))| (gv.clone(), hash.clone()))
         .collect();
     json(&oxivirt_schema::openapi_v3_index(&gvs))
 }
 
 pub fn v3_group_version(api: &Api, gv: &str, hashed: bool) -> Response {
-    match docs_by_group_version(&api.registry).remove(gv) {
-        Some(docs) => {
-            let mut r = json(&oxivirt_schema::openapi_v3_group_version(&docs));
+    match v3_documents(api).get(gv) {
+        Some((body, _)) => {
+            let mut r = (StatusCode::OK, body.clone()).into_response();
+            let headers = r.headers_mut();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             if hashed {
                 // Addressed by content hash: clients may cache it for good, as kube-apiserver allows.
-                r.headers_mut().insert(
+                headers.insert(
                     http::header::CACHE_CONTROL,
                     HeaderValue::from_static("public, immutable"),
                 );

@@ -169,6 +169,8 @@ impl ResourceInfo {
 #[derive(Default)]
 pub struct Registry {
     inner: RwLock<BTreeMap<(String, String), Arc<ResourceInfo>>>,
+    /// Bumped on every change, so derived documents (OpenAPI) know when to rebuild.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -184,12 +186,21 @@ impl Registry {
     pub fn insert(&self, info: ResourceInfo) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         map.insert((info.group.clone(), info.plural.clone()), Arc::new(info));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Changes whenever the set of served resources changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Drops what a CRD served.
     pub fn remove_crd(&self, crd_name: &str) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, info| info.crd_name.as_deref() != Some(crd_name));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Finds the resource served at `/apis/{group}/{version}/{plural}`.

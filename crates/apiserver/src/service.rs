@@ -33,6 +33,8 @@ pub struct Api {
     pub deletions: Notify,
     /// Signs and verifies ServiceAccount tokens.
     pub tokens: crate::tokens::TokenSigner,
+    /// The OpenAPI v3 documents, built once per set of served resources.
+    pub(crate) openapi_v3: crate::openapi::V3Cache,
     event_lease: tokio::sync::Mutex<Option<(oxivirt_store::LeaseId, std::time::Instant)>>,
 }
 
@@ -63,6 +65,7 @@ impl Api {
             registry,
             deletions: Notify::new(),
             tokens,
+            openapi_v3: Default::default(),
             event_lease: tokio::sync::Mutex::new(None),
         }
     }
