@@ -1,0 +1,273 @@
+//! Launcher processes: spawning them detached, recognising them after an agent restart, and
+//! talking to them over `control.sock` (design 0004).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::rundir::RunDir;
+
+/// How long a control request may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What went wrong with a launcher.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The launcher command is empty.
+    #[error("the launcher command is empty")]
+    NoCommand,
+    /// The launcher could not be started (or its log opened).
+    #[error("cannot start the launcher {program:?} for {}", run_dir.display())]
+    Spawn {
+        program: OsString,
+        run_dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The launcher's control socket could not be reached or answered badly.
+    #[error("control request {command:?} to {} failed", socket.display())]
+    Control {
+        command: String,
+        socket: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The launcher answered `{"ok": false}`.
+    #[error("the launcher refused {command:?}: {message}")]
+    Refused { command: String, message: String },
+}
+
+/// Spawns `command --run-dir DIR` in its own session (so it outlives the agent), with stdout
+/// and stderr appended to `DIR/compute.log`, and records `launcher.pid`. The child is reaped
+/// by a background task.
+///
+/// # Errors
+/// [`Error::Spawn`] when the log cannot be opened or the process cannot start.
+pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
+    let (program, args) = command.split_first().ok_or(Error::NoCommand)?;
+    let spawn_err = |source| Error::Spawn {
+        program: program.clone(),
+        run_dir: dir.path.clone(),
+        source,
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.file("compute.log"))
+        .map_err(spawn_err)?;
+    let log2 = log.try_clone().map_err(spawn_err)?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .arg("--run-dir")
+        .arg(&dir.path)
+        .current_dir(&dir.path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(false);
+    new_session(&mut cmd);
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let pid = child
+        .id()
+        .ok_or_else(|| spawn_err(io::Error::other("the launcher exited at once")))?;
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    Ok(pid)
+}
+
+#[allow(
+    unsafe_code,
+    reason = "setsid between fork and exec has no safe std API"
+)]
+fn new_session(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// True when `pid` is a live (not zombie) process whose command line ends with
+/// `--run-dir <dir>`, i.e. the launcher the agent spawned for this run directory — not a
+/// process that merely reuses the PID.
+pub(crate) fn is_our_launcher(pid: u32, dir: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = std::fs::read_to_string(proc.join("stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z" | "X" | "x") | None) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    matches!(args.as_slice(), [.., flag, path]
+        if *flag == b"--run-dir" && *path == dir.as_os_str().as_bytes())
+}
+
+/// Sends one request over `control.sock` and returns the reply.
+///
+/// # Errors
+/// [`Error::Control`] when the socket cannot be used; [`Error::Refused`] on `{"ok": false}`.
+pub(crate) async fn control(dir: &RunDir, request: Value) -> Result<Value, Error> {
+    let socket = dir.file("control.sock");
+    let command = request["command"].as_str().unwrap_or("?").to_string();
+    let exchange = async {
+        let stream = connect(&socket).await?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(&request)?;
+        line.push(b'\n');
+        write.write_all(&line).await?;
+        let mut reply = String::new();
+        BufReader::new(read).read_line(&mut reply).await?;
+        let value: Value = serde_json::from_str(&reply)?;
+        io::Result::Ok(value)
+    };
+    let reply = tokio::time::timeout(CONTROL_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no reply")))
+        .map_err(|source| Error::Control {
+            command: command.clone(),
+            socket,
+            source,
+        })?;
+    if reply["ok"] == json!(true) {
+        Ok(reply)
+    } else {
+        Err(Error::Refused {
+            command,
+            message: reply["error"].as_str().unwrap_or("no reason given").into(),
+        })
+    }
+}
+
+/// Connects to a Unix socket whose path may exceed `sun_path` (108 bytes, easily passed by
+/// `<data-dir>/pods/<namespace>_<pod>_<uid>/control.sock`): long paths are reached through
+/// `/proc/self/fd/<dir fd>/<name>`, which resolves to the same socket.
+async fn connect(socket: &Path) -> io::Result<UnixStream> {
+    if socket.as_os_str().len() < 100 {
+        return UnixStream::connect(socket).await;
+    }
+    let (Some(parent), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return UnixStream::connect(socket).await;
+    };
+    let dir = std::fs::File::open(parent)?;
+    let short = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ))
+    .join(name);
+    let stream = UnixStream::connect(short).await;
+    drop(dir);
+    stream
+}
+
+/// Stops a launcher: `shutdown` with `grace` seconds (ACPI powerdown, then the launcher's own
+/// kill), then waits `grace` + 10 s for it to exit, then kills its process group. A launcher
+/// that cannot be reached over `control.sock` gets SIGTERM instead. Whatever is left of its
+/// session afterwards (a QEMU it failed to reap) is killed too.
+pub(crate) async fn stop(dir: &RunDir, pid: u32, grace: u64) {
+    if !is_our_launcher(pid, &dir.path) {
+        return;
+    }
+    if let Err(e) = control(dir, json!({"command": "shutdown", "graceSeconds": grace})).await {
+        tracing::warn!(error = %crate::status::chain(&e), "graceful shutdown request failed; sending SIGTERM");
+        signal(pid, rustix::process::Signal::TERM, false);
+    }
+    if !wait_exit(pid, &dir.path, Duration::from_secs(grace + 10)).await {
+        tracing::warn!(pid, run_dir = %dir.path.display(), "launcher outlived its grace period; killing it");
+        signal(pid, rustix::process::Signal::KILL, false);
+        wait_exit(pid, &dir.path, Duration::from_secs(5)).await;
+    }
+    signal(pid, rustix::process::Signal::KILL, true);
+}
+
+/// Sends SIGKILL to the launcher and its process group (its session, hence QEMU too).
+#[cfg(test)]
+pub(crate) fn kill(pid: u32) {
+    signal(pid, rustix::process::Signal::KILL, false);
+    signal(pid, rustix::process::Signal::KILL, true);
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal, group: bool) {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = if group {
+        rustix::process::kill_process_group(pid, signal)
+    } else {
+        rustix::process::kill_process(pid, signal)
+    };
+}
+
+/// Waits until the launcher is gone; false if it still runs after `limit`.
+pub(crate) async fn wait_exit(pid: u32, dir: &Path, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while is_our_launcher(pid, dir) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_not_a_launcher_and_a_dead_pid_is_not_alive() {
+        assert!(!is_our_launcher(std::process::id(), Path::new("/nowhere")));
+        assert!(!is_our_launcher(u32::MAX - 1, Path::new("/nowhere")));
+    }
+
+    #[tokio::test]
+    async fn a_spawned_process_is_recognised_by_its_run_dir_and_killed_with_its_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        let command: Vec<OsString> = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo started; sleep 30; : \"$@\"".into(),
+            "sh".into(),
+        ];
+        let pid = spawn(&command, &dir).unwrap();
+        assert!(is_our_launcher(pid, &dir.path));
+        assert!(!is_our_launcher(pid, Path::new("/elsewhere")));
+        let log = dir.file("compute.log");
+        for _ in 0..100 {
+            if std::fs::read_to_string(&log).unwrap().contains("started") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+        kill(pid);
+        assert!(wait_exit(pid, &dir.path, Duration::from_secs(5)).await);
+    }
+}

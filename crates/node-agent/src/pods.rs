@@ -1,0 +1,417 @@
+//! Pod realisation: a watch on the Pods bound to this node, and one supervisor task per Pod
+//! (the actor owning that Pod's run directory and launcher).
+//!
+//! A supervisor is level-triggered: on every Pod change and every poll tick it compares what
+//! should be (the Pod) with what is (run directory, `launcher.pid`, `status.json`) and acts:
+//! spawn, re-adopt, mirror status, or tear down. Every `.await` is a cancellation point;
+//! cancelling (agent shutdown) leaves launchers running for the next agent to re-adopt.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::registry::ImageCache;
+use crate::rundir::{LaunchSpec, PodKey, RunDir};
+use crate::status::{self, chain, Observed};
+use crate::well_known as wk;
+use crate::{adopt, launcher, realise, AccelDecision, AgentConfig};
+
+/// Shared by all supervisors.
+pub(crate) struct Ctx {
+    pub(crate) client: kube::Client,
+    pub(crate) config: AgentConfig,
+    pub(crate) accel: AccelDecision,
+    pub(crate) host_ip: String,
+    pub(crate) images: ImageCache,
+}
+
+/// Watches the node's Pods until the watch stream ends, supervising each.
+///
+/// # Errors
+/// Never in practice: watch errors are retried with backoff.
+pub(crate) async fn run(ctx: Ctx) -> anyhow::Result<()> {
+    let ctx = Arc::new(ctx);
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    let config =
+        watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.config.node_name));
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut supervisors: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut listing: Option<HashSet<String>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listing = Some(HashSet::new()),
+            Ok(Event::InitApply(pod)) => {
+                listing
+                    .get_or_insert_with(HashSet::new)
+                    .insert(pod.uid().unwrap_or_default());
+                deliver(&ctx, &mut supervisors, &mut tasks, pod);
+            }
+            Ok(Event::InitDone) => {
+                let live = listing.take().unwrap_or_default();
+                for (uid, tx) in &supervisors {
+                    if !live.contains(uid) {
+                        tx.send_replace(None);
+                    }
+                }
+                let mut known = live;
+                known.extend(supervisors.keys().cloned());
+                let data_dir = ctx.config.data_dir.clone();
+                tasks.spawn(async move {
+                    let reaped = adopt::reap_orphans(&data_dir, &known).await;
+                    if reaped > 0 {
+                        tracing::info!(
+                            reaped,
+                            "removed run directories of Pods that no longer exist"
+                        );
+                    }
+                });
+            }
+            Ok(Event::Apply(pod)) => deliver(&ctx, &mut supervisors, &mut tasks, pod),
+            Ok(Event::Delete(pod)) => {
+                if let Some(tx) = supervisors.remove(&pod.uid().unwrap_or_default()) {
+                    tx.send_replace(None);
+                }
+            }
+            Err(e) => tracing::warn!(error = %chain(&e), "Pod watch failed; retrying"),
+        }
+        supervisors.retain(|_, tx| !tx.is_closed());
+        while tasks.try_join_next().is_some() {}
+    }
+    Ok(())
+}
+
+fn deliver(
+    ctx: &Arc<Ctx>,
+    supervisors: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    tasks: &mut JoinSet<()>,
+    pod: Pod,
+) {
+    let uid = pod.uid().unwrap_or_default();
+    if let Some(tx) = supervisors.get(&uid) {
+        tx.send_replace(Some(pod));
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod));
+    tasks.spawn(supervise(ctx.clone(), rx));
+    supervisors.insert(uid, tx);
+}
+
+/// One Pod's supervisor state.
+struct Supervisor {
+    ctx: Arc<Ctx>,
+    dir: RunDir,
+    pid: Option<u32>,
+    start_time: Option<String>,
+    finished_at: Option<String>,
+    written_pod_status: Option<Value>,
+    written_vmi: Option<Observed>,
+    pull_failures: u32,
+    retry_at: Option<Instant>,
+    cannot_run: Option<(String, String)>,
+}
+
+async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
+    let Some(first) = rx.borrow().clone() else {
+        return;
+    };
+    let key = PodKey {
+        namespace: first.namespace().unwrap_or_default(),
+        name: first.name_any(),
+        uid: first.uid().unwrap_or_default(),
+    };
+    let mut sup = Supervisor {
+        dir: RunDir::for_pod(&ctx.config.data_dir, &key),
+        ctx,
+        pid: None,
+        start_time: None,
+        finished_at: None,
+        written_pod_status: None,
+        written_vmi: None,
+        pull_failures: 0,
+        retry_at: None,
+        cannot_run: None,
+    };
+    loop {
+        let pod = rx.borrow_and_update().clone();
+        match pod {
+            None => return sup.teardown(None).await,
+            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                return sup.teardown(Some(&pod)).await
+            }
+            Some(pod) => sup.step(&pod).await,
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(sup.ctx.config.poll_interval) => {}
+        }
+    }
+}
+
+fn is_launcher_pod(pod: &Pod) -> bool {
+    pod.labels().get(wk::APP_LABEL).map(String::as_str) == Some(wk::VIRT_LAUNCHER)
+}
+
+impl Supervisor {
+    async fn step(&mut self, pod: &Pod) {
+        if self.start_time.is_none() {
+            self.start_time = Some(
+                pod.status
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(&s.start_time).ok())
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(status::now),
+            );
+        }
+        if !is_launcher_pod(pod) {
+            let message =
+                "oxivirt has no container runtime: this node runs only virt-launcher Pods \
+                           (label kubevirt.io=virt-launcher) created for VirtualMachineInstances";
+            return self
+                .sync(
+                    pod,
+                    Observed::CannotRun {
+                        reason: "NoContainerRuntime".into(),
+                        message: message.into(),
+                    },
+                )
+                .await;
+        }
+        if let Some((reason, message)) = self.cannot_run.clone() {
+            return self
+                .sync(pod, Observed::CannotRun { reason, message })
+                .await;
+        }
+        if self.pid.is_none() {
+            if let Some(pid) = adopt::live_launcher(&self.dir) {
+                tracing::info!(pod = %pod.name_any(), pid, "re-adopted running launcher");
+                self.pid = Some(pid);
+            } else if adopt::was_launched(&self.dir) {
+                // The launcher ended while no agent watched: report it, never restart it.
+                return self.observe_and_sync(pod, false).await;
+            } else if is_final(pod) {
+                return; // over before this agent started (or never runnable): nothing to do
+            } else {
+                return self.realise(pod).await;
+            }
+        }
+        let alive = self
+            .pid
+            .is_some_and(|pid| launcher::is_our_launcher(pid, &self.dir.path));
+        self.observe_and_sync(pod, alive).await;
+    }
+
+    async fn observe_and_sync(&mut self, pod: &Pod, alive: bool) {
+        let launcher_status = self.dir.read_status();
+        let final_now = !alive || launcher_status.as_ref().is_some_and(|s| s.phase.is_final());
+        if final_now && self.finished_at.is_none() {
+            self.finished_at = Some(status::now());
+        }
+        let finished_at = self.finished_at.clone().unwrap_or_default();
+        let observed = status::observe(launcher_status, alive, &finished_at);
+        self.sync(pod, observed).await;
+    }
+
+    async fn realise(&mut self, pod: &Pod) {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        if let Err(e) = realise::set_finalizer(&ctx.client, pod, true).await {
+            return tracing::warn!(error = %chain(&e), "cannot add the launcher finalizer; retrying");
+        }
+        let vmi = match realise::fetch_vmi(&ctx.client, pod).await {
+            Ok(vmi) => vmi,
+            Err(e @ (realise::Error::NoDomain { .. } | realise::Error::VmiNotFound { .. })) => {
+                let (reason, message) = ("VirtualMachineInstanceNotFound".to_string(), chain(&e));
+                self.cannot_run = Some((reason.clone(), message.clone()));
+                return self
+                    .sync(pod, Observed::CannotRun { reason, message })
+                    .await;
+            }
+            Err(e) => return tracing::warn!(error = %chain(&e), "cannot read the VMI; retrying"),
+        };
+        let waiting = if self.pull_failures == 0 {
+            "ContainerCreating"
+        } else {
+            "ImagePullBackOff"
+        };
+        self.sync(
+            pod,
+            Observed::Preparing {
+                reason: waiting.into(),
+                message: String::new(),
+            },
+        )
+        .await;
+        let disks = match realise::pull_container_disks(&ctx.client, &ctx.images, pod, &vmi).await {
+            Ok(disks) => disks,
+            Err(e) => {
+                self.pull_failures += 1;
+                let backoff = Duration::from_secs(5 << self.pull_failures.min(6))
+                    .min(Duration::from_secs(300));
+                self.retry_at = Some(Instant::now() + backoff);
+                tracing::warn!(error = %chain(&e), ?backoff, "containerDisk pull failed");
+                let observed = Observed::Preparing {
+                    reason: "ErrImagePull".into(),
+                    message: chain(&e),
+                };
+                return self.sync(pod, observed).await;
+            }
+        };
+        let spec = LaunchSpec {
+            vmi,
+            accel: ctx.accel.accel,
+            disks,
+            qemu: ctx.config.qemu.clone(),
+            uid: None,
+            gid: None,
+        };
+        let started = self
+            .dir
+            .create()
+            .and_then(|()| self.dir.write_launch_spec(&spec));
+        let spawned = match started {
+            Ok(()) => {
+                launcher::spawn(&ctx.config.launcher_command, &self.dir).map_err(|e| chain(&e))
+            }
+            Err(e) => Err(chain(&e)),
+        };
+        match spawned.and_then(|pid| self.dir.write_pid(pid).map(|()| pid).map_err(|e| chain(&e))) {
+            Ok(pid) => {
+                tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
+                self.pid = Some(pid);
+                self.observe_and_sync(pod, true).await;
+            }
+            Err(message) => {
+                let reason = "LauncherFailed".to_string();
+                self.cannot_run = Some((reason.clone(), message.clone()));
+                self.sync(pod, Observed::CannotRun { reason, message })
+                    .await;
+            }
+        }
+    }
+
+    /// Mirrors an observation into the Pod status and the VMI status, writing only changes.
+    async fn sync(&mut self, pod: &Pod, observed: Observed) {
+        let ctx = self.ctx.clone();
+        let pod_json = serde_json::to_value(pod).unwrap_or_default();
+        let start = self.start_time.clone().unwrap_or_else(status::now);
+        let pod_status = status::pod_status(&pod_json, &observed, &ctx.host_ip, &start);
+        if self.written_pod_status.as_ref() != Some(&pod_status) {
+            match realise::write_pod_status(&ctx.client, pod, &pod_status).await {
+                Ok(()) => {
+                    tracing::debug!(pod = %pod.name_any(), phase = %pod_status["phase"], "Pod status written");
+                    self.written_pod_status = Some(pod_status);
+                }
+                Err(e) => tracing::warn!(error = %chain(&e), "cannot write Pod status; retrying"),
+            }
+        }
+        if !is_launcher_pod(pod) || self.written_vmi.as_ref() == Some(&observed) {
+            return;
+        }
+        match realise::write_vmi_status(
+            &ctx.client,
+            pod,
+            &observed,
+            &ctx.accel,
+            &ctx.config.node_name,
+        )
+        .await
+        {
+            Ok(()) => self.written_vmi = Some(observed),
+            Err(e) => tracing::debug!(error = %chain(&e), "cannot write VMI status; retrying"),
+        }
+    }
+
+    /// Stops the launcher (gracefully, with the Pod's grace period), reports the final VMI
+    /// state, removes the run directory and releases the Pod's finalizer.
+    async fn teardown(&mut self, pod: Option<&Pod>) {
+        let grace = pod.map_or(30, grace_seconds);
+        let pid = self.pid.or_else(|| adopt::live_launcher(&self.dir));
+        if let Some(pid) = pid {
+            tracing::info!(pid, grace, run_dir = %self.dir.path.display(), "stopping launcher");
+            launcher::stop(&self.dir, pid, grace).await;
+        }
+        if let (Some(pod), true) = (pod, adopt::was_launched(&self.dir)) {
+            if is_launcher_pod(pod) {
+                self.finished_at.get_or_insert_with(status::now);
+                let observed = status::observe(
+                    self.dir.read_status(),
+                    false,
+                    self.finished_at.as_deref().unwrap_or_default(),
+                );
+                if let Err(e) = realise::write_vmi_status(
+                    &self.ctx.client,
+                    pod,
+                    &observed,
+                    &self.ctx.accel,
+                    &self.ctx.config.node_name,
+                )
+                .await
+                {
+                    tracing::debug!(error = %chain(&e), "cannot write the final VMI status");
+                }
+            }
+        }
+        if let Err(e) = self.dir.remove() {
+            tracing::warn!(error = %chain(&e), "cannot remove run directory");
+        }
+        let Some(pod) = pod else { return };
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &pod.namespace().unwrap_or_default(),
+        );
+        for _ in 0..5 {
+            let current = match api.get_opt(&pod.name_any()).await {
+                Ok(Some(current)) if current.uid() == pod.uid() => current,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "cannot read Pod to release its finalizer");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            match realise::set_finalizer(&self.ctx.client, &current, false).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(error = %chain(&e), "releasing the finalizer failed; retrying")
+                }
+            }
+        }
+    }
+}
+
+fn is_final(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The Pod's grace period: `deletionGracePeriodSeconds` when positive (our API server always
+/// writes 0 there), else `terminationGracePeriodSeconds`, else 30.
+fn grace_seconds(pod: &Pod) -> u64 {
+    let from_delete = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .filter(|&g| g > 0);
+    let from_spec = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds);
+    from_delete
+        .or(from_spec)
+        .and_then(|g| u64::try_from(g).ok())
+        .unwrap_or(30)
+}

@@ -1,0 +1,227 @@
+//! Pod realisation with the fake launcher: start, status mirroring, deletion, re-adoption.
+
+use kube::api::DeleteParams;
+use serde_json::{json, Value};
+
+use crate::harness::{alive, cluster, wait_for, Cluster, KillOnDrop};
+
+async fn vmi_status(cluster: &Cluster, name: &str) -> Value {
+    cluster.vmis().get(name).await.unwrap().data["status"].clone()
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+async fn wait_running(cluster: &Cluster, pod: &str, vmi: &str) -> u32 {
+    wait_for("Pod phase Running", 30, || async {
+        let pod = cluster.pods().get(pod).await.unwrap();
+        (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    wait_for("VMI phase Running", 30, || async {
+        (vmi_status(cluster, vmi).await["phase"] == "Running").then_some(())
+    })
+    .await;
+    let pod = cluster.pods().get(pod).await.unwrap();
+    std::fs::read_to_string(cluster.run_dir(&pod).join("launcher.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn launcher_pod_bound_to_the_node_runs_and_its_vmi_reports_running_with_software_emulation() {
+    let cluster = cluster().await;
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    cluster.launcher_pod("vm1", "node-a").await;
+    let pid = wait_running(&cluster, "virt-launcher-vm1-abcde", "vm1").await;
+    let _guard = KillOnDrop(Some(pid));
+    assert!(alive(pid));
+
+    let pod = cluster.pods().get("virt-launcher-vm1-abcde").await.unwrap();
+    assert!(pod
+        .metadata
+        .finalizers
+        .unwrap()
+        .contains(&"kubevirt.io/virt-launcher".to_string()));
+    let status = serde_json::to_value(pod.status.unwrap()).unwrap();
+    assert!(!status["hostIP"].as_str().unwrap().is_empty());
+    assert!(status["startTime"].is_string());
+    let containers: Vec<&str> = status["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(containers, ["compute", "guest-console-log"]);
+    assert_eq!(status["containerStatuses"][0]["ready"], true);
+    assert_eq!(condition(&status, "Ready").unwrap()["status"], "True");
+
+    let vmi = vmi_status(&cluster, "vm1").await;
+    assert_eq!(vmi["nodeName"], "node-a");
+    assert_eq!(
+        vmi["launcherContainerImageVersion"],
+        "oxivirt/virt-launcher:0.1.0"
+    );
+    assert_eq!(vmi["guestOSInfo"]["id"], "fake-guest");
+    assert_eq!(condition(&vmi, "Ready").unwrap()["status"], "True");
+    let emulation = condition(&vmi, "SoftwareEmulation").expect("SoftwareEmulation condition");
+    assert_eq!(emulation["status"], "True");
+    assert_eq!(emulation["reason"], "KVMProbeFailed");
+
+    let run_dir = cluster.run_dir(&cluster.pods().get("virt-launcher-vm1-abcde").await.unwrap());
+    let launch: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("launch.json")).unwrap()).unwrap();
+    assert_eq!(launch["accel"], "tcg");
+    assert_eq!(launch["vmi"]["metadata"]["name"], "vm1");
+    assert_eq!(launch["qemu"], "qemu-system-x86_64");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&run_dir).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+    agent.abort();
+}
+
+#[tokio::test]
+async fn deleting_the_pod_shuts_the_launcher_down_and_removes_the_run_dir() {
+    let cluster = cluster().await;
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    let pod = cluster.launcher_pod("vm2", "node-a").await;
+    let pid = wait_running(&cluster, "virt-launcher-vm2-abcde", "vm2").await;
+    let _guard = KillOnDrop(Some(pid));
+    let run_dir = cluster.run_dir(&pod);
+    assert!(run_dir.is_dir());
+
+    cluster
+        .pods()
+        .delete("virt-launcher-vm2-abcde", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the Pod to be gone (finalizer released)", 30, || async {
+        cluster
+            .pods()
+            .get_opt("virt-launcher-vm2-abcde")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(!alive(pid), "launcher {pid} still runs");
+    assert!(!run_dir.exists(), "{} still exists", run_dir.display());
+    let vmi = vmi_status(&cluster, "vm2").await;
+    assert_eq!(
+        vmi["phase"], "Succeeded",
+        "the fake guest shut down cleanly: {vmi}"
+    );
+    agent.abort();
+}
+
+#[tokio::test]
+async fn restarted_agent_re_adopts_a_running_launcher_without_restarting_it() {
+    let cluster = cluster().await;
+    let config = cluster.agent_config("node-a", true);
+    let agent = cluster.start_agent(config.clone());
+    let pod = cluster.launcher_pod("vm3", "node-a").await;
+    let pid = wait_running(&cluster, "virt-launcher-vm3-abcde", "vm3").await;
+    let _guard = KillOnDrop(Some(pid));
+    let run_dir = cluster.run_dir(&pod);
+
+    // An orphan: a run directory whose Pod no longer exists, with a live launcher.
+    let orphan_dir = cluster.agent_dir().join("pods/default_gone_0000-orphan");
+    std::fs::create_dir_all(&orphan_dir).unwrap();
+    std::fs::copy(run_dir.join("launch.json"), orphan_dir.join("launch.json")).unwrap();
+    let mut command = crate::fake_launcher::command();
+    command.extend(["--run-dir".into(), orphan_dir.clone().into()]);
+    let mut orphan = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(&orphan_dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _orphan_guard = KillOnDrop(Some(orphan.id()));
+    std::fs::write(orphan_dir.join("launcher.pid"), orphan.id().to_string()).unwrap();
+    wait_for("the orphan's status", 10, || async {
+        orphan_dir.join("status.json").exists().then_some(())
+    })
+    .await;
+
+    agent.abort();
+    let _ = agent.await;
+    assert!(alive(pid), "stopping the agent must not stop the launcher");
+    let agent = cluster.start_agent(config);
+    wait_for("the orphaned run directory to be removed", 30, || async {
+        (!orphan_dir.exists()).then_some(())
+    })
+    .await;
+    let _ = orphan.wait();
+    // The re-adopting agent keeps mirroring status: pause the guest through the launcher
+    // and watch the VMI's Paused condition appear.
+    let request = json!({"command": "pause"}).to_string() + "\n";
+    let dir_fd = std::fs::File::open(&run_dir).unwrap();
+    let short = format!(
+        "/proc/self/fd/{}/control.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+    );
+    let mut stream = std::os::unix::net::UnixStream::connect(&short).unwrap();
+    std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+    wait_for("the VMI Paused condition", 30, || async {
+        condition(&vmi_status(&cluster, "vm3").await, "Paused").map(|_| ())
+    })
+    .await;
+    assert!(alive(pid));
+    let starts = std::fs::read_to_string(run_dir.join("starts")).unwrap();
+    assert_eq!(
+        starts.lines().count(),
+        1,
+        "the launcher was started once: {starts}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("launcher.pid"))
+            .unwrap()
+            .trim(),
+        pid.to_string()
+    );
+
+    cluster
+        .pods()
+        .delete("virt-launcher-vm3-abcde", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the re-adopted launcher to be shut down", 30, || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
+    wait_for("the run dir to be removed", 30, || async {
+        (!run_dir.exists()).then_some(())
+    })
+    .await;
+    agent.abort();
+}
+
+#[tokio::test]
+async fn pod_that_is_not_a_launcher_is_marked_failed_for_want_of_a_container_runtime() {
+    let cluster = cluster().await;
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    cluster
+        .pod(json!({"metadata": {"name": "nginx"},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "web", "image": "nginx"}]}}))
+        .await;
+    let status = wait_for("Pod phase Failed", 30, || async {
+        let pod = cluster.pods().get("nginx").await.unwrap();
+        let status = serde_json::to_value(pod.status?).unwrap();
+        (status["phase"] == "Failed").then_some(status)
+    })
+    .await;
+    assert_eq!(status["reason"], "NoContainerRuntime");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("no container runtime"));
+    agent.abort();
+}

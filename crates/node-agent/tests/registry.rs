@@ -1,0 +1,309 @@
+//! containerDisk pulls from a real registry (Debian's `docker-registry`), pushed with the
+//! project's `push-containerdisk.sh`. Skipped, saying why, when a tool is missing.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use flate2::write::GzEncoder;
+use oxivirt_node_agent::registry::{DiskFormat, Error, ImageCache, PullPolicy, PullRequest};
+use serde_json::json;
+
+fn missing_tool() -> Option<&'static str> {
+    ["docker-registry", "qemu-img", "curl"]
+        .into_iter()
+        .find(|tool| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .map_or(true, |s| !s.success())
+        })
+}
+
+struct Registry {
+    child: Child,
+    port: u16,
+    storage: PathBuf,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(dir: &Path) -> Registry {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let storage = dir.join("registry-data");
+    let config = dir.join("registry.yml");
+    std::fs::write(&config, format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        storage.display()
+    )).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let registry = Registry {
+        child,
+        port,
+        storage,
+    };
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            if reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200") {
+                return registry;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not come up on port {port}");
+}
+
+/// Writes an OCI image layout with one gzip layer holding `disk/disk.qcow2` (107:107, 0444)
+/// as the test guest's containerDisk has.
+fn layout(dir: &Path, disk: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "layout-{}",
+        disk.file_stem().unwrap().to_string_lossy()
+    ));
+    let blobs = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dir_header = tar::Header::new_gnu();
+    dir_header.set_entry_type(tar::EntryType::Directory);
+    dir_header.set_mode(0o555);
+    dir_header.set_uid(107);
+    dir_header.set_gid(107);
+    dir_header.set_size(0);
+    dir_header.set_cksum();
+    tar.append_data(&mut dir_header, "disk/", std::io::empty())
+        .unwrap();
+    let data = std::fs::read(disk).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o444);
+    header.set_uid(107);
+    header.set_gid(107);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    tar.append_data(&mut header, "disk/disk.qcow2", data.as_slice())
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let layer = put(&gz.finish().unwrap());
+    let diff_id = format!(
+        "sha256:{}",
+        ring::digest::digest(&ring::digest::SHA256, &tar)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let config = put(json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+    .to_string()
+    .as_bytes());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.0, "size": layer.1}]});
+    let manifest = put(manifest.to_string().as_bytes());
+    std::fs::write(out.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(out.join("index.json"), json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest.0, "size": manifest.1}]}).to_string()).unwrap();
+    out
+}
+
+fn push(layout: &Path, reference: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/test-guest/push-containerdisk.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg("-d")
+        .arg(layout)
+        .arg(reference)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn qemu_img(args: &[&str]) {
+    let status = Command::new("qemu-img")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "qemu-img {args:?}");
+}
+
+fn request(image: &str, policy: PullPolicy) -> PullRequest {
+    PullRequest {
+        image: image.into(),
+        policy,
+        credentials: None,
+        insecure_registries: vec![],
+    }
+}
+
+#[tokio::test]
+async fn registry_pull_verifies_digests_extracts_the_disk_and_hits_the_cache() {
+    if let Some(tool) = missing_tool() {
+        eprintln!(
+            "skipped: {tool} is not installed (apt-get install docker-registry qemu-utils curl)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = start_registry(tmp.path());
+    let disk = tmp.path().join("guest.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "4M"]);
+    let image = format!("127.0.0.1:{}/oxivirt/disk:v1", registry.port);
+    let digest = push(&layout(tmp.path(), &disk), &image);
+
+    let cache = ImageCache::new(&tmp.path().join("node"));
+    let pulled = cache
+        .pull(&request(&image, PullPolicy::IfNotPresent))
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, digest);
+    assert!(!pulled.cached);
+    assert_eq!(pulled.format, DiskFormat::Qcow2);
+    assert_eq!(
+        pulled.path,
+        tmp.path()
+            .join("node/images/sha256")
+            .join(&digest[7..])
+            .join("disk.img")
+    );
+    assert_eq!(
+        std::fs::read(&pulled.path).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+
+    let again = cache
+        .pull(&request(&image, PullPolicy::IfNotPresent))
+        .await
+        .unwrap();
+    assert!(again.cached, "IfNotPresent reuses the cached image");
+    let always = cache
+        .pull(&request(&image, PullPolicy::Always))
+        .await
+        .unwrap();
+    assert!(
+        always.cached,
+        "Always re-resolves the tag but downloads no blob for a known digest"
+    );
+    assert_eq!(always.digest, digest);
+    let by_digest = format!("127.0.0.1:{}/oxivirt/disk@{digest}", registry.port);
+    assert!(
+        cache
+            .pull(&request(&by_digest, PullPolicy::Never))
+            .await
+            .unwrap()
+            .cached
+    );
+
+    // Corrupt the layer in the registry's storage: a fresh cache must refuse it.
+    let layer_digest = {
+        let manifest = std::fs::read_to_string(
+            tmp.path()
+                .join("layout-guest/blobs/sha256")
+                .join(&digest[7..]),
+        )
+        .unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_string()
+    };
+    let stored = registry
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&layer_digest[..2])
+        .join(&layer_digest)
+        .join("data");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+    let fresh = ImageCache::new(&tmp.path().join("other-node"));
+    let err = fresh
+        .pull(&request(&image, PullPolicy::IfNotPresent))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    let never = fresh
+        .pull(&request(&image, PullPolicy::Never))
+        .await
+        .unwrap_err();
+    assert!(matches!(never, Error::NotPresent { .. }), "{never}");
+}
+
+#[tokio::test]
+async fn containerdisk_whose_qcow2_has_a_backing_file_is_refused() {
+    if let Some(tool) = missing_tool() {
+        eprintln!(
+            "skipped: {tool} is not installed (apt-get install docker-registry qemu-utils curl)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = start_registry(tmp.path());
+    let disk = tmp.path().join("hostile.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-b",
+        "/etc/hostname",
+        "-F",
+        "raw",
+        disk.to_str().unwrap(),
+        "1M",
+    ]);
+    let image = format!("127.0.0.1:{}/oxivirt/hostile:v1", registry.port);
+    push(&layout(tmp.path(), &disk), &image);
+    let cache = ImageCache::new(&tmp.path().join("node"));
+    let err = cache
+        .pull(&request(&image, PullPolicy::IfNotPresent))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::HostileImage { .. }), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+    let cached: Vec<_> = std::fs::read_dir(tmp.path().join("node/images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "refs")
+        .collect();
+    assert!(cached.is_empty(), "nothing enters the cache: {cached:?}");
+}
