@@ -75,10 +75,24 @@ impl Cluster {
 
     /// Creates VMI `name` and its launcher Pod bound to `node`; returns the Pod.
     pub async fn launcher_pod(&self, name: &str, node: &str) -> Pod {
+        let spec =
+            json!({"domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}});
+        self.launcher_pod_for(name, node, spec, &[]).await
+    }
+
+    /// Creates VMI `name` with `spec` and its launcher Pod (with `pull_secrets` as
+    /// `imagePullSecrets`) bound to `node`; returns the Pod.
+    pub async fn launcher_pod_for(
+        &self,
+        name: &str,
+        node: &str,
+        spec: Value,
+        pull_secrets: &[&str],
+    ) -> Pod {
         let vmi: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
             "metadata": {"name": name},
-            "spec": {"domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}},
+            "spec": spec,
         }))
         .unwrap();
         let vmi = self
@@ -87,12 +101,14 @@ impl Cluster {
             .await
             .unwrap();
         let uid = vmi.metadata.uid.clone().unwrap();
+        let secrets: Vec<Value> = pull_secrets.iter().map(|s| json!({"name": s})).collect();
         self.pod(json!({
             "metadata": {"name": format!("virt-launcher-{name}-abcde"),
                 "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": uid,
                            "vm.kubevirt.io/name": name},
                 "annotations": {"kubevirt.io/domain": name}},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 5, "containers": [
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 5,
+                "imagePullSecrets": secrets, "containers": [
                 {"name": "compute", "image": "oxivirt/virt-launcher:0.1.0"},
                 {"name": "guest-console-log", "image": "oxivirt/virt-launcher:0.1.0"}]},
         }))
@@ -160,12 +176,15 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Kills a fake launcher left behind by a failed test.
+/// Kills a fake launcher left behind by a failed test (only if that PID is still one).
 pub struct KillOnDrop(pub Option<u32>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
+        let Some(pid) = self.0 else { return };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if alive(pid) && String::from_utf8_lossy(&cmdline).contains("fake_launcher::fake_launcher")
+        {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
                 .status();

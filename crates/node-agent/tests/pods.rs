@@ -225,3 +225,111 @@ async fn pod_that_is_not_a_launcher_is_marked_failed_for_want_of_a_container_run
         .contains("no container runtime"));
     agent.abort();
 }
+
+#[tokio::test]
+async fn launcher_pod_gets_its_containerdisk_from_a_password_protected_registry_through_its_pull_secret(
+) {
+    use crate::registry as reg;
+    use base64::Engine;
+    if let Some(tool) = reg::missing_tool() {
+        eprintln!(
+            "skipped: {tool} is not installed (apt-get install docker-registry qemu-utils curl)"
+        );
+        return;
+    }
+    let cluster = cluster().await;
+    let registry = reg::start_registry(cluster.dir.path(), true);
+    let disk = cluster.dir.path().join("guest.qcow2");
+    reg::qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "4M"]);
+    let image = format!("127.0.0.1:{}/oxivirt/disk:v1", registry.port);
+    let auth = format!("{}:{}", reg::USER, reg::PASSWORD);
+    let digest = reg::push(&reg::layout(cluster.dir.path(), &disk), &image, Some(&auth));
+
+    let config = json!({"auths": {format!("127.0.0.1:{}", registry.port): {
+        "auth": base64::engine::general_purpose::STANDARD.encode(&auth)}}});
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config.to_string())},
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), "default")
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    let spec = |secret: Option<&str>| {
+        let mut cd = json!({"image": image});
+        if let Some(secret) = secret {
+            cd["imagePullSecret"] = json!(secret);
+        }
+        json!({"domain": {"devices": {"disks": [{"name": "containerdisk", "disk": {"bus": "virtio"}}]},
+                          "resources": {"requests": {"memory": "64Mi"}}},
+               "volumes": [{"name": "containerdisk", "containerDisk": cd}]})
+    };
+
+    // Without credentials the registry refuses: the Pod waits with ErrImagePull.
+    cluster
+        .launcher_pod_for("denied", "node-a", spec(None), &[])
+        .await;
+    let waiting = wait_for("ErrImagePull", 30, || async {
+        let pod = cluster
+            .pods()
+            .get("virt-launcher-denied-abcde")
+            .await
+            .unwrap();
+        let status = serde_json::to_value(pod.status?).unwrap();
+        let waiting = status["containerStatuses"][0]["state"]["waiting"].clone();
+        (waiting["reason"] == "ErrImagePull").then_some(waiting)
+    })
+    .await;
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused access"),
+        "{waiting}"
+    );
+
+    // The VMI volume's imagePullSecret works; so does the Pod's imagePullSecrets.
+    for (name, volume_secret, pod_secrets) in [
+        ("cd1", Some("regcred"), &[][..]),
+        ("cd2", None, &["regcred"][..]),
+    ] {
+        let pod = cluster
+            .launcher_pod_for(name, "node-a", spec(volume_secret), pod_secrets)
+            .await;
+        let pid = wait_running(&cluster, &format!("virt-launcher-{name}-abcde"), name).await;
+        let _guard = KillOnDrop(Some(pid));
+        let launch: Value = serde_json::from_slice(
+            &std::fs::read(cluster.run_dir(&pod).join("launch.json")).unwrap(),
+        )
+        .unwrap();
+        let disk_spec = &launch["disks"]["containerdisk"];
+        assert_eq!(disk_spec["format"], "qcow2");
+        assert_eq!(disk_spec["ephemeral"], true);
+        let cached = cluster
+            .agent_dir()
+            .join("images/sha256")
+            .join(&digest[7..])
+            .join("disk.img");
+        assert_eq!(disk_spec["path"], cached.to_str().unwrap());
+        assert_eq!(
+            std::fs::read(&cached).unwrap(),
+            std::fs::read(&disk).unwrap()
+        );
+        cluster
+            .pods()
+            .delete(
+                &format!("virt-launcher-{name}-abcde"),
+                &DeleteParams::default(),
+            )
+            .await
+            .unwrap();
+        wait_for("the launcher to stop", 30, || async {
+            (!alive(pid)).then_some(())
+        })
+        .await;
+    }
+    agent.abort();
+}

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use flate2::write::GzEncoder;
-use oxivirt_node_agent::registry::{DiskFormat, Error, ImageCache, PullPolicy, PullRequest};
+use oxivirt_node_agent::registry::{
+    Credentials, DiskFormat, Error, ImageCache, PullPolicy, PullRequest,
+};
 use serde_json::json;
 
-fn missing_tool() -> Option<&'static str> {
+pub fn missing_tool() -> Option<&'static str> {
     ["docker-registry", "qemu-img", "curl"]
         .into_iter()
         .find(|tool| {
@@ -21,9 +23,9 @@ fn missing_tool() -> Option<&'static str> {
         })
 }
 
-struct Registry {
+pub struct Registry {
     child: Child,
-    port: u16,
+    pub port: u16,
     storage: PathBuf,
 }
 
@@ -34,7 +36,13 @@ impl Drop for Registry {
     }
 }
 
-fn start_registry(dir: &Path) -> Registry {
+/// A user and the bcrypt hash of its password (`s3cret`), for htpasswd auth.
+pub const USER: &str = "tester";
+pub const PASSWORD: &str = "s3cret";
+const BCRYPT: &str = "$2b$05$abcdefghijklmnopqrstuuLK7U1u6pVRmL7L1BBM2aS35PSZnDXlK";
+
+/// Starts `docker-registry` on a free loopback port; with `htpasswd`, only [`USER`] may use it.
+pub fn start_registry(dir: &Path, htpasswd: bool) -> Registry {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,10 +50,19 @@ fn start_registry(dir: &Path) -> Registry {
         .port();
     let storage = dir.join("registry-data");
     let config = dir.join("registry.yml");
-    std::fs::write(&config, format!(
+    let mut yaml = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
-    )).unwrap();
+    );
+    if htpasswd {
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, format!("{USER}:{BCRYPT}\n")).unwrap();
+        yaml.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: oxivirt-test\n    path: {}\n",
+            file.display()
+        ));
+    }
+    std::fs::write(&config, yaml).unwrap();
     let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&config)
@@ -63,7 +80,8 @@ fn start_registry(dir: &Path) -> Registry {
             let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
             let mut reply = String::new();
             let _ = s.read_to_string(&mut reply);
-            if reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200") {
+            let status = reply.split_whitespace().nth(1).unwrap_or_default();
+            if status == "200" || (htpasswd && status == "401") {
                 return registry;
             }
         }
@@ -74,7 +92,7 @@ fn start_registry(dir: &Path) -> Registry {
 
 /// Writes an OCI image layout with one gzip layer holding `disk/disk.qcow2` (107:107, 0444)
 /// as the test guest's containerDisk has.
-fn layout(dir: &Path, disk: &Path) -> PathBuf {
+pub fn layout(dir: &Path, disk: &Path) -> PathBuf {
     let out = dir.join(format!(
         "layout-{}",
         disk.file_stem().unwrap().to_string_lossy()
@@ -132,16 +150,15 @@ fn layout(dir: &Path, disk: &Path) -> PathBuf {
     out
 }
 
-fn push(layout: &Path, reference: &str) -> String {
+pub fn push(layout: &Path, reference: &str, auth: Option<&str>) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../scripts/test-guest/push-containerdisk.sh");
-    let output = Command::new("bash")
-        .arg(script)
-        .arg("-d")
-        .arg(layout)
-        .arg(reference)
-        .output()
-        .unwrap();
+    let mut command = Command::new("bash");
+    command.arg(script).arg("-d").arg(layout);
+    if let Some(auth) = auth {
+        command.arg("-u").arg(auth);
+    }
+    let output = command.arg(reference).output().unwrap();
     assert!(
         output.status.success(),
         "push failed: {}",
@@ -156,7 +173,7 @@ fn push(layout: &Path, reference: &str) -> String {
         .to_string()
 }
 
-fn qemu_img(args: &[&str]) {
+pub fn qemu_img(args: &[&str]) {
     let status = Command::new("qemu-img")
         .args(args)
         .stdout(Stdio::null())
@@ -183,11 +200,11 @@ async fn registry_pull_verifies_digests_extracts_the_disk_and_hits_the_cache() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let registry = start_registry(tmp.path());
+    let registry = start_registry(tmp.path(), false);
     let disk = tmp.path().join("guest.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "4M"]);
     let image = format!("127.0.0.1:{}/oxivirt/disk:v1", registry.port);
-    let digest = push(&layout(tmp.path(), &disk), &image);
+    let digest = push(&layout(tmp.path(), &disk), &image, None);
 
     let cache = ImageCache::new(&tmp.path().join("node"));
     let pulled = cache
@@ -275,7 +292,7 @@ async fn containerdisk_whose_qcow2_has_a_backing_file_is_refused() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let registry = start_registry(tmp.path());
+    let registry = start_registry(tmp.path(), false);
     let disk = tmp.path().join("hostile.qcow2");
     qemu_img(&[
         "create",
@@ -291,7 +308,7 @@ async fn containerdisk_whose_qcow2_has_a_backing_file_is_refused() {
         "1M",
     ]);
     let image = format!("127.0.0.1:{}/oxivirt/hostile:v1", registry.port);
-    push(&layout(tmp.path(), &disk), &image);
+    push(&layout(tmp.path(), &disk), &image, None);
     let cache = ImageCache::new(&tmp.path().join("node"));
     let err = cache
         .pull(&request(&image, PullPolicy::IfNotPresent))
@@ -306,4 +323,140 @@ async fn containerdisk_whose_qcow2_has_a_backing_file_is_refused() {
         .filter(|n| n != "refs")
         .collect();
     assert!(cached.is_empty(), "nothing enters the cache: {cached:?}");
+}
+
+/// A minimal registry on a raw socket that demands a Bearer token from its own realm, which
+/// in turn demands Basic credentials: the distribution API's token flow.
+async fn token_registry(layout: PathBuf, manifest_digest: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (layout, manifest_digest) = (layout.clone(), manifest_digest.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let auth = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("authorization")
+                        .then(|| v.trim().to_string())
+                });
+                let basic = format!(
+                    "Basic {}",
+                    base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        format!("{USER}:{PASSWORD}")
+                    )
+                );
+                let blob = |digest: &str| {
+                    std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).ok()
+                };
+                let (status, headers, body): (&str, String, Vec<u8>) = if path.starts_with("/token")
+                {
+                    if auth.as_deref() == Some(basic.as_str())
+                        && path.contains("scope=repository%3Aoxivirt%2Fdisk%3Apull")
+                    {
+                        ("200 OK", String::new(), br#"{"token":"T0K3N"}"#.to_vec())
+                    } else {
+                        ("401 Unauthorized", String::new(), Vec::new())
+                    }
+                } else if auth.as_deref() != Some("Bearer T0K3N") {
+                    let challenge = format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:oxivirt/disk:pull\"\r\n");
+                    ("401 Unauthorized", challenge, Vec::new())
+                } else if path == "/v2/oxivirt/disk/manifests/multi" {
+                    // A manifest list whose first entry is for another platform.
+                    let size = blob(&manifest_digest).unwrap().len();
+                    let index = serde_json::json!({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+                        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1,
+                         "digest": format!("sha256:{}", "0".repeat(64)),
+                         "platform": {"os": "linux", "architecture": "arm64"}},
+                        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": size,
+                         "digest": manifest_digest, "platform": {"os": "linux", "architecture": "amd64"}}]});
+                    let headers =
+                        "Content-Type: application/vnd.oci.image.index.v1+json\r\n".to_string();
+                    ("200 OK", headers, index.to_string().into_bytes())
+                } else if path == "/v2/oxivirt/disk/manifests/v1"
+                    || path == format!("/v2/oxivirt/disk/manifests/{manifest_digest}")
+                {
+                    let headers = format!("Content-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {manifest_digest}\r\n");
+                    ("200 OK", headers, blob(&manifest_digest).unwrap())
+                } else if let Some(body) =
+                    path.strip_prefix("/v2/oxivirt/disk/blobs/").and_then(blob)
+                {
+                    ("200 OK", String::new(), body)
+                } else {
+                    ("404 Not Found", String::new(), Vec::new())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn bearer_token_challenge_is_answered_through_the_realm_and_manifest_lists_pick_linux_amd64()
+{
+    if Command::new("qemu-img").arg("--version").output().is_err() {
+        eprintln!("skipped: qemu-img is not installed (apt-get install qemu-utils)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("guest.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "1M"]);
+    let layout = layout(tmp.path(), &disk);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = token_registry(layout, digest.clone()).await;
+    let image = format!("127.0.0.1:{port}/oxivirt/disk:v1");
+
+    let cache = ImageCache::new(&tmp.path().join("node"));
+    let anonymous = cache
+        .pull(&request(&image, PullPolicy::Always))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(anonymous, Error::Unauthorized { .. }),
+        "{anonymous}"
+    );
+    let mut with_secret = request(&image, PullPolicy::Always);
+    with_secret.credentials = Some(Credentials {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    });
+    let pulled = cache.pull(&with_secret).await.unwrap();
+    assert_eq!(pulled.digest, digest);
+    assert_eq!(pulled.format, DiskFormat::Qcow2);
+    assert_eq!(
+        std::fs::read(&pulled.path).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+    with_secret.image = format!("127.0.0.1:{port}/oxivirt/disk:multi");
+    let from_list = cache.pull(&with_secret).await.unwrap();
+    assert_eq!(
+        from_list.digest, digest,
+        "the linux/amd64 entry of the manifest list"
+    );
+    assert!(from_list.cached);
 }
