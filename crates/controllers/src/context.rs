@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-/// Shared, cheap to clone: the API client.
+use crate::events::Recorder;
+
+/// The component name the VM and VMI controllers record Events as (upstream's).
+const COMPONENT: &str = "virtualmachine-controller";
+
+/// Shared, cheap to clone: the API client and the Event recorder.
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<Inner>,
@@ -10,16 +15,23 @@ pub struct Context {
 
 struct Inner {
     client: kube::Client,
+    recorder: Recorder,
 }
 
 impl Context {
     pub fn new(client: kube::Client) -> Self {
+        let recorder = Recorder::new(client.clone(), COMPONENT);
         Context {
-            inner: Arc::new(Inner { client }),
+            inner: Arc::new(Inner { client, recorder }),
         }
     }
 
     pub fn client(&self) -> &kube::Client {
         &self.inner.client
+    }
+
+    /// Records Events as `virtualmachine-controller`.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
     }
 }

@@ -20,6 +20,17 @@ pub enum Error {
     /// An object lacks a field the reconciler needs (name, namespace, uid).
     #[error("object is missing {0}")]
     Malformed(&'static str),
+    /// The VM's instance type or preference cannot be applied to its template (conflicting
+    /// fields, an impossible CPU spread).
+    #[error("instance type expansion for VirtualMachine {vm} failed")]
+    Expand {
+        vm: String,
+        #[source]
+        source: oxivirt_api::ExpandError,
+    },
+    /// Every generated name for a new object was already taken.
+    #[error("no free name for {what} after {attempts} attempts")]
+    NameCollision { what: String, attempts: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

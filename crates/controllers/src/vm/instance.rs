@@ -1,0 +1,346 @@
+//! What the VM controller creates: the VMI (template with the captured instance type and
+//! preference applied), the DataVolumes of `spec.dataVolumeTemplates`, and the start
+//! revision that `RestartRequired` compares the template against.
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::core::DynamicObject;
+use kube::{Api, ResourceExt};
+use serde_json::{json, Map, Value};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::{EventType, Regarding};
+use crate::object::{controller_ref, data_volume_resource, phase, str_at};
+use crate::vm::strategy::has_start_paused_request;
+use crate::well_known::{reason, CREATED_BY_LABEL, VM_GENERATION_ANNOTATION};
+
+/// The VMI for `vm` built from its (expanded) template (upstream `SetupVMIFromVM`).
+pub(crate) fn vmi_from_vm(vm: &DynamicObject, vm_json: &Value, expanded: &Value) -> Value {
+    let template = &expanded["spec"]["template"];
+    let mut annotations = template["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let generation = vm.metadata.generation.unwrap_or(1);
+    annotations.insert(
+        VM_GENERATION_ANNOTATION.into(),
+        json!(generation.to_string()),
+    );
+    let mut spec = template["spec"].clone();
+    if has_start_paused_request(vm_json) {
+        spec["startStrategy"] = json!("Paused");
+    }
+    json!({
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {
+            "name": vm.name_any(),
+            "namespace": vm.namespace(),
+            "labels": template["metadata"]["labels"].as_object().cloned().unwrap_or_default(),
+            "annotations": annotations,
+            "ownerReferences": [controller_ref(vm, "kubevirt.io/v1", "VirtualMachine")],
+        },
+        "spec": spec,
+    })
+}
+
+/// The VM with its instance type and preference applied from the captured
+/// ControllerRevisions; `None` while a reference has not been captured yet (the
+/// instancetype controller records it in `status.instancetypeRef/preferenceRef`).
+///
+/// # Errors
+/// API failures reading the revisions; [`Error::Expand`] when the expansion conflicts.
+pub(crate) async fn expanded_vm(
+    ctx: &Context,
+    vm: &DynamicObject,
+    vm_json: &Value,
+) -> Result<Option<Value>> {
+    let ns = vm.namespace().unwrap_or_default();
+    let revisions: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
+    let mut captured: [Option<Value>; 2] = [None, None];
+    for (slot, field) in captured.iter_mut().zip(["instancetype", "preference"]) {
+        if vm_json["spec"][field].is_null() {
+            continue;
+        }
+        let Some(name) = str_at(
+            vm_json,
+            &format!("/status/{field}Ref/controllerRevisionRef/name"),
+        ) else {
+            return Ok(None);
+        };
+        let Some(revision) = revisions
+            .get_opt(name)
+            .await
+            .map_err(Error::api(format!("ControllerRevision {ns}/{name}")))?
+        else {
+            return Ok(None);
+        };
+        *slot = revision.data.map(|d| d.0);
+    }
+    let [instancetype, preference] = captured;
+    oxivirt_api::expand_spec(vm_json, instancetype.as_ref(), preference.as_ref())
+        .map(Some)
+        .map_err(|source| Error::Expand {
+            vm: format!("{ns}/{}", vm.name_any()),
+            source,
+        })
+}
+
+/// The DataVolume a `spec.dataVolumeTemplates` entry describes, owned by the VM.
+fn data_volume_from_template(vm: &DynamicObject, template: &Value) -> Value {
+    let mut labels = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    labels.insert(CREATED_BY_LABEL.into(), json!(vm.uid().unwrap_or_default()));
+    json!({
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {
+            "name": template["metadata"]["name"],
+            "namespace": vm.namespace(),
+            "labels": labels,
+            "annotations": template["metadata"]["annotations"].as_object().cloned().unwrap_or_default(),
+            "ownerReferences": [controller_ref(vm, "kubevirt.io/v1", "VirtualMachine")],
+        },
+        "spec": template["spec"],
+    })
+}
+
+/// Creates the missing DataVolumes of `spec.dataVolumeTemplates`; whether all of them are
+/// ready (upstream `handleDataVolumes`: Succeeded, WaitForFirstConsumer or PendingPopulation).
+///
+/// # Errors
+/// API failures (a failed create is also reported as a `FailedDataVolumeCreate` Event).
+pub(crate) async fn sync_data_volumes(
+    ctx: &Context,
+    vm: &DynamicObject,
+    vm_json: &Value,
+) -> Result<bool> {
+    let ns = vm.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client().clone(), &ns, &data_volume_resource());
+    let regarding = Regarding::of(vm_json, "kubevirt.io/v1", "VirtualMachine");
+    let templates = vm_json["spec"]["dataVolumeTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut ready = true;
+    for template in &templates {
+        let Some(name) = str_at(template, "/metadata/name") else {
+            continue;
+        };
+        let existing = api
+            .get_opt(name)
+            .await
+            .map_err(Error::api(format!("DataVolume {ns}/{name}")))?;
+        match existing {
+            None => {
+                ready = false;
+                let dv: DynamicObject =
+                    serde_json::from_value(data_volume_from_template(vm, template))
+                        .map_err(|_| Error::Malformed("spec.dataVolumeTemplates"))?;
+                match api.create(&PostParams::default(), &dv).await {
+                    Ok(_) => {
+                        let message = format!("Created DataVolume {name}");
+                        let r = reason::SUCCESSFUL_DATA_VOLUME_CREATE;
+                        ctx.recorder()
+                            .publish(&regarding, EventType::Normal, r, &message)
+                            .await;
+                    }
+                    Err(e) => {
+                        let message = format!("Error creating DataVolume {name}: {e}");
+                        let r = reason::FAILED_DATA_VOLUME_CREATE;
+                        ctx.recorder()
+                            .publish(&regarding, EventType::Warning, r, &message)
+                            .await;
+                        return Err(Error::api(format!("DataVolume {ns}/{name}"))(e));
+                    }
+                }
+            }
+            Some(dv) => match phase(&dv.data) {
+                "Succeeded" | "WaitForFirstConsumer" | "PendingPopulation" => {}
+                "Failed" => {
+                    ready = false;
+                    let message = format!("DataVolume {name} failed to import disk image");
+                    let r = reason::FAILED_DATA_VOLUME_IMPORT;
+                    ctx.recorder()
+                        .publish(&regarding, EventType::Warning, r, &message)
+                        .await;
+                }
+                _ => ready = false,
+            },
+        }
+    }
+    Ok(ready)
+}
+
+/// The DataVolumes and PersistentVolumeClaims the template's volumes name, as they exist.
+pub(crate) async fn referenced_volumes(ctx: &Context, vm_json: &Value) -> (Vec<Value>, Vec<Value>) {
+    let ns = str_at(vm_json, "/metadata/namespace").unwrap_or_default();
+    let dvs: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client().clone(), ns, &data_volume_resource());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    let (mut found_dvs, mut found_claims) = (Vec::new(), Vec::new());
+    let volumes = vm_json["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for volume in &volumes {
+        let dv = str_at(volume, "/dataVolume/name");
+        if let Some(name) = dv {
+            if let Ok(Some(dv)) = dvs.get_opt(name).await {
+                found_dvs.push(dv.data);
+            }
+        }
+        if let Some(claim) = str_at(volume, "/persistentVolumeClaim/claimName").or(dv) {
+            if let Ok(Some(pvc)) = pvcs.get_opt(claim).await {
+                found_claims.push(serde_json::to_value(pvc).unwrap_or(Value::Null));
+            }
+        }
+    }
+    (found_dvs, found_claims)
+}
+
+fn revision_prefix(vm: &DynamicObject) -> String {
+    format!("revision-start-vm-{}-", vm.uid().unwrap_or_default())
+}
+
+/// What `RestartRequired` compares: the template spec and the instance type and
+/// preference references.
+pub(crate) fn restart_relevant(spec: &Value) -> Value {
+    let mut out = Map::new();
+    for key in ["instancetype", "preference"] {
+        out.insert(key.into(), spec[key].clone());
+    }
+    out.insert("template".into(), spec["template"]["spec"].clone());
+    Value::Object(out)
+}
+
+/// Records the VM spec a VMI is started from (`revision-start-vm-<uid>-<generation>`,
+/// upstream `createVMRevision`), deleting older ones.
+///
+/// # Errors
+/// API failures.
+pub(crate) async fn record_start_revision(
+    ctx: &Context,
+    vm: &DynamicObject,
+    vm_json: &Value,
+) -> Result<()> {
+    let ns = vm.namespace().unwrap_or_default();
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
+    let generation = vm.metadata.generation.unwrap_or(1);
+    let name = format!("{}{generation}", revision_prefix(vm));
+    let existing = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api(format!("ControllerRevisions in {ns}")))?;
+    let mut have = false;
+    for old in existing
+        .items
+        .iter()
+        .filter(|r| r.name_any().starts_with(&revision_prefix(vm)))
+    {
+        if old.name_any() == name {
+            have = true;
+        } else if let Err(e) = api.delete(&old.name_any(), &DeleteParams::default()).await {
+            tracing::debug!(error = %e, revision = old.name_any(), "could not delete old start revision");
+        }
+    }
+    if have {
+        return Ok(());
+    }
+    let revision: ControllerRevision = serde_json::from_value(json!({
+        "metadata": {
+            "name": name, "namespace": ns,
+            "ownerReferences": [controller_ref(vm, "kubevirt.io/v1", "VirtualMachine")],
+        },
+        "data": {"spec": vm_json["spec"]},
+        "revision": generation,
+    }))
+    .map_err(|_| Error::Malformed("a start ControllerRevision"))?;
+    match api.create(&PostParams::default(), &revision).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(Error::api(format!("ControllerRevision {ns}/{name}"))(e)),
+    }
+}
+
+/// The VM spec recorded when the current VMI was started, if any.
+///
+/// # Errors
+/// API failures.
+pub(crate) async fn start_revision_spec(
+    ctx: &Context,
+    vm: &DynamicObject,
+) -> Result<Option<Value>> {
+    let ns = vm.namespace().unwrap_or_default();
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api(format!("ControllerRevisions in {ns}")))?;
+    let prefix = revision_prefix(vm);
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|r| r.name_any().starts_with(&prefix))
+        .max_by_key(|r| r.revision)
+        .and_then(|r| r.data)
+        .map(|d| d.0["spec"].clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> (DynamicObject, Value) {
+        let value = json!({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": "vm1", "namespace": "ns", "uid": "vm-uid", "generation": 3},
+            "spec": {"template": {
+                "metadata": {"labels": {"app": "web"}, "annotations": {"note": "x"}},
+                "spec": {"domain": {"devices": {}}},
+            }},
+            "status": {"stateChangeRequests": [{"action": "Start", "data": {"paused": "true"}}]},
+        });
+        (
+            serde_json::from_value(value.clone()).expect("a DynamicObject"),
+            value,
+        )
+    }
+
+    #[test]
+    fn the_vmi_takes_the_template_and_points_at_its_vm() {
+        let (obj, value) = vm();
+        let vmi = vmi_from_vm(&obj, &value, &value);
+        assert_eq!(vmi["metadata"]["name"], "vm1");
+        assert_eq!(vmi["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(vmi["metadata"]["annotations"]["note"], "x");
+        assert_eq!(
+            vmi["metadata"]["annotations"][VM_GENERATION_ANNOTATION],
+            "3"
+        );
+        let owner = &vmi["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (owner["kind"].as_str(), owner["uid"].as_str()),
+            (Some("VirtualMachine"), Some("vm-uid"))
+        );
+        assert_eq!(owner["controller"], true);
+        assert_eq!(vmi["spec"]["startStrategy"], "Paused", "start --paused");
+    }
+
+    #[test]
+    fn data_volumes_from_templates_are_owned_and_labelled() {
+        let (obj, _) = vm();
+        let dv = data_volume_from_template(
+            &obj,
+            &json!({"metadata": {"name": "disk"}, "spec": {"source": {"blank": {}}}}),
+        );
+        assert_eq!(dv["metadata"]["labels"][CREATED_BY_LABEL], "vm-uid");
+        assert_eq!(dv["metadata"]["ownerReferences"][0]["name"], "vm1");
+        assert_eq!(dv["spec"]["source"], json!({"blank": {}}));
+    }
+}
