@@ -1,0 +1,162 @@
+//! Devices other than disks: the serial console, the guest-agent channel, VNC with a VGA
+//! adapter and a tablet, input devices, virtio-rng, the i6300esb watchdog, the memory
+//! balloon and the pvpanic device. Network interfaces wait for the network issue.
+
+use super::{Builder, Props};
+use crate::error::{Error, Result};
+use crate::spec::RunPaths;
+use crate::vmi::VirtualMachineInstance;
+
+/// The guest agent's well-known virtio-serial port name.
+pub(crate) const GUEST_AGENT_PORT: &str = "org.qemu.guest_agent.0";
+
+/// QEMU's `-action` value: reboots reset, shutdowns end QEMU, a panic shuts down (after
+/// `GUEST_PANICKED`, which the supervisor reports as a failure), and the watchdog does what
+/// the VMI says.
+pub(super) fn actions(vmi: &VirtualMachineInstance) -> String {
+    let mut value = "reboot=reset,shutdown=poweroff,panic=shutdown".to_owned();
+    if let Some(action) = watchdog_action(vmi) {
+        value.push_str(&format!(",watchdog={action}"));
+    }
+    value
+}
+
+fn watchdog_action(vmi: &VirtualMachineInstance) -> Option<&str> {
+    let watchdog = vmi.spec.domain.devices.watchdog.as_ref()?;
+    let esb = watchdog.i6300esb.as_ref()?;
+    Some(esb.action.as_deref().unwrap_or("reset"))
+}
+
+pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Builder) -> Result<()> {
+    let devices = &vmi.spec.domain.devices;
+    if devices.autoattach_serial_console != Some(false) {
+        socket_chardev(out, "charserial0", &paths.serial_sock())?;
+        out.device(
+            Props::new("isa-serial")
+                .set("chardev", "charserial0")
+                .set("id", "serial0"),
+        );
+    }
+
+    out.device(Props::new("virtio-serial-pci").set("id", "virtio-serial0"));
+    socket_chardev(out, "charqga0", &paths.qga_sock())?;
+    out.device(
+        Props::new("virtserialport")
+            .set("bus", "virtio-serial0.0")
+            .set("nr", 1)
+            .set("chardev", "charqga0")
+            .set("id", "channel0")
+            .set("name", GUEST_AGENT_PORT),
+    );
+
+    let graphics = devices.autoattach_graphics_device != Some(false);
+    if graphics {
+        let vnc_sock = paths.vnc_sock();
+        let vnc = super::path_str("vnc", &vnc_sock)?;
+        out.arg("-vnc", format!("unix:{}", vnc.replace(',', ",,")));
+        out.device(Props::new("VGA").set("id", "video0"));
+    }
+    inputs(vmi, graphics, out)?;
+
+    if devices.rng.is_some() {
+        out.arg("-object", "rng-random,id=objrng0,filename=/dev/urandom");
+        out.device(
+            Props::new("virtio-rng-pci")
+                .set("rng", "objrng0")
+                .set("id", "rng0"),
+        );
+    }
+    if let Some(watchdog) = &devices.watchdog {
+        let field = "spec.domain.devices.watchdog";
+        if watchdog.i6300esb.is_none() {
+            return Err(Error::config(
+                field,
+                "only the i6300esb watchdog is supported",
+            ));
+        }
+        match watchdog_action(vmi) {
+            Some("poweroff" | "reset" | "shutdown") => {}
+            other => return Err(Error::config(field, format!("unknown action {other:?}"))),
+        }
+        out.device(Props::new("i6300esb").set("id", "watchdog0"));
+    }
+    if devices.autoattach_mem_balloon != Some(false) {
+        out.device(Props::new("virtio-balloon-pci").set("id", "balloon0"));
+    }
+    // Lets the guest report a kernel panic (GUEST_PANICKED) instead of hanging silently.
+    out.device(Props::new("pvpanic-pci").set("id", "panic0"));
+
+    if devices.tpm.is_some() {
+        out.note("devices.tpm ignored: swtpm is not supported yet");
+    }
+    if !devices.interfaces.is_empty() || !vmi.spec.networks.is_empty() {
+        out.note(format!(
+            "{} interface(s) and {} network(s) ignored: networking is not implemented yet",
+            devices.interfaces.len(),
+            vmi.spec.networks.len()
+        ));
+    }
+    if vmi.spec.domain.clock.is_some() {
+        out.note("domain.clock ignored: the guest clock is UTC");
+    }
+    Ok(())
+}
+
+fn socket_chardev(out: &mut Builder, id: &str, path: &std::path::Path) -> Result<()> {
+    let props = Props::new("socket")
+        .set("id", id)
+        .path("path", path)?
+        .set("server", "on")
+        .set("wait", "off");
+    out.arg("-chardev", props.to_string());
+    Ok(())
+}
+
+/// The tablet: explicit `inputs` win; otherwise VNC gets a USB tablet so the pointer
+/// follows the client's without acceleration.
+fn inputs(vmi: &VirtualMachineInstance, graphics: bool, out: &mut Builder) -> Result<()> {
+    let inputs = &vmi.spec.domain.devices.inputs;
+    let mut usb_controller = false;
+    let mut usb = |out: &mut Builder| {
+        if !usb_controller {
+            out.device(Props::new("qemu-xhci").set("id", "usb"));
+            usb_controller = true;
+        }
+    };
+    if inputs.is_empty() {
+        if graphics {
+            usb(out);
+            out.device(
+                Props::new("usb-tablet")
+                    .set("id", "input0")
+                    .set("bus", "usb.0"),
+            );
+        }
+        return Ok(());
+    }
+    for (index, input) in inputs.iter().enumerate() {
+        let field = format!("spec.domain.devices.inputs[{}]", input.name);
+        let kind = input.input_type.as_deref().unwrap_or("tablet");
+        if kind != "tablet" {
+            return Err(Error::config(
+                field,
+                format!("input type {kind:?} is not supported"),
+            ));
+        }
+        let id = format!("input{index}");
+        match input.bus.as_deref().unwrap_or("usb") {
+            "usb" => {
+                usb(out);
+                out.device(Props::new("usb-tablet").set("id", id).set("bus", "usb.0"));
+            }
+            "virtio" => out.device(Props::new("virtio-tablet-pci").set("id", id)),
+            other => {
+                return Err(Error::config(
+                    field,
+                    format!("input bus {other:?} is not supported"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

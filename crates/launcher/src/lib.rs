@@ -1,0 +1,40 @@
+//! The launcher: one process per VM (the virt-launcher role, without libvirt).
+//!
+//! **Owns:** turning a [`LaunchSpec`] (`launch.json`, written by the node agent) into a
+//! QEMU command line — a pure, golden-tested function, [`qemu_config`] — preparing the
+//! files it needs (containerDisk overlays, empty disks, cloud-init seeds, UEFI NVRAM),
+//! running QEMU paused, resuming it over QMP, and supervising it: `status.json`,
+//! `control.sock`, the serial console log and relay, and the final verdict when QEMU goes
+//! away (guest shutdown, crash, panic, kill).
+//!
+//! **Must not:** parse Kubernetes HTTP or call the API: everything it knows arrives in
+//! `launch.json`, and everything it reports leaves through the run directory
+//! (docs/design/0004-vm-runtime-contracts.md).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! // What `oxivirt launcher --run-dir DIR` does:
+//! oxivirt_launcher::run(std::path::Path::new("/var/lib/oxivirt/pods/ns_pod_uid")).await
+//! # }
+//! ```
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod args;
+pub mod console;
+pub mod control;
+mod error;
+pub mod iso9660;
+mod prepare;
+mod qemu_process;
+pub mod quantity;
+pub mod seed;
+pub mod spec;
+pub mod status;
+mod supervisor;
+pub mod vmi;
+
+pub use args::{qemu_config, FileToCreate, QemuCommand};
+pub use error::{Error, Result};
+pub use spec::{Accel, LaunchSpec, RunPaths};
+pub use supervisor::run;
