@@ -306,6 +306,47 @@ mod tests {
         assert_eq!(stages, "RPL");
     }
 
+    /// One test for everything that reads `OXIVIRT_ACCEL`, so no other test sees it set.
+    #[tokio::test]
+    async fn override_wins_a_bad_override_is_an_error_and_the_cache_of_this_boot_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig::new("n", dir.path());
+        std::env::set_var("OXIVIRT_ACCEL", "kvm");
+        let forced = decide(&config).await;
+        std::env::set_var("OXIVIRT_ACCEL", "hvf");
+        let bad = decide(&config).await;
+        std::env::remove_var("OXIVIRT_ACCEL");
+        let forced = forced.unwrap();
+        assert_eq!(
+            (forced.accel, forced.reason.as_str()),
+            (Accel::Kvm, "Forced")
+        );
+        assert!(matches!(bad, Err(Error::BadOverride { .. })));
+        assert!(
+            !dir.path().join("node/accel.json").exists(),
+            "overrides are not cached"
+        );
+
+        let cached = AccelDecision {
+            accel: Accel::Kvm,
+            reason: "KVMWorks".into(),
+            message: "cached".into(),
+            boot_id: boot_id(),
+            qemu: config.qemu.clone(),
+        };
+        std::fs::create_dir_all(dir.path().join("node")).unwrap();
+        std::fs::write(
+            dir.path().join("node/accel.json"),
+            serde_json::to_vec(&cached).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            decide(&config).await.unwrap(),
+            cached,
+            "no probe within the same boot"
+        );
+    }
+
     #[test]
     fn stages_are_described_by_the_last_mode_reached() {
         assert!(describe_stages("R").contains("before protected mode"));

@@ -22,6 +22,8 @@
 
 mod accel;
 mod adopt;
+mod config;
+mod events;
 mod heartbeat;
 mod launcher;
 mod node;
@@ -32,52 +34,8 @@ mod rundir;
 mod status;
 mod well_known;
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub use accel::{Accel, AccelDecision};
-
-/// What an agent needs to know about its host and its peers.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// The Node's name (`spec.nodeName` of the Pods this agent realises).
-    pub node_name: String,
-    /// Root of `node/`, `pods/` and `images/`.
-    pub data_dir: PathBuf,
-    /// The launcher command; the agent appends `--run-dir DIR`.
-    pub launcher_command: Vec<OsString>,
-    /// The QEMU binary named in `launch.json` and used by the acceleration probe.
-    pub qemu: String,
-    /// Memory withheld from `allocatable` for the host and the management processes.
-    pub memory_reserve_bytes: u64,
-    /// How often the Lease is renewed (kubelet: 10 s).
-    pub lease_interval: Duration,
-    /// How often the Ready condition's `lastHeartbeatTime` is refreshed (kubelet: 40 s).
-    pub status_interval: Duration,
-    /// How often a running launcher's `status.json` is read.
-    pub poll_interval: Duration,
-    /// Version reported as `containerRuntimeVersion` and in launcher status.
-    pub version: String,
-}
-
-impl AgentConfig {
-    /// Defaults for `node_name` on `data_dir`, spawning `<this executable> launcher`.
-    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("oxivirt"));
-        AgentConfig {
-            node_name: node_name.into(),
-            data_dir: data_dir.into(),
-            launcher_command: vec![exe.into_os_string(), "launcher".into()],
-            qemu: "qemu-system-x86_64".into(),
-            memory_reserve_bytes: 512 << 20,
-            lease_interval: Duration::from_secs(10),
-            status_interval: Duration::from_secs(40),
-            poll_interval: Duration::from_millis(200),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-}
+pub use config::AgentConfig;
 
 /// Runs the agent until an unrecoverable error: probes acceleration, registers the Node,
 /// heartbeats, and realises the Pods bound to the node (re-adopting running launchers).
@@ -91,6 +49,7 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     let node = node::NodeInfo::gather(&config, &accel)?;
     node::register(&client, &node).await?;
     let ctx = pods::Ctx {
+        events: events::Events::new(client.clone(), &config.node_name),
         client: client.clone(),
         images: registry::ImageCache::new(&config.data_dir),
         host_ip: node.internal_ip.clone(),

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::events::{About, Events};
 use crate::registry::ImageCache;
 use crate::rundir::{LaunchSpec, PodKey, RunDir};
 use crate::status::{self, chain, Observed};
@@ -29,6 +30,7 @@ use crate::{adopt, launcher, realise, AccelDecision, AgentConfig};
 /// Shared by all supervisors.
 pub(crate) struct Ctx {
     pub(crate) client: kube::Client,
+    pub(crate) events: Events,
     pub(crate) config: AgentConfig,
     pub(crate) accel: AccelDecision,
     pub(crate) host_ip: String,
@@ -119,6 +121,8 @@ struct Supervisor {
     pull_failures: u32,
     retry_at: Option<Instant>,
     cannot_run: Option<(String, String)>,
+    announced_running: bool,
+    announced_finished: bool,
 }
 
 async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
@@ -141,6 +145,8 @@ async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
         pull_failures: 0,
         retry_at: None,
         cannot_run: None,
+        announced_running: false,
+        announced_finished: false,
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -254,7 +260,9 @@ impl Supervisor {
             },
         )
         .await;
-        let disks = match realise::pull_container_disks(&ctx.client, &ctx.images, pod, &vmi).await {
+        let pulled =
+            realise::pull_container_disks(&ctx.client, &ctx.events, &ctx.images, pod, &vmi).await;
+        let disks = match pulled {
             Ok(disks) => disks,
             Err(e) => {
                 self.pull_failures += 1;
@@ -262,6 +270,9 @@ impl Supervisor {
                     .min(Duration::from_secs(300));
                 self.retry_at = Some(Instant::now() + backoff);
                 tracing::warn!(error = %chain(&e), ?backoff, "containerDisk pull failed");
+                ctx.events
+                    .publish(pod, About::Pod, true, "Failed", chain(&e))
+                    .await;
                 let observed = Observed::Preparing {
                     reason: "ErrImagePull".into(),
                     message: chain(&e),
@@ -291,6 +302,10 @@ impl Supervisor {
             Ok(pid) => {
                 tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
                 self.pid = Some(pid);
+                let note = format!("Started launcher (pid {pid})");
+                ctx.events
+                    .publish(pod, About::Pod, false, "Started", note)
+                    .await;
                 self.observe_and_sync(pod, true).await;
             }
             Err(message) => {
@@ -329,8 +344,38 @@ impl Supervisor {
         )
         .await
         {
-            Ok(()) => self.written_vmi = Some(observed),
+            Ok(()) => {
+                self.announce(pod, &observed).await;
+                self.written_vmi = Some(observed);
+            }
             Err(e) => tracing::debug!(error = %chain(&e), "cannot write VMI status; retrying"),
+        }
+    }
+
+    /// VMI events for the transitions a user cares about, once each.
+    async fn announce(&mut self, pod: &Pod, observed: &Observed) {
+        let events = &self.ctx.events;
+        match observed {
+            Observed::Running(_) if !self.announced_running => {
+                self.announced_running = true;
+                let note = "VirtualMachineInstance started.".to_string();
+                events
+                    .publish(pod, About::Vmi, false, "Started", note)
+                    .await;
+            }
+            Observed::Finished { status, .. } if !self.announced_finished => {
+                self.announced_finished = true;
+                let failed = status.phase != crate::rundir::LauncherPhase::Succeeded;
+                let note = match (failed, &status.message) {
+                    (false, _) => "The VirtualMachineInstance was shut down.".to_string(),
+                    (true, Some(m)) => format!("The VirtualMachineInstance failed: {m}"),
+                    (true, None) => "The VirtualMachineInstance failed.".to_string(),
+                };
+                events
+                    .publish(pod, About::Vmi, failed, "Stopped", note)
+                    .await;
+            }
+            _ => {}
         }
     }
 
@@ -341,6 +386,17 @@ impl Supervisor {
         let pid = self.pid.or_else(|| adopt::live_launcher(&self.dir));
         if let Some(pid) = pid {
             tracing::info!(pid, grace, run_dir = %self.dir.path.display(), "stopping launcher");
+            if let Some(pod) = pod {
+                let events = &self.ctx.events;
+                let note = format!("Stopping launcher with a grace period of {grace}s");
+                events
+                    .publish(pod, About::Pod, false, "Killing", note)
+                    .await;
+                let note = "Signaled Graceful Shutdown".to_string();
+                events
+                    .publish(pod, About::Vmi, false, "ShuttingDown", note)
+                    .await;
+            }
             launcher::stop(&self.dir, pid, grace).await;
         }
         if let (Some(pod), true) = (pod, adopt::was_launched(&self.dir)) {
@@ -351,16 +407,19 @@ impl Supervisor {
                     false,
                     self.finished_at.as_deref().unwrap_or_default(),
                 );
-                if let Err(e) = realise::write_vmi_status(
+                let written = realise::write_vmi_status(
                     &self.ctx.client,
                     pod,
                     &observed,
                     &self.ctx.accel,
                     &self.ctx.config.node_name,
                 )
-                .await
-                {
-                    tracing::debug!(error = %chain(&e), "cannot write the final VMI status");
+                .await;
+                match written {
+                    Ok(()) => self.announce(pod, &observed).await,
+                    Err(e) => {
+                        tracing::debug!(error = %chain(&e), "cannot write the final VMI status")
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
+use crate::events::{About, Events};
 use crate::registry::{
     self, credentials_from_docker_config, ImageCache, ImageReference, PullPolicy, PullRequest,
 };
@@ -89,6 +90,7 @@ pub(crate) async fn fetch_vmi(client: &kube::Client, pod: &Pod) -> Result<Value,
 /// [`Error::Pull`] for the first image that fails.
 pub(crate) async fn pull_container_disks(
     client: &kube::Client,
+    events: &Events,
     images: &ImageCache,
     pod: &Pod,
     vmi: &Value,
@@ -114,12 +116,30 @@ pub(crate) async fn pull_container_disks(
             insecure_registries: insecure.clone().unwrap_or_default(),
             image: image.clone(),
         };
+        events
+            .publish(
+                pod,
+                About::Pod,
+                false,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            )
+            .await;
         let pulled = images.pull(&request).await.map_err(|source| Error::Pull {
             volume: name.clone(),
             image: image.clone(),
             source,
         })?;
         tracing::info!(%image, digest = %pulled.digest, cached = pulled.cached, "containerDisk ready");
+        let note = if pulled.cached {
+            format!(
+                "Container image \"{image}\" already present on machine ({})",
+                pulled.digest
+            )
+        } else {
+            format!("Successfully pulled image \"{image}\" ({})", pulled.digest)
+        };
+        events.publish(pod, About::Pod, false, "Pulled", note).await;
         disks.insert(
             name,
             DiskSpec {

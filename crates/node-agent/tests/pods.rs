@@ -5,6 +5,15 @@ use serde_json::{json, Value};
 
 use crate::harness::{alive, cluster, wait_for, Cluster, KillOnDrop};
 
+/// Reasons of the core/v1 Events about object `name` in `default`.
+async fn event_reasons(cluster: &Cluster, name: &str) -> Vec<String> {
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(cluster.client.clone(), "default");
+    let params = kube::api::ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let list = events.list(&params).await.unwrap();
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
 async fn vmi_status(cluster: &Cluster, name: &str) -> Value {
     cluster.vmis().get(name).await.unwrap().data["status"].clone()
 }
@@ -73,6 +82,12 @@ async fn launcher_pod_bound_to_the_node_runs_and_its_vmi_reports_running_with_so
     let emulation = condition(&vmi, "SoftwareEmulation").expect("SoftwareEmulation condition");
     assert_eq!(emulation["status"], "True");
     assert_eq!(emulation["reason"], "KVMProbeFailed");
+    wait_for("Started events on the Pod and the VMI", 10, || async {
+        let pod = event_reasons(&cluster, "virt-launcher-vm1-abcde").await;
+        let vmi = event_reasons(&cluster, "vm1").await;
+        (pod.contains(&"Started".to_string()) && vmi.contains(&"Started".to_string())).then_some(())
+    })
+    .await;
 
     let run_dir = cluster.run_dir(&cluster.pods().get("virt-launcher-vm1-abcde").await.unwrap());
     let launch: Value =
@@ -119,6 +134,13 @@ async fn deleting_the_pod_shuts_the_launcher_down_and_removes_the_run_dir() {
         vmi["phase"], "Succeeded",
         "the fake guest shut down cleanly: {vmi}"
     );
+    let reasons = event_reasons(&cluster, "vm2").await;
+    for reason in ["Started", "ShuttingDown", "Stopped"] {
+        assert!(
+            reasons.contains(&reason.to_string()),
+            "VMI events {reasons:?}"
+        );
+    }
     agent.abort();
 }
 
