@@ -304,13 +304,14 @@ fn get_all_lists_virtual_machines_and_their_instances() {
     namespace(&k, "content-all");
     k.run_stdin(
         &["create", "--validate=false", "-n", "content-all", "-f", "-"],
-        "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata: {name: in-all}\nspec:\n  runStrategy: Halted\n  template: {spec: {domain: {devices: {}, memory: {guest: 64Mi}}}}\n---\napiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata: {name: in-all}\nspec:\n  domain: {devices: {}, memory: {guest: 64Mi}}\n",
+        "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata: {name: in-all}\nspec:\n  runStrategy: Halted\n  template: {spec: {domain: {devices: {}, memory: {guest: 64Mi}}}}\n---\napiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata: {name: standalone}\nspec:\n  domain: {devices: {}, memory: {guest: 64Mi}}\n",
     )
     .ok();
     let all = k.ok(&["get", "all", "-n", "content-all"]);
     for row in [
         "virtualmachine.kubevirt.io/in-all",
-        "virtualmachineinstance.kubevirt.io/in-all",
+        // A VMI of another name: one named like the Halted VM would be adopted and stopped.
+        "virtualmachineinstance.kubevirt.io/standalone",
     ] {
         assert!(all.contains(row), "{row} in:\n{all}");
     }
