@@ -177,8 +177,13 @@ async fn serve(
     input: mpsc::Sender<Vec<u8>>,
 ) {
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(error) => {
+                tracing::warn!(%error, "console.sock accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let mut from_guest = output.subscribe();
         let to_guest = input.clone();

@@ -98,6 +98,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// SIGTERM or SIGINT arrived before the VM was running; QEMU, if started, was killed.
+    #[error("stopped by a signal during start-up")]
+    Interrupted,
     /// Waiting for QEMU, or a signal handler, failed.
     #[error("cannot {what}")]
     Process {
@@ -134,6 +137,7 @@ impl Error {
             Error::WriteFile { .. } | Error::QemuImg { .. } => "PrepareFailed",
             Error::Spawn { .. } | Error::EarlyExit { .. } => "QemuStartFailed",
             Error::Qmp { .. } => "QmpFailed",
+            Error::Interrupted => "StoppedDuringStart",
             Error::Socket { .. } | Error::Process { .. } => "LauncherFailed",
         }
     }

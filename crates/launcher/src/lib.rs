@@ -11,6 +11,14 @@
 //! `launch.json`, and everything it reports leaves through the run directory
 //! (docs/design/0004-vm-runtime-contracts.md).
 //!
+//! Run directory (see [`RunPaths`]): the node agent writes `launch.json`; the launcher
+//! writes `launcher.pid`, `status.json` (atomically), `console.log` (bounded), serves
+//! `control.sock` and `console.sock` (a relay of the serial port), makes `disks/`
+//! (overlays, empty disks, seeds; discarded on stop) and `nvram.fd`; QEMU listens on
+//! `qmp.sock`, `qga.sock`, `vnc.sock` and `serial.sock` (the launcher's only). A
+//! `kernelBoot.container` image comes as `launch.json` `disks.kernelBoot` (its unpacked
+//! root); without it, `kernelPath`/`initrdPath` are host paths.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! // What `oxivirt launcher --run-dir DIR` does:

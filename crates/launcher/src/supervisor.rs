@@ -47,7 +47,7 @@ pub async fn run(run_dir: &Path) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         vm = start(&paths, started, &mut status) => vm,
-        () = terminate.recv() => Err(Error::config("launcher", "stopped by a signal during start-up")),
+        () = terminate.recv() => Err(Error::Interrupted),
     };
     match outcome {
         Ok(vm) => Ok(vm.supervise(&mut status, terminate).await?),
@@ -184,6 +184,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         kill_reason: None,
         shutdown: None,
         panicked: false,
+        watchdog: None,
         fake_reboot: false,
         io_error: false,
     })
@@ -235,6 +236,8 @@ struct Vm {
     /// The last `SHUTDOWN` event.
     shutdown: Option<ShutdownInfo>,
     panicked: bool,
+    /// The action of the last `WATCHDOG` event (`poweroff` exits QEMU without `SHUTDOWN`).
+    watchdog: Option<String>,
     /// An ACPI-button reboot is in progress: the next `SHUTDOWN` becomes a reset.
     fake_reboot: bool,
     io_error: bool,
@@ -413,7 +416,10 @@ impl Vm {
                 tracing::warn!(?error, "disk i/o error");
                 self.io_error = true;
             }
-            EventKind::Watchdog { action } => tracing::warn!(%action, "watchdog fired"),
+            EventKind::Watchdog { action } => {
+                tracing::warn!(%action, "watchdog fired");
+                self.watchdog = Some(action);
+            }
             _ => tracing::debug!(event = %event.name, "qmp event"),
         }
         Ok(())
@@ -460,6 +466,14 @@ impl Vm {
                         info.reason
                     ),
                 ),
+                None if self.watchdog.is_some() => {
+                    let action = self.watchdog.unwrap_or_default();
+                    (
+                        Phase::Failed,
+                        "WatchdogFired",
+                        format!("the watchdog fired (action {action}), {exit_text}"),
+                    )
+                }
                 None => {
                     let diagnostics = self.qemu.diagnostics();
                     let mut message = format!("qemu exited without a shutdown: {exit_text}");

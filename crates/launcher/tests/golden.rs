@@ -271,3 +271,13 @@ fn without_sandbox_drops_only_the_sandbox_option() {
         .any(|a| a == "-sandbox" || a.starts_with("on,obsolete")));
     assert_eq!(plain.args.len() + 2, command.args.len());
 }
+
+#[test]
+fn a_run_directory_too_long_for_unix_sockets_is_refused() {
+    let spec = launch_spec("vmi-ephemeral");
+    let long = format!("/var/lib/oxivirt/pods/{}", "x".repeat(90));
+    let error = qemu_config(&spec, &RunPaths::new(long))
+        .expect_err("too long")
+        .to_string();
+    assert!(error.contains("too long"), "{error}");
+}

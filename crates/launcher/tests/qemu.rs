@@ -59,8 +59,8 @@ fn print_timings(test: &str, dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kernel_boot_runs_pauses_reboots_and_shuts_down_gracefully() {
-    let test = "kernel_boot_runs_pauses_reboots_and_shuts_down_gracefully";
+async fn kernel_boot_runs_pauses_resets_reboots_and_shuts_down_gracefully() {
+    let test = "kernel_boot_runs_pauses_resets_reboots_and_shuts_down_gracefully";
     let Some(guest) = test_guest(test) else {
         return;
     };
@@ -95,14 +95,25 @@ async fn kernel_boot_runs_pauses_reboots_and_shuts_down_gracefully() {
     );
     wait_phase(dir.path(), Phase::Running, START).await;
 
-    // Soft reboot through the real qemu-guest-agent: the banner comes a second time.
+    assert_eq!(
+        control(dir.path(), r#"{"command":"reset"}"#).await,
+        json!({"ok": true})
+    );
+    assert_eq!(status(dir.path()).expect("status").phase, Phase::Running);
+    let start = std::time::Instant::now();
+    while console_count(dir.path(), BANNER) < 2 {
+        assert!(start.elapsed() < BOOT, "no second banner after reset");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Soft reboot through the real qemu-guest-agent: the banner comes once more.
     assert_eq!(
         control(dir.path(), r#"{"command":"softreboot"}"#).await,
         json!({"ok": true})
     );
     let start = std::time::Instant::now();
-    while console_count(dir.path(), BANNER) < 2 {
-        assert!(start.elapsed() < BOOT, "no second banner after softreboot");
+    while console_count(dir.path(), BANNER) < 3 {
+        assert!(start.elapsed() < BOOT, "no third banner after softreboot");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(status(dir.path()).expect("status").phase, Phase::Running);
@@ -247,5 +258,92 @@ async fn a_qemu_that_cannot_start_fails_with_its_diagnostics() {
         done.message.contains("unsupported machine type"),
         "{}",
         done.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_ignores_the_power_button_is_killed_after_the_grace_period() {
+    let test = "a_guest_that_ignores_the_power_button_is_killed_after_the_grace_period";
+    let Some(guest) = test_guest(test) else {
+        return;
+    };
+    let dir = run_dir();
+    let vmi = kernel_boot_vmi("stubborn", &guest, json!([]), json!([]));
+    write_launch(dir.path(), &json!({"vmi": vmi}));
+    let launcher = spawn_launcher(dir.path());
+
+    // Right after `cont` the guest is still in its firmware: nothing handles ACPI yet.
+    wait_phase(dir.path(), Phase::Running, START).await;
+    let reply = control(dir.path(), r#"{"command":"shutdown","graceSeconds":1}"#).await;
+    assert_eq!(reply, json!({"ok": true}));
+    wait_launcher(launcher, START).await;
+    let done = status(dir.path()).expect("final status");
+    assert_eq!(
+        (done.phase, done.reason.as_str()),
+        (Phase::Failed, "GracePeriodExpired"),
+        "{done:?}"
+    );
+}
+
+/// Set to a run directory, this test runs the launcher in its own process, so a signal
+/// sent to it reaches no other test's launcher. Without it, it does nothing.
+const CHILD_ENV: &str = "OXIVIRT_LAUNCHER_CHILD_RUN_DIR";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_launcher_runs_only_when_re_executed_by_the_signal_test() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        oxivirt_launcher::run(Path::new(&dir))
+            .await
+            .expect("launcher");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_the_guest_down_gracefully() {
+    let test = "sigterm_shuts_the_guest_down_gracefully";
+    let Some(guest) = test_guest(test) else {
+        return;
+    };
+    let dir = run_dir();
+    let vmi = kernel_boot_vmi("sigterm", &guest, json!([]), json!([]));
+    write_launch(dir.path(), &json!({"vmi": vmi}));
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "qemu::child_launcher_runs_only_when_re_executed_by_the_signal_test",
+        ])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, dir.path())
+        // Its own "test result" line would be counted as a test of this binary.
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("child launcher");
+
+    let running = wait_phase(dir.path(), Phase::Running, START).await;
+    assert_eq!(running.launcher_pid, child.id());
+    wait_console(dir.path(), BANNER, BOOT).await;
+    let proc_status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let rss = proc_status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?");
+    println!("{test}: launcher process (test harness included) {rss}");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "launcher exited with {exit}");
+    let done = status(dir.path()).expect("final status");
+    assert_eq!(
+        (done.phase, done.reason.as_str()),
+        (Phase::Succeeded, "GuestShutdown"),
+        "{done:?}"
     );
 }

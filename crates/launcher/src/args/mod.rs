@@ -21,6 +21,9 @@ use crate::vmi::VirtualMachineInstance;
 
 pub(crate) use props::Props;
 
+/// The longest Unix socket path Linux accepts (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// A QEMU invocation, as data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QemuCommand {
@@ -150,6 +153,16 @@ impl Builder {
 /// Pure and deterministic: the same inputs give the same argv, byte for byte.
 pub fn qemu_config(spec: &LaunchSpec, paths: &RunPaths) -> Result<QemuCommand> {
     let vmi = &spec.vmi;
+    let longest = paths.console_sock().as_os_str().len();
+    if longest > MAX_SOCKET_PATH {
+        return Err(Error::config(
+            "run directory",
+            format!(
+                "{} is too long for Unix socket paths ({longest} > {MAX_SOCKET_PATH} bytes)",
+                paths.dir().display()
+            ),
+        ));
+    }
     let mut out = Builder::default();
     let secure_boot = firmware::secure_boot(vmi);
 
