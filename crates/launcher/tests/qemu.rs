@@ -65,7 +65,11 @@ async fn kernel_boot_runs_pauses_resets_reboots_and_shuts_down_gracefully() {
         return;
     };
     let dir = run_dir();
-    let vmi = kernel_boot_vmi("kernel", &guest, json!([]), json!([]));
+    // A ConfigDrive seed (nested directories in the launcher's ISO) sets the hostname.
+    let user_data = "#cloud-config\nruncmd:\n  - echo OXIVIRT-CONFIGDRIVE-OK\n";
+    let volumes = json!([{"name": "cd", "cloudInitConfigDrive": {"userData": user_data}}]);
+    let disks = json!([{"name": "cd", "disk": {"bus": "virtio"}}]);
+    let vmi = kernel_boot_vmi("kernel", &guest, volumes, disks);
     write_launch(dir.path(), &json!({"vmi": vmi, "accel": "tcg"}));
     let launcher = spawn_launcher(dir.path());
 
@@ -80,6 +84,8 @@ async fn kernel_boot_runs_pauses_resets_reboots_and_shuts_down_gracefully() {
     print_timings(test, dir.path());
     let boot = wait_console(dir.path(), BANNER, BOOT).await;
     println!("{test}: banner {boot:?} after Running");
+    wait_console(dir.path(), "OXIVIRT-CONFIGDRIVE-OK", START).await;
+    wait_console(dir.path(), "hostname=kernel ", START).await;
 
     assert_eq!(
         control(dir.path(), r#"{"command":"pause"}"#).await,
