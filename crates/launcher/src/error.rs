@@ -55,6 +55,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A firmware file (the OVMF variable store template) is missing or unreadable.
+    #[error("cannot read firmware file {path} (Debian package ovmf)")]
+    Firmware {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
     /// `qemu-img` could not be run, or failed.
     #[error("qemu-img failed to create {path}: {stderr}")]
     QemuImg {
@@ -134,7 +143,9 @@ impl Error {
         match self {
             Error::Quantity { .. } | Error::Config { .. } => "InvalidSpec",
             Error::ReadLaunchSpec { .. } | Error::ParseLaunchSpec { .. } => "InvalidLaunchSpec",
-            Error::WriteFile { .. } | Error::QemuImg { .. } => "PrepareFailed",
+            Error::WriteFile { .. } | Error::Firmware { .. } | Error::QemuImg { .. } => {
+                "PrepareFailed"
+            }
             Error::Spawn { .. } | Error::EarlyExit { .. } => "QemuStartFailed",
             Error::Qmp { .. } => "QmpFailed",
             Error::Interrupted => "StoppedDuringStart",

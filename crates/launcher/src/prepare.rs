@@ -66,7 +66,11 @@ pub(crate) async fn create_files(
             FileToCreate::CopyOf { path, source } => {
                 let (path, source) = (path.clone(), source.clone());
                 blocking(move || {
-                    std::fs::copy(&source, &path).map_err(|e| Error::write(&path, e))?;
+                    let template = std::fs::read(&source).map_err(|e| Error::Firmware {
+                        path: source.clone(),
+                        source: e,
+                    })?;
+                    std::fs::write(&path, template).map_err(|e| Error::write(&path, e))?;
                     // The template is read-only in the package; the copy must be writable.
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                         .map_err(|e| Error::write(&path, e))
