@@ -34,6 +34,12 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server, controllers and the local node on this machine.
+    /// Run one virtual machine (spawned by the node agent; not for direct use).
+    Launcher {
+        /// The Pod's run directory holding `launch.json`.
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
     Server {
         /// Where the store, certificates and admin.kubeconfig live.
         #[arg(long, env = "OXIVIRT_DATA_DIR")]
@@ -78,6 +84,7 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Launcher { run_dir } => oxivirt_launcher::run(&run_dir).await,
         Command::Server { data_dir, listen } => {
             let server = oxivirt_apiserver::start(ServerConfig { data_dir, listen }).await?;
             let kubeconfig = kube::config::Kubeconfig::read_from(&server.components_kubeconfig)?;
@@ -97,10 +104,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One launcher runs per VM: a single-threaded runtime keeps its footprint small.
+    let mut builder = match cli.command {
+        Command::Launcher { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
