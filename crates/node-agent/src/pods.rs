@@ -27,6 +27,10 @@ use crate::status::{self, chain, Observed};
 use crate::well_known as wk;
 use crate::{adopt, launcher, realise, AccelDecision, AgentConfig};
 
+/// The longest Unix socket path Linux accepts (`sun_path` holds 108 bytes with the NUL):
+/// the launcher and QEMU bind sockets in the run directory and refuse longer paths.
+const MAX_SOCKET_PATH: usize = 107;
+
 /// Shared by all supervisors.
 pub(crate) struct Ctx {
     pub(crate) client: kube::Client,
@@ -233,6 +237,21 @@ impl Supervisor {
             return;
         }
         let ctx = self.ctx.clone();
+        let longest_socket = self.dir.file("console.sock").as_os_str().len();
+        if longest_socket > MAX_SOCKET_PATH {
+            let (reason, message) = (
+                "RunDirectoryTooLong".to_string(),
+                format!(
+                    "run directory {} is too long for the launcher's Unix sockets ({longest_socket} > \
+                     {MAX_SOCKET_PATH} bytes); give the agent a shorter data directory",
+                    self.dir.path.display()
+                ),
+            );
+            self.cannot_run = Some((reason.clone(), message.clone()));
+            return self
+                .sync(pod, Observed::CannotRun { reason, message })
+                .await;
+        }
         if let Err(e) = realise::set_finalizer(&ctx.client, pod, true).await {
             return tracing::warn!(error = %chain(&e), "cannot add the launcher finalizer; retrying");
         }

@@ -84,7 +84,12 @@ pub(crate) async fn fetch_vmi(client: &kube::Client, pod: &Pod) -> Result<Value,
     })
 }
 
-/// Pulls every containerDisk volume of `vmi` and returns the `launch.json` disks.
+/// The `launch.json` disk key of a `kernelBoot.container` image's unpacked root (the
+/// launcher's `KERNEL_BOOT_DISK`; volume names are DNS labels, so it cannot collide).
+const KERNEL_BOOT_DISK: &str = "kernelBoot";
+
+/// Pulls every containerDisk volume of `vmi`, and the kernel and initrd of a
+/// `kernelBoot.container`, and returns the `launch.json` disks.
 ///
 /// # Errors
 /// [`Error::Pull`] for the first image that fails.
@@ -147,6 +152,53 @@ pub(crate) async fn pull_container_disks(
                 format: pulled.format.as_str().into(),
                 readonly: false,
                 ephemeral: true,
+            },
+        );
+    }
+    if let Some(kb) = vmi.pointer("/spec/domain/firmware/kernelBoot/container") {
+        let image = kb["image"].as_str().unwrap_or_default().to_string();
+        let paths: Vec<String> = ["kernelPath", "initrdPath"]
+            .iter()
+            .filter_map(|k| kb[*k].as_str().map(str::to_string))
+            .collect();
+        let request = PullRequest {
+            policy: PullPolicy::from_spec(kb["imagePullPolicy"].as_str(), &image),
+            credentials: credentials(client, pod, kb["imagePullSecret"].as_str(), &image).await,
+            insecure_registries: match insecure {
+                Some(list) => list,
+                None => insecure_registries(client).await,
+            },
+            image: image.clone(),
+        };
+        events
+            .publish(
+                pod,
+                About::Pod,
+                false,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            )
+            .await;
+        let pulled = images
+            .pull_files(&request, &paths)
+            .await
+            .map_err(|source| Error::Pull {
+                volume: KERNEL_BOOT_DISK.into(),
+                image: image.clone(),
+                source,
+            })?;
+        let note = format!(
+            "Unpacked {paths:?} of image \"{image}\" ({})",
+            pulled.digest
+        );
+        events.publish(pod, About::Pod, false, "Pulled", note).await;
+        disks.insert(
+            KERNEL_BOOT_DISK.into(),
+            DiskSpec {
+                path: pulled.root,
+                format: "raw".into(),
+                readonly: true,
+                ephemeral: false,
             },
         );
     }

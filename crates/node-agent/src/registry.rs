@@ -6,7 +6,8 @@
 //! `<data-dir>/images/sha256/<hex of the manifest digest>/disk.img`, with its format (`qcow2`
 //! or `raw`, from `qemu-img info`) in `image.json` beside it. Images whose qcow2 has a backing
 //! file or an external data file are refused: such a header makes QEMU open a host path the
-//! image's author chose.
+//! image's author chose. For `kernelBoot.container` images only the named regular files
+//! (kernel, initrd) are unpacked, under `<data-dir>/images/files/sha256/<hex>/`.
 //!
 //! Plain HTTP is used for loopback registries and for those listed as insecure (HyperConverged
 //! `spec.storageImport.insecureRegistries`, the list CDI uses); everything else is HTTPS.
@@ -21,6 +22,9 @@ use oci::Session;
 
 mod extract;
 mod oci;
+mod reference;
+
+pub use reference::{credentials_from_docker_config, Credentials, ImageReference, PullPolicy};
 
 /// Why a pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,139 +82,6 @@ pub enum Error {
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Kubernetes `imagePullPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullPolicy {
-    /// Resolve the reference at the registry on every pull (the cache still saves blobs).
-    Always,
-    /// Use the cached image for this reference when there is one.
-    IfNotPresent,
-    /// Never contact a registry.
-    Never,
-}
-
-impl PullPolicy {
-    /// The policy named `value`, else KubeVirt's default: `Always` for `:latest` or no tag,
-    /// `IfNotPresent` otherwise.
-    pub fn from_spec(value: Option<&str>, image: &str) -> Self {
-        match value {
-            Some("Always") => PullPolicy::Always,
-            Some("IfNotPresent") => PullPolicy::IfNotPresent,
-            Some("Never") => PullPolicy::Never,
-            _ => match ImageReference::parse(image) {
-                Ok(r) if r.digest.is_some() => PullPolicy::IfNotPresent,
-                Ok(r) if r.tag.as_deref().is_some_and(|t| t != "latest") => {
-                    PullPolicy::IfNotPresent
-                }
-                _ => PullPolicy::Always,
-            },
-        }
-    }
-}
-
-/// Registry credentials (from a dockerconfigjson pull secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-}
-
-/// A parsed image reference: `[registry/]repository[:tag][@digest]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageReference {
-    /// `host[:port]` as written (Docker Hub is `docker.io`).
-    pub registry: String,
-    /// Repository path (`library/` added for Docker Hub's single-name images).
-    pub repository: String,
-    /// Tag, if any.
-    pub tag: Option<String>,
-    /// `sha256:<hex>` digest, if any.
-    pub digest: Option<String>,
-}
-
-impl ImageReference {
-    /// Parses `image` (a `docker://` prefix is accepted).
-    ///
-    /// # Errors
-    /// [`Error::InvalidReference`] for an empty repository or a malformed digest.
-    pub fn parse(image: &str) -> Result<Self> {
-        let invalid = |message: &str| Error::InvalidReference {
-            image: image.into(),
-            message: message.into(),
-        };
-        let rest = image.strip_prefix("docker://").unwrap_or(image);
-        let (rest, digest) = match rest.split_once('@') {
-            Some((r, d)) if d.starts_with("sha256:") && d.len() == 71 => (r, Some(d.to_string())),
-            Some(_) => return Err(invalid("digest must be sha256:<64 hex digits>")),
-            None => (rest, None),
-        };
-        let (registry, path) = match rest.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), path)
-            }
-            _ => ("docker.io".to_string(), rest),
-        };
-        let (repository, tag) = match path.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag.to_string())),
-            _ => (path, None),
-        };
-        if repository.is_empty() || tag.as_deref() == Some("") {
-            return Err(invalid("empty repository or tag"));
-        }
-        let repository = if registry == "docker.io" && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository.to_string()
-        };
-        Ok(ImageReference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
-    }
-
-    /// The tag or digest to ask the registry for.
-    fn reference(&self) -> String {
-        self.digest
-            .clone()
-            .or_else(|| self.tag.clone())
-            .unwrap_or_else(|| "latest".into())
-    }
-
-    /// The registry host the API is served from.
-    fn api_host(&self) -> &str {
-        if self.registry == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
-        }
-    }
-
-    /// True for `localhost`, `127.0.0.0/8` and `[::1]` registries.
-    fn is_loopback(&self) -> bool {
-        let host = self
-            .registry
-            .rsplit_once(':')
-            .map_or(self.registry.as_str(), |(h, p)| {
-                if p.chars().all(|c| c.is_ascii_digit()) {
-                    h
-                } else {
-                    self.registry.as_str()
-                }
-            });
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
 /// What one pull asks for.
 #[derive(Debug, Clone)]
 pub struct PullRequest {
@@ -257,6 +128,29 @@ pub struct PulledImage {
     pub cached: bool,
 }
 
+/// Files unpacked from an image (see [`ImageCache::pull_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledFiles {
+    /// The image manifest's digest.
+    pub digest: String,
+    /// The root the files were unpacked under (`root.join("boot/vmlinuz")`).
+    pub root: PathBuf,
+    /// True when no blob had to be downloaded.
+    pub cached: bool,
+}
+
+/// What the pull policy and the registry say about an image.
+enum Located {
+    /// The cache has the image under this digest.
+    Cached(String),
+    /// It must be downloaded.
+    Remote {
+        session: Box<Session>,
+        manifest: Value,
+        digest: String,
+    },
+}
+
 #[derive(Serialize, Deserialize)]
 struct CacheEntry {
     format: DiskFormat,
@@ -283,6 +177,12 @@ impl ImageCache {
     fn entry_dir(&self, digest: &str) -> PathBuf {
         self.root
             .join("sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn files_root(&self, digest: &str) -> PathBuf {
+        self.root
+            .join("files/sha256")
             .join(digest.trim_start_matches("sha256:"))
     }
 
@@ -317,14 +217,67 @@ impl ImageCache {
     /// Any [`Error`]: unreachable or refusing registry, digest mismatch, not a containerDisk,
     /// hostile disk, `Never` without a cached copy, cache I/O.
     pub async fn pull(&self, request: &PullRequest) -> Result<PulledImage> {
+        let have = |digest: &str| self.cached(digest).is_some();
+        match self.locate(request, have).await? {
+            Located::Cached(digest) => self.cached(&digest).ok_or(Error::NotPresent {
+                image: request.image.clone(),
+            }),
+            Located::Remote {
+                mut session,
+                manifest,
+                digest,
+            } => {
+                self.download(&mut session, &manifest, &digest, &request.image)
+                    .await
+            }
+        }
+    }
+
+    /// Makes the regular files `paths` (absolute paths inside the image, e.g. a
+    /// `kernelBoot.container`'s `kernelPath` and `initrdPath`) present under a cached root
+    /// directory and returns it; nothing else of the image is unpacked.
+    ///
+    /// # Errors
+    /// As [`ImageCache::pull`]; [`Error::NotAContainerDisk`] for a path with `..`, a path the
+    /// image lacks, or one that is not a regular file.
+    pub async fn pull_files(&self, request: &PullRequest, paths: &[String]) -> Result<PulledFiles> {
+        let wanted = extract::normalize_paths(paths, &request.image)?;
+        let have = |digest: &str| {
+            let root = self.files_root(digest);
+            wanted.iter().all(|p| root.join(p).is_file())
+        };
+        let (digest, cached) = match self.locate(request, have).await? {
+            Located::Cached(digest) => (digest, true),
+            Located::Remote {
+                mut session,
+                manifest,
+                digest,
+            } => {
+                self.download_files(&mut session, &manifest, &digest, &request.image, &wanted)
+                    .await?;
+                (digest, false)
+            }
+        };
+        Ok(PulledFiles {
+            root: self.files_root(&digest),
+            digest,
+            cached,
+        })
+    }
+
+    /// Applies the pull policy: a cached digest (`have`) when the policy allows, else the
+    /// resolved manifest with an open registry session. Records reference → digest.
+    async fn locate(&self, request: &PullRequest, have: impl Fn(&str) -> bool) -> Result<Located> {
         let image = ImageReference::parse(&request.image)?;
         let known = match &image.digest {
             Some(d) => Some(d.clone()),
             None => std::fs::read_to_string(self.ref_file(&image)).ok(),
         };
-        let hit = known.as_deref().and_then(|d| self.cached(d.trim()));
+        let hit = known.map(|d| d.trim().to_string()).filter(|d| have(d));
         match (request.policy, hit) {
-            (PullPolicy::IfNotPresent | PullPolicy::Never, Some(hit)) => return Ok(hit),
+            (PullPolicy::IfNotPresent | PullPolicy::Never, Some(hit)) => {
+                return Ok(Located::Cached(hit))
+            }
             (PullPolicy::Never, None) => {
                 return Err(Error::NotPresent {
                     image: request.image.clone(),
@@ -353,13 +306,6 @@ impl ImageCache {
             request.credentials.clone(),
         );
         let (manifest, digest) = self.resolve(&mut session, &image, &request.image).await?;
-        let pulled = match self.cached(&digest) {
-            Some(hit) => hit,
-            None => {
-                self.download(&mut session, &manifest, &digest, &request.image)
-                    .await?
-            }
-        };
         let ref_file = self.ref_file(&image);
         let io_err = |source| Error::Io {
             path: ref_file.clone(),
@@ -367,7 +313,14 @@ impl ImageCache {
         };
         std::fs::create_dir_all(self.root.join("refs")).map_err(io_err)?;
         std::fs::write(&ref_file, &digest).map_err(io_err)?;
-        Ok(pulled)
+        if have(&digest) {
+            return Ok(Located::Cached(digest));
+        }
+        Ok(Located::Remote {
+            session: Box::new(session),
+            manifest,
+            digest,
+        })
     }
 
     /// Resolves the reference to a linux/amd64 image manifest and its digest.
@@ -404,15 +357,31 @@ impl ImageCache {
         Ok((parsed, digest))
     }
 
-    /// Downloads and verifies every layer, extracts `/disk/<file>`, checks it and moves it
-    /// into the cache.
-    async fn download(
-        &self,
+    /// A fresh scratch directory for one pull (removed by the caller).
+    fn scratch(&self, digest: &str) -> Result<PathBuf> {
+        let tmp = self
+            .root
+            .join(format!(".pull-{}-{}", std::process::id(), &digest[7..19]));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        Ok(tmp)
+    }
+
+    /// Downloads and verifies every layer in order into `tmp`, running `extract` on each
+    /// (in a blocking task) and returning the union of what it found.
+    async fn fetch_layers<F>(
         session: &mut Session,
         manifest: &Value,
-        digest: &str,
         name: &str,
-    ) -> Result<PulledImage> {
+        tmp: &Path,
+        extract: F,
+    ) -> Result<Vec<String>>
+    where
+        F: Fn(&Path) -> Result<Vec<String>> + Clone + Send + 'static,
+    {
         let layers: Vec<String> = manifest["layers"]
             .as_array()
             .into_iter()
@@ -425,35 +394,45 @@ impl ImageCache {
                 message: "the manifest has no layers".into(),
             });
         }
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        let tmp = self
-            .root
-            .join(format!(".pull-{}-{}", std::process::id(), &digest[7..19]));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        let result = async {
-            let disk = tmp.join("disk.img");
-            let mut found = Vec::new();
-            for (i, layer) in layers.iter().enumerate() {
-                let blob = tmp.join(format!("layer-{i}"));
-                session.blob_to_file(layer, &blob).await?;
-                let (blob2, disk2, name2) = (blob.clone(), disk.clone(), name.to_string());
-                let names = tokio::task::spawn_blocking(move || {
-                    extract::disk_from_layer(&blob2, &disk2, &name2)
-                })
+        let mut found = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let blob = tmp.join(format!("layer-{i}"));
+            session.blob_to_file(layer, &blob).await?;
+            let (run, blob2) = (extract.clone(), blob.clone());
+            let names = tokio::task::spawn_blocking(move || run(&blob2))
                 .await
                 .map_err(|e| Error::Io {
                     path: blob.clone(),
                     source: std::io::Error::other(e),
                 })??;
-                found.extend(names);
-                let _ = std::fs::remove_file(&blob);
-            }
-            found.sort();
-            found.dedup();
+            found.extend(names);
+            let _ = std::fs::remove_file(&blob);
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// Downloads the image, extracts `/disk/<file>`, checks it and moves it into the cache.
+    async fn download(
+        &self,
+        session: &mut Session,
+        manifest: &Value,
+        digest: &str,
+        name: &str,
+    ) -> Result<PulledImage> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let tmp = self.scratch(digest)?;
+        let result = async {
+            let disk = tmp.join("disk.img");
+            let (disk2, name2) = (disk.clone(), name.to_string());
+            let found = Self::fetch_layers(session, manifest, name, &tmp, move |blob: &Path| {
+                extract::disk_from_layer(blob, &disk2, &name2)
+            })
+            .await?;
             if found.len() != 1 {
                 return Err(Error::NotAContainerDisk {
                     image: name.into(),
@@ -492,107 +471,51 @@ impl ImageCache {
         let _ = std::fs::remove_dir_all(&tmp);
         result
     }
-}
 
-/// Credentials for `registry` from a `.dockerconfigjson` (`{"auths": {...}}`) or legacy
-/// `.dockercfg` document; keys may carry a scheme and path (`https://index.docker.io/v1/`).
-pub fn credentials_from_docker_config(document: &[u8], registry: &str) -> Option<Credentials> {
-    use base64::Engine;
-    let value: Value = serde_json::from_slice(document).ok()?;
-    let auths = value.get("auths").unwrap_or(&value).as_object()?;
-    let wanted = if registry == "docker.io" {
-        "index.docker.io"
-    } else {
-        registry
-    };
-    let (_, entry) = auths.iter().find(|(key, _)| {
-        let host = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let host = host.split('/').next().unwrap_or(host);
-        host == wanted || (wanted == "index.docker.io" && host == "docker.io")
-    })?;
-    if let (Some(u), Some(p)) = (entry["username"].as_str(), entry["password"].as_str()) {
-        return Some(Credentials {
-            username: u.into(),
-            password: p.into(),
-        });
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(entry["auth"].as_str()?)
-        .ok()?;
-    let (u, p) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some(Credentials {
-        username: u.into(),
-        password: p.into(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_parse_like_docker_does() {
-        let r = ImageReference::parse("quay.io/containerdisks/fedora:41").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
-            ("quay.io", "containerdisks/fedora", Some("41"))
-        );
-        let r = ImageReference::parse("127.0.0.1:5000/oxivirt/test-guest").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.tag.as_deref()),
-            ("127.0.0.1:5000", None)
-        );
-        assert!(r.is_loopback());
-        let r = ImageReference::parse("busybox").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str()),
-            ("docker.io", "library/busybox")
-        );
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let r = ImageReference::parse(&format!("docker://localhost:5000/x@{digest}")).unwrap();
-        assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
-        assert!(r.is_loopback());
-        assert!(ImageReference::parse("x@sha256:short").is_err());
-        assert!(!ImageReference::parse("registry.example:5000/a")
-            .unwrap()
-            .is_loopback());
-    }
-
-    #[test]
-    fn default_pull_policy_follows_kubevirt() {
-        assert_eq!(
-            PullPolicy::from_spec(None, "r.io/a:latest"),
-            PullPolicy::Always
-        );
-        assert_eq!(PullPolicy::from_spec(None, "r.io/a"), PullPolicy::Always);
-        assert_eq!(
-            PullPolicy::from_spec(None, "r.io/a:1"),
-            PullPolicy::IfNotPresent
-        );
-        assert_eq!(
-            PullPolicy::from_spec(Some("Never"), "r.io/a"),
-            PullPolicy::Never
-        );
-    }
-
-    #[test]
-    fn docker_config_credentials_match_by_host() {
-        let doc = br#"{"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"},
-                                 "reg.example:5000": {"username": "a", "password": "b"}}}"#;
-        assert_eq!(
-            credentials_from_docker_config(doc, "docker.io")
-                .unwrap()
-                .username,
-            "u"
-        );
-        assert_eq!(
-            credentials_from_docker_config(doc, "reg.example:5000")
-                .unwrap()
-                .password,
-            "b"
-        );
-        assert_eq!(credentials_from_docker_config(doc, "other.example"), None);
+    /// Downloads the image and moves the `wanted` files into its files root.
+    async fn download_files(
+        &self,
+        session: &mut Session,
+        manifest: &Value,
+        digest: &str,
+        name: &str,
+        wanted: &[String],
+    ) -> Result<()> {
+        let tmp = self.scratch(digest)?;
+        let result = async {
+            let unpacked = tmp.join("root");
+            let (root2, name2, wanted2) = (unpacked.clone(), name.to_string(), wanted.to_vec());
+            let found = Self::fetch_layers(session, manifest, name, &tmp, move |blob: &Path| {
+                extract::files_from_layer(blob, &wanted2, &root2, &name2)
+            })
+            .await?;
+            if let Some(missing) = wanted.iter().find(|w| !found.contains(w)) {
+                return Err(Error::NotAContainerDisk {
+                    image: name.into(),
+                    message: format!("the image has no regular file /{missing}"),
+                });
+            }
+            let root = self.files_root(digest);
+            for path in wanted {
+                let dest = root.join(path);
+                if dest.is_file() {
+                    continue;
+                }
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                std::fs::rename(unpacked.join(path), &dest).map_err(|source| Error::Io {
+                    path: dest.clone(),
+                    source,
+                })?;
+            }
+            Ok(())
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&tmp);
+        result
     }
 }

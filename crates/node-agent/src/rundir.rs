@@ -158,7 +158,11 @@ impl RunDir {
     /// The launcher's last `status.json`, if it has written one that parses.
     pub(crate) fn read_status(&self) -> Option<LauncherStatus> {
         let bytes = std::fs::read(self.file("status.json")).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let mut status: LauncherStatus = serde_json::from_slice(&bytes).ok()?;
+        // The launcher writes "" for "no reason"; treat it as absent.
+        status.reason = status.reason.filter(|r| !r.is_empty());
+        status.message = status.message.filter(|m| !m.is_empty());
+        Some(status)
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {

@@ -42,8 +42,9 @@ pub async fn cluster() -> Cluster {
 }
 
 impl Cluster {
+    /// Short, so run directories stay within Unix socket path limits.
     pub fn agent_dir(&self) -> PathBuf {
-        self.dir.path().join("agent")
+        self.dir.path().join("a")
     }
 
     /// An agent config with the fake launcher, fast heartbeats and a pre-decided TCG (so

@@ -266,6 +266,14 @@ async fn launcher_pod_gets_its_containerdisk_from_a_password_protected_registry_
     let image = format!("127.0.0.1:{}/oxivirt/disk:v1", registry.port);
     let auth = format!("{}:{}", reg::USER, reg::PASSWORD);
     let digest = reg::push(&reg::layout(cluster.dir.path(), &disk), &image, Some(&auth));
+    let kernel_image = format!("127.0.0.1:{}/oxivirt/kernel:v1", registry.port);
+    let kernel_files: [(&str, &[u8]); 2] =
+        [("boot/vmlinuz", b"kernel"), ("boot/initrd.img", b"initrd")];
+    reg::push(
+        &reg::layout_with(cluster.dir.path(), "kernel", &kernel_files),
+        &kernel_image,
+        Some(&auth),
+    );
 
     let config = json!({"auths": {format!("127.0.0.1:{}", registry.port): {
         "auth": base64::engine::general_purpose::STANDARD.encode(&auth)}}});
@@ -285,7 +293,13 @@ async fn launcher_pod_gets_its_containerdisk_from_a_password_protected_registry_
         if let Some(secret) = secret {
             cd["imagePullSecret"] = json!(secret);
         }
+        let mut kernel = json!({"image": kernel_image, "kernelPath": "/boot/vmlinuz",
+                                "initrdPath": "/boot/initrd.img"});
+        if let Some(secret) = secret {
+            kernel["imagePullSecret"] = json!(secret);
+        }
         json!({"domain": {"devices": {"disks": [{"name": "containerdisk", "disk": {"bus": "virtio"}}]},
+                          "firmware": {"kernelBoot": {"container": kernel, "kernelArgs": "console=ttyS0"}},
                           "resources": {"requests": {"memory": "64Mi"}}},
                "volumes": [{"name": "containerdisk", "containerDisk": cd}]})
     };
@@ -327,6 +341,13 @@ async fn launcher_pod_gets_its_containerdisk_from_a_password_protected_registry_
             &std::fs::read(cluster.run_dir(&pod).join("launch.json")).unwrap(),
         )
         .unwrap();
+        let root =
+            std::path::PathBuf::from(launch["disks"]["kernelBoot"]["path"].as_str().unwrap());
+        assert_eq!(std::fs::read(root.join("boot/vmlinuz")).unwrap(), b"kernel");
+        assert_eq!(
+            std::fs::read(root.join("boot/initrd.img")).unwrap(),
+            b"initrd"
+        );
         let disk_spec = &launch["disks"]["containerdisk"];
         assert_eq!(disk_spec["format"], "qcow2");
         assert_eq!(disk_spec["ephemeral"], true);
@@ -353,5 +374,26 @@ async fn launcher_pod_gets_its_containerdisk_from_a_password_protected_registry_
         })
         .await;
     }
+    agent.abort();
+}
+
+#[tokio::test]
+async fn launcher_pod_whose_run_dir_is_too_long_for_unix_sockets_fails_with_the_reason() {
+    let cluster = cluster().await;
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    let name = format!("vm-{}", "x".repeat(40));
+    cluster.launcher_pod(&name, "node-a").await;
+    let pod_name = format!("virt-launcher-{name}-abcde");
+    let status = wait_for("Pod phase Failed", 30, || async {
+        let pod = cluster.pods().get(&pod_name).await.unwrap();
+        let status = serde_json::to_value(pod.status?).unwrap();
+        (status["phase"] == "Failed").then_some(status)
+    })
+    .await;
+    assert_eq!(status["reason"], "RunDirectoryTooLong");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("shorter data directory"));
     agent.abort();
 }

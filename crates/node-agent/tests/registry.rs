@@ -93,10 +93,15 @@ pub fn start_registry(dir: &Path, htpasswd: bool) -> Registry {
 /// Writes an OCI image layout with one gzip layer holding `disk/disk.qcow2` (107:107, 0444)
 /// as the test guest's containerDisk has.
 pub fn layout(dir: &Path, disk: &Path) -> PathBuf {
-    let out = dir.join(format!(
-        "layout-{}",
-        disk.file_stem().unwrap().to_string_lossy()
-    ));
+    let name = disk.file_stem().unwrap().to_string_lossy().to_string();
+    let data = std::fs::read(disk).unwrap();
+    layout_with(dir, &name, &[("disk/disk.qcow2", &data)])
+}
+
+/// An OCI image layout named `name` with one gzip layer holding `files` (107:107, 0444)
+/// under a `disk/` directory entry.
+pub fn layout_with(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let out = dir.join(format!("layout-{name}"));
     let blobs = out.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| {
@@ -115,15 +120,15 @@ pub fn layout(dir: &Path, disk: &Path) -> PathBuf {
     dir_header.set_cksum();
     tar.append_data(&mut dir_header, "disk/", std::io::empty())
         .unwrap();
-    let data = std::fs::read(disk).unwrap();
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o444);
-    header.set_uid(107);
-    header.set_gid(107);
-    header.set_size(data.len() as u64);
-    header.set_cksum();
-    tar.append_data(&mut header, "disk/disk.qcow2", data.as_slice())
-        .unwrap();
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o444);
+        header.set_uid(107);
+        header.set_gid(107);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        tar.append_data(&mut header, path, *data).unwrap();
+    }
     let tar = tar.into_inner().unwrap();
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
@@ -459,4 +464,60 @@ async fn bearer_token_challenge_is_answered_through_the_realm_and_manifest_lists
         "the linux/amd64 entry of the manifest list"
     );
     assert!(from_list.cached);
+}
+
+#[tokio::test]
+async fn kernel_boot_files_are_unpacked_alone_refusing_dot_dot_and_cached() {
+    if let Some(tool) = missing_tool() {
+        eprintln!(
+            "skipped: {tool} is not installed (apt-get install docker-registry qemu-utils curl)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = start_registry(tmp.path(), false);
+    let files: [(&str, &[u8]); 3] = [
+        ("boot/vmlinuz", b"kernel"),
+        ("boot/initrd.img", b"initrd"),
+        ("etc/passwd", b"root:x:0:0"),
+    ];
+    let image = format!("127.0.0.1:{}/oxivirt/kernel:v1", registry.port);
+    let digest = push(&layout_with(tmp.path(), "kernel", &files), &image, None);
+    let cache = ImageCache::new(&tmp.path().join("node"));
+    let wanted = ["/boot/vmlinuz".to_string(), "/boot/initrd.img".to_string()];
+    let pulled = cache
+        .pull_files(&request(&image, PullPolicy::IfNotPresent), &wanted)
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, digest);
+    assert!(!pulled.cached);
+    assert_eq!(
+        std::fs::read(pulled.root.join("boot/vmlinuz")).unwrap(),
+        b"kernel"
+    );
+    assert_eq!(
+        std::fs::read(pulled.root.join("boot/initrd.img")).unwrap(),
+        b"initrd"
+    );
+    assert!(
+        !pulled.root.join("etc/passwd").exists(),
+        "only the named files are unpacked"
+    );
+    let again = cache
+        .pull_files(&request(&image, PullPolicy::IfNotPresent), &wanted)
+        .await
+        .unwrap();
+    assert!(again.cached);
+    let escape = ["/boot/../etc/passwd".to_string()];
+    let err = cache
+        .pull_files(&request(&image, PullPolicy::IfNotPresent), &escape)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotAContainerDisk { .. }), "{err}");
+    let absent = ["/boot/missing".to_string()];
+    let err = cache
+        .pull_files(&request(&image, PullPolicy::IfNotPresent), &absent)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("/boot/missing"), "{err}");
 }

@@ -20,21 +20,7 @@ pub(super) fn disk_from_layer(blob: &Path, dest: &Path, image: &str) -> Result<V
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    let mut file = File::open(blob).map_err(io_err(blob))?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(io_err(blob))?;
-    file.rewind().map_err(io_err(blob))?;
-    let reader: Box<dyn Read> = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
-        [0x28, 0xb5, 0x2f, 0xfd] => {
-            return Err(Error::NotAContainerDisk {
-                image: image.into(),
-                message: "zstd-compressed layers are not supported".into(),
-            })
-        }
-        _ => Box::new(BufReader::new(file)),
-    };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = open_layer(blob, image)?;
     let mut names = Vec::new();
     for entry in archive.entries().map_err(io_err(blob))? {
         let mut entry = entry.map_err(io_err(blob))?;
@@ -56,6 +42,95 @@ pub(super) fn disk_from_layer(blob: &Path, dest: &Path, image: &str) -> Result<V
         names.push(file_name.to_string());
     }
     Ok(names)
+}
+
+/// A layer blob as a tar archive (gzip detected by its magic; zstd refused).
+fn open_layer(blob: &Path, image: &str) -> Result<tar::Archive<Box<dyn Read>>> {
+    let io_err = |source| Error::Io {
+        path: blob.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(blob).map_err(io_err)?;
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic).map_err(io_err)?;
+    file.rewind().map_err(io_err)?;
+    let reader: Box<dyn Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            return Err(Error::NotAContainerDisk {
+                image: image.into(),
+                message: "zstd-compressed layers are not supported".into(),
+            })
+        }
+        _ => Box::new(BufReader::new(file)),
+    };
+    Ok(tar::Archive::new(reader))
+}
+
+/// Image paths (`/boot/vmlinuz`) as relative, `..`-free paths (`boot/vmlinuz`).
+///
+/// # Errors
+/// [`Error::NotAContainerDisk`] for an empty path or one with `.` or `..` components.
+pub(super) fn normalize_paths(paths: &[String], image: &str) -> Result<Vec<String>> {
+    paths
+        .iter()
+        .map(|p| {
+            let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+            if parts.is_empty() || parts.iter().any(|c| *c == ".." || *c == ".") {
+                return Err(Error::NotAContainerDisk {
+                    image: image.into(),
+                    message: format!("path {p:?} must be an absolute path without . or .."),
+                });
+            }
+            Ok(parts.join("/"))
+        })
+        .collect()
+}
+
+/// Extracts the regular files `wanted` (normalised paths) of the layer `blob` under `root`
+/// and returns those found. A wanted path that is a link or device is refused.
+///
+/// # Errors
+/// [`Error::Io`] for unreadable archives or unwritable files; [`Error::NotAContainerDisk`]
+/// for a wanted path that is not a regular file.
+pub(super) fn files_from_layer(
+    blob: &Path,
+    wanted: &[String],
+    root: &Path,
+    image: &str,
+) -> Result<Vec<String>> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut archive = open_layer(blob, image)?;
+    let mut found = Vec::new();
+    for entry in archive.entries().map_err(io_err(blob))? {
+        let mut entry = entry.map_err(io_err(blob))?;
+        let path = entry.path().map_err(io_err(blob))?.into_owned();
+        let path = path.to_string_lossy();
+        let path = path
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if !wanted.contains(&path) {
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(Error::NotAContainerDisk {
+                image: image.into(),
+                message: format!("/{path} is not a regular file (links are not followed)"),
+            });
+        }
+        let dest = root.join(&path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let mut out = File::create(&dest).map_err(io_err(&dest))?;
+        io::copy(&mut entry, &mut out).map_err(io_err(&dest))?;
+        found.push(path);
+    }
+    Ok(found)
 }
 
 /// Runs `qemu-img info --output json` on the extracted disk and returns its format, refusing
@@ -149,6 +224,42 @@ mod tests {
             classify(&json!({"format": "vmdk"}), "i"),
             Err(Error::NotAContainerDisk { .. })
         ));
+    }
+
+    #[test]
+    fn kernel_boot_paths_are_normalised_and_dot_dot_refused() {
+        let ok = normalize_paths(&["/boot/vmlinuz".into(), "boot//initrd.img".into()], "i");
+        assert_eq!(ok.unwrap(), ["boot/vmlinuz", "boot/initrd.img"]);
+        assert!(normalize_paths(&["/boot/../etc/shadow".into()], "i").is_err());
+        assert!(normalize_paths(&["/".into()], "i").is_err());
+    }
+
+    #[test]
+    fn only_wanted_regular_files_are_unpacked_and_links_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layer");
+        let mut tar = tar::Builder::new(File::create(&layer).unwrap());
+        for (path, data) in [("boot/vmlinuz", &b"kernel"[..]), ("etc/passwd", b"root")] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, path, data).unwrap();
+        }
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        tar.append_link(&mut link, "boot/initrd.img", "/etc/shadow")
+            .unwrap();
+        tar.finish().unwrap();
+        let root = tmp.path().join("root");
+        let found = files_from_layer(&layer, &["boot/vmlinuz".into()], &root, "i").unwrap();
+        assert_eq!(found, ["boot/vmlinuz"]);
+        assert_eq!(std::fs::read(root.join("boot/vmlinuz")).unwrap(), b"kernel");
+        assert!(!root.join("etc/passwd").exists());
+        let wanted = ["boot/initrd.img".to_string()];
+        let err = files_from_layer(&layer, &wanted, &root, "i").unwrap_err();
+        assert!(matches!(err, Error::NotAContainerDisk { .. }), "{err}");
     }
 
     #[test]
