@@ -34,6 +34,27 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server, controllers and the local node on this machine.
+    /// Join another host to a cluster as a node: register it and run the VMs bound to it.
+    Agent {
+        /// URL of the API server, e.g. https://10.0.0.1:6443.
+        #[arg(long, required_unless_present = "kubeconfig")]
+        server: Option<String>,
+        /// Bearer token to authenticate with (oxivirt's components token).
+        #[arg(long, env = "OXIVIRT_TOKEN", required_unless_present = "kubeconfig")]
+        token: Option<String>,
+        /// PEM file of the cluster CA (`<server data-dir>/pki/ca.crt`).
+        #[arg(long, required_unless_present = "kubeconfig")]
+        certificate_authority: Option<PathBuf>,
+        /// A kubeconfig to use instead of --server/--token/--certificate-authority.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Name of this node (defaults to the host name).
+        #[arg(long)]
+        node_name: Option<String>,
+        /// Where run directories, the image cache and node state live.
+        #[arg(long, env = "OXIVIRT_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Run one virtual machine (spawned by the node agent; not for direct use).
     Launcher {
         /// The Pod's run directory holding `launch.json`.
@@ -82,18 +103,103 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
     })
 }
 
+async fn client_from_kubeconfig(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn agent_client(server: &str, token: &str, ca: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
+    let ders: Vec<Vec<u8>> = pem_to_der(&pem);
+    let mut config = kube::Config::new(server.parse()?);
+    config.root_cert = Some(ders);
+    config.auth_info.token = Some(token.to_string().into());
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The DER certificates inside a PEM file.
+fn pem_to_der(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        match line.trim() {
+            "-----BEGIN CERTIFICATE-----" => {
+                inside = true;
+                current.clear();
+            }
+            "-----END CERTIFICATE-----" => {
+                inside = false;
+                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&current) {
+                    out.push(der);
+                }
+            }
+            l if inside => current.push_str(l),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Launcher { run_dir } => oxivirt_launcher::run(&run_dir).await,
-        Command::Server { data_dir, listen } => {
-            let server = oxivirt_apiserver::start(ServerConfig { data_dir, listen }).await?;
-            let kubeconfig = kube::config::Kubeconfig::read_from(&server.components_kubeconfig)?;
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
+        Command::Agent {
+            server,
+            token,
+            certificate_authority,
+            kubeconfig,
+            node_name,
+            data_dir,
+        } => {
+            let client = match kubeconfig {
+                Some(path) => client_from_kubeconfig(&path).await?,
+                None => {
+                    let (Some(server), Some(token), Some(ca)) =
+                        (server, token, certificate_authority)
+                    else {
+                        anyhow::bail!("--server, --token and --certificate-authority are required without --kubeconfig");
+                    };
+                    agent_client(&server, &token, &ca)?
+                }
+            };
+            let node_name = node_name.unwrap_or_else(host_name);
+            oxivirt_node_agent::run(
+                client,
+                oxivirt_node_agent::AgentConfig::new(node_name, data_dir),
             )
+            .await
+        }
+        Command::Server { data_dir, listen } => {
+            let server = oxivirt_apiserver::start(ServerConfig {
+                data_dir: data_dir.clone(),
+                listen,
+            })
             .await?;
-            tokio::spawn(oxivirt_controllers::run(kube::Client::try_from(config)?));
+            let client = client_from_kubeconfig(&server.components_kubeconfig).await?;
+            tokio::spawn(oxivirt_controllers::run(client.clone()));
+            // The local node: `oxivirt server` is also this machine's node agent (as k3s).
+            let agent = oxivirt_node_agent::AgentConfig::new(host_name(), data_dir);
+            tokio::spawn(async move {
+                if let Err(e) = oxivirt_node_agent::run(client, agent).await {
+                    tracing::error!(error = format!("{e:#}"), "the local node agent stopped");
+                }
+            });
             let signal = shutdown_signal().await?;
             tracing::info!(signal, addr = %server.addr, "shutting down");
             Ok(())
