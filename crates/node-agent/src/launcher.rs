@@ -202,7 +202,6 @@ pub(crate) async fn stop(dir: &RunDir, pid: u32, grace: u64) {
 }
 
 /// Sends SIGKILL to the launcher and its process group (its session, hence QEMU too).
-#[cfg(test)]
 pub(crate) fn kill(pid: u32) {
     signal(pid, rustix::process::Signal::KILL, false);
     signal(pid, rustix::process::Signal::KILL, true);

@@ -32,6 +32,7 @@ mod realise;
 pub mod registry;
 mod rundir;
 mod status;
+mod vmis;
 mod well_known;
 
 pub use accel::{Accel, AccelDecision};

@@ -25,7 +25,7 @@ use crate::registry::ImageCache;
 use crate::rundir::{LaunchSpec, PodKey, RunDir};
 use crate::status::{self, chain, Observed};
 use crate::well_known as wk;
-use crate::{adopt, launcher, realise, AccelDecision, AgentConfig};
+use crate::{adopt, launcher, realise, vmis, AccelDecision, AgentConfig};
 
 /// The longest Unix socket path Linux accepts (`sun_path` holds 108 bytes with the NUL):
 /// the launcher and QEMU bind sockets in the run directory and refuse longer paths.
@@ -53,6 +53,8 @@ pub(crate) async fn run(ctx: Ctx) -> anyhow::Result<()> {
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut supervisors: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let (deleting_tx, deleting) = watch::channel(vmis::Deleting::new());
+    tasks.spawn(vmis::run(ctx.client.clone(), deleting_tx));
     let mut listing: Option<HashSet<String>> = None;
     while let Some(event) = events.next().await {
         match event {
@@ -61,7 +63,7 @@ pub(crate) async fn run(ctx: Ctx) -> anyhow::Result<()> {
                 listing
                     .get_or_insert_with(HashSet::new)
                     .insert(pod.uid().unwrap_or_default());
-                deliver(&ctx, &mut supervisors, &mut tasks, pod);
+                deliver(&ctx, &deleting, &mut supervisors, &mut tasks, pod);
             }
             Ok(Event::InitDone) => {
                 let live = listing.take().unwrap_or_default();
@@ -83,7 +85,7 @@ pub(crate) async fn run(ctx: Ctx) -> anyhow::Result<()> {
                     }
                 });
             }
-            Ok(Event::Apply(pod)) => deliver(&ctx, &mut supervisors, &mut tasks, pod),
+            Ok(Event::Apply(pod)) => deliver(&ctx, &deleting, &mut supervisors, &mut tasks, pod),
             Ok(Event::Delete(pod)) => {
                 if let Some(tx) = supervisors.remove(&pod.uid().unwrap_or_default()) {
                     tx.send_replace(None);
@@ -99,6 +101,7 @@ pub(crate) async fn run(ctx: Ctx) -> anyhow::Result<()> {
 
 fn deliver(
     ctx: &Arc<Ctx>,
+    deleting: &watch::Receiver<vmis::Deleting>,
     supervisors: &mut HashMap<String, watch::Sender<Option<Pod>>>,
     tasks: &mut JoinSet<()>,
     pod: Pod,
@@ -109,7 +112,7 @@ fn deliver(
         return;
     }
     let (tx, rx) = watch::channel(Some(pod));
-    tasks.spawn(supervise(ctx.clone(), rx));
+    tasks.spawn(supervise(ctx.clone(), rx, deleting.clone()));
     supervisors.insert(uid, tx);
 }
 
@@ -127,9 +130,19 @@ struct Supervisor {
     cannot_run: Option<(String, String)>,
     announced_running: bool,
     announced_finished: bool,
+    /// The VMI this Pod runs (label `kubevirt.io/created-by`).
+    vmi_uid: Option<String>,
+    /// VMIs being deleted, shared by all supervisors.
+    deleting: watch::Receiver<vmis::Deleting>,
+    /// Set when the agent asked the launcher to shut down for a VMI deletion: the kill time.
+    kill_at: Option<Instant>,
 }
 
-async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
+async fn supervise(
+    ctx: Arc<Ctx>,
+    mut rx: watch::Receiver<Option<Pod>>,
+    mut deleting: watch::Receiver<vmis::Deleting>,
+) {
     let Some(first) = rx.borrow().clone() else {
         return;
     };
@@ -151,6 +164,9 @@ async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
         cannot_run: None,
         announced_running: false,
         announced_finished: false,
+        vmi_uid: first.labels().get("kubevirt.io/created-by").cloned(),
+        deleting: deleting.clone(),
+        kill_at: None,
     };
     loop {
         let pod = rx.borrow_and_update().clone();
@@ -163,6 +179,7 @@ async fn supervise(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
+            _ = deleting.changed() => {}
             () = tokio::time::sleep(sup.ctx.config.poll_interval) => {}
         }
     }
@@ -202,6 +219,7 @@ impl Supervisor {
                 .sync(pod, Observed::CannotRun { reason, message })
                 .await;
         }
+        let vmi_grace = self.vmi_grace();
         if self.pid.is_none() {
             if let Some(pid) = adopt::live_launcher(&self.dir) {
                 tracing::info!(pod = %pod.name_any(), pid, "re-adopted running launcher");
@@ -209,11 +227,14 @@ impl Supervisor {
             } else if adopt::was_launched(&self.dir) {
                 // The launcher ended while no agent watched: report it, never restart it.
                 return self.observe_and_sync(pod, false).await;
-            } else if is_final(pod) {
+            } else if is_final(pod) || vmi_grace.is_some() {
                 return; // over before this agent started (or never runnable): nothing to do
             } else {
                 return self.realise(pod).await;
             }
+        }
+        if let (Some(grace), Some(pid)) = (vmi_grace, self.pid) {
+            self.shut_down_for_vmi_deletion(pod, pid, grace).await;
         }
         let alive = self
             .pid
@@ -368,6 +389,42 @@ impl Supervisor {
                 self.written_vmi = Some(observed);
             }
             Err(e) => tracing::debug!(error = %chain(&e), "cannot write VMI status; retrying"),
+        }
+    }
+
+    /// The grace period of this Pod's VMI if it is being deleted (or gone).
+    fn vmi_grace(&self) -> Option<u64> {
+        let uid = self.vmi_uid.as_ref()?;
+        self.deleting.borrow().get(uid).map(|(grace, _)| *grace)
+    }
+
+    /// Asks the launcher to shut the guest down once; kills it when the grace period (plus
+    /// 10 s for the launcher's own kill) has passed. The guest's end is then reported as
+    /// usual, which lets the VMI controller delete the Pod.
+    async fn shut_down_for_vmi_deletion(&mut self, pod: &Pod, pid: u32, grace: u64) {
+        if !launcher::is_our_launcher(pid, &self.dir.path) {
+            return;
+        }
+        match self.kill_at {
+            None => {
+                self.kill_at = Some(Instant::now() + Duration::from_secs(grace + 10));
+                tracing::info!(pod = %pod.name_any(), pid, grace, "VMI deleted; shutting the guest down");
+                let note = "Signaled Graceful Shutdown".to_string();
+                self.ctx
+                    .events
+                    .publish(pod, About::Vmi, false, "ShuttingDown", note)
+                    .await;
+                let request = serde_json::json!({"command": "shutdown", "graceSeconds": grace});
+                if let Err(e) = launcher::control(&self.dir, request).await {
+                    tracing::warn!(error = %chain(&e), "shutdown request failed; killing the launcher");
+                    launcher::kill(pid);
+                }
+            }
+            Some(at) if Instant::now() >= at => {
+                tracing::warn!(pid, "launcher outlived the VMI's grace period; killing it");
+                launcher::kill(pid);
+            }
+            Some(_) => {}
         }
     }
 

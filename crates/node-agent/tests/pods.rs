@@ -397,3 +397,77 @@ async fn launcher_pod_whose_run_dir_is_too_long_for_unix_sockets_fails_with_the_
         .contains("shorter data directory"));
     agent.abort();
 }
+
+#[tokio::test]
+async fn deleting_the_vmi_shuts_its_guest_down_and_reports_succeeded_before_the_pod_goes() {
+    let cluster = cluster().await;
+    let agent = cluster.start_agent(cluster.agent_config("node-a", true));
+    let spec = json!({"terminationGracePeriodSeconds": 7,
+        "domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}});
+    let pod = cluster.launcher_pod_for("vm4", "node-a", spec, &[]).await;
+    let pid = wait_running(&cluster, "virt-launcher-vm4-abcde", "vm4").await;
+    let _guard = KillOnDrop(Some(pid));
+    // Hold the VMI as its controller's finalizer would, so its status stays readable.
+    let hold = json!({"metadata": {"finalizers": ["test.oxivirt.io/hold"]}});
+    let patch = kube::api::Patch::Merge(&hold);
+    cluster
+        .vmis()
+        .patch("vm4", &Default::default(), &patch)
+        .await
+        .unwrap();
+    cluster
+        .vmis()
+        .delete("vm4", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    wait_for("the VMI to be Succeeded", 30, || async {
+        (vmi_status(&cluster, "vm4").await["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+    assert!(!alive(pid), "the launcher shut down");
+    let phase = cluster
+        .pods()
+        .get("virt-launcher-vm4-abcde")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .phase;
+    assert_eq!(phase.as_deref(), Some("Succeeded"));
+    assert!(
+        cluster.run_dir(&pod).exists(),
+        "the run dir stays until the Pod is deleted"
+    );
+    assert!(event_reasons(&cluster, "vm4")
+        .await
+        .contains(&"ShuttingDown".to_string()));
+
+    cluster
+        .pods()
+        .delete("virt-launcher-vm4-abcde", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the Pod to be gone", 30, || async {
+        cluster
+            .pods()
+            .get_opt("virt-launcher-vm4-abcde")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(!cluster.run_dir(&pod).exists());
+    let release = json!({"metadata": {"finalizers": null}});
+    cluster
+        .vmis()
+        .patch(
+            "vm4",
+            &Default::default(),
+            &kube::api::Patch::Merge(&release),
+        )
+        .await
+        .unwrap();
+    agent.abort();
+}
