@@ -135,6 +135,12 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", "127.0.0.1:0"])
+            // These API-level tests need no hypervisor decision: skip the node agent's KVM
+            // probe (a QEMU start per server) unless the caller chose otherwise.
+            .env(
+                "OXIVIRT_ACCEL",
+                std::env::var("OXIVIRT_ACCEL").unwrap_or_else(|_| "tcg".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -248,6 +248,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir {
             path: tmp.path().to_path_buf(),
+            owner: None,
         };
         let command: Vec<OsString> = vec![
             "sh".into(),

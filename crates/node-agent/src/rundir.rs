@@ -86,7 +86,9 @@ pub(crate) struct LauncherStatus {
     pub(crate) updated_at: Option<String>,
 }
 
-/// The identity of the Pod a run directory belongs to, parsed from its name.
+/// The identity of the Pod a run directory belongs to: the directory is named after the
+/// Pod's uid (short, so socket paths stay under the 107-byte limit of Unix sockets) and
+/// holds the namespace and name in its `pod` file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PodKey {
     pub(crate) namespace: String,
@@ -98,7 +100,12 @@ pub(crate) struct PodKey {
 #[derive(Debug, Clone)]
 pub(crate) struct RunDir {
     pub(crate) path: PathBuf,
+    /// The Pod, recorded in the `pod` file when the directory is created.
+    pub(crate) owner: Option<PodKey>,
 }
+
+/// The file naming the Pod a run directory belongs to: `<namespace>/<name>/<uid>`.
+const OWNER_FILE: &str = "pod";
 
 /// `<data-dir>/pods`.
 pub(crate) fn pods_root(data_dir: &Path) -> PathBuf {
@@ -106,10 +113,11 @@ pub(crate) fn pods_root(data_dir: &Path) -> PathBuf {
 }
 
 impl RunDir {
-    /// The run directory of a Pod (namespaces, names and UIDs never contain `_`).
+    /// The run directory of a Pod: `<data-dir>/pods/<uid>`.
     pub(crate) fn for_pod(data_dir: &Path, key: &PodKey) -> Self {
         RunDir {
-            path: pods_root(data_dir).join(format!("{}_{}_{}", key.namespace, key.name, key.uid)),
+            path: pods_root(data_dir).join(&key.uid),
+            owner: Some(key.clone()),
         }
     }
 
@@ -117,7 +125,7 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Creates the directory (mode 0700) if it does not exist.
+    /// Creates the directory (mode 0700) if it does not exist, and records its Pod.
     pub(crate) fn create(&self) -> Result<(), Error> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -126,7 +134,14 @@ impl RunDir {
             .map_err(|source| Error::Write {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        match &self.owner {
+            Some(key) => self.write_atomic(
+                OWNER_FILE,
+                format!("{}/{}/{}\n", key.namespace, key.name, key.uid).as_bytes(),
+            ),
+            None => Ok(()),
+        }
     }
 
     #[cfg(test)]
@@ -196,7 +211,8 @@ impl RunDir {
     }
 }
 
-/// Parses `<namespace>_<pod>_<uid>`.
+/// Parses `<namespace>_<pod>_<uid>` (a compact way to name Pods in tests).
+#[cfg(test)]
 pub(crate) fn parse_dir_name(name: &str) -> Option<PodKey> {
     let mut parts = name.splitn(3, '_');
     let (namespace, pod, uid) = (parts.next()?, parts.next()?, parts.next()?);
@@ -219,8 +235,23 @@ pub(crate) fn list(data_dir: &Path) -> Vec<(PodKey, RunDir)> {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
-            let key = parse_dir_name(e.file_name().to_str()?)?;
-            Some((key, RunDir { path: e.path() }))
+            let recorded = std::fs::read_to_string(e.path().join(OWNER_FILE)).ok()?;
+            let mut parts = recorded.trim().splitn(3, '/');
+            let key = PodKey {
+                namespace: parts.next()?.to_string(),
+                name: parts.next()?.to_string(),
+                uid: parts.next()?.to_string(),
+            };
+            if e.file_name().to_str() != Some(key.uid.as_str()) {
+                return None;
+            }
+            Some((
+                key.clone(),
+                RunDir {
+                    path: e.path(),
+                    owner: Some(key),
+                },
+            ))
         })
         .collect()
 }
@@ -236,13 +267,13 @@ mod tests {
             name: "virt-launcher-vm1-abcde".into(),
             uid: "0f4c-11".into(),
         };
-        let dir = RunDir::for_pod(Path::new("/data"), &key);
-        assert_eq!(
-            dir.path,
-            Path::new("/data/pods/default_virt-launcher-vm1-abcde_0f4c-11")
-        );
-        let name = dir.path.file_name().unwrap().to_str().unwrap();
-        assert_eq!(parse_dir_name(name), Some(key));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::for_pod(tmp.path(), &key);
+        assert_eq!(dir.path, tmp.path().join("pods/0f4c-11"));
+        dir.create().unwrap();
+        let listed = list(tmp.path());
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, key);
         assert_eq!(parse_dir_name("no-underscores"), None);
     }
 

@@ -127,13 +127,10 @@ impl Cluster {
     }
 
     pub fn run_dir(&self, pod: &Pod) -> PathBuf {
-        let m = &pod.metadata;
-        self.agent_dir().join("pods").join(format!(
-            "{}_{}_{}",
-            m.namespace.as_deref().unwrap(),
-            m.name.as_deref().unwrap(),
-            m.uid.as_deref().unwrap()
-        ))
+        // Run directories are named after the Pod's uid (see rundir.rs).
+        self.agent_dir()
+            .join("pods")
+            .join(pod.metadata.uid.as_deref().unwrap())
     }
 }
 
