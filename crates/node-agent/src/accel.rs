@@ -196,7 +196,8 @@ pub(crate) async fn run_probe_guest(
     bios: &Path,
     timeout: Duration,
 ) -> io::Result<String> {
-    let mut child = tokio::process::Command::new(qemu)
+    let mut command = tokio::process::Command::new(qemu);
+    command
         .arg("-machine")
         .arg(format!("q35,accel={accel}"))
         .args(["-nodefaults", "-display", "none", "-monitor", "none"])
@@ -205,8 +206,22 @@ pub(crate) async fn run_probe_guest(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+        .kill_on_drop(true);
+    // A probe stuck in a broken KVM must not outlive the agent if the agent itself is
+    // killed mid-probe (kill_on_drop only covers an orderly drop): the kernel kills it.
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec is the only way to set PR_SET_PDEATHSIG"
+    )]
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(io::Error::from)
+        });
+    }
+    let mut child = command.spawn()?;
     let mut stdout = child
         .stdout
         .take()
