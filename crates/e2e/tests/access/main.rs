@@ -1,0 +1,1 @@
+//! End-to-end tests: consoles, SSH, RBAC (issue 7).

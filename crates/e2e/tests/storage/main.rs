@@ -1,0 +1,1 @@
+//! End-to-end tests: storage and CDI (issue 5).

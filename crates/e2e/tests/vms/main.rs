@@ -1,0 +1,1 @@
+//! End-to-end tests: VM runtime with real QEMU (issue 4).

@@ -1,0 +1,1 @@
+//! CDI worker: import, upload and clone of disk images into volumes, refusing hostile images

@@ -1,0 +1,1 @@
+//! Storage and CDI: hostpath provisioner, PV/PVC binding, StorageProfiles, CDIConfig, DataVolume controllers
