@@ -1,1 +1,29 @@
-//! Pod network, bindings (masquerade/bridge), DHCP, Services over nftables, cluster DNS, secondary networks, MAC pool
+//! oxivirt's networking (ARCHITECTURE §7, docs/design/0006-network.md).
+//!
+//! **Owns**: the node's pod prefix, bridge and NAT table ([`node`]); each launcher Pod's
+//! network namespace, veth, address and binding plumbing ([`pod`], [`masquerade`]); the
+//! `launch.json` network contract ([`plan`]); the launcher's DHCP server ([`dhcp`]); Service
+//! addresses, Endpoints/EndpointSlices and their nftables rules ([`services`]); the cluster
+//! DNS ([`dns`]).
+//!
+//! **Must not**: start VMs or write VMI phases (the node agent and launcher do), or touch
+//! host objects it did not name (`oxb*`, `oxv*`, `oxi-*`).
+//!
+//! Host state is changed through `ip` and `nft` ([`exec`]); without root or those tools the
+//! pod network is unavailable and VMs run without NICs.
+
+pub mod cidr;
+pub mod config;
+pub mod dhcp;
+pub mod exec;
+pub mod ipam;
+pub mod masquerade;
+pub mod node;
+pub mod plan;
+pub mod pod;
+
+pub use cidr::Cidr;
+pub use config::NetworkConfig;
+pub use node::NodeNetwork;
+pub use plan::{Binding, DhcpPlan, InterfacePlan, PodNetworkPlan};
+pub use pod::Attachment;

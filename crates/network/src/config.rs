@@ -1,0 +1,171 @@
+//! Cluster network settings: defaults of common Kubernetes distributions (ARCHITECTURE §7),
+//! each overridable through the environment of `oxivirt server` / `oxivirt agent`.
+
+use std::net::Ipv4Addr;
+
+use crate::cidr::Cidr;
+
+/// The cluster-wide network settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkConfig {
+    /// Pod addresses; each node takes one /24 (`OXIVIRT_POD_CIDR`, default 10.244.0.0/16).
+    pub cluster_cidr: Cidr,
+    /// ClusterIPs (`OXIVIRT_SERVICE_CIDR`, default 10.96.0.0/12).
+    pub service_cidr: Cidr,
+    /// The ClusterIP of Service `kube-system/kube-dns` (`OXIVIRT_CLUSTER_DNS`, default 10.96.0.10).
+    pub cluster_dns: Ipv4Addr,
+    /// The DNS domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// NodePorts (`OXIVIRT_NODE_PORTS`, default 30000-32767).
+    pub node_ports: (u16, u16),
+    /// LoadBalancer IPs, bound on the node that runs the proxy (`OXIVIRT_LB_POOL`,
+    /// default 10.99.0.0/24 — a stand-in for MetalLB's address pool).
+    pub load_balancer_pool: Cidr,
+    /// MTU of pod interfaces.
+    pub mtu: u32,
+    /// `OXIVIRT_POD_NETWORK=off` turns the pod network off (VMs then run without NICs).
+    pub enabled: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            cluster_cidr: Cidr::new(Ipv4Addr::new(10, 244, 0, 0), 16),
+            service_cidr: Cidr::new(Ipv4Addr::new(10, 96, 0, 0), 12),
+            cluster_dns: Ipv4Addr::new(10, 96, 0, 10),
+            cluster_domain: "cluster.local".into(),
+            node_ports: (30000, 32767),
+            load_balancer_pool: Cidr::new(Ipv4Addr::new(10, 99, 0, 0), 24),
+            mtu: 1500,
+            enabled: true,
+        }
+    }
+}
+
+/// A setting in the environment that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {why}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    why: String,
+}
+
+impl NetworkConfig {
+    /// The defaults with the `OXIVIRT_*` overrides of this process's environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that does not parse.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables through `get`.
+    ///
+    /// # Errors
+    /// [`ConfigError`].
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = NetworkConfig::default();
+        let bad = |name: &'static str, value: &str, why: String| ConfigError {
+            name,
+            value: value.into(),
+            why,
+        };
+        if let Some(v) = get("OXIVIRT_POD_CIDR") {
+            config.cluster_cidr = v
+                .parse()
+                .map_err(|e| bad("OXIVIRT_POD_CIDR", &v, format!("{e}")))?;
+            if config.cluster_cidr.len > 24 {
+                return Err(bad("OXIVIRT_POD_CIDR", &v, "must hold a /24".into()));
+            }
+        }
+        if let Some(v) = get("OXIVIRT_SERVICE_CIDR") {
+            config.service_cidr = v
+                .parse()
+                .map_err(|e| bad("OXIVIRT_SERVICE_CIDR", &v, format!("{e}")))?;
+        }
+        if let Some(v) = get("OXIVIRT_CLUSTER_DNS") {
+            config.cluster_dns = v
+                .parse()
+                .map_err(|e| bad("OXIVIRT_CLUSTER_DNS", &v, format!("{e}")))?;
+        } else if !config.service_cidr.contains(config.cluster_dns) {
+            // A custom service range: the DNS takes its 10th address, as 10.96.0.10 is.
+            config.cluster_dns = config.service_cidr.nth(10).unwrap_or(config.cluster_dns);
+        }
+        if let Some(v) = get("OXIVIRT_NODE_PORTS") {
+            let range = v
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .filter(|(a, b): &(u16, u16)| a <= b)
+                .ok_or_else(|| bad("OXIVIRT_NODE_PORTS", &v, "expected LOW-HIGH".into()))?;
+            config.node_ports = range;
+        }
+        if let Some(v) = get("OXIVIRT_LB_POOL") {
+            config.load_balancer_pool = v
+                .parse()
+                .map_err(|e| bad("OXIVIRT_LB_POOL", &v, format!("{e}")))?;
+        }
+        if let Some(v) = get("OXIVIRT_POD_NETWORK") {
+            config.enabled = !matches!(v.as_str(), "off" | "false" | "0");
+        }
+        Ok(config)
+    }
+
+    /// The search domains a guest in `namespace` gets (as a Pod's resolv.conf).
+    pub fn search_domains(&self, namespace: &str, subdomain: Option<&str>) -> Vec<String> {
+        let domain = &self.cluster_domain;
+        let mut list = Vec::new();
+        if let Some(sub) = subdomain.filter(|s| !s.is_empty()) {
+            list.push(format!("{sub}.{namespace}.svc.{domain}"));
+        }
+        list.push(format!("{namespace}.svc.{domain}"));
+        list.push(format!("svc.{domain}"));
+        list.push(domain.clone());
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_those_of_common_distributions() {
+        let c = NetworkConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(c.cluster_cidr.to_string(), "10.244.0.0/16");
+        assert_eq!(c.service_cidr.to_string(), "10.96.0.0/12");
+        assert_eq!(c.cluster_dns, Ipv4Addr::new(10, 96, 0, 10));
+        assert_eq!(c.node_ports, (30000, 32767));
+        assert!(c.enabled);
+    }
+
+    #[test]
+    fn a_custom_service_range_moves_the_dns_address_into_it() {
+        let c = NetworkConfig::from_lookup(|n| {
+            (n == "OXIVIRT_SERVICE_CIDR").then(|| "10.123.0.0/16".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.cluster_dns, Ipv4Addr::new(10, 123, 0, 10));
+    }
+
+    #[test]
+    fn invalid_settings_name_the_variable() {
+        let e = NetworkConfig::from_lookup(|n| (n == "OXIVIRT_NODE_PORTS").then(|| "9-1".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("OXIVIRT_NODE_PORTS"), "{e}");
+    }
+
+    #[test]
+    fn search_domains_start_with_the_subdomain() {
+        let c = NetworkConfig::default();
+        assert_eq!(
+            c.search_domains("ns1", Some("sub")),
+            [
+                "sub.ns1.svc.cluster.local",
+                "ns1.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local"
+            ]
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! The node's share of the pod network: a /24 of the cluster range on a Linux bridge
+//! (`oxb<id>`, gateway `.1`), an nftables table (`ip oxi-<id>`) masquerading pod traffic
+//! that leaves the node, and the bookkeeping that lets several independent oxivirt nodes
+//! share one host (parallel tests, nodes in network namespaces).
+//!
+//! Every host object carries the node's `id` (a hash of its data directory), and a live node
+//! holds `flock` on `/run/oxivirt-net/<id>.lock`. A node starting up removes what nodes that
+//! no longer hold their lock left behind (a SIGKILLed server cannot clean up after itself).
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Cidr;
+use crate::config::NetworkConfig;
+use crate::exec;
+
+/// Where live nodes hold their locks (tmpfs: cleared with the bridges at reboot).
+pub const LOCK_DIR: &str = "/run/oxivirt-net";
+
+/// What went wrong preparing the node's network.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A lock or state file could not be used.
+    #[error("cannot use {}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another live process already runs a node on this data directory.
+    #[error("another oxivirt node holds {} (same data directory?)", path.display())]
+    Busy { path: PathBuf },
+    /// Every /24 of the cluster range is routed on this host already.
+    #[error("no free /24 left in the cluster range {cidr} on this host")]
+    Exhausted { cidr: Cidr },
+    /// A host command failed.
+    #[error("setting up the node network {what}")]
+    Host {
+        what: String,
+        #[source]
+        source: exec::Error,
+    },
+}
+
+/// The node network, ready for Pods. Holding it keeps the node's lock.
+#[derive(Debug)]
+pub struct NodeNetwork {
+    /// Short hash naming this node's host objects.
+    pub id: String,
+    /// The node bridge.
+    pub bridge: String,
+    /// The node's pod prefix.
+    pub pod_cidr: Cidr,
+    /// The bridge's address: the Pods' gateway, and where the node's DNS listens.
+    pub gateway: Ipv4Addr,
+    /// The cluster settings.
+    pub config: NetworkConfig,
+    /// `<data-dir>/node`, where the address allocations live.
+    pub state_dir: PathBuf,
+    _lock: File,
+}
+
+/// What survives a restart in `<data-dir>/node/network.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Persisted {
+    pod_cidr: String,
+}
+
+/// FNV-1a: a stable hash (std's hasher may change between Rust releases).
+pub fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn host_err(what: impl Into<String>) -> impl FnOnce(exec::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Host { what, source }
+}
+
+/// Opens (creating) `path` and takes `flock` on it; `Ok(None)` when someone else holds it.
+fn try_lock(path: &Path, wait: bool) -> Result<Option<File>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(file_err(path))?;
+    let op = if wait {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(file.as_fd(), op) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(file_err(path)(e.into())),
+    }
+}
+
+impl NodeNetwork {
+    /// Takes the node's lock, removes leftovers of dead nodes, picks (or re-takes) the
+    /// node's /24 and brings up its bridge and NAT table. Idempotent across restarts.
+    ///
+    /// # Errors
+    /// [`Error`] naming the step that failed.
+    pub async fn start(config: &NetworkConfig, data_dir: &Path) -> Result<Self, Error> {
+        let state_dir = data_dir.join("node");
+        std::fs::create_dir_all(&state_dir).map_err(file_err(&state_dir))?;
+        std::fs::create_dir_all(LOCK_DIR).map_err(file_err(Path::new(LOCK_DIR)))?;
+        let canonical = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.into());
+        let id = format!(
+            "{:06x}",
+            stable_hash(&canonical.to_string_lossy()) & 0xff_ffff
+        );
+        let lock_path = Path::new(LOCK_DIR).join(format!("{id}.lock"));
+        let lock = try_lock(&lock_path, false)?.ok_or(Error::Busy { path: lock_path })?;
+        // One node at a time chooses a prefix and reaps the dead, so two never pick the same.
+        let global_path = Path::new(LOCK_DIR).join("global.lock");
+        let _global = try_lock(&global_path, true)?;
+        reap_dead_nodes(&id).await;
+        let bridge = format!("oxb{id}");
+        let persisted_path = state_dir.join("network.json");
+        let previous = std::fs::read(&persisted_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Persisted>(&b).ok())
+            .and_then(|p| p.pod_cidr.parse::<Cidr>().ok())
+            .filter(|c| config.cluster_cidr.overlaps(*c));
+        let pod_cidr = choose_prefix(config, &id, &bridge, previous).await?;
+        let gateway = pod_cidr
+            .nth(1)
+            .ok_or(Error::Exhausted { cidr: pod_cidr })?;
+        ensure_bridge(&bridge, Cidr::new(gateway, pod_cidr.len), config.mtu).await?;
+        let persisted = serde_json::to_vec(&Persisted {
+            pod_cidr: pod_cidr.to_string(),
+        })
+        .unwrap_or_default();
+        std::fs::write(&persisted_path, persisted).map_err(file_err(&persisted_path))?;
+        let node = NodeNetwork {
+            bridge,
+            pod_cidr,
+            gateway,
+            config: config.clone(),
+            state_dir,
+            id,
+            _lock: lock,
+        };
+        exec::nft(None, &node.nat_table())
+            .await
+            .map_err(host_err(format!("table ip {}", node.nat_table_name())))?;
+        tracing::info!(bridge = %node.bridge, pod_cidr = %node.pod_cidr, "node pod network ready");
+        Ok(node)
+    }
+
+    /// The node's own nftables table name.
+    pub fn nat_table_name(&self) -> String {
+        format!("oxi-{}", self.id)
+    }
+
+    /// Pods reach beyond the node from their pod IP masqueraded behind the node's address;
+    /// traffic between Pods keeps its source. Replaces the table atomically.
+    fn nat_table(&self) -> String {
+        let (t, br, cidr) = (self.nat_table_name(), &self.bridge, self.pod_cidr);
+        format!(
+            "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n\
+             \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+             \t\tip saddr {cidr} ip daddr != {cidr} oifname != \"{br}\" masquerade\n\t}}\n\
+             \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
+             \t\tiifname \"{br}\" accept\n\t\toifname \"{br}\" ct state established,related accept\n\t}}\n}}\n"
+        )
+    }
+
+    /// The network namespace of the Pod with `uid`.
+    pub fn netns_name(&self, uid: &str) -> String {
+        format!("oxi-{}-{uid}", self.id)
+    }
+
+    /// Removes the node's host objects (bridge, table); Pods' namespaces go with their Pods.
+    pub async fn shutdown(&self) {
+        let _ = exec::run(
+            None,
+            "nft",
+            &["delete", "table", "ip", &self.nat_table_name()],
+        )
+        .await;
+        let _ = exec::ip(None, &["link", "del", &self.bridge]).await;
+    }
+}
+
+/// Deletes the bridges, tables and Pod namespaces of nodes whose lock nobody holds.
+async fn reap_dead_nodes(own: &str) {
+    let Ok(entries) = std::fs::read_dir(LOCK_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_suffix(".lock") else {
+            continue;
+        };
+        if id == own || id == "global" {
+            continue;
+        }
+        let Ok(Some(_held)) = try_lock(&entry.path(), false) else {
+            continue; // alive
+        };
+        tracing::info!(node = id, "removing the network of a node that is gone");
+        remove_node_objects(id).await;
+        let _ = std::fs::remove_file(entry.path());
+    }
+}
+
+/// Removes every host object named after node `id`.
+pub async fn remove_node_objects(id: &str) {
+    let prefix = format!("oxi-{id}-");
+    if let Ok(list) = exec::ip(None, &["netns", "list"]).await {
+        for line in list.lines() {
+            let ns = line.split_whitespace().next().unwrap_or_default();
+            if ns.starts_with(&prefix) {
+                let _ = exec::ip(None, &["netns", "del", ns]).await;
+            }
+        }
+    }
+    if let Ok(tables) = exec::run(None, "nft", &["list", "tables"]).await {
+        for line in tables.lines() {
+            let mut words = line.split_whitespace().skip(1);
+            if let (Some(family), Some(table)) = (words.next(), words.next()) {
+                if table == format!("oxi-{id}") || table.starts_with(&prefix) {
+                    let _ = exec::run(None, "nft", &["delete", "table", family, table]).await;
+                }
+            }
+        }
+    }
+    let _ = exec::ip(None, &["link", "del", &format!("oxb{id}")]).await;
+}
+
+/// The IPv4 prefixes routed on this host, with their device.
+async fn host_routes() -> Result<Vec<(Cidr, String)>, Error> {
+    let out = exec::ip(None, &["-j", "-4", "route", "show", "table", "all"])
+        .await
+        .map_err(host_err("listing routes"))?;
+    let routes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+    Ok(routes
+        .iter()
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?;
+            let cidr = if dst.contains('/') {
+                dst.parse().ok()?
+            } else {
+                Cidr::new(dst.parse().ok()?, 32)
+            };
+            Some((cidr, r["dev"].as_str().unwrap_or_default().to_string()))
+        })
+        .collect())
+}
+
+/// The previous prefix if nobody else routes it, else the first free /24 from a start
+/// derived from the node id (so parallel nodes rarely race for the same one).
+async fn choose_prefix(
+    config: &NetworkConfig,
+    id: &str,
+    bridge: &str,
+    previous: Option<Cidr>,
+) -> Result<Cidr, Error> {
+    let routes = host_routes().await?;
+    let taken = |c: Cidr| {
+        routes
+            .iter()
+            .any(|(r, dev)| dev != bridge && r.len > 0 && r.overlaps(c))
+    };
+    if let Some(prev) = previous.filter(|p| !taken(*p)) {
+        return Ok(prev);
+    }
+    let count = config.cluster_cidr.subnets(24);
+    let start = u32::try_from(stable_hash(id) % u64::from(count.max(1))).unwrap_or(0);
+    (0..count)
+        .filter_map(|i| config.cluster_cidr.subnet(24, (start + i) % count))
+        .find(|c| !taken(*c))
+        .ok_or(Error::Exhausted {
+            cidr: config.cluster_cidr,
+        })
+}
+
+async fn ensure_bridge(bridge: &str, address: Cidr, mtu: u32) -> Result<(), Error> {
+    if exec::ip(None, &["link", "show", bridge]).await.is_err() {
+        exec::ip(None, &["link", "add", bridge, "type", "bridge"])
+            .await
+            .map_err(host_err(format!("bridge {bridge}")))?;
+    }
+    let mtu = mtu.to_string();
+    exec::ip(None, &["link", "set", bridge, "mtu", &mtu, "up"])
+        .await
+        .map_err(host_err(format!("bridge {bridge} up")))?;
+    exec::ip(
+        None,
+        &["addr", "replace", &address.to_string(), "dev", bridge],
+    )
+    .await
+    .map_err(host_err(format!("address {address} on {bridge}")))?;
+    // Forwarding on the bridge alone: Pod-to-Pod and Service traffic is routed by the host
+    // without switching forwarding on for the host's other interfaces.
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
+    std::fs::write(&sysctl, "1").map_err(file_err(Path::new(&sysctl)))?;
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! A launcher Pod's network namespace: a veth to the node bridge carrying the pod IP, and
+//! per pod-network interface the binding's plumbing (in-Pod bridge `k6t-eth0`, tap `tap0`,
+//! NAT for masquerade). The result is an [`Attachment`]: what the agent records and the
+//! [`PodNetworkPlan`] the launcher needs.
+//!
+//! Idempotent: attaching an already attached Pod returns the same attachment, so an agent
+//! that restarts mid-way simply runs it again.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cidr::Cidr;
+use crate::exec;
+use crate::ipam::{self, Ipam};
+use crate::masquerade;
+use crate::node::{stable_hash, NodeNetwork};
+use crate::plan::{Binding, DhcpPlan, InterfacePlan, PodNetworkPlan};
+
+/// The pod-side end of the veth.
+pub const POD_IF: &str = "eth0";
+/// The link-local address the in-Pod bridge of a bridge binding answers DHCP from (upstream's).
+const BRIDGE_DHCP_SERVER: Ipv4Addr = Ipv4Addr::new(169, 254, 75, 10);
+
+/// Why a Pod's network could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No pod address is left.
+    #[error("allocating the pod IP")]
+    Ipam(#[from] ipam::Error),
+    /// A host command failed.
+    #[error("plumbing the network of Pod {pod}: {what}")]
+    Host {
+        pod: String,
+        what: String,
+        #[source]
+        source: exec::Error,
+    },
+    /// The VMI asks for something the pod network cannot do.
+    #[error("interface {interface}: {message}")]
+    Unsupported { interface: String, message: String },
+}
+
+/// A Pod's network as set up: recorded by the agent, reported as `status.podIP(s)` and in
+/// the VMI's `status.interfaces`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The Pod's namespace (`ip netns` name).
+    pub netns: String,
+    /// The host end of the veth.
+    pub host_veth: String,
+    /// The pod IP.
+    pub pod_ip: Ipv4Addr,
+    /// The NICs for the launcher.
+    pub plan: PodNetworkPlan,
+}
+
+impl Attachment {
+    /// The VMI `status.interfaces` entries the pod network knows without a guest agent.
+    pub fn vmi_interfaces(&self) -> Vec<Value> {
+        self.plan
+            .interfaces
+            .iter()
+            .map(|nic| {
+                let mut entry = serde_json::json!({
+                    "name": nic.name,
+                    "mac": nic.mac,
+                    "infoSource": "domain",
+                    "queueCount": nic.queues,
+                });
+                if nic.dhcp.is_some() {
+                    // Pod-network NICs: the pod IP is the VM's address, known from the Pod.
+                    entry["interfaceName"] = Value::from(POD_IF);
+                    entry["ipAddress"] = Value::from(self.pod_ip.to_string());
+                    entry["ipAddresses"] = serde_json::json!([self.pod_ip.to_string()]);
+                }
+                entry
+            })
+            .collect()
+    }
+}
+
+/// A stable locally administered-looking MAC in QEMU's 52:54:00 range for a NIC without
+/// `macAddress` (KubeMacPool assigns real ones to VMs).
+pub fn default_mac(vmi_uid: &str, interface: &str) -> String {
+    let h = stable_hash(&format!("{vmi_uid}/{interface}"));
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        (h >> 16) & 0xff,
+        (h >> 8) & 0xff,
+        h & 0xff
+    )
+}
+
+struct Step<'a> {
+    pod: &'a str,
+    netns: &'a str,
+}
+
+impl Step<'_> {
+    async fn ip(&self, inside: bool, args: &[&str]) -> Result<String, Error> {
+        let ns = inside.then_some(self.netns);
+        exec::ip(ns, args).await.map_err(|source| Error::Host {
+            pod: self.pod.into(),
+            what: format!("ip {}", args.join(" ")),
+            source,
+        })
+    }
+
+    async fn run(&self, program: &str, args: &[&str]) -> Result<String, Error> {
+        exec::run(Some(self.netns), program, args)
+            .await
+            .map_err(|source| Error::Host {
+                pod: self.pod.into(),
+                what: format!("{program} {}", args.join(" ")),
+                source,
+            })
+    }
+
+    async fn nft(&self, script: &str) -> Result<String, Error> {
+        exec::nft(Some(self.netns), script)
+            .await
+            .map_err(|source| Error::Host {
+                pod: self.pod.into(),
+                what: "loading the masquerade rules".into(),
+                source,
+            })
+    }
+}
+
+/// The VMI interfaces on the pod network, with their binding: (interface, binding).
+fn pod_interfaces(vmi: &Value) -> Vec<(Value, Binding)> {
+    let networks = vmi["spec"]["networks"].as_array().cloned().unwrap_or_default();
+    let on_pod = |name: &str| {
+        networks
+            .iter()
+            .any(|n| n["name"] == name && n.get("pod").is_some())
+    };
+    vmi["spec"]["domain"]["devices"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| on_pod(i["name"].as_str().unwrap_or_default()))
+        .filter(|i| i["state"] != "absent")
+        .filter_map(|i| {
+            let binding = if i.get("masquerade").is_some() {
+                Binding::Masquerade
+            } else if i.get("bridge").is_some() {
+                Binding::Bridge
+            } else {
+                return None;
+            };
+            Some((i.clone(), binding))
+        })
+        .collect()
+}
+
+fn nic_plan(
+    node: &NodeNetwork,
+    vmi: &Value,
+    iface: &Value,
+    binding: Binding,
+    dhcp: DhcpPlan,
+) -> InterfacePlan {
+    let name = iface["name"].as_str().unwrap_or_default().to_string();
+    let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+    let vcpus = ["sockets", "cores", "threads"]
+        .iter()
+        .map(|k| vmi["spec"]["domain"]["cpu"][k].as_u64().unwrap_or(1).max(1))
+        .product::<u64>();
+    let multiqueue = vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true;
+    let model = iface["model"].as_str().unwrap_or("virtio").to_string();
+    InterfacePlan {
+        mac: iface["macAddress"]
+            .as_str()
+            .map(str::to_lowercase)
+            .unwrap_or_else(|| default_mac(uid, &name)),
+        queues: if multiqueue && model == "virtio" {
+            u32::try_from(vcpus).unwrap_or(1)
+        } else {
+            1
+        },
+        name,
+        binding,
+        tap: "tap0".into(),
+        model,
+        pci_address: iface["pciAddress"].as_str().map(str::to_string),
+        boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
+        mtu: node.config.mtu,
+        dhcp: Some(dhcp),
+    }
+}
+
+/// Creates (or finds) the Pod's namespace, veth, address and binding plumbing.
+///
+/// # Errors
+/// [`Error`] naming the step; a half-made namespace is left for [`detach`].
+pub async fn attach(node: &NodeNetwork, pod_uid: &str, vmi: &Value) -> Result<Attachment, Error> {
+    let netns = node.netns_name(pod_uid);
+    let pod = format!(
+        "{}/{}",
+        vmi["metadata"]["namespace"].as_str().unwrap_or_default(),
+        vmi["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let step = Step {
+        pod: &pod,
+        netns: &netns,
+    };
+    let ipam = Ipam::new(node.state_dir.join("ipam"), node.pod_cidr);
+    let pod_ip = ipam.allocate(pod_uid)?;
+    let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
+    let pod_cidr = Cidr::new(pod_ip, node.pod_cidr.len);
+    let mtu = node.config.mtu.to_string();
+
+    if !exec::ip(None, &["netns", "list"])
+        .await
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(netns.as_str()))
+    {
+        step.ip(false, &["netns", "add", &netns]).await?;
+    }
+    step.ip(true, &["link", "set", "lo", "up"]).await?;
+    if step.ip(false, &["link", "show", &host_veth]).await.is_err() {
+        step.ip(
+            false,
+            &[
+                "link", "add", &host_veth, "mtu", &mtu, "type", "veth", "peer", "name", POD_IF,
+                "netns", &netns,
+            ],
+        )
+        .await?;
+    }
+    step.ip(false, &["link", "set", &host_veth, "master", &node.bridge, "up"])
+        .await?;
+
+    let ifaces = pod_interfaces(vmi);
+    if ifaces.len() > 1 {
+        return Err(Error::Unsupported {
+            interface: ifaces[1].0["name"].as_str().unwrap_or_default().into(),
+            message: "only one interface may use the pod network".into(),
+        });
+    }
+    let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
+    let subdomain = vmi["spec"]["subdomain"].as_str();
+    let hostname = vmi["spec"]["hostname"]
+        .as_str()
+        .or_else(|| vmi["metadata"]["name"].as_str())
+        .map(str::to_string);
+    let dns = vec![node.config.cluster_dns];
+    let search = node.config.search_domains(namespace, subdomain);
+    let mut plan = PodNetworkPlan::default();
+    match ifaces.first() {
+        None => {
+            // No NIC on the pod network: the Pod still owns its IP (Services may point at
+            // it), like a Pod whose VM ignores it.
+            pod_address(&step, pod_cidr, node.gateway).await?;
+        }
+        Some((iface, Binding::Masquerade)) => {
+            pod_address(&step, pod_cidr, node.gateway).await?;
+            let k6t = format!("k6t-{POD_IF}");
+            let gateway = Cidr::new(masquerade::GATEWAY_IP, masquerade::PREFIX);
+            in_pod_bridge(&step, &k6t, &gateway.to_string(), &mtu).await?;
+            tap(&step, &k6t, &mtu, vmi).await?;
+            step.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+                .await?;
+            let ports = ports(iface);
+            step.nft(&masquerade::ruleset(POD_IF, pod_ip, &ports)).await?;
+            let dhcp = DhcpPlan {
+                server_interface: k6t,
+                server_ip: masquerade::GATEWAY_IP,
+                address: masquerade::GUEST_IP,
+                prefix: masquerade::PREFIX,
+                gateway: Some(masquerade::GATEWAY_IP),
+                dns,
+                search,
+                hostname,
+                mtu: node.config.mtu,
+            };
+            plan.interfaces
+                .push(nic_plan(node, vmi, iface, Binding::Masquerade, dhcp));
+        }
+        Some((iface, Binding::Bridge)) => {
+            // The guest owns the pod IP: eth0 keeps no address and joins the in-Pod bridge.
+            step.ip(true, &["addr", "flush", "dev", POD_IF]).await?;
+            let k6t = format!("k6t-{POD_IF}");
+            let server = Cidr::new(BRIDGE_DHCP_SERVER, 32);
+            in_pod_bridge(&step, &k6t, &server.to_string(), &mtu).await?;
+            step.ip(true, &["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"])
+                .await?;
+            tap(&step, &k6t, &mtu, vmi).await?;
+            let dhcp = DhcpPlan {
+                server_interface: k6t,
+                server_ip: BRIDGE_DHCP_SERVER,
+                address: pod_ip,
+                prefix: node.pod_cidr.len,
+                gateway: Some(node.gateway),
+                dns,
+                search,
+                hostname,
+                mtu: node.config.mtu,
+            };
+            plan.interfaces
+                .push(nic_plan(node, vmi, iface, Binding::Bridge, dhcp));
+        }
+    }
+    Ok(Attachment {
+        netns,
+        host_veth,
+        pod_ip,
+        plan,
+    })
+}
+
+async fn pod_address(step: &Step<'_>, address: Cidr, gateway: Ipv4Addr) -> Result<(), Error> {
+    step.ip(true, &["addr", "replace", &address.to_string(), "dev", POD_IF])
+        .await?;
+    step.ip(true, &["link", "set", POD_IF, "up"]).await?;
+    step.ip(
+        true,
+        &["route", "replace", "default", "via", &gateway.to_string(), "dev", POD_IF],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn in_pod_bridge(step: &Step<'_>, name: &str, address: &str, mtu: &str) -> Result<(), Error> {
+    if step.ip(true, &["link", "show", name]).await.is_err() {
+        step.ip(true, &["link", "add", name, "type", "bridge"]).await?;
+    }
+    step.ip(true, &["addr", "replace", address, "dev", name]).await?;
+    step.ip(true, &["link", "set", name, "mtu", mtu, "up"]).await?;
+    Ok(())
+}
+
+async fn tap(step: &Step<'_>, bridge: &str, mtu: &str, vmi: &Value) -> Result<(), Error> {
+    if step.ip(true, &["link", "show", "tap0"]).await.is_err() {
+        let mut args = vec!["tuntap", "add", "dev", "tap0", "mode", "tap", "vnet_hdr"];
+        if vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true {
+            args.push("multi_queue");
+        }
+        step.ip(true, &args).await?;
+    }
+    step.ip(true, &["link", "set", "tap0", "master", bridge, "mtu", mtu, "up"])
+        .await?;
+    Ok(())
+}
+
+fn ports(iface: &Value) -> Vec<masquerade::Port> {
+    iface["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(masquerade::Port {
+                protocol: p["protocol"].as_str().unwrap_or("TCP").to_lowercase(),
+                port: u16::try_from(p["port"].as_u64()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Removes the Pod's namespace and veth and frees its address. Safe to repeat.
+pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
+    let netns = node.netns_name(pod_uid);
+    let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
+    let _ = exec::ip(None, &["link", "del", &host_veth]).await;
+    let _ = exec::ip(None, &["netns", "del", &netns]).await;
+    Ipam::new(node.state_dir.join("ipam"), node.pod_cidr).release(pod_uid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_macs_are_stable_per_vmi_and_interface() {
+        let a = default_mac("uid-1", "default");
+        assert_eq!(a, default_mac("uid-1", "default"));
+        assert_ne!(a, default_mac("uid-2", "default"));
+        assert!(a.starts_with("52:54:00:") && a.len() == 17, "{a}");
+    }
+
+    #[test]
+    fn only_pod_network_interfaces_with_a_binding_are_plumbed() {
+        let vmi = serde_json::json!({"spec": {
+            "domain": {"devices": {"interfaces": [
+                {"name": "default", "masquerade": {}},
+                {"name": "sec", "bridge": {}}]}},
+            "networks": [{"name": "default", "pod": {}},
+                         {"name": "sec", "multus": {"networkName": "br"}}]}});
+        let found = pod_interfaces(&vmi);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, Binding::Masquerade);
+    }
+}
