@@ -82,6 +82,7 @@ pub async fn run(api: &Api) -> Result<()> {
             create_if_missing(api, &info, obj).await?;
         }
     }
+    crate::rbac::defaults::ship(api).await?;
     Ok(())
 }
 

@@ -22,7 +22,12 @@ pub const KUBE_MINOR: &str = "32";
 pub fn router(api: Arc<Api>, auth: Arc<Authenticator>) -> Router {
     Router::new()
         .fallback(route)
-        .with_state(api)
+        .with_state(api.clone())
+        // Inner to authentication: RBAC decides for the user it attached.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::rbac::Authorizer::start(api),
+            crate::rbac::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(auth, require_user))
         .layer(axum::middleware::from_fn(log_request))
 }

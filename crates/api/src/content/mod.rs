@@ -6,6 +6,7 @@
 //!   [`common_cluster_instancetypes`] and [`common_cluster_preferences`].
 //! - The namespaces and the singleton HyperConverged created on first start:
 //!   [`well_known_namespaces`], [`default_hyperconverged`].
+//! - The default RBAC: [`cluster_roles`] and [`cluster_role_bindings`].
 //! - [`expand_spec`]: a VirtualMachine with its instance type and preference applied the way
 //!   upstream's `pkg/instancetype/expand` does it.
 //!
@@ -23,10 +24,12 @@ mod expand;
 mod instancetypes;
 mod preference_apply;
 mod preferences;
+mod rbac;
 
 pub use expand::{expand_spec, ExpandError};
 pub use instancetypes::common_cluster_instancetypes;
 pub use preferences::common_cluster_preferences;
+pub use rbac::{cluster_role_bindings, cluster_roles};
 
 use serde_json::{json, Map, Value};
 

@@ -486,6 +486,8 @@ fn hotplug_as_component(k: &Kubectl, ns: &str, volume: &str, bus: &str) -> Strin
         "-n",
         ns,
         "--as=system:oxivirt:controller",
+        // Components are authorised through their group's ClusterRoleBinding.
+        "--as-group=system:oxivirt-components",
         "--type=json",
         "-p",
         &patch,
