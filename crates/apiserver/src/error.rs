@@ -76,6 +76,9 @@ pub enum ApiError {
     /// Too many retries against a contended object.
     #[error("{0}")]
     Timeout(String),
+    /// A component the request needs (a node agent) cannot be reached.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// Anything else: logged in full, answered without internals.
     #[error("internal error: {0}")]
     Internal(String),
@@ -176,6 +179,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -195,6 +199,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
         }
     }

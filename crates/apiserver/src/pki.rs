@@ -26,6 +26,10 @@ pub struct Pki {
     pub components_token: String,
     /// The secret ServiceAccount tokens are signed with.
     pub service_account_key: String,
+    /// The client certificate and key the API server presents to node agents (issued
+    /// afresh on every start, like the serving certificate).
+    pub relay_cert_pem: String,
+    pub relay_key_pem: String,
 }
 
 /// Certificates are valid from yesterday (clock skew) for `years`.
@@ -139,6 +143,12 @@ pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki> {
     let server_key = KeyPair::generate()?;
     let server_cert = params.signed_by(&server_key, &issuer)?;
 
+    let (relay_cert_pem, relay_key_pem) = client_cert(
+        &issuer,
+        oxivirt_api::well_known::AGENT_CLIENT_COMMON_NAME,
+        "oxivirt:apiserver",
+    )?;
+
     let admin_cert_path = dir.join("admin.crt");
     let admin_key_path = dir.join("admin.key");
     if !admin_cert_path.exists() || !admin_key_path.exists() {
@@ -157,6 +167,8 @@ pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki> {
         ca_cert_pem,
         server_cert_pem: server_cert.pem(),
         server_key_pem: server_key.serialize_pem(),
+        relay_cert_pem,
+        relay_key_pem,
         admin_cert_pem: fs::read_to_string(&admin_cert_path)?,
         admin_key_pem: fs::read_to_string(&admin_key_path)?,
         admin_token: token("admin.token")?,

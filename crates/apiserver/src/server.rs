@@ -136,6 +136,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .context("bootstrapping the cluster objects")?;
     tokio::spawn(gc::run(api.clone()));
     tokio::spawn(bootstrap::compaction(api.clone()));
+    let relay = crate::node_relay::NodeRelay::new(&pki.relay_cert_pem, &pki.relay_key_pem)
+        .context("preparing the node agent relay")?;
+    let _ = api.node_relay.set(relay);
 
     let acceptor = tls_acceptor(&pki)?;
     let auth = Arc::new(Authenticator::new(

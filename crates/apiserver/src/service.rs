@@ -36,6 +36,8 @@ pub struct Api {
     /// The OpenAPI v3 documents, built once per set of served resources.
     pub(crate) openapi_v3: crate::openapi::V3Cache,
     event_lease: tokio::sync::Mutex<Option<(oxivirt_store::LeaseId, std::time::Instant)>>,
+    /// The relay to node agents (consoles, logs, VM commands); unset in in-memory test APIs.
+    pub node_relay: std::sync::OnceLock<crate::node_relay::NodeRelay>,
 }
 
 /// The result of a delete: the object as it was (or now is, while finalizers run).
@@ -67,6 +69,7 @@ impl Api {
             tokens,
             openapi_v3: Default::default(),
             event_lease: tokio::sync::Mutex::new(None),
+            node_relay: std::sync::OnceLock::new(),
         }
     }
 

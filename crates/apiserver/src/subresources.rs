@@ -129,6 +129,25 @@ async fn expand(api: &Api, ns: &str, vm: &Value) -> ApiResult<Value> {
         .map_err(|e| ApiError::BadRequest(format!("cannot expand instancetype to VM: {e}")))
 }
 
+/// The stream a websocket path names: `console` and `vnc` on VMIs, `portforward/{port}` and
+/// `portforward/{port}/{protocol}` on VMIs and VMs (a VM's stream is its VMI's: same name).
+fn stream_of(kind: &str, rest: &[&str]) -> Option<crate::vmi_relay::Stream> {
+    use crate::vmi_relay::Stream;
+    match (kind, rest) {
+        ("virtualmachineinstances", ["console"]) => Some(Stream::Console),
+        ("virtualmachineinstances", ["vnc"]) => Some(Stream::Vnc),
+        (_, ["portforward", port]) => Some(Stream::PortForward {
+            port: port.parse().ok()?,
+            protocol: "tcp".into(),
+        }),
+        (_, ["portforward", port, protocol @ ("tcp" | "udp")]) => Some(Stream::PortForward {
+            port: port.parse().ok()?,
+            protocol: (*protocol).into(),
+        }),
+        _ => None,
+    }
+}
+
 pub async fn handle(api: Arc<Api>, req: Request) -> Response {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').skip(2).collect();
@@ -186,6 +205,42 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
                 Ok(()) => (StatusCode::ACCEPTED, "").into_response(),
                 Err(e) => e.into_response(),
             }
+        }
+        (
+            &Method::PUT,
+            [_, "namespaces", ns, "virtualmachineinstances", name, verb @ ("pause" | "unpause" | "softreboot" | "reset")],
+        ) => {
+            let Some(command) = crate::vmi_relay::Command::parse(verb) else {
+                return not_found(&path);
+            };
+            let (ns, name) = (ns.to_string(), name.to_string());
+            let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let dry_run = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|o| o.get("dryRun").and_then(Value::as_array).cloned())
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+            match crate::vmi_relay::command(&api, &ns, &name, command, dry_run).await {
+                Ok(()) => (StatusCode::OK, "").into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+        (&Method::GET, [_, "namespaces", ns, "virtualmachineinstances", name, "guestosinfo"]) => {
+            crate::vmi_relay::guest_os_info(&api, ns, name)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+        (&Method::GET, [_, "namespaces", ns, kind @ ("virtualmachineinstances" | "virtualmachines"), name, rest @ ..])
+            if stream_of(kind, rest).is_some() =>
+        {
+            let Some(stream) = stream_of(kind, rest) else {
+                return not_found(&path);
+            };
+            let (ns, name) = (ns.to_string(), name.to_string());
+            crate::vmi_relay::open(api.clone(), req, &ns, &name, stream)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
         }
         (&Method::GET, [_, "namespaces", ns, "virtualmachines", name, "expand-spec"]) => {
             let vm = match api

@@ -25,6 +25,12 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// Version reported as `containerRuntimeVersion` and in launcher status.
     pub version: String,
+    /// Address of the agent's HTTPS endpoint (consoles, logs, VM commands); port 0 picks a
+    /// free port, advertised in the Node's `daemonEndpoints`.
+    pub endpoint_listen: String,
+    /// DER certificates of the cluster CA: the endpoint accepts the API server's client
+    /// certificate only when it chains to one of them.
+    pub cluster_ca: Vec<Vec<u8>>,
 }
 
 impl AgentConfig {
@@ -41,6 +47,8 @@ impl AgentConfig {
             status_interval: Duration::from_secs(40),
             poll_interval: Duration::from_millis(200),
             version: env!("CARGO_PKG_VERSION").into(),
+            endpoint_listen: "0.0.0.0:0".into(),
+            cluster_ca: Vec::new(),
         }
     }
 }

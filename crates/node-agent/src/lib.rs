@@ -23,7 +23,9 @@
 mod accel;
 mod adopt;
 mod config;
+mod endpoint;
 mod events;
+mod guest_info;
 mod heartbeat;
 mod launcher;
 mod node;
@@ -47,8 +49,22 @@ pub use config::AgentConfig;
 pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()> {
     let accel = accel::decide(&config).await?;
     tracing::info!(node = %config.node_name, accel = %accel.accel, reason = %accel.reason, "acceleration decided");
-    let node = node::NodeInfo::gather(&config, &accel)?;
+    let mut node = node::NodeInfo::gather(&config, &accel)?;
+    let endpoint = endpoint::bind(
+        &config.endpoint_listen,
+        &config.node_name,
+        std::slice::from_ref(&node.internal_ip),
+        &config.cluster_ca,
+    )
+    .await?;
+    node.endpoint_port = endpoint.port;
+    node.annotations.insert(
+        oxivirt_api::well_known::AGENT_CERTIFICATE_ANNOTATION.into(),
+        endpoint.cert_pem.clone(),
+    );
     node::register(&client, &node).await?;
+    let state = std::sync::Arc::new(endpoint::State::new(config.data_dir.clone(), client.clone()));
+    tokio::spawn(endpoint::serve(endpoint, state));
     let ctx = pods::Ctx {
         events: events::Events::new(client.clone(), &config.node_name),
         client: client.clone(),

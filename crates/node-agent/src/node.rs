@@ -43,6 +43,8 @@ pub(crate) struct NodeInfo {
     pub(crate) addresses: Vec<Value>,
     pub(crate) node_info: Value,
     pub(crate) internal_ip: String,
+    /// The port of the agent's HTTPS endpoint (0 until it is bound).
+    pub(crate) endpoint_port: u16,
 }
 
 fn read(path: &'static str) -> Result<String, Error> {
@@ -132,6 +134,7 @@ impl NodeInfo {
             ],
             node_info,
             internal_ip,
+            endpoint_port: 0,
         })
     }
 
@@ -184,7 +187,7 @@ impl NodeInfo {
             "addresses": self.addresses,
             "nodeInfo": self.node_info,
             "conditions": conditions,
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.endpoint_port}},
         })
     }
 }

@@ -199,11 +199,18 @@ pub(crate) fn apply_vmi_status(vmi: &mut Value, observed: &Observed, facts: &Vmi
         Observed::Running(s) | Observed::Finished { status: s, .. } => Some(s),
         _ => None,
     };
-    if let Some(info) = launcher.and_then(|s| s.guest_os_info.clone()) {
-        status["guestOSInfo"] = info;
+    let guest_info = launcher.and_then(|s| s.guest_os_info.as_ref());
+    if let Some(info) = guest_info {
+        status["guestOSInfo"] = crate::guest_info::os_info(info);
     }
     let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
     let running = matches!(observed, Observed::Running(_));
+    // The launcher reports the OS only once the guest agent answered on its channel.
+    if running && guest_info.is_some() {
+        set_condition(&mut conditions, "AgentConnected", Ok(("", "")), facts.now);
+    } else {
+        conditions.retain(|c| c["type"] != "AgentConnected");
+    }
     set_condition(
         &mut conditions,
         "Ready",

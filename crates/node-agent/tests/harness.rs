@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub client: kube::Client,
+    /// The cluster CA (DER), which agents need for their endpoint.
+    pub ca: Vec<Vec<u8>>,
     _server: oxivirt_apiserver::RunningServer,
 }
 
@@ -35,6 +37,7 @@ pub async fn cluster() -> Cluster {
         .await
         .unwrap();
     Cluster {
+        ca: config.root_cert.clone().unwrap_or_default(),
         client: kube::Client::try_from(config).unwrap(),
         dir,
         _server: server,
@@ -52,6 +55,8 @@ impl Cluster {
     pub fn agent_config(&self, node: &str, seed_tcg: bool) -> AgentConfig {
         let mut config = AgentConfig::new(node, self.agent_dir());
         config.launcher_command = crate::fake_launcher::command();
+        config.endpoint_listen = "127.0.0.1:0".into();
+        config.cluster_ca = self.ca.clone();
         config.lease_interval = Duration::from_millis(500);
         config.status_interval = Duration::from_secs(1);
         config.poll_interval = Duration::from_millis(100);

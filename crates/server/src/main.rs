@@ -103,23 +103,22 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
     })
 }
 
-async fn client_from_kubeconfig(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+async fn config_from_kubeconfig(path: &std::path::Path) -> anyhow::Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let config = kube::Config::from_custom_kubeconfig(
+    Ok(kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
     )
-    .await?;
-    Ok(kube::Client::try_from(config)?)
+    .await?)
 }
 
-fn agent_client(server: &str, token: &str, ca: &std::path::Path) -> anyhow::Result<kube::Client> {
+fn agent_config(server: &str, token: &str, ca: &std::path::Path) -> anyhow::Result<kube::Config> {
     let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
     let ders: Vec<Vec<u8>> = pem_to_der(&pem);
     let mut config = kube::Config::new(server.parse()?);
     config.root_cert = Some(ders);
     config.auth_info.token = Some(token.to_string().into());
-    Ok(kube::Client::try_from(config)?)
+    Ok(config)
 }
 
 /// The DER certificates inside a PEM file.
@@ -167,22 +166,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             node_name,
             data_dir,
         } => {
-            let client = match kubeconfig {
-                Some(path) => client_from_kubeconfig(&path).await?,
+            let config = match kubeconfig {
+                Some(path) => config_from_kubeconfig(&path).await?,
                 None => {
                     let (Some(server), Some(token), Some(ca)) =
                         (server, token, certificate_authority)
                     else {
                         anyhow::bail!("--server, --token and --certificate-authority are required without --kubeconfig");
                     };
-                    agent_client(&server, &token, &ca)?
+                    agent_config(&server, &token, &ca)?
                 }
             };
-            let node_name = node_name.unwrap_or_else(host_name);
-            oxivirt_node_agent::run(
-                client,
-                oxivirt_node_agent::AgentConfig::new(node_name, data_dir),
-            )
+            let mut agent = oxivirt_node_agent::AgentConfig::new(node_name.unwrap_or_else(host_name), data_dir);
+            agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
+            oxivirt_node_agent::run(kube::Client::try_from(config)?, agent)
             .await
         }
         Command::Server { data_dir, listen } => {
@@ -191,10 +188,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 listen,
             })
             .await?;
-            let client = client_from_kubeconfig(&server.components_kubeconfig).await?;
+            let config = config_from_kubeconfig(&server.components_kubeconfig).await?;
+            let mut agent = oxivirt_node_agent::AgentConfig::new(host_name(), data_dir);
+            agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
+            let client = kube::Client::try_from(config)?;
             tokio::spawn(oxivirt_controllers::run(client.clone()));
             // The local node: `oxivirt server` is also this machine's node agent (as k3s).
-            let agent = oxivirt_node_agent::AgentConfig::new(host_name(), data_dir);
             tokio::spawn(async move {
                 if let Err(e) = oxivirt_node_agent::run(client, agent).await {
                     tracing::error!(error = format!("{e:#}"), "the local node agent stopped");

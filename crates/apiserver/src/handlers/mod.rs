@@ -1,6 +1,7 @@
 //! REST handlers for `/api/v1/...` and `/apis/{group}/{version}/...`.
 
 mod eviction;
+mod logs;
 mod list;
 mod patch;
 pub mod request;
@@ -138,6 +139,14 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
             ctx,
         )
         .await;
+    }
+    if path.subresource.as_deref() == Some("log")
+        && info.group.is_empty()
+        && info.plural == "pods"
+        && parts.method == Method::GET
+    {
+        let name = path.name.clone().unwrap_or_default();
+        return logs::pod_log(&api, &info, &ns.clone().unwrap_or_default(), &name, &query).await;
     }
     if path.subresource.as_deref() == Some("token")
         && info.group.is_empty()
