@@ -1,0 +1,64 @@
+//! The per-node half: what must run on the host that owns the volumes. Provisions the
+//! hostpath volumes selected for this node, deletes Released ones whose policy says so, and
+//! runs the CDI worker Pods bound to this node as `oxivirt importer` processes.
+//!
+//! Runs in `oxivirt server` (for the local node) and in `oxivirt agent`.
+
+mod pools;
+mod provision;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::events::Recorder;
+use crate::kinds::{HOSTPATH_PROVISIONER, POD, PV, PVC, STORAGE_CLASS};
+use crate::world::World;
+
+pub use pools::Pools;
+
+/// Everything the node half needs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// This node's name (as registered by the node agent).
+    pub node_name: String,
+    /// The agent's data directory; the default pool lives in `<data_dir>/storage/`.
+    pub data_dir: PathBuf,
+    /// The program run for CDI worker Pods (`oxivirt`; given `importer` as first argument).
+    pub worker_program: PathBuf,
+}
+
+/// How often the node half looks again when nothing changes (worker progress is polled).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs the node half until the process ends.
+///
+/// # Errors
+/// When the storage directory cannot be created.
+pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()> {
+    let pools = Pools::new(&config.data_dir);
+    pools.prepare_default()?;
+    let on_node = format!("spec.nodeName={}", config.node_name);
+    let world = World::start(
+        &client,
+        &[
+            (PVC, None),
+            (PV, None),
+            (STORAGE_CLASS, None),
+            (HOSTPATH_PROVISIONER, None),
+            (POD, Some(on_node)),
+        ],
+    );
+    world.ready().await;
+    let events = Recorder::new(client.clone(), "hostpath-provisioner");
+    let workers = worker::Workers::new(client.clone(), Arc::new(config.clone()), pools.clone());
+    loop {
+        provision::reconcile(&client, &world, &events, &config, &pools).await;
+        workers.reconcile(&world).await;
+        tokio::select! {
+            () = world.wake.notified() => {}
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Provisioning and deleting hostpath volumes on this node.
+//!
+//! A claim is ours to provision when its provisioner annotation names the hostpath
+//! provisioner and its selected node is this node (the binder chose it). The volume is a
+//! directory `<pool>/pvc-<claim uid>` (Filesystem mode: the disk image `disk.img` goes in
+//! it), and a PersistentVolume pre-bound to the claim with node affinity to this node.
+//!
+//! # Guarantees
+//! The volume name derives from the claim's uid, so a repeated pass (stale cache, restart)
+//! finds the directory and the PersistentVolume it made before: creation is idempotent.
+//! Deletion only removes `pvc-*` directories directly inside a known pool.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::{NodeConfig, Pools};
+use crate::classes::is_ours;
+use crate::events::Recorder;
+use crate::kinds::{annotation, name, namespace, phase, str_at, uid, PV, PVC, STORAGE_CLASS};
+use crate::well_known as wk;
+use crate::world::World;
+
+/// Annotation on our PersistentVolumes naming the node that holds the data (as HPP does).
+pub const ANN_PROVISION_ON_NODE: &str = "kubevirt.io/provisionOnNode";
+
+/// One pass: provision selected claims, delete released volumes.
+pub async fn reconcile(
+    client: &kube::Client,
+    world: &World,
+    events: &Recorder,
+    config: &NodeConfig,
+    pools: &Pools,
+) {
+    for claim in world.list(PVC) {
+        let mine = annotation(&claim, wk::ANN_STORAGE_PROVISIONER).is_some_and(is_ours)
+            && annotation(&claim, wk::ANN_SELECTED_NODE) == Some(config.node_name.as_str());
+        let pending = phase(&claim) != "Bound"
+            && str_at(&claim, "/spec/volumeName").is_none_or(str::is_empty)
+            && !crate::kinds::is_deleting(&claim);
+        if mine && pending {
+            provision(client, world, events, config, pools, &claim).await;
+        }
+    }
+    for volume in world.list(PV) {
+        let mine = annotation(&volume, wk::ANN_PROVISIONED_BY).is_some_and(is_ours)
+            && annotation(&volume, ANN_PROVISION_ON_NODE) == Some(config.node_name.as_str());
+        let released = phase(&volume) == "Released"
+            && str_at(&volume, "/spec/persistentVolumeReclaimPolicy").unwrap_or("Delete") == "Delete";
+        if mine && released {
+            delete(client, world, events, pools, &volume).await;
+        }
+    }
+}
+
+/// The volume name of a claim (`pvc-<uid>`, as external provisioners name them).
+pub fn volume_name(claim: &Value) -> String {
+    format!("pvc-{}", uid(claim))
+}
+
+async fn provision(
+    client: &kube::Client,
+    world: &World,
+    events: &Recorder,
+    config: &NodeConfig,
+    pools: &Pools,
+    claim: &Value,
+) {
+    let volume = volume_name(claim);
+    if world.get(PV, "", &volume).is_some() {
+        return; // made in an earlier pass; the binder binds it
+    }
+    let class_name = str_at(claim, "/spec/storageClassName").unwrap_or_default();
+    let Some(class) = world.get(STORAGE_CLASS, "", class_name) else {
+        return;
+    };
+    let fail = |message: String| async move {
+        let message = format!("failed to provision volume with StorageClass \"{class_name}\": {message}");
+        events.warning(claim, PVC, "ProvisioningFailed", &message).await;
+    };
+    if str_at(claim, "/spec/volumeMode") == Some("Block") {
+        return fail(format!(
+            "volumeMode Block is not offered by {} on node {} (Filesystem volumes only)",
+            wk::PROVISIONER, config.node_name
+        ))
+        .await;
+    }
+    let pool_name = str_at(&class, &format!("/parameters/{}", wk::STORAGE_POOL_PARAMETER));
+    let Some(pool) = pools.resolve(world, pool_name) else {
+        let pool_name = pool_name.unwrap_or_default();
+        return fail(format!(
+            "storage pool \"{pool_name}\" is not defined by any HostPathProvisioner (spec.storagePools)"
+        ))
+        .await;
+    };
+    let Some(size) = str_at(claim, "/spec/resources/requests/storage").filter(|s| crate::quantity::parse(s).is_some()) else {
+        return fail("the claim requests no storage size (spec.resources.requests.storage)".into()).await;
+    };
+    let dir = pool.join(&volume);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return fail(format!("cannot create {}: {e}", dir.display())).await;
+    }
+    let message = format!(
+        "External provisioner is provisioning volume for claim \"{}/{}\"",
+        namespace(claim),
+        name(claim)
+    );
+    events.normal(claim, PVC, "Provisioning", &message).await;
+    let pv = persistent_volume(claim, &class, &volume, &dir, size, &config.node_name);
+    match crate::ops::create(client, PV, &pv).await {
+        Ok(_) => {
+            tracing::info!(volume, path = %dir.display(), "provisioned");
+            let message = format!("Successfully provisioned volume {volume}");
+            events.normal(claim, PVC, "ProvisioningSucceeded", &message).await;
+        }
+        Err(e) => fail(e.to_string()).await,
+    }
+}
+
+/// The PersistentVolume for a provisioned directory, pre-bound to its claim.
+pub fn persistent_volume(claim: &Value, class: &Value, volume: &str, dir: &Path, size: &str, node: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {
+            "name": volume,
+            "annotations": {wk::ANN_PROVISIONED_BY: wk::PROVISIONER, ANN_PROVISION_ON_NODE: node},
+        },
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": claim["spec"]["accessModes"],
+            "volumeMode": str_at(claim, "/spec/volumeMode").unwrap_or("Filesystem"),
+            "persistentVolumeReclaimPolicy": class["reclaimPolicy"].as_str().unwrap_or("Delete"),
+            "storageClassName": name(class),
+            "hostPath": {"path": dir.to_string_lossy(), "type": ""},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": wk::HOSTNAME_LABEL, "operator": "In", "values": [node]},
+            ]}]}},
+            "claimRef": {
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "namespace": namespace(claim), "name": name(claim), "uid": uid(claim),
+            },
+        },
+    })
+}
+
+/// The directory behind one of our volumes, if it is a `pvc-*` directory inside a pool.
+pub fn volume_dir(world: &World, pools: &Pools, volume: &Value) -> Option<PathBuf> {
+    let path = PathBuf::from(str_at(volume, "/spec/hostPath/path")?);
+    let inside = path.parent().is_some_and(|parent| pools.all(world).iter().any(|p| p == parent));
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("pvc-"));
+    (inside && named).then_some(path)
+}
+
+async fn delete(client: &kube::Client, world: &World, events: &Recorder, pools: &Pools, volume: &Value) {
+    let volume_name = name(volume);
+    if let Some(dir) = volume_dir(world, pools, volume) {
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+            _ => Ok(()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(message) = removed {
+            events.warning(volume, PV, "VolumeFailedDelete", &message).await;
+            return;
+        }
+    }
+    match crate::ops::delete(client, PV, "", volume_name).await {
+        Ok(()) => tracing::info!(volume = volume_name, "deleted released volume"),
+        Err(e) => tracing::warn!(error = %e, "cannot delete a released volume"),
+    }
+}
