@@ -85,6 +85,13 @@ fn running_node(vmi: &Value, name: &str) -> ApiResult<String> {
         .ok_or_else(|| conflict(name, "VMI is not running on a node"))
 }
 
+fn refusal_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
 fn relay(api: &Api) -> ApiResult<&crate::node_relay::NodeRelay> {
     api.node_relay
         .get()
@@ -103,22 +110,15 @@ fn agent_path(ns: &str, name: &str, rest: &str) -> String {
 pub async fn command(api: &Api, ns: &str, name: &str, command: Command, dry_run: bool) -> ApiResult<()> {
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;
-    match command {
-        Command::Pause if is_paused(&vmi) => return Err(conflict(name, "VMI is already paused")),
-        Command::Unpause if !is_paused(&vmi) => return Err(conflict(name, "VMI is not paused")),
-        Command::SoftReboot if is_paused(&vmi) => return Err(conflict(name, "VMI is paused")),
-        _ => {}
-    }
-    if dry_run {
-        return Ok(());
-    }
-    let (status, body) = relay(api)?
-        .call(api, &node, Method::PUT, &agent_path(ns, name, command.verb()))
-        .await?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(agent_refusal(status, &body))
+    // Whether the VM is paused is checked by the agent against the launcher's own state:
+    // the VMI's Paused condition lags a command by one status sync.
+    let path = agent_path(ns, name, command.verb());
+    let path = if dry_run { format!("{path}?dryRun=All") } else { path };
+    let (status, body) = relay(api)?.call(api, &node, Method::PUT, &path).await?;
+    match status {
+        s if s.is_success() => Ok(()),
+        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        s => Err(agent_refusal(s, &body)),
     }
 }
 

@@ -130,6 +130,17 @@ pub struct StartArgs {
     pub dry_run: bool,
 }
 
+/// `virtctl pause|unpause vm|vmi NAME`, `soft-reboot|reset|guestosinfo NAME`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmiOpArgs {
+    /// `vm|vmi NAME` for pause/unpause, `NAME` otherwise.
+    #[arg(required = true, num_args = 1..=2)]
+    pub args: Vec<String>,
+    /// Ask the server to validate the request without acting on it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// `virtctl stop|restart VM`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {
@@ -164,8 +175,8 @@ pub enum Command {
     Migrate(Passthrough),
     /// Cancel migration of a virtual machine. [not supported by this build yet]
     MigrateCancel(Passthrough),
-    /// Return guest agent info about the operating system. [not supported by this build yet]
-    Guestosinfo(Passthrough),
+    /// Return guest agent info about the operating system.
+    Guestosinfo(VmiOpArgs),
     /// Return the list of users logged in on a guest. [not supported by this build yet]
     Userlist(Passthrough),
     /// Return the list of filesystems on the guest. [not supported by this build yet]
@@ -190,14 +201,14 @@ pub enum Command {
     Ssh(Passthrough),
     /// Copy files from or to a VM or VMI. [not supported by this build yet]
     Scp(Passthrough),
-    /// Pause a VM or VMI. [not supported by this build yet]
-    Pause(Passthrough),
-    /// Unpause a VM or VMI. [not supported by this build yet]
-    Unpause(Passthrough),
-    /// Soft reboot a VMI. [not supported by this build yet]
-    SoftReboot(Passthrough),
-    /// Hard reset a VMI. [not supported by this build yet]
-    Reset(Passthrough),
+    /// Pause a VM or VMI.
+    Pause(VmiOpArgs),
+    /// Unpause a VM or VMI.
+    Unpause(VmiOpArgs),
+    /// Soft reboot a VMI.
+    SoftReboot(VmiOpArgs),
+    /// Hard reset a VMI.
+    Reset(VmiOpArgs),
     /// Dump the memory of a running VM to a PVC. [not supported by this build yet]
     MemoryDump(Passthrough),
     /// Expose a VMI, VM or VMI replica set as a new service. [not supported by this build yet]

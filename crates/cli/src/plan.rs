@@ -12,6 +12,7 @@ use crate::client::ConnectionOptions;
 use crate::commands::create::{self, Manifest};
 use crate::commands::version;
 use crate::commands::vm_state::{self, VmStateRequest, VmVerb};
+use crate::commands::vmi_ops::{self, VmiOp, VmiOpRequest};
 use crate::error::{Error, Result};
 
 /// What `virtctl` will do.
@@ -25,6 +26,8 @@ pub enum Plan {
     PrintManifest(Manifest),
     /// Start, stop or restart a VM.
     VmState(Box<VmStateRequest>),
+    /// Pause, unpause, soft-reboot, reset a VMI or read its guest OS info.
+    VmiOp(Box<VmiOpRequest>),
 }
 
 impl Plan {
@@ -71,6 +74,16 @@ impl Plan {
                     .validate(args.force)
                     .map(|r| Plan::VmState(Box::new(r)))
             }
+            Command::Pause(a) | Command::Unpause(a) | Command::SoftReboot(a) | Command::Reset(a) | Command::Guestosinfo(a) => {
+                let op = match command_name {
+                    "pause" => VmiOp::Pause,
+                    "unpause" => VmiOp::Unpause,
+                    "soft-reboot" => VmiOp::SoftReboot,
+                    "reset" => VmiOp::Reset,
+                    _ => VmiOp::GuestOsInfo,
+                };
+                VmiOpRequest::from_args(op, &a.args, connection, a.dry_run).map(|r| Plan::VmiOp(Box::new(r)))
+            }
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -88,6 +101,7 @@ impl Plan {
             Plan::Version(connection) => version::run(&connection, out, err),
             Plan::PrintManifest(manifest) => manifest.print(out, err),
             Plan::VmState(request) => vm_state::run(&request, out),
+            Plan::VmiOp(request) => vmi_ops::run(&request, out),
         }
     }
 }

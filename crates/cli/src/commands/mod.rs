@@ -4,3 +4,4 @@
 pub mod create;
 pub mod version;
 pub mod vm_state;
+pub mod vmi_ops;

@@ -171,6 +171,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             };
             match (method, rest) {
                 (Method::PUT, [command @ ("pause" | "unpause" | "reset" | "softreboot")]) => {
+                    let paused = dir
+                        .read_status()
+                        .is_some_and(|s| s.phase == crate::rundir::LauncherPhase::Paused);
+                    let refusal = match (*command, paused) {
+                        ("pause", true) => Some("VMI is already paused"),
+                        ("unpause", false) => Some("VMI is not paused"),
+                        ("softreboot", true) => Some("VMI is paused"),
+                        _ => None,
+                    };
+                    if let Some(message) = refusal {
+                        return error(StatusCode::CONFLICT, message);
+                    }
+                    if req.uri().query().is_some_and(|q| q.contains("dryRun=All")) {
+                        return full(StatusCode::OK, "application/json", "{\"ok\":true}");
+                    }
                     match control::send(&dir.file("control.sock"), &json!({"command": command})).await {
                         Ok(reply) if reply["ok"] == json!(true) => {
                             full(StatusCode::OK, "application/json", reply.to_string())
