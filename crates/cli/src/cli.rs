@@ -8,7 +8,12 @@
 use std::path::PathBuf;
 
 use crate::client::ConnectionOptions;
+use crate::commands::console::ConsoleArgs;
 use crate::commands::create::CreateCommand;
+use crate::commands::port_forward::PortForwardArgs;
+use crate::commands::scp::ScpArgs;
+use crate::commands::ssh::SshArgs;
+use crate::commands::vnc::VncArgs;
 use crate::error::EXIT_CODES_HELP;
 
 /// `virtctl` controls KubeVirt virtual machines on an oxivirt (or any KubeVirt) cluster.
@@ -189,18 +194,18 @@ pub enum Command {
     Expand(Passthrough),
     /// Cancel evacuation of a VM, VMI or all VMIs of a node. [not supported by this build yet]
     EvacuateCancel(Passthrough),
-    /// Connect to the serial console of a VMI. [not supported by this build yet]
-    Console(Passthrough),
-    /// Open a VNC connection to a VMI. [not supported by this build yet]
-    Vnc(Passthrough),
+    /// Connect to the serial console of a VMI.
+    Console(ConsoleArgs),
+    /// Open a VNC connection to a VMI.
+    Vnc(VncArgs),
     /// Redirect a local USB device to a VMI. [not supported by this build yet]
     Usbredir(Passthrough),
-    /// Forward local ports to a VM or VMI. [not supported by this build yet]
-    PortForward(Passthrough),
-    /// Open an SSH connection to a VM or VMI. [not supported by this build yet]
-    Ssh(Passthrough),
-    /// Copy files from or to a VM or VMI. [not supported by this build yet]
-    Scp(Passthrough),
+    /// Forward local ports to a VM or VMI.
+    PortForward(PortForwardArgs),
+    /// Open an SSH connection to a VM or VMI.
+    Ssh(SshArgs),
+    /// Copy files from or to a VM or VMI.
+    Scp(ScpArgs),
     /// Pause a VM or VMI.
     Pause(VmiOpArgs),
     /// Unpause a VM or VMI.
@@ -305,6 +310,7 @@ mod tests {
             if matches!(
                 name.as_str(),
                 "version" | "create" | "options" | "help" | "start" | "stop" | "restart"
+                    | "console" | "vnc" | "port-forward" | "ssh" | "scp"
             ) {
                 continue;
             }

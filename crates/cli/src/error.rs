@@ -24,7 +24,8 @@ Exit codes:
   1  the command failed while running (API error, server unreachable)
   2  invalid command line (unknown flag, bad or conflicting flag values)
   3  the command is not supported by this oxivirt build yet
-  4  no usable client configuration (kubeconfig missing, unreadable or incomplete)";
+  4  no usable client configuration (kubeconfig missing, unreadable or incomplete)
+  ssh and scp exit with the status of the local ssh/scp they run.";
 
 /// Result alias for the whole crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,6 +73,25 @@ pub enum Error {
     /// Writing the command's output failed (for example, a closed pipe).
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+    /// A local resource a command needs failed: a listening socket, the terminal, a child
+    /// process that could not be started.
+    #[error("{action}")]
+    Local {
+        /// What was being done, e.g. `cannot listen on 127.0.0.1:5900`.
+        action: String,
+        /// The underlying failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local `ssh`/`scp` that `virtctl ssh|scp` ran exited with a failure status, which
+    /// becomes virtctl's own exit code.
+    #[error("{program} exited with status {code}")]
+    Exited {
+        /// `ssh` or `scp`.
+        program: String,
+        /// Its exit status.
+        code: u8,
+    },
     /// Serialising a manifest failed; a bug, since manifests are built from plain values.
     #[error("cannot serialise the manifest")]
     Serialize(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -96,7 +116,9 @@ impl Error {
             | Error::Refused(_)
             | Error::Runtime(_)
             | Error::Output(_)
-            | Error::Serialize(_) => EXIT_FAILURE,
+            | Error::Serialize(_)
+            | Error::Local { .. } => EXIT_FAILURE,
+            Error::Exited { code, .. } => *code,
         }
     }
 }

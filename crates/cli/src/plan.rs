@@ -10,7 +10,12 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::client::ConnectionOptions;
 use crate::commands::create::{self, Manifest};
+use crate::commands::console::{self, ConsoleRequest};
+use crate::commands::port_forward::{self, PortForwardRequest};
+use crate::commands::scp::{self, ScpRequest};
+use crate::commands::ssh::{self, SshRequest};
 use crate::commands::version;
+use crate::commands::vnc::{self, VncRequest};
 use crate::commands::vm_state::{self, VmStateRequest, VmVerb};
 use crate::commands::vmi_ops::{self, VmiOp, VmiOpRequest};
 use crate::error::{Error, Result};
@@ -28,6 +33,16 @@ pub enum Plan {
     VmState(Box<VmStateRequest>),
     /// Pause, unpause, soft-reboot, reset a VMI or read its guest OS info.
     VmiOp(Box<VmiOpRequest>),
+    /// Attach to a serial console.
+    Console(Box<ConsoleRequest>),
+    /// Proxy (and view) a VNC console.
+    Vnc(Box<VncRequest>),
+    /// Forward ports to a guest.
+    PortForward(Box<PortForwardRequest>),
+    /// Run the system ssh through a port-forward.
+    Ssh(Box<SshRequest>),
+    /// Run the system scp through a port-forward.
+    Scp(Box<ScpRequest>),
 }
 
 impl Plan {
@@ -84,6 +99,18 @@ impl Plan {
                 };
                 VmiOpRequest::from_args(op, &a.args, connection, a.dry_run).map(|r| Plan::VmiOp(Box::new(r)))
             }
+            Command::Console(args) => Ok(Plan::Console(Box::new(ConsoleRequest::from_args(
+                args, connection,
+            )))),
+            Command::Vnc(args) => Ok(Plan::Vnc(Box::new(VncRequest { args, connection }))),
+            Command::PortForward(args) => PortForwardRequest::from_args(args, connection)
+                .map(|r| Plan::PortForward(Box::new(r))),
+            Command::Ssh(args) => {
+                SshRequest::from_args(args, connection).map(|r| Plan::Ssh(Box::new(r)))
+            }
+            Command::Scp(args) => {
+                ScpRequest::from_args(args, connection).map(|r| Plan::Scp(Box::new(r)))
+            }
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -101,6 +128,11 @@ impl Plan {
             Plan::Version(connection) => version::run(&connection, out, err),
             Plan::PrintManifest(manifest) => manifest.print(out, err),
             Plan::VmState(request) => vm_state::run(&request, out),
+            Plan::Console(request) => console::run(&request, err),
+            Plan::Vnc(request) => vnc::run(&request, out, err),
+            Plan::PortForward(request) => port_forward::run(&request, err),
+            Plan::Ssh(request) => ssh::run(&request),
+            Plan::Scp(request) => scp::run(&request),
             Plan::VmiOp(request) => vmi_ops::run(&request, out),
         }
     }

@@ -1,7 +1,13 @@
 //! One module per command that does something; commands that only answer "not supported"
 //! live as variants in [`crate::cli::Command`].
 
+pub mod console;
 pub mod create;
+pub mod port_forward;
+pub mod scp;
+pub mod ssh;
+pub mod stream;
 pub mod version;
+pub mod vnc;
 pub mod vm_state;
 pub mod vmi_ops;
