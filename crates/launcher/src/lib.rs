@@ -34,6 +34,7 @@ pub mod control;
 mod error;
 pub mod iso9660;
 mod prepare;
+mod network;
 mod qemu_process;
 pub mod quantity;
 pub mod seed;

@@ -45,6 +45,9 @@ pub struct LaunchSpec {
     /// retries without it when this QEMU was built without seccomp.
     #[serde(default = "default_true")]
     pub sandbox: bool,
+    /// NICs the node agent plumbed in the Pod's network namespace (none: no pod network).
+    #[serde(default)]
+    pub network: Option<oxivirt_network::PodNetworkPlan>,
 }
 
 fn default_qemu() -> String {

@@ -113,6 +113,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
     }
     let owner = spec.uid.map(|uid| (uid, spec.gid.unwrap_or(uid)));
     prepare::create_files(paths, &command.files, owner).await?;
+    crate::network::serve_dhcp(spec.network.as_ref());
 
     let mut qemu = QemuProcess::spawn(&command, paths, owner)?;
     let spawned_ms = millis(started);

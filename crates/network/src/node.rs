@@ -175,7 +175,7 @@ impl NodeNetwork {
         let (t, br, cidr) = (self.nat_table_name(), &self.bridge, self.pod_cidr);
         format!(
             "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n\
-             \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+             \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
              \t\tip saddr {cidr} ip daddr != {cidr} oifname != \"{br}\" masquerade\n\t}}\n\
              \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
              \t\tiifname \"{br}\" accept\n\t\toifname \"{br}\" ct state established,related accept\n\t}}\n}}\n"

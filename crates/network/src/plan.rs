@@ -48,6 +48,9 @@ pub struct InterfacePlan {
     pub boot_order: Option<u32>,
     /// The MTU of the link.
     pub mtu: u32,
+    /// Whether the node offers vhost-net (`/dev/vhost-net`) for virtio NICs.
+    #[serde(default)]
+    pub vhost: bool,
     /// What the launcher's DHCP server hands this NIC, if it serves one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpPlan>,

@@ -189,6 +189,7 @@ fn nic_plan(
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
         boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
         mtu: node.config.mtu,
+        vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: Some(dhcp),
     }
 }

@@ -28,6 +28,7 @@ mod events;
 mod guest_info;
 mod heartbeat;
 mod launcher;
+mod netns;
 mod node;
 mod pods;
 mod realise;
@@ -65,7 +66,9 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     node::register(&client, &node).await?;
     let state = std::sync::Arc::new(endpoint::State::new(config.data_dir.clone(), client.clone()));
     tokio::spawn(endpoint::serve(endpoint, state));
+    let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     let ctx = pods::Ctx {
+        network,
         events: events::Events::new(client.clone(), &config.node_name),
         client: client.clone(),
         images: registry::ImageCache::new(&config.data_dir),

@@ -39,6 +39,7 @@ pub(crate) struct Ctx {
     pub(crate) accel: AccelDecision,
     pub(crate) host_ip: String,
     pub(crate) images: ImageCache,
+    pub(crate) network: crate::netns::PodNet,
 }
 
 /// Watches the node's Pods until the watch stream ends, supervising each.
@@ -320,7 +321,16 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         };
+        let network = match ctx.network.attach(pod, &vmi).await {
+            Ok(plan) => plan,
+            Err(message) => {
+                let reason = "NetworkSetupFailed".to_string();
+                self.cannot_run = Some((reason.clone(), message.clone()));
+                return self.sync(pod, Observed::CannotRun { reason, message }).await;
+            }
+        };
         let spec = LaunchSpec {
+            network,
             vmi,
             accel: ctx.accel.accel,
             disks,
@@ -334,7 +344,8 @@ impl Supervisor {
             .and_then(|()| self.dir.write_launch_spec(&spec));
         let spawned = match started {
             Ok(()) => {
-                launcher::spawn(&ctx.config.launcher_command, &self.dir).map_err(|e| chain(&e))
+                let command = ctx.network.launcher_command(&ctx.config.launcher_command, &pod.uid().unwrap_or_default());
+                launcher::spawn(&command, &self.dir).map_err(|e| chain(&e))
             }
             Err(e) => Err(chain(&e)),
         };
@@ -362,7 +373,8 @@ impl Supervisor {
         let ctx = self.ctx.clone();
         let pod_json = serde_json::to_value(pod).unwrap_or_default();
         let start = self.start_time.clone().unwrap_or_else(status::now);
-        let pod_status = status::pod_status(&pod_json, &observed, &ctx.host_ip, &start);
+        let mut pod_status = status::pod_status(&pod_json, &observed, &ctx.host_ip, &start);
+        ctx.network.add_pod_ips(&mut pod_status, &pod.uid().unwrap_or_default());
         if self.written_pod_status.as_ref() != Some(&pod_status) {
             match realise::write_pod_status(&ctx.client, pod, &pod_status).await {
                 Ok(()) => {
@@ -386,6 +398,9 @@ impl Supervisor {
         {
             Ok(()) => {
                 self.announce(pod, &observed).await;
+                if matches!(observed, Observed::Running(_)) {
+                    ctx.network.report_interfaces(&ctx.client, pod).await;
+                }
                 self.written_vmi = Some(observed);
             }
             Err(e) => tracing::debug!(error = %chain(&e), "cannot write VMI status; retrying"),
@@ -501,6 +516,9 @@ impl Supervisor {
         }
         if let Err(e) = self.dir.remove() {
             tracing::warn!(error = %chain(&e), "cannot remove run directory");
+        }
+        if let Some(key) = &self.dir.owner {
+            self.ctx.network.detach(&key.uid).await;
         }
         let Some(pod) = pod else { return };
         let api: Api<Pod> = Api::namespaced(

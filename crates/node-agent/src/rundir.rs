@@ -33,6 +33,9 @@ pub(crate) struct LaunchSpec {
     pub(crate) qemu: String,
     pub(crate) uid: Option<u32>,
     pub(crate) gid: Option<u32>,
+    /// The NICs plumbed in the Pod's network namespace (crate `oxivirt-network`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) network: Option<oxivirt_network::PodNetworkPlan>,
 }
 
 /// One disk in `launch.json`.

@@ -1,0 +1,120 @@
+//! NICs: the `network` plan of `launch.json` (written by the node agent, which has already
+//! plumbed the taps inside this Pod's network namespace) as QEMU netdevs and devices, and
+//! the DHCP server each pod-network NIC's guest asks for its address. No plan: no NICs
+//! (the node has no pod network), so the VM runs as before.
+
+use oxivirt_network::{InterfacePlan, PodNetworkPlan};
+
+use crate::args::{Builder, Props};
+use crate::error::{Error, Result};
+use crate::spec::LaunchSpec;
+
+/// Adds `-netdev tap` and the NIC device for every planned interface.
+///
+/// # Errors
+/// [`Error::Config`] for a model QEMU cannot express here.
+pub(crate) fn add(spec: &LaunchSpec, out: &mut Builder) -> Result<()> {
+    let Some(plan) = &spec.network else {
+        return Ok(());
+    };
+    for nic in &plan.interfaces {
+        add_nic(nic, out)?;
+    }
+    Ok(())
+}
+
+fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
+    let field = format!("spec.domain.devices.interfaces[{}]", nic.name);
+    let netdev = format!("hostua-{}", nic.name);
+    let mut tap = Props::new("tap")
+        .set("id", netdev.clone())
+        .set("ifname", nic.tap.clone())
+        .set("script", "no")
+        .set("downscript", "no");
+    if nic.model == "virtio" && nic.vhost {
+        // vhost-net moves the data path into the kernel: the pod network's throughput.
+        tap = tap.set("vhost", "on");
+    }
+    if nic.queues > 1 {
+        tap = tap.set("queues", nic.queues.to_string());
+    }
+    out.arg("-netdev", tap.to_string());
+    let driver = match nic.model.as_str() {
+        "virtio" => "virtio-net-pci",
+        "e1000e" => "e1000e",
+        "e1000" => "e1000",
+        "rtl8139" => "rtl8139",
+        "pcnet" => "pcnet",
+        other => {
+            return Err(Error::config(
+                format!("{field}.model"),
+                format!("unsupported NIC model {other:?}"),
+            ))
+        }
+    };
+    let mut device = Props::new(driver)
+        .set("netdev", netdev)
+        .set("id", format!("ua-{}", nic.name))
+        .set("mac", nic.mac.clone());
+    if nic.queues > 1 {
+        device = device
+            .set("mq", "on")
+            .set("vectors", (2 * nic.queues + 2).to_string());
+    }
+    if let Some(order) = nic.boot_order {
+        device = device.set("bootindex", order.to_string());
+    } else {
+        // No PXE attempt unless asked: the guest boots from its disks at once.
+        device = device.set("romfile", "");
+    }
+    if let Some(addr) = nic.pci_address.as_deref().and_then(root_bus_slot) {
+        device = device.set("bus", "pcie.0").set("addr", addr);
+    } else if let Some(address) = &nic.pci_address {
+        out.note(format!(
+            "{field}.pciAddress {address}: only bus 0 is honoured; placed automatically"
+        ));
+    }
+    if nic.model == "virtio" && nic.mtu != 1500 {
+        device = device.set("host_mtu", nic.mtu.to_string());
+    }
+    out.device(device);
+    Ok(())
+}
+
+/// `0000:00:SS.F` → `SS.F` (QEMU's `addr`), for addresses on the root bus only.
+fn root_bus_slot(address: &str) -> Option<String> {
+    let parts: Vec<&str> = address.split(':').collect();
+    match parts.as_slice() {
+        [_domain, "00", slot_fn] => Some(format!("0x{slot_fn}")),
+        _ => None,
+    }
+}
+
+/// Starts the DHCP server of every planned NIC that has one, detached: they live as long
+/// as the launcher (the Pod's namespace goes with it). A server that cannot bind is logged,
+/// not fatal: the guest may still be configured statically (cloud-init networkData).
+pub(crate) fn serve_dhcp(plan: Option<&PodNetworkPlan>) {
+    let Some(plan) = plan else { return };
+    for nic in &plan.interfaces {
+        let Some(lease) = nic.dhcp.clone() else {
+            continue;
+        };
+        let (mac, name) = (nic.mac.clone(), nic.name.clone());
+        tokio::spawn(async move {
+            if let Err(e) = oxivirt_network::dhcp::serve(lease, mac).await {
+                tracing::error!(interface = %name, error = %e, "the DHCP server stopped");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_bus_addresses_are_placed() {
+        assert_eq!(root_bus_slot("0000:00:07.0").as_deref(), Some("0x07.0"));
+        assert_eq!(root_bus_slot("0000:07:00.0"), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! The pod network on this node (crate `oxivirt-network`): each launcher Pod gets a network
+//! namespace with a veth and a pod IP before its launcher starts, and the launcher runs
+//! inside it (`ip netns exec`, which execs in place, so `launcher.pid` and re-adoption see
+//! the launcher itself). The Pod's attachment is kept in `<data-dir>/node/netns/<uid>.json`
+//! so a restarted agent reports the same pod IP and tears down what it did not create.
+//!
+//! Without root (or without `ip`/`nft`), or with `OXIVIRT_POD_NETWORK=off`, there is no pod
+//! network: launchers start as before and VMs have no NICs; the Node says why in its
+//! `oxivirt.io/pod-network` annotation.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, ResourceExt};
+use oxivirt_network::{pod, Attachment, NetworkConfig, NodeNetwork, PodNetworkPlan};
+use serde_json::{json, Value};
+
+use crate::well_known as wk;
+
+/// The node's pod network, if it has one, and the attachments of its Pods.
+#[derive(Clone)]
+pub(crate) struct PodNet {
+    node: Option<Arc<NodeNetwork>>,
+    dir: PathBuf,
+    cache: Arc<Mutex<HashMap<String, Attachment>>>,
+}
+
+impl PodNet {
+    /// Brings up the node's pod network, or explains (logs and Node annotation) why not.
+    pub(crate) async fn start(client: &kube::Client, node_name: &str, data_dir: &std::path::Path) -> Self {
+        let config = NetworkConfig::from_env();
+        let outcome = match config {
+            Err(e) => Err(e.to_string()),
+            Ok(c) if !c.enabled => Err("turned off (OXIVIRT_POD_NETWORK=off)".into()),
+            Ok(c) => match oxivirt_network::exec::unavailable_reason().await {
+                Some(reason) => Err(reason),
+                None => NodeNetwork::start(&c, data_dir)
+                    .await
+                    .map_err(|e| crate::status::chain(&e)),
+            },
+        };
+        let (node, note) = match outcome {
+            Ok(n) => {
+                let note = format!("{} on bridge {}", n.pod_cidr, n.bridge);
+                (Some(Arc::new(n)), note)
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "no pod network on this node: VMs run without NICs");
+                (None, format!("unavailable: {reason}; VMs run without NICs"))
+            }
+        };
+        let nodes: Api<Node> = Api::all(client.clone());
+        let mut patch = json!({"metadata": {"annotations": {"oxivirt.io/pod-network": note}}});
+        if let Some(n) = &node {
+            patch["spec"] = json!({"podCIDR": n.pod_cidr.to_string(), "podCIDRs": [n.pod_cidr.to_string()]});
+        }
+        if let Err(e) = nodes
+            .patch(node_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the pod network on the Node");
+        }
+        PodNet {
+            node,
+            dir: data_dir.join("node").join("netns"),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The node network, for the Service proxy and the DNS server.
+    pub(crate) fn node(&self) -> Option<Arc<NodeNetwork>> {
+        self.node.clone()
+    }
+
+    fn file(&self, uid: &str) -> PathBuf {
+        self.dir.join(format!("{uid}.json"))
+    }
+
+    /// The Pod's attachment, if it has one (from the cache or its file).
+    pub(crate) fn attachment(&self, uid: &str) -> Option<Attachment> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = cache.get(uid) {
+            return Some(found.clone());
+        }
+        let bytes = std::fs::read(self.file(uid)).ok()?;
+        let found: Attachment = serde_json::from_slice(&bytes).ok()?;
+        cache.insert(uid.to_string(), found.clone());
+        Some(found)
+    }
+
+    /// Plumbs the Pod's namespace for `vmi` and returns the NIC plan for `launch.json`;
+    /// `Ok(None)` without a pod network.
+    ///
+    /// # Errors
+    /// A message naming the step that failed.
+    pub(crate) async fn attach(&self, pod: &Pod, vmi: &Value) -> Result<Option<PodNetworkPlan>, String> {
+        let Some(node) = &self.node else {
+            return Ok(None);
+        };
+        let uid = pod.uid().unwrap_or_default();
+        let attachment = match pod::attach(node, &uid, vmi).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Leave nothing half-made behind: the address and namespace go with the error.
+                pod::detach(node, &uid).await;
+                return Err(crate::status::chain(&e));
+            }
+        };
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| {
+                std::fs::write(
+                    self.file(&uid),
+                    serde_json::to_vec(&attachment).unwrap_or_default(),
+                )
+            })
+            .map_err(|e| format!("cannot record the network of Pod {}: {e}", pod.name_any()))?;
+        let plan = attachment.plan.clone();
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid, attachment);
+        Ok(Some(plan))
+    }
+
+    /// The launcher command, run inside the Pod's namespace when it has one.
+    pub(crate) fn launcher_command(&self, base: &[OsString], uid: &str) -> Vec<OsString> {
+        match self.attachment(uid) {
+            Some(a) => ["ip", "netns", "exec", a.netns.as_str()]
+                .iter()
+                .map(OsString::from)
+                .chain(base.iter().cloned())
+                .collect(),
+            None => base.to_vec(),
+        }
+    }
+
+    /// Adds `podIP`/`podIPs` to a Pod status being written.
+    pub(crate) fn add_pod_ips(&self, status: &mut Value, uid: &str) {
+        if let Some(a) = self.attachment(uid) {
+            status["podIP"] = json!(a.pod_ip.to_string());
+            status["podIPs"] = json!([{"ip": a.pod_ip.to_string()}]);
+        }
+    }
+
+    /// Writes the VMI's `status.interfaces` from the Pod's attachment (merging what the
+    /// guest agent may have reported under the same names).
+    pub(crate) async fn report_interfaces(&self, client: &kube::Client, pod: &Pod) {
+        let uid = pod.uid().unwrap_or_default();
+        let Some(attachment) = self.attachment(&uid) else {
+            return;
+        };
+        let Some(name) = pod.annotations().get(wk::DOMAIN_ANNOTATION) else {
+            return;
+        };
+        let namespace = pod.namespace().unwrap_or_default();
+        let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &namespace, &ApiResource::from_gvk(&gvk));
+        let Ok(Some(vmi)) = api.get_opt(name).await else {
+            return;
+        };
+        if pod.labels().get("kubevirt.io/created-by") != vmi.metadata.uid.as_ref() {
+            return;
+        }
+        let wanted = attachment.vmi_interfaces();
+        let current = vmi.data["status"]["interfaces"].clone();
+        let merged: Vec<Value> = wanted
+            .into_iter()
+            .map(|mut entry| {
+                if let Some(old) = current
+                    .as_array()
+                    .and_then(|l| l.iter().find(|o| o["name"] == entry["name"]))
+                {
+                    for (k, v) in old.as_object().into_iter().flatten() {
+                        if entry.get(k).is_none() {
+                            entry[k] = v.clone();
+                        }
+                    }
+                }
+                entry
+            })
+            .collect();
+        if current == json!(merged) {
+            return;
+        }
+        let patch = json!({"status": {"interfaces": merged}});
+        if let Err(e) = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(error = %e, "cannot write VMI status.interfaces; retrying later");
+        }
+    }
+
+    /// Removes the Pod's namespace and frees its address (after its launcher stopped).
+    pub(crate) async fn detach(&self, uid: &str) {
+        let Some(node) = &self.node else { return };
+        if self.attachment(uid).is_none() {
+            return;
+        }
+        pod::detach(node, uid).await;
+        let _ = std::fs::remove_file(self.file(uid));
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+}
