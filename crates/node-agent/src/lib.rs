@@ -36,6 +36,7 @@ pub mod registry;
 mod rundir;
 mod status;
 mod vmis;
+mod volumes;
 mod well_known;
 
 pub use accel::{Accel, AccelDecision};

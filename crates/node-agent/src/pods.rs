@@ -107,6 +107,9 @@ fn deliver(
     tasks: &mut JoinSet<()>,
     pod: Pod,
 ) {
+    if crate::volumes::is_cdi_worker(&pod) {
+        return; // run by the node's storage (oxivirt_storage::node), not as a launcher
+    }
     let uid = pod.uid().unwrap_or_default();
     if let Some(tx) = supervisors.get(&uid) {
         tx.send_replace(Some(pod));
@@ -303,7 +306,7 @@ impl Supervisor {
         .await;
         let pulled =
             realise::pull_container_disks(&ctx.client, &ctx.events, &ctx.images, pod, &vmi).await;
-        let disks = match pulled {
+        let mut disks = match pulled {
             Ok(disks) => disks,
             Err(e) => {
                 self.pull_failures += 1;
@@ -321,6 +324,14 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         };
+        match crate::volumes::claim_disks(&ctx.client, &vmi).await {
+            Ok(claimed) => disks.extend(claimed),
+            Err(e) => {
+                self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                let observed = Observed::Preparing { reason: "ContainerCreating".into(), message: chain(&e) };
+                return self.sync(pod, observed).await;
+            }
+        }
         let network = match ctx.network.attach(pod, &vmi).await {
             Ok(plan) => plan,
             Err(message) => {

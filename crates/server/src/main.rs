@@ -55,6 +55,9 @@ enum Command {
         #[arg(long, env = "OXIVIRT_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Import one disk image into one volume (a CDI worker Pod, run by the node; reads
+    /// upstream's IMPORTER_* environment; not for direct use).
+    Importer,
     /// Run one virtual machine (spawned by the node agent; not for direct use).
     Launcher {
         /// The Pod's run directory holding `launch.json`.
@@ -79,7 +82,7 @@ fn init_logging(format: LogFormat, verbosity: u8) {
     };
     let filter = EnvFilter::try_from_env("OXIVIRT_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level},oxivirt_controllers={level}"
+            "warn,oxivirt={level},oxivirt_apiserver={level},oxivirt_store={level},oxivirt_controllers={level},oxivirt_storage={level},oxivirt_importer={level}"
         ))
     });
     use std::io::IsTerminal;
@@ -158,6 +161,7 @@ fn host_name() -> String {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Launcher { run_dir } => oxivirt_launcher::run(&run_dir).await,
+        Command::Importer => anyhow::bail!("the importer runs from main"),
         Command::Agent {
             server,
             token,
@@ -179,7 +183,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let mut agent = oxivirt_node_agent::AgentConfig::new(node_name.unwrap_or_else(host_name), data_dir);
             agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
-            oxivirt_node_agent::run(kube::Client::try_from(config)?, agent)
+            let client = kube::Client::try_from(config)?;
+            spawn_storage_node(client.clone(), &agent.node_name, &agent.data_dir)?;
+            oxivirt_node_agent::run(client, agent)
             .await
         }
         Command::Server { data_dir, listen } => {
@@ -193,6 +199,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
             let client = kube::Client::try_from(config)?;
             tokio::spawn(oxivirt_controllers::run(client.clone()));
+            tokio::spawn(oxivirt_storage::run(client.clone()));
+            spawn_storage_node(client.clone(), &agent.node_name, &agent.data_dir)?;
             // The local node: `oxivirt server` is also this machine's node agent (as k3s).
             tokio::spawn(async move {
                 if let Err(e) = oxivirt_node_agent::run(client, agent).await {
@@ -206,12 +214,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The node half of storage (volume directories, CDI worker Pods) for `node_name`.
+fn spawn_storage_node(client: kube::Client, node_name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let config = oxivirt_storage::NodeConfig {
+        node_name: node_name.to_string(),
+        data_dir: data_dir.to_path_buf(),
+        worker_program: std::env::current_exe()?,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = oxivirt_storage::node::run(client, config).await {
+            tracing::error!(error = format!("{e:#}"), "the node's storage stopped");
+        }
+    });
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbosity);
     // One launcher runs per VM: a single-threaded runtime keeps its footprint small.
     let mut builder = match cli.command {
-        Command::Launcher { .. } => tokio::runtime::Builder::new_current_thread(),
+        Command::Launcher { .. } | Command::Importer => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -221,6 +244,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::Importer = cli.command {
+        return runtime.block_on(oxivirt_importer::main());
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

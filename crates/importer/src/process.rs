@@ -1,0 +1,162 @@
+//! One import as CDI's data processor does it, as explicit phases:
+//! `Info → TransferScratch → Validate → Convert → Resize → Complete` (a raw stream skips
+//! Validate/Convert: it is already the disk; a blank disk goes straight to `Create`).
+//!
+//! The target is written as `disk.img.tmp` and renamed to `disk.img` only when complete,
+//! so a failed import leaves no half-written disk a VM could boot.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Source};
+use crate::format::Detected;
+use crate::progress::Progress;
+use crate::transfer::{transfer, Input};
+use crate::{http, qemu, registry, Error};
+
+/// Formats qemu-img may read for us (CDI's `isSupportedFormat`).
+const SUPPORTED: [&str; 6] = ["raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx"];
+
+/// Extra room a non-raw image file may take beyond the usable size (format metadata).
+fn metadata_allowance(usable: u64) -> u64 {
+    (usable / 8).max(64 << 20)
+}
+
+/// Phases, for logs and loop detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Info,
+    TransferScratch,
+    Validate,
+    Convert,
+    Resize,
+    Complete,
+}
+
+struct Run<'a> {
+    config: &'a Config,
+    progress: Progress,
+    scratch: PathBuf,
+    tmp: PathBuf,
+    visited: Vec<Phase>,
+}
+
+impl Run<'_> {
+    fn enter(&mut self, phase: Phase) -> Result<(), Error> {
+        if self.visited.contains(&phase) {
+            return Err(Error::Transfer(format!("loop detected on phase {phase:?}")));
+        }
+        tracing::info!(?phase, "import phase");
+        self.visited.push(phase);
+        Ok(())
+    }
+}
+
+/// Runs the import described by `config`.
+///
+/// # Errors
+/// [`Error`] saying which step failed and why; the target is left without `disk.img`.
+pub async fn import(config: &Config) -> Result<(), Error> {
+    let scratch_dir = config.status_dir.join("scratch");
+    std::fs::create_dir_all(&scratch_dir).map_err(|e| Error::Transfer(format!("creating {}: {e}", scratch_dir.display())))?;
+    let mut run = Run {
+        config,
+        progress: Progress::to_file(config.status_dir.join("progress")),
+        scratch: scratch_dir.join("tmpimage"),
+        tmp: config.data_dir.join("disk.img.tmp"),
+        visited: Vec::new(),
+    };
+    let _ = std::fs::remove_file(&run.tmp);
+    let result = steps(&mut run).await;
+    let _ = std::fs::remove_file(&run.scratch);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&run.tmp);
+    }
+    result
+}
+
+async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
+    let config = run.config;
+    let usable = config.usable();
+    run.enter(Phase::Info)?;
+    let (file, format) = match &config.source {
+        Source::Blank => {
+            qemu::create(&run.tmp, usable, config.preallocation).await?;
+            return finish(run);
+        }
+        Source::Http(url) => {
+            let download = http::get(config, url).await?;
+            run.enter(Phase::TransferScratch)?;
+            let limit = |format: Detected| match format {
+                Detected::Raw => usable,
+                _ => usable + metadata_allowance(usable),
+            };
+            let written = transfer(Input::Http(download.body), download.length, &run.progress, &run.scratch, limit).await?;
+            tracing::info!(bytes = written.bytes, format = ?written.format, "transferred to scratch space");
+            let format = written
+                .format
+                .qemu_format()
+                .ok_or_else(|| Error::Invalid(format!("{:?} content is not a disk image (archives need contentType: archive)", written.format)))?;
+            (run.scratch.clone(), format.to_string())
+        }
+        Source::Registry(url) => {
+            run.enter(Phase::TransferScratch)?;
+            let pulled = registry::pull(config, url).await?;
+            (pulled.0, pulled.1)
+        }
+    };
+    if format == "raw" && file == run.scratch && std::fs::rename(&file, &run.tmp).is_ok() {
+        // A raw stream already is the disk (sparse); nothing to validate or convert.
+        return resize_and_finish(run, usable).await;
+    }
+    run.enter(Phase::Validate)?;
+    validate(&file, &format, usable).await?;
+    run.enter(Phase::Convert)?;
+    let report = matches!(config.source, Source::Registry(_)).then_some(&run.progress);
+    qemu::convert(&file, &format, &run.tmp, config.preallocation, report).await?;
+    resize_and_finish(run, usable).await
+}
+
+/// Refuses what must never reach qemu-img convert or a VM: unknown formats, backing files,
+/// external data files, images larger than the volume, corrupt or truncated metadata.
+async fn validate(file: &Path, format: &str, usable: u64) -> Result<(), Error> {
+    let info = qemu::info(file, format).await?;
+    if !SUPPORTED.contains(&info.format.as_str()) {
+        return Err(Error::Invalid(format!("Invalid format {} for image {}", info.format, file.display())));
+    }
+    if let Some(backing) = info.backing_file {
+        return Err(Error::Invalid(format!("Image {} is invalid because it has backing file {backing}", file.display())));
+    }
+    if let Some(data_file) = info.data_file {
+        return Err(Error::Invalid(format!(
+            "Image {} is invalid because it has an external data file {data_file}",
+            file.display()
+        )));
+    }
+    if info.virtual_size > usable {
+        return Err(Error::Convert(format!(
+            "virtual image size {} is larger than the reported available storage {usable}. A larger PVC is required",
+            info.virtual_size
+        )));
+    }
+    qemu::check(file, format).await
+}
+
+async fn resize_and_finish(run: &mut Run<'_>, usable: u64) -> Result<(), Error> {
+    run.enter(Phase::Resize)?;
+    let size = std::fs::metadata(&run.tmp)
+        .map_err(|e| Error::Convert(format!("reading {}: {e}", run.tmp.display())))?
+        .len();
+    if size < usable {
+        qemu::resize(&run.tmp, usable, run.config.preallocation).await?;
+    }
+    finish(run)
+}
+
+fn finish(run: &mut Run<'_>) -> Result<(), Error> {
+    run.enter(Phase::Complete)?;
+    let target = run.config.disk_image();
+    std::fs::rename(&run.tmp, &target)
+        .map_err(|e| Error::Convert(format!("moving the image to {}: {e}", target.display())))?;
+    run.progress.complete();
+    Ok(())
+}

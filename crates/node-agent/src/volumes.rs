@@ -1,0 +1,171 @@
+//! Persistent disks of a VMI (issue 5): `persistentVolumeClaim` and `dataVolume` volumes as
+//! `launch.json` disks, and the CDI worker Pods this agent leaves to the node's storage
+//! runner (`oxivirt_storage::node`), which runs them as `oxivirt importer` processes.
+//!
+//! A claim's disk is `<volume directory>/disk.img` (Filesystem mode: the hostpath
+//! provisioner's PersistentVolumes are `hostPath`/`local` directories on this node). A
+//! DataVolume must have `Succeeded`; a claim must be `Bound`; until then the Pod waits in
+//! `ContainerCreating`, as a kubelet waits for volumes. A blank claim gets a sparse raw
+//! `disk.img` the size of the claim less the filesystem overhead, as KubeVirt creates one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::DynamicObject;
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use crate::rundir::DiskSpec;
+
+/// CDI's worker Pods carry `app: containerized-data-importer`.
+pub(crate) fn is_cdi_worker(pod: &Pod) -> bool {
+    pod.labels().get("app").map(String::as_str) == Some("containerized-data-importer")
+}
+
+/// Why a volume cannot be given to the launcher yet (or at all).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// The volume's claim or DataVolume is not ready; retried.
+    #[error("volume {volume}: {why}")]
+    NotReady { volume: String, why: String },
+    /// An API read failed; retried.
+    #[error("volume {volume}: reading {what} failed")]
+    Api {
+        volume: String,
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// KubeVirt's filesystem overhead when creating `disk.img` on a blank claim (CDI's default).
+const FS_OVERHEAD: f64 = 0.055;
+
+/// The `launch.json` disks of the VMI's claim-backed volumes.
+///
+/// # Errors
+/// [`Error::NotReady`] while a claim is unbound or a DataVolume is still populating.
+pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BTreeMap<String, DiskSpec>, Error> {
+    let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
+    let mut disks = BTreeMap::new();
+    for volume in vmi["spec"]["volumes"].as_array().into_iter().flatten() {
+        let name = volume["name"].as_str().unwrap_or_default().to_string();
+        let (claim, data_volume, readonly) = match (volume.get("persistentVolumeClaim"), volume.get("dataVolume")) {
+            (Some(pvc), _) => (pvc["claimName"].as_str(), None, pvc["readOnly"] == true),
+            (None, Some(dv)) => (dv["name"].as_str(), dv["name"].as_str(), false),
+            (None, None) => continue,
+        };
+        let claim = claim.unwrap_or_default();
+        let not_ready = |why: String| Error::NotReady { volume: name.clone(), why };
+        let api_error = |what: String| {
+            let volume = name.clone();
+            move |source| Error::Api { volume, what, source }
+        };
+        if let Some(dv_name) = data_volume {
+            let gvk = GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume");
+            let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
+            if let Some(dv) = dvs.get_opt(dv_name).await.map_err(api_error(format!("DataVolume {dv_name}")))? {
+                let phase = dv.data["status"]["phase"].as_str().unwrap_or("Pending");
+                if phase != "Succeeded" {
+                    return Err(not_ready(format!("DataVolume {dv_name} is {phase}")));
+                }
+            }
+        }
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+        let pvc = claims
+            .get_opt(claim)
+            .await
+            .map_err(api_error(format!("PersistentVolumeClaim {claim}")))?
+            .ok_or_else(|| not_ready(format!("persistentvolumeclaim \"{claim}\" not found")))?;
+        let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        let volume_name = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()).filter(|_| bound);
+        let Some(volume_name) = volume_name else {
+            return Err(not_ready(format!("persistentvolumeclaim \"{claim}\" is not bound")));
+        };
+        let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        let pv = pvs
+            .get(&volume_name)
+            .await
+            .map_err(api_error(format!("PersistentVolume {volume_name}")))?;
+        let spec = pv.spec.unwrap_or_default();
+        let dir = spec
+            .host_path
+            .map(|h| h.path)
+            .or_else(|| spec.local.map(|l| l.path))
+            .ok_or_else(|| not_ready(format!("persistentvolume \"{volume_name}\" is not a local volume")))?;
+        let block = spec.volume_mode.as_deref() == Some("Block");
+        let path = if block { PathBuf::from(&dir) } else { Path::new(&dir).join("disk.img") };
+        if !block && !path.exists() {
+            if data_volume.is_some() {
+                return Err(not_ready(format!("{} is missing", path.display())));
+            }
+            let capacity = spec
+                .capacity
+                .and_then(|c| c.get("storage").map(|q| q.0.clone()))
+                .and_then(|q| parse_bytes(&q))
+                .unwrap_or(0);
+            create_blank(&path, capacity).map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
+        }
+        let format = if is_qcow2(&path) { "qcow2" } else { "raw" };
+        disks.insert(name, DiskSpec { path, format: format.into(), readonly, ephemeral: false });
+    }
+    Ok(disks)
+}
+
+/// Whether the file starts with qcow2's magic (clones are qcow2 overlays).
+fn is_qcow2(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"QFI\xfb"
+}
+
+/// A sparse raw image using the claim less the filesystem overhead, in whole MiB.
+fn create_blank(path: &Path, capacity: u64) -> std::io::Result<()> {
+    // Exact for real volume sizes (< 2^53 bytes).
+    let size = (capacity as f64 * (1.0 - FS_OVERHEAD)) as u64 / (1 << 20) * (1 << 20);
+    let file = std::fs::File::create_new(path)?;
+    file.set_len(size)
+}
+
+/// A Kubernetes quantity in bytes (binary and decimal suffixes).
+fn parse_bytes(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let unit: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_sizes_parse() {
+        assert_eq!(parse_bytes("1Gi"), Some(1 << 30));
+        assert_eq!(parse_bytes("500M"), Some(500_000_000));
+        assert_eq!(parse_bytes("x"), None);
+    }
+
+    #[test]
+    fn a_blank_claim_disk_leaves_the_overhead_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        create_blank(&path, 1 << 30).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 967 << 20);
+        assert!(!is_qcow2(&path));
+        assert!(create_blank(&path, 1 << 30).is_err(), "an existing disk is never replaced");
+    }
+}
