@@ -21,6 +21,7 @@ pub mod masquerade;
 pub mod node;
 pub mod plan;
 pub mod pod;
+pub mod services;
 
 pub use cidr::Cidr;
 pub use config::NetworkConfig;

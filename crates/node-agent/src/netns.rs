@@ -72,9 +72,15 @@ impl PodNet {
         }
     }
 
-    /// The node network, for the Service proxy and the DNS server.
-    pub(crate) fn node(&self) -> Option<Arc<NodeNetwork>> {
-        self.node.clone()
+    /// Starts the node's Service proxy (nftables) when the node has a pod network.
+    pub(crate) fn start_node_services(&self, client: &kube::Client) {
+        let Some(node) = self.node.clone() else { return };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = oxivirt_network::services::proxy::run(client, node, None).await {
+                tracing::error!(error = %e, "the Service proxy stopped");
+            }
+        });
     }
 
     fn file(&self, uid: &str) -> PathBuf {

@@ -199,6 +199,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
             let client = kube::Client::try_from(config)?;
             tokio::spawn(oxivirt_controllers::run(client.clone()));
+            match oxivirt_network::NetworkConfig::from_env() {
+                Ok(network) => {
+                    tokio::spawn(oxivirt_network::services::controller::run(client.clone(), network));
+                }
+                Err(e) => tracing::error!(error = %e, "no Service controller"),
+            }
             tokio::spawn(oxivirt_storage::run(client.clone()));
             spawn_storage_node(client.clone(), &agent.node_name, &agent.data_dir)?;
             // The local node: `oxivirt server` is also this machine's node agent (as k3s).

@@ -1,0 +1,284 @@
+//! Service addresses, as the Kubernetes API server allocates them: a ClusterIP from the
+//! service range (Service `kube-system/kube-dns` gets the cluster DNS address), NodePorts
+//! for NodePort and LoadBalancer Services, and a LoadBalancer IP from the configured pool
+//! (written to `status.loadBalancer.ingress`, MetalLB's job upstream). Pure: the caller
+//! passes what is taken and applies the returned patches.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::config::NetworkConfig;
+
+/// The namespace and name of the cluster DNS Service.
+pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
+
+/// What other Services hold.
+#[derive(Debug, Default, Clone)]
+pub struct Taken {
+    /// ClusterIPs.
+    pub cluster_ips: HashSet<Ipv4Addr>,
+    /// NodePorts.
+    pub node_ports: HashSet<u16>,
+    /// LoadBalancer IPs.
+    pub lb_ips: HashSet<Ipv4Addr>,
+}
+
+impl Taken {
+    /// Records what `svc` holds.
+    pub fn add(&mut self, svc: &Value) {
+        for ip in svc["spec"]["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&svc["spec"]["clusterIP"]))
+        {
+            if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
+                self.cluster_ips.insert(ip);
+            }
+        }
+        for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(port) = p["nodePort"].as_u64().and_then(|n| u16::try_from(n).ok()) {
+                self.node_ports.insert(port);
+            }
+        }
+        for ing in svc["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(ip) = ing["ip"].as_str().and_then(|s| s.parse().ok()) {
+                self.lb_ips.insert(ip);
+            }
+        }
+    }
+}
+
+/// Why an address could not be allocated.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    /// The range has no free address or port.
+    #[error("Service {service}: no free {what} left in {range}")]
+    Exhausted {
+        service: String,
+        what: &'static str,
+        range: String,
+    },
+}
+
+/// The `spec` merge patch that gives `svc` its ClusterIP and NodePorts (None: nothing to do).
+/// Records what it hands out in `taken`.
+///
+/// # Errors
+/// [`Error::Exhausted`].
+pub fn spec_patch(
+    svc: &Value,
+    config: &NetworkConfig,
+    taken: &mut Taken,
+) -> Result<Option<Value>, Error> {
+    let spec = &svc["spec"];
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    if kind == "ExternalName" {
+        return Ok(None);
+    }
+    let key = format!(
+        "{}/{}",
+        svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+        svc["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let mut patch = json!({});
+    let cluster_ip = spec["clusterIP"].as_str().unwrap_or_default();
+    if cluster_ip.is_empty() {
+        let ns_name = (
+            svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+            svc["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let ip = if ns_name == DNS_SERVICE {
+            config.cluster_dns
+        } else {
+            random_ip(config, taken).ok_or_else(|| Error::Exhausted {
+                service: key.clone(),
+                what: "ClusterIP",
+                range: config.service_cidr.to_string(),
+            })?
+        };
+        taken.cluster_ips.insert(ip);
+        patch["clusterIP"] = json!(ip.to_string());
+        patch["clusterIPs"] = json!([ip.to_string()]);
+    } else if spec["clusterIPs"].as_array().is_none_or(Vec::is_empty) {
+        patch["clusterIPs"] = json!([cluster_ip]);
+    }
+    if spec.get("ipFamilies").is_none() {
+        patch["ipFamilies"] = json!(["IPv4"]);
+    }
+    if spec.get("ipFamilyPolicy").is_none() {
+        patch["ipFamilyPolicy"] = json!("SingleStack");
+    }
+    if matches!(kind, "NodePort" | "LoadBalancer") {
+        let mut ports = spec["ports"].as_array().cloned().unwrap_or_default();
+        let mut changed = false;
+        for p in &mut ports {
+            if p["nodePort"].as_u64().is_some_and(|n| n > 0) {
+                continue;
+            }
+            let port = random_port(config, taken).ok_or_else(|| Error::Exhausted {
+                service: key.clone(),
+                what: "NodePort",
+                range: format!("{}-{}", config.node_ports.0, config.node_ports.1),
+            })?;
+            taken.node_ports.insert(port);
+            p["nodePort"] = json!(port);
+            changed = true;
+        }
+        if changed {
+            patch["ports"] = Value::Array(ports);
+        }
+        if spec.get("externalTrafficPolicy").is_none() {
+            patch["externalTrafficPolicy"] = json!("Cluster");
+        }
+    }
+    if spec.get("internalTrafficPolicy").is_none() {
+        patch["internalTrafficPolicy"] = json!("Cluster");
+    }
+    Ok((patch != json!({})).then(|| json!({"spec": patch})))
+}
+
+/// The `status` patch giving a LoadBalancer Service its IP (None: nothing to do).
+///
+/// # Errors
+/// [`Error::Exhausted`].
+pub fn status_patch(
+    svc: &Value,
+    config: &NetworkConfig,
+    taken: &mut Taken,
+) -> Result<Option<Value>, Error> {
+    if svc["spec"]["type"] != "LoadBalancer"
+        || svc["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    {
+        return Ok(None);
+    }
+    let pool = config.load_balancer_pool;
+    let wanted = svc["spec"]["loadBalancerIP"]
+        .as_str()
+        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        .filter(|ip| pool.contains(*ip) && !taken.lb_ips.contains(ip));
+    let ip = wanted
+        .or_else(|| {
+            (1..pool.size().saturating_sub(1))
+                .filter_map(|n| pool.nth(n))
+                .find(|ip| !taken.lb_ips.contains(ip))
+        })
+        .ok_or_else(|| Error::Exhausted {
+            service: svc["metadata"]["name"].as_str().unwrap_or_default().into(),
+            what: "LoadBalancer IP",
+            range: pool.to_string(),
+        })?;
+    taken.lb_ips.insert(ip);
+    Ok(Some(
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}}),
+    ))
+}
+
+/// A random free ClusterIP (random, as Kubernetes allocates, so independent clusters on
+/// one host rarely meet), never the network, broadcast or cluster DNS address.
+fn random_ip(config: &NetworkConfig, taken: &Taken) -> Option<Ipv4Addr> {
+    let range = config.service_cidr;
+    let size = range.size();
+    if size < 4 {
+        return None;
+    }
+    let mut rng = rand::rng();
+    let ok = |ip: &Ipv4Addr| !taken.cluster_ips.contains(ip) && *ip != config.cluster_dns;
+    for _ in 0..64 {
+        let ip = range.nth(rng.random_range(1..size - 1))?;
+        if ok(&ip) {
+            return Some(ip);
+        }
+    }
+    (1..size - 1).filter_map(|n| range.nth(n)).find(ok)
+}
+
+fn random_port(config: &NetworkConfig, taken: &Taken) -> Option<u16> {
+    let (low, high) = config.node_ports;
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        let port = rng.random_range(low..=high);
+        if !taken.node_ports.contains(&port) {
+            return Some(port);
+        }
+    }
+    (low..=high).find(|p| !taken.node_ports.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(ns: &str, name: &str, spec: Value) -> Value {
+        json!({"metadata": {"namespace": ns, "name": name}, "spec": spec})
+    }
+
+    #[test]
+    fn a_cluster_ip_service_gets_a_free_address_in_the_range() {
+        let config = NetworkConfig::default();
+        let mut taken = Taken::default();
+        let s = svc("a", "web", json!({"type": "ClusterIP", "ports": [{"port": 80}]}));
+        let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
+        let ip: Ipv4Addr = patch["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+        assert!(config.service_cidr.contains(ip) && ip != config.cluster_dns);
+        assert_eq!(patch["spec"]["clusterIPs"], json!([ip.to_string()]));
+        assert!(taken.cluster_ips.contains(&ip));
+        assert!(patch["spec"]["ports"].is_null(), "ClusterIP needs no NodePort");
+    }
+
+    #[test]
+    fn kube_dns_gets_the_cluster_dns_address_and_headless_gets_none() {
+        let config = NetworkConfig::default();
+        let mut taken = Taken::default();
+        let dns = svc("kube-system", "kube-dns", json!({"ports": [{"port": 53}]}));
+        let patch = spec_patch(&dns, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(patch["spec"]["clusterIP"], "10.96.0.10");
+        let headless = svc("a", "sub", json!({"clusterIP": "None", "ports": [{"port": 1}]}));
+        let patch = spec_patch(&headless, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(patch["spec"]["clusterIPs"], json!(["None"]));
+    }
+
+    #[test]
+    fn node_ports_are_unique_and_in_range() {
+        let config = NetworkConfig {
+            node_ports: (30000, 30001),
+            ..NetworkConfig::default()
+        };
+        let mut taken = Taken::default();
+        let s = svc("a", "np", json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}));
+        let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
+        let ports: HashSet<u64> = patch["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["nodePort"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ports, HashSet::from([30000, 30001]));
+        let more = svc("a", "np2", json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        let err = spec_patch(&more, &config, &mut taken).unwrap_err();
+        assert!(err.to_string().contains("NodePort"), "{err}");
+    }
+
+    #[test]
+    fn load_balancers_take_pool_addresses_once() {
+        let config = NetworkConfig::default();
+        let mut taken = Taken::default();
+        let s = svc("a", "lb", json!({"type": "LoadBalancer", "ports": [{"port": 80}]}));
+        let first = status_patch(&s, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(first["status"]["loadBalancer"]["ingress"][0]["ip"], "10.99.0.1");
+        let second = status_patch(&s, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(second["status"]["loadBalancer"]["ingress"][0]["ip"], "10.99.0.2");
+        let mut done = s.clone();
+        done["status"] = first["status"].clone();
+        assert!(status_patch(&done, &config, &mut taken).unwrap().is_none());
+    }
+}

@@ -1,0 +1,195 @@
+//! The cluster-wide Service controller (the API server's allocators and the endpoints
+//! controllers of Kubernetes): gives Services their ClusterIP, NodePorts and LoadBalancer
+//! IP, creates `kube-system/kube-dns`, and keeps one Endpoints and one EndpointSlice per
+//! selector Service in step with the launcher Pods and VMIs it selects.
+//!
+//! Level-triggered: every change of a Service, Pod or VMI re-evaluates everything; writes
+//! happen only when the desired object differs from what this controller last wrote.
+//! Every `.await` is a cancellation point.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Api;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::allocate::{self, Taken, DNS_SERVICE};
+use super::endpoints;
+use crate::config::NetworkConfig;
+
+const MANAGER: &str = "oxivirt-service-controller";
+
+/// Runs the controller until the task is dropped.
+///
+/// # Errors
+/// Never in practice: API errors are logged and retried on the next change.
+pub async fn run(client: kube::Client, config: NetworkConfig) -> anyhow::Result<()> {
+    let changed = Arc::new(Notify::new());
+    let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
+    let vmi_kind = ApiResource::from_gvk(&gvk);
+    let vmi_api: Api<DynamicObject> = Api::all_with(client.clone(), &vmi_kind);
+    let services = super::mirror(Api::<Service>::all(client.clone()), (), changed.clone()).await;
+    let pods = super::mirror(Api::<Pod>::all(client.clone()), (), changed.clone()).await;
+    let vmis = super::mirror(vmi_api, vmi_kind, changed.clone()).await;
+    ensure_dns_service(&client).await;
+    let mut written: HashMap<String, Value> = HashMap::new();
+    let mut allocated = Taken::default();
+    loop {
+        let svcs: Vec<Value> = services
+            .state()
+            .iter()
+            .filter_map(|s| serde_json::to_value(s.as_ref()).ok())
+            .collect();
+        let pod_list: Vec<Value> = pods
+            .state()
+            .iter()
+            .filter_map(|p| serde_json::to_value(p.as_ref()).ok())
+            .collect();
+        let vmi_list: Vec<Value> = vmis
+            .state()
+            .iter()
+            .filter_map(|v| serde_json::to_value(v.as_ref()).ok())
+            .collect();
+        allocate_all(&client, &config, &svcs, &mut allocated).await;
+        endpoints_all(&client, &svcs, &pod_list, &vmi_list, &mut written).await;
+        changed.notified().await;
+    }
+}
+
+/// Creates `kube-system/kube-dns` (UDP and TCP 53, no selector: the node proxies serve it).
+async fn ensure_dns_service(client: &kube::Client) {
+    let api: Api<Service> = Api::namespaced(client.clone(), DNS_SERVICE.0);
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": DNS_SERVICE.1, "namespace": DNS_SERVICE.0,
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
+                                "kubernetes.io/cluster-service": "true"}},
+        "spec": {"ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
+    });
+    let Ok(svc) = serde_json::from_value::<Service>(svc) else {
+        return;
+    };
+    match api.create(&PostParams::default(), &svc).await {
+        Ok(_) => tracing::info!("created Service kube-system/kube-dns"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => tracing::warn!(error = %e, "cannot create Service kube-system/kube-dns"),
+    }
+}
+
+fn key(obj: &Value) -> (String, String) {
+    (
+        obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+async fn allocate_all(client: &kube::Client, config: &NetworkConfig, svcs: &[Value], allocated: &mut Taken) {
+    let mut taken = allocated.clone();
+    for svc in svcs {
+        taken.add(svc);
+    }
+    for svc in svcs {
+        let (ns, name) = key(svc);
+        let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+        match allocate::spec_patch(svc, config, &mut taken) {
+            Ok(Some(patch)) => {
+                if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    tracing::warn!(service = %format!("{ns}/{name}"), error = %e, "cannot write Service addresses");
+                } else {
+                    tracing::info!(service = %format!("{ns}/{name}"), clusterIP = %patch["spec"]["clusterIP"], "Service addresses allocated");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "Service address allocation failed"),
+        }
+        match allocate::status_patch(svc, config, &mut taken) {
+            Ok(Some(patch)) => {
+                if let Err(e) = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    tracing::warn!(service = %format!("{ns}/{name}"), error = %e, "cannot write the LoadBalancer IP");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "LoadBalancer IP allocation failed"),
+        }
+    }
+    // What was handed out stays reserved until the store shows it (it lags our patches).
+    *allocated = taken;
+}
+
+async fn endpoints_all(
+    client: &kube::Client,
+    svcs: &[Value],
+    pods: &[Value],
+    vmis: &[Value],
+    written: &mut HashMap<String, Value>,
+) {
+    let vmi_of = |pod: &Value| -> Option<Value> {
+        let name = pod["metadata"]["annotations"]["kubevirt.io/domain"].as_str()?;
+        let ns = &pod["metadata"]["namespace"];
+        vmis.iter()
+            .find(|v| v["metadata"]["name"] == name && &v["metadata"]["namespace"] == ns)
+            .cloned()
+    };
+    let live: std::collections::HashSet<String> = svcs
+        .iter()
+        .map(|s| {
+            let (ns, name) = key(s);
+            format!("{ns}/{name}")
+        })
+        .collect();
+    written.retain(|k, _| live.contains(k.trim_end_matches("#slice")));
+    for svc in svcs {
+        if !svc["spec"]["selector"].as_object().is_some_and(|s| !s.is_empty())
+            || svc["spec"]["type"] == "ExternalName"
+        {
+            continue;
+        }
+        let (ns, name) = key(svc);
+        let found = endpoints::backends(svc, pods, &vmi_of);
+        let ep = endpoints::endpoints(svc, pods, &found);
+        let slice = endpoints::endpoint_slice(svc, pods, &found);
+        let ep_key = format!("{ns}/{name}");
+        if written.get(&ep_key) != Some(&ep) && apply(client, &ns, &ep, "v1", "Endpoints", "endpoints").await {
+            written.insert(ep_key.clone(), ep);
+        }
+        let slice_key = format!("{ep_key}#slice");
+        if written.get(&slice_key) != Some(&slice)
+            && apply(client, &ns, &slice, "discovery.k8s.io/v1", "EndpointSlice", "endpointslices").await
+        {
+            written.insert(slice_key, slice);
+        }
+    }
+}
+
+/// Server-side applies `obj`; true on success.
+async fn apply(client: &kube::Client, ns: &str, obj: &Value, api_version: &str, kind: &str, plural: &str) -> bool {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    match api
+        .patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "cannot write");
+            false
+        }
+    }
+}

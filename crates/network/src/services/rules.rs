@@ -1,0 +1,219 @@
+//! The Service proxy's nftables table (kube-proxy's nftables mode, reduced): ClusterIPs,
+//! LoadBalancer and external IPs, and NodePorts on every local address are DNATed to a
+//! random ready endpoint; the cluster DNS address is DNATed to the node's DNS server.
+//! Pure: the proxy loads the text (`nft -f -` replaces the whole table in one transaction).
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use crate::cidr::Cidr;
+
+/// What the node contributes to the rules.
+#[derive(Debug, Clone)]
+pub struct NodeSide {
+    /// The table name.
+    pub table: String,
+    /// The node bridge (traffic from the node's Pods).
+    pub bridge: String,
+    /// The node's pod prefix.
+    pub pod_cidr: Cidr,
+    /// The cluster DNS ClusterIP and where the node's DNS server listens.
+    pub dns: Option<(Ipv4Addr, Ipv4Addr, u16)>,
+}
+
+fn protocol(p: &Value) -> Option<&'static str> {
+    match p["protocol"].as_str().unwrap_or("TCP") {
+        "TCP" => Some("tcp"),
+        "UDP" => Some("udp"),
+        "SCTP" => Some("sctp"),
+        _ => None,
+    }
+}
+
+/// The ready (ip, port) backends of service port `port` in `endpoints`.
+fn ready_backends(port: &Value, endpoints: Option<&Value>) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let Some(ep) = endpoints else { return out };
+    for subset in ep["subsets"].as_array().into_iter().flatten() {
+        let ports = subset["ports"].as_array().cloned().unwrap_or_default();
+        let target = ports.iter().find(|p| {
+            p["name"].as_str().unwrap_or_default() == port["name"].as_str().unwrap_or_default()
+                && p["protocol"].as_str().unwrap_or("TCP") == port["protocol"].as_str().unwrap_or("TCP")
+        });
+        let Some(number) = target.and_then(|t| t["port"].as_u64()) else {
+            continue;
+        };
+        for a in subset["addresses"].as_array().into_iter().flatten() {
+            if let Some(ip) = a["ip"].as_str() {
+                out.push((ip.to_string(), number));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The whole table for `services` with their Endpoints (`endpoints_of` by namespace/name).
+pub fn ruleset(
+    node: &NodeSide,
+    services: &[Value],
+    endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
+) -> String {
+    let mut matches = String::new();
+    let mut chains = String::new();
+    let mut sorted: Vec<&Value> = services.iter().collect();
+    sorted.sort_by_key(|s| {
+        (
+            s["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+            s["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        )
+    });
+    for (n, svc) in sorted.iter().enumerate() {
+        let spec = &svc["spec"];
+        let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+        let cluster_ip = spec["clusterIP"]
+            .as_str()
+            .and_then(|s| s.parse::<Ipv4Addr>().ok());
+        let mut front_ips: Vec<String> = cluster_ip.map(|ip| ip.to_string()).into_iter().collect();
+        for ing in svc["status"]["loadBalancer"]["ingress"].as_array().into_iter().flatten() {
+            if let Some(ip) = ing["ip"].as_str() {
+                front_ips.push(ip.to_string());
+            }
+        }
+        for ip in spec["externalIPs"].as_array().into_iter().flatten() {
+            if let Some(ip) = ip.as_str() {
+                front_ips.push(ip.to_string());
+            }
+        }
+        let endpoints = endpoints_of(ns, name);
+        for (m, port) in spec["ports"].as_array().into_iter().flatten().enumerate() {
+            let (Some(proto), Some(number)) = (protocol(port), port["port"].as_u64()) else {
+                continue;
+            };
+            let backends = ready_backends(port, endpoints.as_ref());
+            if backends.is_empty() {
+                continue;
+            }
+            let chain = format!("svc-{n}-{m}");
+            let _ = writeln!(chains, "\t# {ns}/{name} port {number}/{proto}");
+            let _ = writeln!(chains, "\tchain {chain} {{");
+            if backends.len() == 1 {
+                let (ip, p) = &backends[0];
+                let _ = writeln!(chains, "\t\tmeta l4proto {proto} dnat to {ip}:{p}");
+            } else {
+                let arms: Vec<String> = (0..backends.len())
+                    .map(|i| format!("{i} : goto {chain}-{i}"))
+                    .collect();
+                let _ = writeln!(
+                    chains,
+                    "\t\tnumgen random mod {} vmap {{ {} }}",
+                    backends.len(),
+                    arms.join(", ")
+                );
+            }
+            let _ = writeln!(chains, "\t}}");
+            if backends.len() > 1 {
+                for (i, (ip, p)) in backends.iter().enumerate() {
+                    let _ = writeln!(
+                        chains,
+                        "\tchain {chain}-{i} {{\n\t\tmeta l4proto {proto} dnat to {ip}:{p}\n\t}}"
+                    );
+                }
+            }
+            for ip in &front_ips {
+                let _ = writeln!(matches, "\t\tip daddr {ip} {proto} dport {number} goto {chain}");
+            }
+            if let Some(node_port) = port["nodePort"].as_u64().filter(|p| *p > 0) {
+                let _ = writeln!(
+                    matches,
+                    "\t\tfib daddr type local {proto} dport {node_port} goto {chain}"
+                );
+            }
+        }
+    }
+    let mut dns = String::new();
+    if let Some((cluster_dns, listen, port)) = node.dns {
+        for proto in ["udp", "tcp"] {
+            let _ = writeln!(
+                dns,
+                "\t\tiifname \"{}\" ip daddr {cluster_dns} {proto} dport 53 dnat to {listen}:{port}",
+                node.bridge
+            );
+        }
+    }
+    let t = &node.table;
+    format!(
+        "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n\
+         \tchain services {{\n{matches}\t}}\n\
+         \tchain prerouting {{ type nat hook prerouting priority -100; policy accept;\n{dns}\t\tjump services\n\t}}\n\
+         \tchain output {{ type nat hook output priority -100; policy accept;\n\t\tjump services\n\t}}\n\
+         \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
+         \t\tct status dnat ip saddr {cidr} oifname \"{br}\" masquerade\n\t}}\n{chains}}}\n",
+        cidr = node.pod_cidr,
+        br = node.bridge,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node() -> NodeSide {
+        NodeSide {
+            table: "oxi-test-svc".into(),
+            bridge: "oxbtest".into(),
+            pod_cidr: "10.244.1.0/24".parse().unwrap(),
+            dns: Some((Ipv4Addr::new(10, 96, 0, 10), Ipv4Addr::new(10, 244, 1, 1), 53)),
+        }
+    }
+
+    fn services() -> (Vec<Value>, Value) {
+        let svc = json!({"metadata": {"namespace": "ns", "name": "web"},
+            "spec": {"type": "NodePort", "clusterIP": "10.96.5.5",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.99.0.1"}]}}});
+        let ep = json!({"subsets": [{"addresses": [{"ip": "10.244.1.2"}, {"ip": "10.244.1.3"}],
+                                     "notReadyAddresses": [{"ip": "10.244.1.4"}],
+                                     "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]});
+        (vec![svc], ep)
+    }
+
+    #[test]
+    fn cluster_ip_load_balancer_and_node_port_lead_to_ready_endpoints_only() {
+        let (svcs, ep) = services();
+        let rules = ruleset(&node(), &svcs, &|_, _| Some(ep.clone()));
+        assert!(rules.contains("ip daddr 10.96.5.5 tcp dport 80 goto svc-0-0"), "{rules}");
+        assert!(rules.contains("ip daddr 10.99.0.1 tcp dport 80 goto svc-0-0"));
+        assert!(rules.contains("fib daddr type local tcp dport 30080 goto svc-0-0"));
+        assert!(rules.contains("numgen random mod 2 vmap"));
+        assert!(rules.contains("dnat to 10.244.1.2:8080") && rules.contains("dnat to 10.244.1.3:8080"));
+        assert!(!rules.contains("10.244.1.4"), "a not-ready address got traffic");
+        assert!(rules.contains("ip daddr 10.96.0.10 udp dport 53 dnat to 10.244.1.1:53"));
+    }
+
+    #[test]
+    fn a_service_without_ready_endpoints_gets_no_rule() {
+        let (svcs, _) = services();
+        let rules = ruleset(&node(), &svcs, &|_, _| None);
+        assert!(!rules.contains("svc-0-0"), "{rules}");
+    }
+
+    /// The real `nft` parses the table (check mode, nothing loaded). Skipped without root.
+    #[tokio::test]
+    async fn nft_accepts_the_ruleset() {
+        if let Some(reason) = crate::exec::unavailable_reason().await {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+        let (svcs, ep) = services();
+        let rules = ruleset(&node(), &svcs, &|_, _| Some(ep.clone()));
+        let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");
+        crate::exec::run_with_input(None, "nft", &["-c", "-f", "-"], Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{body}"));
+    }
+}
