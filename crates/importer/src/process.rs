@@ -109,7 +109,7 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
         return resize_and_finish(run, usable).await;
     }
     run.enter(Phase::Validate)?;
-    validate(&file, &format, usable).await?;
+    validate(&file, &format, usable, &source_name(&config.source)).await?;
     run.enter(Phase::Convert)?;
     let report = matches!(config.source, Source::Registry(_)).then_some(&run.progress);
     qemu::convert(&file, &format, &run.tmp, config.preallocation, report).await?;
@@ -118,18 +118,17 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
 
 /// Refuses what must never reach qemu-img convert or a VM: unknown formats, backing files,
 /// external data files, images larger than the volume, corrupt or truncated metadata.
-async fn validate(file: &Path, format: &str, usable: u64) -> Result<(), Error> {
+async fn validate(file: &Path, format: &str, usable: u64, image: &str) -> Result<(), Error> {
     let info = qemu::info(file, format).await?;
     if !SUPPORTED.contains(&info.format.as_str()) {
-        return Err(Error::Invalid(format!("Invalid format {} for image {}", info.format, file.display())));
+        return Err(Error::Invalid(format!("Invalid format {} for image {image}", info.format)));
     }
     if let Some(backing) = info.backing_file {
-        return Err(Error::Invalid(format!("Image {} is invalid because it has backing file {backing}", file.display())));
+        return Err(Error::Invalid(format!("Image {image} is invalid because it has backing file {backing}")));
     }
     if let Some(data_file) = info.data_file {
         return Err(Error::Invalid(format!(
-            "Image {} is invalid because it has an external data file {data_file}",
-            file.display()
+            "Image {image} is invalid because it has an external data file {data_file}"
         )));
     }
     if info.virtual_size > usable {
@@ -139,6 +138,14 @@ async fn validate(file: &Path, format: &str, usable: u64) -> Result<(), Error> {
         )));
     }
     qemu::check(file, format).await
+}
+
+/// How messages name the image: its URL, as upstream's do.
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Http(url) | Source::Registry(url) => url.clone(),
+        Source::Blank => "blank".into(),
+    }
 }
 
 async fn resize_and_finish(run: &mut Run<'_>, usable: u64) -> Result<(), Error> {

@@ -93,7 +93,7 @@ pub async fn check(path: &Path, format: &str) -> Result<(), Error> {
         0 | 3 => Ok(()),
         _ => {
             let detail = if err.is_empty() { out.trim().to_string() } else { err };
-            Err(Error::Invalid(format!("image is corrupt or truncated: qemu-img: {detail}")))
+            Err(Error::Invalid(format!("image is corrupt or truncated: qemu-img: {}", first_line(&detail))))
         }
     }
 }
@@ -151,6 +151,17 @@ pub async fn convert(src: &Path, format: &str, dest: &Path, preallocation: bool,
     Err(Error::Convert(format!("qemu-img: {}", text.trim())))
 }
 
+/// The first line of a long tool report, with how many lines follow (a corrupt image can
+/// make `qemu-img check` print thousands; a condition message needs the gist).
+pub fn first_line(text: &str) -> String {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_default().trim().to_string();
+    match lines.count() {
+        0 => first,
+        more => format!("{first} (and {more} more lines)"),
+    }
+}
+
 /// The percentage in one `qemu-img -p` line (`(45.34/100%)`).
 pub fn parse_progress(line: &str) -> Option<f64> {
     let start = line.find('(')? + 1;
@@ -200,6 +211,12 @@ pub async fn create(path: &Path, size: u64, preallocation: bool) -> Result<(), E
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn long_reports_shrink_to_their_first_line() {
+        assert_eq!(first_line("ERROR: a\nERROR: b\nERROR: c"), "ERROR: a (and 2 more lines)");
+        assert_eq!(first_line("one"), "one");
+    }
 
     #[test]
     fn progress_lines_parse() {
