@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::client::ConnectionOptions;
 use crate::commands::console::ConsoleArgs;
 use crate::commands::create::CreateCommand;
+use crate::commands::expose::ExposeArgs;
 use crate::commands::port_forward::PortForwardArgs;
 use crate::commands::scp::ScpArgs;
 use crate::commands::ssh::SshArgs;
@@ -216,8 +217,8 @@ pub enum Command {
     Reset(VmiOpArgs),
     /// Dump the memory of a running VM to a PVC. [not supported by this build yet]
     MemoryDump(Passthrough),
-    /// Expose a VMI, VM or VMI replica set as a new service. [not supported by this build yet]
-    Expose(Passthrough),
+    /// Expose a virtual machine instance, virtual machine, or virtual machine instance replica set as a new service.
+    Expose(ExposeArgs),
     /// Upload a VM image to a DataVolume or PVC. [not supported by this build yet]
     ImageUpload(Passthrough),
     /// Export a VM volume. [not supported by this build yet]
@@ -310,7 +311,7 @@ mod tests {
             if matches!(
                 name.as_str(),
                 "version" | "create" | "options" | "help" | "start" | "stop" | "restart"
-                    | "console" | "vnc" | "port-forward" | "ssh" | "scp"
+                    | "console" | "vnc" | "port-forward" | "ssh" | "scp" | "expose"
             ) {
                 continue;
             }

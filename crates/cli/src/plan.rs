@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command};
 use crate::client::ConnectionOptions;
 use crate::commands::create::{self, Manifest};
 use crate::commands::console::{self, ConsoleRequest};
+use crate::commands::expose::{self, ExposeRequest};
 use crate::commands::port_forward::{self, PortForwardRequest};
 use crate::commands::scp::{self, ScpRequest};
 use crate::commands::ssh::{self, SshRequest};
@@ -43,6 +44,8 @@ pub enum Plan {
     Ssh(Box<SshRequest>),
     /// Run the system scp through a port-forward.
     Scp(Box<ScpRequest>),
+    /// Create a Service for a VM, VMI or replica set.
+    Expose(Box<ExposeRequest>),
 }
 
 impl Plan {
@@ -111,6 +114,9 @@ impl Plan {
             Command::Scp(args) => {
                 ScpRequest::from_args(args, connection).map(|r| Plan::Scp(Box::new(r)))
             }
+            Command::Expose(args) => {
+                ExposeRequest::from_args(args, connection).map(|r| Plan::Expose(Box::new(r)))
+            }
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -134,6 +140,7 @@ impl Plan {
             Plan::Ssh(request) => ssh::run(&request),
             Plan::Scp(request) => scp::run(&request),
             Plan::VmiOp(request) => vmi_ops::run(&request, out),
+            Plan::Expose(request) => expose::run(&request, out),
         }
     }
 }

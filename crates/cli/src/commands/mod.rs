@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod create;
+pub mod expose;
 pub mod port_forward;
 pub mod scp;
 pub mod ssh;
