@@ -216,5 +216,8 @@ impl Drop for Server {
             );
         }
         self.kill();
+        // Launchers and QEMUs survive their server by design; a finished test must not
+        // leave them running.
+        crate::guest::kill_processes_under(&self.data_dir());
     }
 }
