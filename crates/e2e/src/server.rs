@@ -147,11 +147,37 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", oxivirt_bin().display()));
         self.child = Some(child);
+        self.watch_for_exit();
         if let Err(why) = self.wait_ready() {
             let log = self.log();
             self.kill();
             panic!("server not ready: {why}\n{log}");
         }
+    }
+
+    /// Shared servers live in statics, which are never dropped: a shell watches the test
+    /// process and, once it is gone, kills what is left of this server — the server and the
+    /// launchers and QEMUs it started (they outlive their server by design). Once per server.
+    fn watch_for_exit(&self) {
+        if self.starts > 1 {
+            return;
+        }
+        let script = format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+             for p in /proc/[0-9]*; do \
+               [ \"${{p#/proc/}}\" = \"$$\" ] && continue; \
+               if tr '\\0' ' ' <$p/cmdline 2>/dev/null | grep -qF -- '{dir}'; then kill -9 ${{p#/proc/}} 2>/dev/null; fi; \
+             done",
+            me = std::process::id(),
+            dir = self.root.path().display(),
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
