@@ -96,6 +96,11 @@ async fn claim_pass(
             return crate::ops::merge(client, PVC, ns, claim_name, &patch).await;
         }
     }
+    if phase(claim).is_empty() {
+        // Kubernetes defaults a new claim's phase to Pending.
+        let patch = json!({"status": {"phase": "Pending"}});
+        crate::ops::merge_status(client, PVC, ns, claim_name, &patch).await?;
+    }
     if phase(claim) == "Bound" {
         let volume_name = str_at(claim, "/spec/volumeName").unwrap_or_default();
         if world.get(PV, "", volume_name).is_none() && !volume_name.is_empty() {

@@ -1,1 +1,9 @@
-//! End-to-end tests: storage and CDI (issue 5).
+//! End-to-end tests: storage and CDI (issue 5) against a real `oxivirt server`, the stock
+//! kubectl, real `qemu-img`, a real HTTP server (this binary's, in `common`), Debian's
+//! `docker-registry` and, for boots, real QEMU with the project's test guest.
+
+mod common;
+mod hostile;
+mod import;
+mod provisioner;
+mod vm;

@@ -1,0 +1,115 @@
+//! DataVolume imports over HTTP and from a registry, into the hostpath provisioner.
+
+use std::time::Duration;
+
+use oxivirt_e2e::{wait_until, Server};
+
+use crate::common::{condition, data_volume, have, sh, test_guest, volume_dir, wait_for, FileServer, Serve};
+
+const IMPORT: Duration = Duration::from_secs(90);
+
+#[test]
+fn http_imports_of_qcow2_gz_xz_zst_and_basic_auth_give_the_guest_disk() {
+    if !have(&["qemu-img", "gzip", "xz", "zstd"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    let www = server.scratch().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let (raw, qcow2) = (guest.join("disk.raw"), guest.join("disk.qcow2"));
+    let w = www.display();
+    sh(&format!("cp {} {w}/disk.qcow2 && gzip -c {w}/disk.qcow2 > {w}/disk.qcow2.gz && xz -T0 -c {} > {w}/disk.raw.xz && zstd -q -c {} > {w}/disk.raw.zst", qcow2.display(), raw.display(), raw.display()));
+    let http = FileServer::start(&www, Serve { basic_auth: Some("user:s3cret".into()), rate: 0 });
+    let kubectl = server.kubectl();
+    kubectl.apply(r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "endpoint-secret", "labels": {"app": "containerized-data-importer"}},
+        "type": "Opaque", "data": {"accessKeyId": "dXNlcg==", "secretKey": "czNjcmV0"}}"#);
+    let cases = [
+        ("qcow2", http.url("disk.qcow2"), None),
+        ("gz", http.url("disk.qcow2.gz"), None),
+        ("xz", http.url("disk.raw.xz"), None),
+        ("zst", http.url("disk.raw.zst"), None),
+        ("auth", http.url("auth/disk.qcow2"), Some("endpoint-secret")),
+    ];
+    for (name, url, secret) in &cases {
+        let secret = secret.map(|s| format!(r#", "secretRef": "{s}""#)).unwrap_or_default();
+        kubectl.apply(&data_volume(name, &format!(r#"{{"http": {{"url": "{url}"{secret}}}}}"#), "200Mi"));
+    }
+    for (name, ..) in &cases {
+        wait_for(&kubectl, &["get", "dv", name], "{.status.phase}", "Succeeded", IMPORT);
+        assert_eq!(kubectl.jsonpath(&["dv", name], "{.status.progress}"), "100.0%");
+        assert_eq!(condition(&kubectl, name, "Ready").0, "True");
+        assert_eq!(condition(&kubectl, name, "Running"), ("False".into(), "Completed".into(), "Import Complete".into()));
+        let disk = volume_dir(&server, name).join("disk.img");
+        // The claim asked 200Mi; with 5.5% overhead the claim is larger and the disk is 200Mi.
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), 200 << 20, "{name}");
+        sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), raw.display()));
+        assert!(!kubectl.exists(&["pod", &format!("importer-{name}")]), "the importer Pod is removed after success");
+    }
+    let events = kubectl.ok(&["get", "events", "--field-selector", "involvedObject.name=qcow2"]);
+    for text in ["PVC qcow2 Bound", "Import into qcow2 scheduled", "Successfully imported into PVC qcow2"] {
+        assert!(events.contains(text), "missing {text:?} in\n{events}");
+    }
+}
+
+#[test]
+fn a_missing_image_reports_upstreams_404_error_and_retries() {
+    let server = Server::start();
+    let www = server.scratch().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let http = FileServer::start(&www, Serve::default());
+    let kubectl = server.kubectl();
+    kubectl.apply(&data_volume("gone", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("nothere.qcow2")), "100Mi"));
+    let text = "Unable to connect to http data source: expected status code 200, got 404. Status: 404 Not Found";
+    wait_until("the 404 condition", IMPORT, || {
+        let (status, reason, message) = condition(&kubectl, "gone", "Running");
+        (status == "False" && reason == "Error" && message == text).then_some(())
+    });
+    wait_until("a Warning event from datavolume-controller", IMPORT, || {
+        let events = kubectl.json(&["get", "events", "--field-selector", "involvedObject.name=gone,type=Warning"]);
+        events["items"].as_array()?.iter().find(|e| {
+            e["reason"] == "Error" && e["message"] == text && e["source"]["component"] == "datavolume-controller"
+        })?;
+        Some(())
+    });
+    wait_until("a retry", IMPORT, || {
+        let restarts: i64 = kubectl.jsonpath(&["dv", "gone"], "{.status.restartCount}").parse().ok()?;
+        (restarts >= 1).then_some(())
+    });
+    assert_ne!(kubectl.jsonpath(&["dv", "gone"], "{.status.phase}"), "Succeeded");
+    assert!(!volume_dir(&server, "gone").join("disk.img").exists(), "a failed import leaves no disk");
+}
+
+#[test]
+fn a_blank_data_volume_is_a_sparse_raw_disk_of_the_requested_size() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(&data_volume("empty", r#"{"blank": {}}"#, "1Gi"));
+    wait_for(&kubectl, &["get", "dv", "empty"], "{.status.phase}", "Succeeded", IMPORT);
+    // The claim is grown by the 5.5% overhead (1Gi / 0.945, rounded up to MiB).
+    assert_eq!(kubectl.jsonpath(&["pvc", "empty"], "{.spec.resources.requests.storage}"), "1084Mi");
+    let disk = volume_dir(&server, "empty").join("disk.img");
+    let meta = std::fs::metadata(&disk).unwrap();
+    assert_eq!(meta.len(), 1 << 30);
+    use std::os::unix::fs::MetadataExt;
+    assert!(meta.blocks() * 512 < 1 << 20, "blank disks are sparse");
+}
+
+#[test]
+fn a_registry_import_pulls_the_containerdisk_of_an_insecure_registry() {
+    if !have(&["docker-registry", "curl", "qemu-img"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    let registry = crate::common::Registry::start(server.scratch());
+    sh(&format!("{} {}/oxivirt/test-guest:v1 >/dev/null 2>&1", guest.join("push-containerdisk.sh").display(), registry.address));
+    let kubectl = server.kubectl();
+    kubectl.ok(&["patch", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged", "--type", "merge", "-p",
+        &format!(r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#, registry.address)]);
+    let url = format!("docker://{}/oxivirt/test-guest:v1", registry.address);
+    kubectl.apply(&data_volume("fromreg", &format!(r#"{{"registry": {{"url": "{url}"}}}}"#), "200Mi"));
+    wait_for(&kubectl, &["get", "dv", "fromreg"], "{.status.phase}", "Succeeded", IMPORT);
+    let disk = volume_dir(&server, "fromreg").join("disk.img");
+    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+}

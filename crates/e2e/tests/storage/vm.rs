@@ -1,0 +1,65 @@
+//! VMs on persistent disks: `dataVolumeTemplates` imported while the VM shows
+//! `Provisioning`, then booted by real QEMU (TCG) from the imported disk.
+
+use std::time::Duration;
+
+use oxivirt_e2e::{wait_until, Server};
+
+use crate::common::{have, test_guest, FileServer, Serve};
+
+/// Whether some launcher's console printed the guest's banner.
+fn guest_ready(server: &Server) -> bool {
+    let Ok(pods) = std::fs::read_dir(server.data_dir().join("pods")) else {
+        return false;
+    };
+    pods.flatten().any(|pod| {
+        std::fs::read(pod.path().join("console.log"))
+            .is_ok_and(|log| String::from_utf8_lossy(&log).contains("OXIVIRT-TEST-GUEST READY"))
+    })
+}
+
+#[test]
+fn a_vm_from_data_volume_templates_shows_provisioning_then_boots_the_imported_disk() {
+    if !have(&["qemu-img", "qemu-system-x86_64"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    // Slow enough (4 MiB/s for 17 MiB) that the import is seen in progress.
+    let http = FileServer::start(&guest, Serve { basic_auth: None, rate: 4 << 20 });
+    let kubectl = server.kubectl();
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {{"name": "vm-dv"}},
+        "spec": {{"runStrategy": "Always",
+          "dataVolumeTemplates": [{{"metadata": {{"name": "vm-dv-root"}},
+            "spec": {{"source": {{"http": {{"url": "{}"}}}}, "storage": {{"resources": {{"requests": {{"storage": "200Mi"}}}}}}}}}}],
+          "template": {{"spec": {{
+            "domain": {{"devices": {{"disks": [{{"name": "root", "disk": {{"bus": "virtio"}}}}]}},
+                       "resources": {{"requests": {{"memory": "256Mi"}}}}}},
+            "volumes": [{{"name": "root", "dataVolume": {{"name": "vm-dv-root"}}}}]}}}}}}}}"#,
+        http.url("disk.qcow2")
+    ));
+    let mut seen = Vec::new();
+    wait_until("the guest boots from the imported disk", Duration::from_secs(240), || {
+        let status = kubectl.jsonpath(&["vm", "vm-dv"], "{.status.printableStatus}");
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        guest_ready(&server).then_some(())
+    });
+    assert!(seen.iter().any(|s| s == "Provisioning"), "printable statuses seen: {seen:?}");
+    assert_eq!(kubectl.jsonpath(&["dv", "vm-dv-root"], "{.status.phase}"), "Succeeded");
+    let owner = kubectl.jsonpath(&["dv", "vm-dv-root"], "{.metadata.ownerReferences[0].kind}");
+    assert_eq!(owner, "VirtualMachine");
+    // The disk is persistent: the launcher got the claim's disk.img, not an overlay.
+    let pv = kubectl.jsonpath(&["pvc", "vm-dv-root"], "{.spec.volumeName}");
+    let dir = kubectl.jsonpath(&["pv", &pv], "{.spec.hostPath.path}");
+    let launch = std::fs::read_dir(server.data_dir().join("pods"))
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("launch.json")).ok())
+        .next()
+        .expect("a launch.json");
+    assert!(launch.contains(&format!("{dir}/disk.img")), "{launch}");
+    kubectl.ok(&["delete", "vm", "vm-dv", "--wait=false"]);
+}
