@@ -1,1 +1,8 @@
-//! End-to-end tests: networking (issue 6).
+//! End-to-end tests: networking (issue 6) — the pod network with the masquerade binding,
+//! Services through `virtctl expose`, the cluster DNS — with real QEMU, the test guest, real
+//! nftables, curl and ssh. Skipped with a printed reason without root or the tools.
+
+mod support;
+
+mod pod_network;
+mod services;

@@ -1,0 +1,74 @@
+//! A VM on the pod network with the (default) masquerade binding.
+
+use std::time::Duration;
+
+use oxivirt_e2e::wait_until;
+use serde_json::json;
+
+use crate::support::{self, curl, NetServer};
+
+#[test]
+fn a_vm_gets_its_address_by_dhcp_and_the_host_reaches_it_through_the_pod_ip() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    let vm = support::vm("web", json!({"app": "web"}), &[80, 49152], json!({}));
+    k.create(&vm.to_string());
+    let pod = support::wait_guest_ready(&k, "web");
+    let log = k.ok(&["logs", &pod, "-c", "guest-console-log"]);
+    assert!(
+        log.contains("dhcp: eth0 10.0.2.2/24 via 10.0.2.1 dns 10.96.0.10"),
+        "the guest did not get the masquerade lease from the launcher:\n{log}"
+    );
+    let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
+    let bridge_cidr = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDR}"]);
+    let prefix = bridge_cidr.rsplit_once('.').map(|(p, _)| p).unwrap_or_default().to_string();
+    assert!(pod_ip.starts_with(&prefix), "pod IP {pod_ip} is not in the node's {bridge_cidr}");
+    assert_eq!(
+        k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIPs[0].ip}"]),
+        pod_ip
+    );
+    let interfaces = wait_until("VMI status.interfaces", Duration::from_secs(30), || {
+        let v = k.json(&["get", "vmi", "web"]);
+        v["status"]["interfaces"].as_array().filter(|l| !l.is_empty()).cloned()
+    });
+    assert_eq!(interfaces[0]["name"], "default");
+    assert_eq!(interfaces[0]["ipAddress"], pod_ip.as_str());
+    assert_eq!(interfaces[0]["ipAddresses"], json!([pod_ip]));
+    assert!(interfaces[0]["mac"].as_str().is_some_and(|m| m.len() == 17));
+    // The VMI printer column IP shows it too.
+    assert!(k.ok(&["get", "vmi", "web"]).contains(&pod_ip));
+
+    let body = wait_until("the guest's HTTP server through the pod IP", Duration::from_secs(30), || {
+        curl(&format!("http://{pod_ip}/"))
+    });
+    assert_eq!(body, "web:80");
+    // Upstream reserves 49152/49153: the guest listens there, yet the pod IP does not forward.
+    assert_eq!(curl(&format!("http://{pod_ip}:49152/")), None, "reserved port 49152 reached the guest");
+}
+
+#[test]
+fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    let extra = json!({
+        "domain": {
+            "devices": {
+                "disks": [{"name": "root", "disk": {"bus": "virtio"}}, {"name": "cloudinit", "disk": {"bus": "virtio"}}],
+                "interfaces": [{"name": "default", "masquerade": {}, "ports": [{"port": 8080}]}]
+            },
+            "resources": {"requests": {"memory": "256Mi"}}
+        },
+        "networks": [{"name": "default", "pod": {}}]
+    });
+    let vm = support::vm("ports", json!({"app": "ports"}), &[80, 8080], extra);
+    k.create(&vm.to_string());
+    let pod = support::wait_guest_ready(&k, "ports");
+    let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
+    let body = wait_until("port 8080 through the pod IP", Duration::from_secs(30), || {
+        curl(&format!("http://{pod_ip}:8080/"))
+    });
+    assert_eq!(body, "ports:8080");
+    assert_eq!(curl(&format!("http://{pod_ip}:80/")), None, "port 80 is not in `ports` yet reached the guest");
+}
