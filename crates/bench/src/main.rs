@@ -8,6 +8,7 @@ mod reference;
 mod report;
 mod scenarios;
 mod stats;
+mod vms;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,22 @@ struct Cli {
     /// Leave the benchmark's namespaces on the server instead of deleting them.
     #[arg(long)]
     keep: bool,
+    /// Measure the VM runtime instead (needs `--start`: launchers are found through the
+    /// data directory): create → Running, the raw QEMU floor, a burst, launcher memory.
+    #[arg(long, requires = "start")]
+    vms: bool,
+    /// Single-VM runs for `--vms`.
+    #[arg(long, default_value_t = 20)]
+    vm_runs: usize,
+    /// VMs in the `--vms` burst.
+    #[arg(long, default_value_t = 50)]
+    vm_burst: usize,
+    /// Creations per second in the `--vms` burst.
+    #[arg(long, default_value_t = 10.0)]
+    vm_rate: f64,
+    /// containerDisk image for the single-VM runs (default: a diskless guest).
+    #[arg(long)]
+    vm_image: Option<String>,
 }
 
 #[tokio::main]
@@ -88,6 +105,20 @@ async fn run(cli: Cli) -> Result<()> {
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    if cli.vms {
+        let options = vms::Options {
+            runs: cli.vm_runs,
+            burst: cli.vm_burst,
+            rate: cli.vm_rate,
+            image: cli.vm_image.clone(),
+            data_dir: data_dir.clone(),
+            qemu: "qemu-system-x86_64".into(),
+        };
+        eprintln!("VM runtime: {} single runs, burst of {}", options.runs, options.burst);
+        let results = vms::run(std::sync::Arc::new(target), &format!("bench-vms-{run_id}"), &options).await?;
+        println!("{}", vms::markdown(&results));
+        return Ok(());
+    }
     let mut bench = Bench::new(target, run_id.to_string());
 
     eprintln!("serial creates: {}", cli.serial);
