@@ -15,6 +15,7 @@
 pub mod cidr;
 pub mod config;
 pub mod dhcp;
+pub mod dns;
 pub mod exec;
 pub mod ipam;
 pub mod masquerade;

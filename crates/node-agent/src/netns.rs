@@ -77,7 +77,7 @@ impl PodNet {
         let Some(node) = self.node.clone() else { return };
         let client = client.clone();
         tokio::spawn(async move {
-            if let Err(e) = oxivirt_network::services::proxy::run(client, node, None).await {
+            if let Err(e) = oxivirt_network::services::proxy::run(client, node).await {
                 tracing::error!(error = %e, "the Service proxy stopped");
             }
         });

@@ -5,4 +5,5 @@
 mod support;
 
 mod pod_network;
+mod dns;
 mod services;

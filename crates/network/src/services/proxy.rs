@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::rules::{self, NodeSide};
+use crate::dns::{self, Zone};
 use crate::exec;
 use crate::node::NodeNetwork;
 
@@ -20,12 +21,23 @@ pub fn table_name(node: &NodeNetwork) -> String {
     format!("oxi-{}-svc", node.id)
 }
 
-/// Runs the proxy until the task is dropped; `dns_port` is where the node's DNS server
-/// listens on the bridge address, if it runs.
+/// Runs the proxy until the task is dropped, with the node's DNS server on a free port of
+/// the bridge address (its records follow the same Services and Endpoints).
 ///
 /// # Errors
 /// Never in practice: failed loads are logged and retried on the next change.
-pub async fn run(client: kube::Client, node: Arc<NodeNetwork>, dns_port: Option<u16>) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result<()> {
+    let zone = Zone::new(&node.config.cluster_domain);
+    let dns_port = match dns::serve(zone.clone(), node.gateway, 0).await {
+        Ok(port) => {
+            tracing::info!(address = %node.gateway, port, "cluster DNS serving");
+            Some(port)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no cluster DNS on this node");
+            None
+        }
+    };
     let changed = Arc::new(Notify::new());
     let services = super::mirror(Api::<Service>::all(client.clone()), (), changed.clone()).await;
     let endpoints = super::mirror(Api::<Endpoints>::all(client.clone()), (), changed.clone()).await;
@@ -54,9 +66,10 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>, dns_port: Option<
                 Some((key, v))
             })
             .collect();
-        let text = rules::ruleset(&side, &svcs, &|ns, name| {
-            eps.get(&(ns.to_string(), name.to_string())).cloned()
-        });
+        let endpoints_of =
+            |ns: &str, name: &str| eps.get(&(ns.to_string(), name.to_string())).cloned();
+        zone.set(dns::records(&svcs, &endpoints_of, &node.config.cluster_domain));
+        let text = rules::ruleset(&side, &svcs, &endpoints_of);
         if text != loaded {
             let started = Instant::now();
             match exec::nft(None, &text).await {

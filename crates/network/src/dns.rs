@@ -1,0 +1,344 @@
+//! The embedded cluster DNS (CoreDNS's `kubernetes` plugin, reduced), one per node:
+//! `<svc>.<ns>.svc.<domain>` answers the ClusterIP, or the ready endpoint addresses of a
+//! headless Service; `<hostname>.<svc>.<ns>.svc.<domain>` answers the endpoint with that
+//! hostname (the manual's §8.4 records for VMs with `hostname`/`subdomain`). Other names
+//! under the cluster domain are NXDOMAIN; everything else is relayed to the host's
+//! resolvers (`/etc/resolv.conf`). Guests reach it as `kube-dns` (10.96.0.10), which the
+//! Service proxy DNATs to this server's port on the node bridge.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// Name (lowercase, no trailing dot) → A records.
+pub type Records = HashMap<String, Vec<Ipv4Addr>>;
+
+/// How long answers may be cached: short, since endpoints move.
+const TTL: u32 = 5;
+const TYPE_A: u16 = 1;
+const CLASS_IN: u16 = 1;
+
+/// The records the cluster's Services and Endpoints imply.
+pub fn records(services: &[Value], endpoints_of: &dyn Fn(&str, &str) -> Option<Value>, domain: &str) -> Records {
+    let mut out: Records = HashMap::new();
+    for svc in services {
+        let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+        let base = format!("{name}.{ns}.svc.{domain}");
+        let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap_or_default();
+        let endpoints = endpoints_of(ns, name);
+        let ready: Vec<(Ipv4Addr, Option<String>)> = endpoints
+            .iter()
+            .flat_map(|e| e["subsets"].as_array().cloned().unwrap_or_default())
+            .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| {
+                let ip = a["ip"].as_str()?.parse().ok()?;
+                Some((ip, a["hostname"].as_str().map(str::to_lowercase)))
+            })
+            .collect();
+        if let Ok(ip) = cluster_ip.parse::<Ipv4Addr>() {
+            out.entry(base.clone()).or_default().push(ip);
+        } else if cluster_ip == "None" {
+            out.entry(base.clone())
+                .or_default()
+                .extend(ready.iter().map(|(ip, _)| *ip));
+        }
+        for (ip, host) in &ready {
+            if let Some(host) = host {
+                out.entry(format!("{host}.{base}")).or_default().push(*ip);
+            }
+        }
+    }
+    for ips in out.values_mut() {
+        ips.sort();
+        ips.dedup();
+    }
+    out
+}
+
+/// A parsed question.
+#[derive(Debug, PartialEq)]
+struct Question {
+    id: [u8; 2],
+    flags: [u8; 2],
+    name: String,
+    qtype: u16,
+    qclass: u16,
+    /// The question section's bytes (echoed in the answer).
+    raw: Vec<u8>,
+}
+
+fn parse(packet: &[u8]) -> Option<Question> {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 || u16::from_be_bytes([packet[4], packet[5]]) != 1 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*packet.get(i)?);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len > 63 {
+            return None; // compression is not used in questions
+        }
+        labels.push(String::from_utf8_lossy(packet.get(i + 1..i + 1 + len)?).to_lowercase());
+        i += 1 + len;
+    }
+    let tail = packet.get(i..i + 4)?;
+    Some(Question {
+        id: [packet[0], packet[1]],
+        flags: [packet[2], packet[3]],
+        name: labels.join("."),
+        qtype: u16::from_be_bytes([tail[0], tail[1]]),
+        qclass: u16::from_be_bytes([tail[2], tail[3]]),
+        raw: packet[12..i + 4].to_vec(),
+    })
+}
+
+/// An authoritative answer: `ips` as A records, or NXDOMAIN when `ips` is None.
+fn answer(q: &Question, ips: Option<&[Ipv4Addr]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&q.id);
+    let rd = q.flags[0] & 0x01;
+    out.push(0x84 | rd); // QR, AA, RD echoed
+    out.push(if ips.is_some() { 0x80 } else { 0x83 }); // RA; NXDOMAIN
+    let records: Vec<Ipv4Addr> = match ips {
+        Some(list) if q.qtype == TYPE_A || q.qtype == 255 => list.to_vec(),
+        _ => Vec::new(),
+    };
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&u16::try_from(records.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&q.raw);
+    for ip in records {
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&TYPE_A.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&TTL.to_be_bytes());
+        out.extend_from_slice(&4u16.to_be_bytes());
+        out.extend_from_slice(&ip.octets());
+    }
+    out
+}
+
+/// The server's view of the records, swapped in by the Service proxy on every change.
+#[derive(Clone, Default)]
+pub struct Zone {
+    records: Arc<RwLock<Records>>,
+    domain: String,
+}
+
+impl Zone {
+    /// An empty zone for `domain` (`cluster.local`).
+    pub fn new(domain: &str) -> Self {
+        Zone {
+            records: Arc::default(),
+            domain: domain.to_lowercase(),
+        }
+    }
+
+    /// Replaces the records.
+    pub fn set(&self, records: Records) {
+        *self.records.write().unwrap_or_else(|p| p.into_inner()) = records;
+    }
+
+    /// The local answer for `q`, or None when it must be forwarded.
+    fn resolve(&self, q: &Question) -> Option<Vec<u8>> {
+        if q.qclass != CLASS_IN || !(q.name == self.domain || q.name.ends_with(&format!(".{}", self.domain))) {
+            return None;
+        }
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        Some(answer(q, records.get(&q.name).map(Vec::as_slice)))
+    }
+}
+
+/// The host's resolvers from `/etc/resolv.conf`.
+fn upstreams() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+async fn forward(query: &[u8]) -> Option<Vec<u8>> {
+    for upstream in upstreams() {
+        let bind: SocketAddr = if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+        let Ok(socket) = UdpSocket::bind(bind).await else { continue };
+        if socket.send_to(query, upstream).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+async fn respond(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
+    let q = parse(query)?;
+    match zone.resolve(&q) {
+        Some(local) => Some(local),
+        None => forward(query).await,
+    }
+}
+
+/// Binds UDP and TCP on `address` (same port; 0 picks one) and serves until dropped.
+/// Returns the port.
+///
+/// # Errors
+/// When the sockets cannot be bound.
+pub async fn serve(zone: Zone, address: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind((address, port)).await?;
+        let chosen = udp.local_addr()?.port();
+        match TcpListener::bind((address, chosen)).await {
+            Ok(tcp) => {
+                tokio::spawn(serve_udp(zone.clone(), Arc::new(udp)));
+                tokio::spawn(serve_tcp(zone, tcp));
+                return Ok(chosen);
+            }
+            Err(e) => last = Some(e),
+        }
+        if port != 0 {
+            break;
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port for both UDP and TCP")))
+}
+
+async fn serve_udp(zone: Zone, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+        let query = buf[..n].to_vec();
+        let (zone, socket) = (zone.clone(), socket.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = respond(&zone, &query).await {
+                let _ = socket.send_to(&reply, from).await;
+            }
+        });
+    }
+}
+
+async fn serve_tcp(zone: Zone, listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let zone = zone.clone();
+        tokio::spawn(async move {
+            let mut len = [0u8; 2];
+            while stream.read_exact(&mut len).await.is_ok() {
+                let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if stream.read_exact(&mut query).await.is_err() {
+                    return;
+                }
+                let Some(reply) = respond(&zone, &query).await else { return };
+                let size = u16::try_from(reply.len()).unwrap_or(u16::MAX).to_be_bytes();
+                if stream.write_all(&size).await.is_err() || stream.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            p.push(u8::try_from(label.len()).unwrap());
+            p.extend_from_slice(label.as_bytes());
+        }
+        p.push(0);
+        p.extend_from_slice(&qtype.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        p
+    }
+
+    fn zone() -> Zone {
+        let svcs = vec![
+            json!({"metadata": {"namespace": "ns", "name": "web"}, "spec": {"clusterIP": "10.96.3.4"}}),
+            json!({"metadata": {"namespace": "ns", "name": "sub"}, "spec": {"clusterIP": "None"}}),
+        ];
+        let ep = json!({"subsets": [{"addresses": [
+            {"ip": "10.244.0.7", "hostname": "myvm"}, {"ip": "10.244.0.8"}]}]});
+        let z = Zone::new("cluster.local");
+        z.set(records(&svcs, &|_, n| (n == "sub").then(|| ep.clone()), "cluster.local"));
+        z
+    }
+
+    fn ips(reply: &[u8]) -> Vec<Ipv4Addr> {
+        let count = usize::from(u16::from_be_bytes([reply[6], reply[7]]));
+        let mut i = 12;
+        while reply[i] != 0 {
+            i += 1 + usize::from(reply[i]);
+        }
+        i += 5;
+        (0..count)
+            .map(|_| {
+                let ip = Ipv4Addr::new(reply[i + 12], reply[i + 13], reply[i + 14], reply[i + 15]);
+                i += 16;
+                ip
+            })
+            .collect()
+    }
+
+    #[test]
+    fn services_headless_sets_and_vm_hostnames_resolve() {
+        let z = zone();
+        let q = |name: &str| z.resolve(&parse(&query(name, TYPE_A)).unwrap()).unwrap();
+        assert_eq!(ips(&q("web.ns.svc.cluster.local")), [Ipv4Addr::new(10, 96, 3, 4)]);
+        assert_eq!(
+            ips(&q("sub.ns.svc.cluster.local")),
+            [Ipv4Addr::new(10, 244, 0, 7), Ipv4Addr::new(10, 244, 0, 8)]
+        );
+        assert_eq!(ips(&q("MyVM.sub.ns.svc.cluster.local")), [Ipv4Addr::new(10, 244, 0, 7)]);
+        let missing = q("nope.ns.svc.cluster.local");
+        assert_eq!(missing[3] & 0x0f, 3, "NXDOMAIN");
+        assert_eq!(&missing[..2], &[0x12, 0x34]);
+    }
+
+    #[test]
+    fn names_outside_the_cluster_domain_are_forwarded_and_aaaa_is_empty() {
+        let z = zone();
+        assert!(z.resolve(&parse(&query("example.com", TYPE_A)).unwrap()).is_none());
+        let aaaa = z.resolve(&parse(&query("web.ns.svc.cluster.local", 28)).unwrap()).unwrap();
+        assert_eq!(aaaa[3] & 0x0f, 0);
+        assert!(ips(&aaaa).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_over_udp_and_tcp() {
+        let port = serve(zone(), Ipv4Addr::LOCALHOST, 0).await.unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        udp.send_to(&query("web.ns.svc.cluster.local", TYPE_A), ("127.0.0.1", port)).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = udp.recv(&mut buf).await.unwrap();
+        assert_eq!(ips(&buf[..n]), [Ipv4Addr::new(10, 96, 3, 4)]);
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let q = query("myvm.sub.ns.svc.cluster.local", TYPE_A);
+        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes()).await.unwrap();
+        tcp.write_all(&q).await.unwrap();
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await.unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut reply).await.unwrap();
+        assert_eq!(ips(&reply), [Ipv4Addr::new(10, 244, 0, 7)]);
+    }
+}
