@@ -184,7 +184,7 @@ async fn supervise(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = deleting.changed() => {}
-            () = tokio::time::sleep(sup.ctx.config.poll_interval) => {}
+            () = tokio::time::sleep(sup.next_poll()) => {}
         }
     }
 }
@@ -193,7 +193,20 @@ fn is_launcher_pod(pod: &Pod) -> bool {
     pod.labels().get(wk::APP_LABEL).map(String::as_str) == Some(wk::VIRT_LAUNCHER)
 }
 
+/// How often a launcher that is starting is looked at: its `Running` is the moment users
+/// (and the create→Running figure) wait for, and reading a small file is cheap.
+const STARTING_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl Supervisor {
+    /// The wait before the next look at the launcher: short while it starts.
+    fn next_poll(&self) -> std::time::Duration {
+        if self.pid.is_some() && !self.announced_running && !self.announced_finished {
+            STARTING_POLL.min(self.ctx.config.poll_interval)
+        } else {
+            self.ctx.config.poll_interval
+        }
+    }
+
     async fn step(&mut self, pod: &Pod) {
         if self.start_time.is_none() {
             self.start_time = Some(
@@ -332,7 +345,7 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         }
-        let network = match ctx.network.attach(pod, &vmi).await {
+        let network = match ctx.network.attach(&ctx.client, pod, &vmi).await {
             Ok(plan) => plan,
             Err(message) => {
                 let reason = "NetworkSetupFailed".to_string();

@@ -282,17 +282,31 @@ pub(crate) async fn set_finalizer(
     } else {
         finalizers.retain(|f| f != wk::LAUNCHER_FINALIZER);
     }
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": pod.resource_version()}});
-    match api
-        .patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
+    // Guarded by the finalizers themselves, not the resourceVersion: the controllers and the
+    // scheduler write the Pod at the same moment, and a conflict on their unrelated changes
+    // would only delay the launcher by a retry.
+    let current = pod.finalizers();
+    let ops = if current.is_empty() {
+        json!([{"op": "add", "path": "/metadata/finalizers", "value": finalizers}])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "replace", "path": "/metadata/finalizers", "value": finalizers},
+        ])
+    };
+    let name = pod.name_any();
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{name}",
+        pod.namespace().unwrap_or_default()
+    );
+    let request = http::Request::patch(&path)
+        .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+        .body(ops.to_string().into_bytes())
+        .map_err(|e| Error::Api {
+            action: format!("building the finalizer patch of Pod {name}"),
+            source: kube::Error::HttpError(e),
+        })?;
+    match client.request_text(request).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(()),
         Err(e) => Err(api_err(format!(
