@@ -14,6 +14,9 @@ pub enum Source {
     Registry(String),
     /// No data: a blank disk.
     Blank,
+    /// Another volume's directory (host-assisted clone): its `disk.img` in the format its
+    /// `.disk-format` records (written by oxivirt's provisioner, so trusted).
+    Pvc(PathBuf),
 }
 
 /// Basic-auth credentials (`secretRef` keys `accessKeyId` / `secretKey`).
@@ -66,6 +69,7 @@ impl Config {
         let source = match get(env::SOURCE).as_deref().unwrap_or("none") {
             "http" => Source::Http(required(env::ENDPOINT)?),
             "registry" => Source::Registry(required(env::ENDPOINT)?),
+            "pvc" => Source::Pvc(PathBuf::from(required(env::ENDPOINT)?)),
             "none" | "blank" | "" => Source::Blank,
             other => {
                 return Err(Error::Invalid {

@@ -103,6 +103,25 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
             let pulled = registry::pull(config, url).await?;
             (pulled.0, pulled.1)
         }
+        Source::Pvc(dir) => {
+            // A volume of our own provisioner: its overlay chain was made by us, so it is
+            // converted as it is (the virtual size still has to fit).
+            let format = match std::fs::read_to_string(dir.join(".disk-format")) {
+                Ok(f) if f.trim() == "qcow2" => "qcow2",
+                _ => "raw",
+            };
+            let image = dir.join("disk.img");
+            let info = qemu::info(&image, format).await?;
+            if info.virtual_size > usable {
+                return Err(Error::Invalid(format!(
+                    "target resources requests storage size is smaller than the source ({} > {usable} bytes)",
+                    info.virtual_size
+                )));
+            }
+            run.enter(Phase::Convert)?;
+            qemu::convert(&image, format, &run.tmp, config.preallocation, Some(&run.progress)).await?;
+            return resize_and_finish(run, usable).await;
+        }
     };
     if format == "raw" && file == run.scratch && std::fs::rename(&file, &run.tmp).is_ok() {
         // A raw stream already is the disk (sparse); nothing to validate or convert.
@@ -145,6 +164,7 @@ fn source_name(source: &Source) -> String {
     match source {
         Source::Http(url) | Source::Registry(url) => url.clone(),
         Source::Blank => "blank".into(),
+        Source::Pvc(dir) => dir.display().to_string(),
     }
 }
 

@@ -108,17 +108,17 @@ pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BT
                 .unwrap_or(0);
             create_blank(&path, capacity).map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
         }
-        let format = if is_qcow2(&path) { "qcow2" } else { "raw" };
+        let format = if !block && is_qcow2_volume(Path::new(&dir)) { "qcow2" } else { "raw" };
         disks.insert(name, DiskSpec { path, format: format.into(), readonly, ephemeral: false });
     }
     Ok(disks)
 }
 
-/// Whether the file starts with qcow2's magic (clones are qcow2 overlays).
-fn is_qcow2(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"QFI\xfb"
+/// Whether the volume's `disk.img` is a qcow2 overlay (a clone), as the node's storage
+/// records in `.disk-format` — never by probing the image: a guest can write a qcow2
+/// header (naming any host file as backing file) into its own raw disk.
+fn is_qcow2_volume(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(".disk-format")).is_ok_and(|f| f.trim() == "qcow2")
 }
 
 /// A sparse raw image using the claim less the filesystem overhead, in whole MiB.
@@ -165,7 +165,12 @@ mod tests {
         let path = dir.path().join("disk.img");
         create_blank(&path, 1 << 30).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 967 << 20);
-        assert!(!is_qcow2(&path));
         assert!(create_blank(&path, 1 << 30).is_err(), "an existing disk is never replaced");
+        std::fs::remove_file(&path).unwrap();
+        assert!(!is_qcow2_volume(dir.path()));
+        std::fs::write(dir.path().join("disk.img"), b"QFI\xfb\0\0\0\x03").unwrap();
+        assert!(!is_qcow2_volume(dir.path()), "a qcow2 header written by a guest is still raw");
+        std::fs::write(dir.path().join(".disk-format"), "qcow2").unwrap();
+        assert!(is_qcow2_volume(dir.path()));
     }
 }

@@ -153,11 +153,17 @@ async fn claim_pass(
     let delayed = class["volumeBindingMode"] == "WaitForFirstConsumer"
         && annotation(claim, wk::ann::BIND_IMMEDIATE) != Some("true");
     if is_ours(provisioner) && annotation(claim, wk::ANN_SELECTED_NODE).is_none() {
-        let node = if delayed {
+        let mut node = if delayed {
             first_consumer_node(world, claim)
         } else {
             ready_node(world)
         };
+        // A clone is made where its source's data is (local volumes cannot move).
+        if let (Some(_), Some(source)) = (&node, crate::node::clone_source_name(claim)) {
+            node = world
+                .get(PVC, ns, source)
+                .and_then(|source| crate::importer_pod::claim_node(world, &source));
+        }
         match node {
             Some(node) => {
                 let patch = json!({"metadata": {"annotations": {wk::ANN_SELECTED_NODE: node}}});

@@ -74,8 +74,22 @@ pub fn claim_spec(world: &World, dv: &Value) -> Result<Value, Invalid> {
         }
     }
     let mode = mode.unwrap_or_else(|| "Filesystem".into());
-    let requested = str_at(&storage, "/resources/requests/storage")
-        .ok_or_else(|| invalid("DataVolume.storage spec is missing resources.requests.storage"))?;
+    let requested = str_at(&storage, "/resources/requests/storage");
+    if requested.is_none() {
+        // A clone without a size gets its source's (CDI's `storage` API rule).
+        if let Some(source) = crate::clone::source_claim(world, dv) {
+            let size = str_at(&source, "/spec/resources/requests/storage").unwrap_or_default();
+            let mut spec = Map::new();
+            spec.insert("accessModes".into(), json!(access));
+            spec.insert("volumeMode".into(), json!(mode));
+            spec.insert("resources".into(), json!({"requests": {"storage": size}}));
+            if let Some(class) = class {
+                spec.insert("storageClassName".into(), json!(class));
+            }
+            return Ok(Value::Object(spec));
+        }
+    }
+    let requested = requested.ok_or_else(|| invalid("DataVolume.storage spec is missing resources.requests.storage"))?;
     let bytes = quantity::parse(requested)
         .ok_or_else(|| invalid(format!("invalid storage size {requested:?}")))?;
     let size = if mode == "Filesystem" {

@@ -15,6 +15,7 @@
 use serde_json::{json, Value};
 
 use crate::claim::{self, source_type};
+use crate::clone;
 use crate::events::Recorder;
 use crate::importer_pod::{importer_pod, pod_name};
 use crate::kinds::{self, annotation, name, namespace, phase, str_at, uid, DATA_VOLUME, POD, PVC, STORAGE_CLASS};
@@ -23,7 +24,7 @@ use crate::well_known::{self as wk, ann};
 use crate::world::World;
 
 /// Sources this controller imports (the others wait with a condition saying so).
-const SUPPORTED: [&str; 3] = ["http", "registry", "blank"];
+const SUPPORTED: [&str; 4] = ["http", "registry", "blank", "pvc"];
 
 /// One pass over every DataVolume.
 pub async fn reconcile(client: &kube::Client, world: &World, events: &Recorder) {
@@ -56,12 +57,26 @@ async fn reconcile_one(
     let source = source_type(dv).unwrap_or_default().to_string();
     let Some(claim) = world.get(PVC, ns, dv_name) else {
         if !SUPPORTED.contains(&source.as_str()) {
-            let message = format!("source {source:?} is not supported by oxivirt yet (supported: http, registry, blank)");
+            let message = format!("source {source:?} is not supported by oxivirt yet (supported: http, registry, blank, pvc)");
             conditions.set_bound(false, "NotSupported", &message);
             return write(client, events, dv, Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions }).await;
         }
         match claim::claim_for(world, dv) {
-            Ok(claim) => {
+            Ok(mut claim) => {
+                if clone::is_clone(dv) {
+                    let Some(source) = clone::source_claim(world, dv) else {
+                        let message = format!("source PVC {} not found", clone::describe(dv));
+                        conditions.set_bound(false, "Pending", &message);
+                        let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+                        return write(client, events, dv, decision).await;
+                    };
+                    if let Err(message) = clone::source_ready(world, &source) {
+                        conditions.set_bound(false, "Pending", &message);
+                        let decision = Decision { phase: "CloneScheduled", progress: "N/A".into(), restarts: 0, conditions };
+                        return write(client, events, dv, decision).await;
+                    }
+                    plan_clone(client, world, events, dv, &source, &mut claim).await?;
+                }
                 crate::ops::create(client, PVC, &claim).await?;
                 conditions.set_bound(false, "Pending", &format!("PVC {dv_name} Pending"));
             }
@@ -81,17 +96,30 @@ async fn reconcile_one(
         return write(client, events, dv, decision).await;
     }
     conditions.bound_from_claim(&claim);
+    let native_clone = clone::is_clone(dv) && clone::native_claim(&claim);
     if phase(&claim) != "Bound" {
         let waiting = waits_for_consumer(world, &claim);
         let decision = Decision {
-            phase: if waiting { "WaitForFirstConsumer" } else { "Pending" },
+            phase: match (waiting, native_clone) {
+                (true, _) => "WaitForFirstConsumer",
+                (false, true) => "CSICloneInProgress",
+                (false, false) => "Pending",
+            },
             progress: "N/A".into(),
             restarts: 0,
             conditions,
         };
         return write(client, events, dv, decision).await;
     }
-    let pod = world.get(POD, ns, &pod_name(dv_name));
+    if native_clone {
+        // The provisioner made the volume as a clone: bound means done.
+        conditions.set_running(false, "Completed", "Clone Complete");
+        conditions.set_ready(true, "", "");
+        let decision = Decision { phase: "Succeeded", progress: "100.0%".into(), restarts: 0, conditions };
+        return write(client, events, dv, decision).await;
+    }
+    let flavor = if clone::is_clone(dv) { Flavor::COPY } else { Flavor::IMPORT };
+    let pod = world.get(POD, ns, &(flavor.pod_name)(dv_name));
     let done = annotation(&claim, ann::POD_PHASE) == Some("Succeeded");
     let restarts = restart_count(&claim, pod.as_ref());
     let decision = match (&pod, done) {
@@ -102,15 +130,21 @@ async fn reconcile_one(
                     crate::ops::delete(client, POD, ns, name(pod)).await?;
                 }
             }
-            conditions.set_running(false, "Completed", "Import Complete");
+            conditions.set_running(false, "Completed", flavor.complete);
             conditions.set_ready(true, "", "");
             Decision { phase: "Succeeded", progress: "100.0%".into(), restarts, conditions }
         }
         (None, false) => {
-            if let Some(pod) = importer_pod(world, dv, &claim) {
+            let pod = match clone::source_claim(world, dv).filter(|_| clone::is_clone(dv)) {
+                Some(source) if clone::colocated(world, &source, &claim) => clone::copy_pod(world, dv, &source, &claim),
+                Some(_) => None, // the target is not (yet) on the source's node
+                None if clone::is_clone(dv) => None,
+                None => importer_pod(world, dv, &claim),
+            };
+            if let Some(pod) = pod {
                 crate::ops::create(client, POD, &pod).await?;
             }
-            Decision { phase: "ImportScheduled", progress: "N/A".into(), restarts, conditions }
+            Decision { phase: flavor.scheduled, progress: "N/A".into(), restarts, conditions }
         }
         (Some(pod), false) => {
             mirror_pod(client, &claim, pod, restarts).await?;
@@ -125,17 +159,85 @@ async fn reconcile_one(
                     // Recorded on the claim first, so the result survives the Pod's deletion.
                     let patch = json!({"metadata": {"annotations": {ann::POD_PHASE: "Succeeded", ann::PROGRESS: "100.0%"}}});
                     crate::ops::merge(client, PVC, ns, dv_name, &patch).await?;
-                    conditions.set_running(false, "Completed", "Import Complete");
+                    conditions.set_running(false, "Completed", flavor.complete);
                     conditions.set_ready(true, "", "");
                     Decision { phase: "Succeeded", progress: "100.0%".into(), restarts, conditions }
                 }
                 "Failed" => Decision { phase: "Failed", progress, restarts, conditions },
-                "Running" => Decision { phase: "ImportInProgress", progress, restarts, conditions },
-                _ => Decision { phase: "ImportScheduled", progress, restarts, conditions },
+                "Running" => Decision { phase: flavor.in_progress, progress, restarts, conditions },
+                _ => Decision { phase: flavor.scheduled, progress, restarts, conditions },
             }
         }
     };
     write(client, events, dv, decision).await
+}
+
+/// What a worker-populated DataVolume's phases are called.
+struct Flavor {
+    pod_name: fn(&str) -> String,
+    scheduled: &'static str,
+    in_progress: &'static str,
+    complete: &'static str,
+}
+
+impl Flavor {
+    const IMPORT: Flavor = Flavor {
+        pod_name,
+        scheduled: "ImportScheduled",
+        in_progress: "ImportInProgress",
+        complete: "Import Complete",
+    };
+    const COPY: Flavor = Flavor {
+        pod_name: copy_pod_name,
+        scheduled: "CloneScheduled",
+        in_progress: "CloneInProgress",
+        complete: "Clone Complete",
+    };
+}
+
+fn copy_pod_name(claim: &str) -> String {
+    format!("cdi-clone-{claim}")
+}
+
+/// Decides the clone strategy, records it on the DataVolume, and shapes the target claim:
+/// a native clone names its source as `dataSource`; a copy is placed on the source's node.
+async fn plan_clone(
+    client: &kube::Client,
+    world: &World,
+    events: &Recorder,
+    dv: &Value,
+    source: &Value,
+    claim: &mut Value,
+) -> crate::ops::Result<()> {
+    let mut chosen = clone::strategy(world, source, &claim["spec"]);
+    if namespace(source) != namespace(dv) {
+        chosen = clone::Strategy::Copy(Some("a cross-namespace clone is copied by a worker".into()));
+    }
+    match &chosen {
+        clone::Strategy::Native(_) => {
+            claim["spec"]["dataSource"] = json!({"kind": "PersistentVolumeClaim", "name": name(source)});
+        }
+        clone::Strategy::Copy(reason) => {
+            if let Some(node) = clone::source_node(world, source) {
+                claim["metadata"]["annotations"][wk::ANN_SELECTED_NODE] = json!(node);
+            }
+            let modes_differ = reason.as_deref().is_some_and(|r| r.contains("volume modes"));
+            if modes_differ {
+                let message = format!(
+                    "Source volume mode {} and target volume mode {} are incompatible: falling back to host-assisted copy",
+                    str_at(source, "/spec/volumeMode").unwrap_or("Filesystem"),
+                    claim["spec"]["volumeMode"].as_str().unwrap_or("Filesystem")
+                );
+                events.warning(dv, DATA_VOLUME, "IncompatibleVolumeModes", &message).await;
+            }
+        }
+    }
+    let annotations = clone::annotations_for(&chosen);
+    for (k, v) in annotations.as_object().into_iter().flatten() {
+        claim["metadata"]["annotations"][k] = v.clone();
+    }
+    let patch = json!({"metadata": {"annotations": annotations}});
+    crate::ops::merge(client, DATA_VOLUME, namespace(dv), name(dv), &patch).await
 }
 
 /// Whether a pending claim waits for its first consumer (and the DataVolume did not ask
@@ -232,7 +334,13 @@ async fn write(client: &kube::Client, events: &Recorder, dv: &Value, decision: D
         }
     }
     if old_phase != decision.phase {
+        let source = clone::describe(dv);
+        let target = format!("{}/{dv_name}", namespace(dv));
         let note = match decision.phase {
+            "CloneScheduled" => Some(("CloneScheduled", format!("Cloning from {source} into {target} scheduled"))),
+            "CloneInProgress" => Some(("CloneInProgress", format!("Cloning from {source} into {target} in progress"))),
+            "Succeeded" if clone::is_clone(dv) => Some(("CloneSucceeded", format!("Successfully cloned from {source} into {target}"))),
+            "Failed" if clone::is_clone(dv) => Some(("CloneFailed", format!("Cloning from {source} into {target} failed"))),
             "ImportScheduled" => Some(("ImportScheduled", format!("Import into {dv_name} scheduled"))),
             "ImportInProgress" => Some(("ImportInProgress", format!("Import into {dv_name} in progress"))),
             "Succeeded" => Some(("ImportSucceeded", format!("Successfully imported into PVC {dv_name}"))),

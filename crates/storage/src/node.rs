@@ -4,6 +4,7 @@
 //!
 //! Runs in `oxivirt server` (for the local node) and in `oxivirt agent`.
 
+mod clone;
 mod pools;
 mod provision;
 mod worker;
@@ -17,6 +18,7 @@ use crate::kinds::{HOSTPATH_PROVISIONER, POD, PV, PVC, STORAGE_CLASS};
 use crate::world::World;
 
 pub use pools::Pools;
+pub use provision::clone_source_name;
 
 /// Everything the node half needs.
 #[derive(Clone)]
@@ -48,6 +50,7 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()>
             (STORAGE_CLASS, None),
             (HOSTPATH_PROVISIONER, None),
             (POD, Some(on_node)),
+            (crate::kinds::VMI, None),
         ],
     );
     world.ready().await;

@@ -27,7 +27,8 @@ fn capabilities(provisioner: &str) -> Option<Capabilities> {
         clone_strategy: clone,
     };
     Some(match provisioner {
-        p if crate::classes::is_ours(p) => caps(&[RWO_FS], None),
+        // Ours clones natively in O(1) (qcow2 overlays, node::clone).
+        p if crate::classes::is_ours(p) => caps(&[RWO_FS], Some("csi-clone")),
         "kubernetes.io/host-path" | "rancher.io/local-path" | "topolvm.cybozu.com" => {
             caps(&[RWO_FS], None)
         }

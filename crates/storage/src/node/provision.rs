@@ -97,7 +97,32 @@ async fn provision(
         return fail("the claim requests no storage size (spec.resources.requests.storage)".into()).await;
     };
     let dir = pool.join(&volume);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    let source = match clone_source(world, claim, pools) {
+        Ok(source) => source,
+        Err(why) => {
+            events.normal(claim, PVC, "CloneSourceNotReady", &why).await;
+            return;
+        }
+    };
+    if let Some(source_dir) = &source {
+        if let Some(user) = source_in_use(client, world, claim).await {
+            let message = format!("source PVC {}/{} is in use by pod {user}", namespace(claim), clone_source_name(claim).unwrap_or_default());
+            events.normal(claim, PVC, "CloneSourceInUse", &message).await;
+            return;
+        }
+        let (source_dir, target_dir, pool) = (source_dir.clone(), dir.clone(), pool.clone());
+        let size = crate::quantity::parse(size).unwrap_or(0);
+        let cloned = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
+            super::clone::clone_volume(&source_dir, &target_dir, &pool, size)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(message) = cloned {
+            let _ = std::fs::remove_dir_all(&dir);
+            return fail(message).await;
+        }
+    } else if let Err(e) = std::fs::create_dir_all(&dir) {
         return fail(format!("cannot create {}: {e}", dir.display())).await;
     }
     let message = format!(
@@ -115,6 +140,52 @@ async fn provision(
         }
         Err(e) => fail(e.to_string()).await,
     }
+}
+
+/// The claim a new claim clones (`spec.dataSource` of kind PersistentVolumeClaim).
+pub fn clone_source_name(claim: &Value) -> Option<&str> {
+    let source = &claim["spec"]["dataSource"];
+    (source["kind"] == "PersistentVolumeClaim").then(|| source["name"].as_str()).flatten()
+}
+
+/// The directory of the volume a claim clones: `Ok(None)` for no clone, `Err` while the
+/// source is not a bound hostpath volume of this node.
+fn clone_source(world: &World, claim: &Value, pools: &Pools) -> Result<Option<PathBuf>, String> {
+    let Some(source_name) = clone_source_name(claim) else {
+        return Ok(None);
+    };
+    let ns = namespace(claim);
+    let source = world
+        .get(PVC, ns, source_name)
+        .ok_or_else(|| format!("source PVC {ns}/{source_name} not found"))?;
+    let volume = str_at(&source, "/spec/volumeName")
+        .filter(|_| phase(&source) == "Bound")
+        .and_then(|v| world.get(PV, "", v))
+        .ok_or_else(|| format!("source PVC {ns}/{source_name} is not bound"))?;
+    volume_dir(world, pools, &volume)
+        .map(Some)
+        .ok_or_else(|| format!("source PVC {ns}/{source_name} is not a hostpath volume of this node"))
+}
+
+/// A running Pod on this node using the clone source (directly or through its VMI).
+async fn source_in_use(client: &kube::Client, world: &World, claim: &Value) -> Option<String> {
+    let source = clone_source_name(claim)?;
+    let ns = namespace(claim);
+    for pod in world.list(crate::kinds::POD) {
+        if namespace(&pod) != ns || matches!(phase(&pod), "Succeeded" | "Failed") {
+            continue;
+        }
+        let mut claims = crate::binder::claims_of(&pod["spec"]["volumes"]);
+        if let Some(vmi) = annotation(&pod, "kubevirt.io/domain") {
+            if let Ok(Some(vmi)) = crate::ops::get(client, crate::kinds::VMI, ns, vmi).await {
+                claims.extend(crate::binder::claims_of(&vmi["spec"]["volumes"]));
+            }
+        }
+        if claims.iter().any(|c| c == source) {
+            return Some(name(&pod).to_string());
+        }
+    }
+    None
 }
 
 /// The PersistentVolume for a provisioned directory, pre-bound to its claim.
@@ -167,6 +238,10 @@ async fn delete(client: &kube::Client, world: &World, events: &Recorder, pools: 
             events.warning(volume, PV, "VolumeFailedDelete", &message).await;
             return;
         }
+    }
+    if let Some(pool) = volume_dir(world, pools, volume).and_then(|d| d.parent().map(Path::to_path_buf)) {
+        // Clone bases only this volume used go with it.
+        let _ = tokio::task::spawn_blocking(move || super::clone::collect_bases(&pool)).await;
     }
     match crate::ops::delete(client, PV, "", volume_name).await {
         Ok(()) => tracing::info!(volume = volume_name, "deleted released volume"),

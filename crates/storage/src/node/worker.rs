@@ -265,6 +265,9 @@ impl Workers {
                 .ok_or_else(|| format!("persistentvolume \"{volume_name}\" is not a local volume of this node"))?;
             return Ok(PathBuf::from(path));
         }
+        if let Some(path) = str_at(volume, "/hostPath/path") {
+            return Ok(PathBuf::from(path));
+        }
         let (kind, source_name, key) = if let Some(n) = str_at(volume, "/configMap/name") {
             (CONFIG_MAP, n, "data")
         } else if let Some(n) = str_at(volume, "/secret/secretName") {
