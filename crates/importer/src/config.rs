@@ -156,7 +156,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.source, Source::Http("http://h/x.qcow2".into()));
-        assert_eq!(config.usable(), 1014 << 20);
+        assert_eq!(config.usable(), 967 << 20);
         assert_eq!(config.credentials.unwrap().user, "u");
         assert_eq!(config.extra_headers, vec!["X-A: 1"]);
     }
