@@ -26,8 +26,9 @@ fn main() -> ExitCode {
 
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let result =
-        Plan::from_cli(cli).and_then(|plan| plan.run(&mut stdout.lock(), &mut stderr.lock()));
+    // Unlocked handles (each write locks briefly): streaming commands write from runtime
+    // threads too (relayed output, log lines), which a lock held here would block forever.
+    let result = Plan::from_cli(cli).and_then(|plan| plan.run(&mut &stdout, &mut &stderr));
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(err) => {
