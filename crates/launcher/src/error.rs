@@ -64,6 +64,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A config volume's directory (written by the node agent) cannot become an ISO image.
+    #[error("config volume {path}: {reason}")]
+    ConfigVolume {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// swtpm (the TPM emulator) could not be started or did not come up.
+    #[error("swtpm failed (Debian packages swtpm, swtpm-tools): {reason}")]
+    Swtpm {
+        /// What went wrong, with swtpm's own words when it printed any.
+        reason: String,
+    },
     /// `qemu-img` could not be run, or failed.
     #[error("qemu-img failed to create {path}: {stderr}")]
     QemuImg {
@@ -143,9 +157,11 @@ impl Error {
         match self {
             Error::Quantity { .. } | Error::Config { .. } => "InvalidSpec",
             Error::ReadLaunchSpec { .. } | Error::ParseLaunchSpec { .. } => "InvalidLaunchSpec",
-            Error::WriteFile { .. } | Error::Firmware { .. } | Error::QemuImg { .. } => {
-                "PrepareFailed"
-            }
+            Error::WriteFile { .. }
+            | Error::Firmware { .. }
+            | Error::QemuImg { .. }
+            | Error::ConfigVolume { .. } => "PrepareFailed",
+            Error::Swtpm { .. } => "TpmStartFailed",
             Error::Spawn { .. } | Error::EarlyExit { .. } => "QemuStartFailed",
             Error::Qmp { .. } => "QmpFailed",
             Error::Interrupted => "StoppedDuringStart",

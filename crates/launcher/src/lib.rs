@@ -29,6 +29,7 @@
 #![warn(unreachable_pub)]
 
 mod args;
+pub mod config_disks;
 pub mod console;
 pub mod control;
 mod error;
@@ -41,6 +42,7 @@ pub mod seed;
 pub mod spec;
 pub mod status;
 mod supervisor;
+mod tpm;
 pub mod vmi;
 
 pub use args::{qemu_config, FileToCreate, QemuCommand};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 use crate::args::FileToCreate;
+use crate::config_disks;
 use crate::error::{Error, Result};
 use crate::iso9660;
 use crate::spec::RunPaths;
@@ -80,6 +81,19 @@ pub(crate) async fn create_files(
             FileToCreate::Seed { path, image } => {
                 let (path, image) = (path.clone(), image.clone());
                 blocking(move || {
+                    let bytes = iso9660::build(&image)?;
+                    std::fs::write(&path, bytes).map_err(|e| Error::write(&path, e))
+                })
+                .await?;
+            }
+            FileToCreate::IsoOfDirectory {
+                path,
+                label,
+                source,
+            } => {
+                let (path, label, source) = (path.clone(), label.clone(), source.clone());
+                blocking(move || {
+                    let image = config_disks::read_tree(&label, &source)?;
                     let bytes = iso9660::build(&image)?;
                     std::fs::write(&path, bytes).map_err(|e| Error::write(&path, e))
                 })

@@ -114,6 +114,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
     let owner = spec.uid.map(|uid| (uid, spec.gid.unwrap_or(uid)));
     prepare::create_files(paths, &command.files, owner).await?;
     crate::network::serve_dhcp(spec.network.as_ref());
+    let tpm = crate::tpm::start(&spec, paths, owner).await?;
 
     let mut qemu = QemuProcess::spawn(&command, paths, owner)?;
     let spawned_ms = millis(started);
@@ -188,6 +189,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         watchdog: None,
         fake_reboot: false,
         io_error: false,
+        tpm,
     })
 }
 
@@ -242,6 +244,8 @@ struct Vm {
     /// An ACPI-button reboot is in progress: the next `SHUTDOWN` becomes a reset.
     fake_reboot: bool,
     io_error: bool,
+    /// swtpm, when the VM has a TPM: stopped after QEMU.
+    tpm: Option<crate::tpm::Swtpm>,
 }
 
 impl Vm {
@@ -487,6 +491,9 @@ impl Vm {
         };
         if let Some(console) = self.console {
             console.finish(Duration::from_secs(2)).await;
+        }
+        if let Some(tpm) = self.tpm {
+            tpm.stop().await;
         }
         prepare::discard(&self.paths);
         status.set_phase(phase, reason, &message)

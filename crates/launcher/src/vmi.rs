@@ -218,14 +218,31 @@ pub struct Devices {
     pub watchdog: Option<Watchdog>,
     /// A virtio RNG when present.
     pub rng: Option<serde_json::Value>,
-    /// A TPM when present (swtpm: noted, not done).
-    pub tpm: Option<serde_json::Value>,
+    /// A TPM 2.0 emulated by swtpm when present (and not `enabled: false`).
+    pub tpm: Option<Tpm>,
     /// VGA + VNC; default true.
     pub autoattach_graphics_device: Option<bool>,
     /// Serial console; default true.
     pub autoattach_serial_console: Option<bool>,
     /// virtio-balloon; default true.
     pub autoattach_mem_balloon: Option<bool>,
+}
+
+/// `devices.tpm`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Tpm {
+    /// `false` removes the TPM (upstream: present and unset means on).
+    pub enabled: Option<bool>,
+    /// Keep the TPM state when the VM stops (upstream: a PVC; here: the run directory).
+    pub persistent: Option<bool>,
+}
+
+impl Tpm {
+    /// Upstream's rule: a present `tpm` without `enabled: false` is a TPM.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
 }
 
 /// One entry of `devices.disks`.
@@ -340,6 +357,77 @@ pub struct Volume {
     pub persistent_volume_claim: Option<serde_json::Value>,
     /// A DataVolume (served from the path in `launch.json`).
     pub data_volume: Option<serde_json::Value>,
+    /// A ConfigMap's keys as files on an ISO image (contents from the node agent).
+    pub config_map: Option<ConfigMapSource>,
+    /// A Secret's keys as files on an ISO image (contents from the node agent).
+    pub secret: Option<SecretSource>,
+    /// A ServiceAccount token (`token`, `ca.crt`, `namespace`) on an ISO image.
+    pub service_account: Option<ServiceAccountSource>,
+    /// Pod metadata fields as files on an ISO image.
+    #[serde(rename = "downwardAPI")]
+    pub downward_api: Option<DownwardApiSource>,
+    /// Windows answer files (`autounattend.xml`/`unattend.xml`) on an ISO image.
+    pub sysprep: Option<SysprepSource>,
+}
+
+/// `volume.configMap`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConfigMapSource {
+    /// The ConfigMap, in the VMI's namespace.
+    pub name: String,
+    /// A missing ConfigMap gives an empty volume instead of a failure.
+    pub optional: Option<bool>,
+    /// The ISO volume label (upstream's default `cfgdata`).
+    pub volume_label: Option<String>,
+}
+
+/// `volume.secret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecretSource {
+    /// The Secret, in the VMI's namespace.
+    pub secret_name: String,
+    /// A missing Secret gives an empty volume instead of a failure.
+    pub optional: Option<bool>,
+    /// The ISO volume label (upstream's default `cfgdata`).
+    pub volume_label: Option<String>,
+}
+
+/// `volume.serviceAccount`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceAccountSource {
+    /// The ServiceAccount, in the VMI's namespace.
+    pub service_account_name: String,
+}
+
+/// `volume.downwardAPI` (the fields themselves are resolved by the node agent).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DownwardApiSource {
+    /// `fields[]` as given (path plus fieldRef or resourceFieldRef).
+    pub fields: Vec<serde_json::Value>,
+    /// The ISO volume label (upstream's default `cfgdata`).
+    pub volume_label: Option<String>,
+}
+
+/// `volume.sysprep`: exactly one of the two.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SysprepSource {
+    /// A ConfigMap holding the answer files.
+    pub config_map: Option<NamedRef>,
+    /// A Secret holding the answer files.
+    pub secret: Option<NamedRef>,
+}
+
+/// `{name: ...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NamedRef {
+    /// The object's name.
+    pub name: String,
 }
 
 /// `volume.emptyDisk`.

@@ -31,6 +31,18 @@ fn localise(launch: &mut Value, scratch: &Path, guest: Option<&Path>) -> bool {
     launch["accel"] = json!("tcg");
     launch["uid"] = Value::Null;
     launch["gid"] = Value::Null;
+    let config_volumes: Vec<String> = launch
+        .pointer("/vmi/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            ["configMap", "secret", "serviceAccount", "downwardAPI", "sysprep"]
+                .iter()
+                .any(|kind| v.get(kind).is_some())
+        })
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
     let disks = launch["disks"].as_object_mut().expect("disks");
     for (name, disk) in disks.iter_mut() {
         if name == "kernelBoot" {
@@ -42,6 +54,14 @@ fn localise(launch: &mut Value, scratch: &Path, guest: Option<&Path>) -> bool {
             std::os::unix::fs::symlink(guest.join("initrd.img"), root.join("boot/initramfs-virt"))
                 .expect("link");
             disk["path"] = json!(root);
+            continue;
+        }
+        if config_volumes.contains(name) {
+            // What the node agent writes for a config volume: a directory of files.
+            let dir = scratch.join(format!("config-{name}"));
+            std::fs::create_dir_all(&dir).expect("config dir");
+            std::fs::write(dir.join("autounattend.xml"), "<unattend/>").expect("file");
+            disk["path"] = json!(dir);
             continue;
         }
         let format = disk["format"].as_str().unwrap_or("raw").to_owned();
@@ -82,6 +102,11 @@ async fn every_fixture_configuration_is_accepted_by_qemu() {
             .is_some();
         if efi && !Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd").is_file() {
             eprintln!("SKIPPED {test} for {name}: OVMF is not installed (Debian package ovmf)");
+            continue;
+        }
+        let tpm = launch.pointer("/vmi/spec/domain/devices/tpm").is_some();
+        if tpm && Command::new("swtpm").arg("--version").output().is_err() {
+            eprintln!("SKIPPED {test} for {name}: swtpm is not installed (Debian package swtpm)");
             continue;
         }
         if !localise(&mut launch, scratch.path(), guest.as_deref()) {

@@ -16,10 +16,12 @@ fn fixtures() -> PathBuf {
 const RUN_DIR: &str = "/var/lib/oxivirt/pods/tests_virt-launcher-golden_uid";
 
 /// Every fixture, by file stem.
-pub(crate) const FIXTURES: [&str; 8] = [
+pub(crate) const FIXTURES: [&str; 10] = [
     "buses",
     "cloud-init",
+    "config-disks",
     "kernel-boot",
+    "tpm",
     "vmi-alpine-efi",
     "vmi-ephemeral",
     "vmi-nocloud",
@@ -91,6 +93,15 @@ fn render(command: &QemuCommand) -> String {
             FileToCreate::CopyOf { path, source } => {
                 format!("# file: copy {} from {}", path.display(), source.display())
             }
+            FileToCreate::IsoOfDirectory {
+                path,
+                label,
+                source,
+            } => format!(
+                "# file: iso {} label {label} of {}",
+                path.display(),
+                source.display()
+            ),
             FileToCreate::Seed { path, image } => {
                 let names: Vec<&str> = image.files.iter().map(|f| f.path.as_str()).collect();
                 format!(
@@ -194,6 +205,16 @@ fn every_bus_and_volume_kind_gives_golden_argv() {
 #[test]
 fn cloud_init_seeds_give_golden_argv() {
     check("cloud-init");
+}
+
+#[test]
+fn config_map_secret_service_account_downward_api_and_sysprep_disks_give_golden_argv() {
+    check("config-disks");
+}
+
+#[test]
+fn a_tpm_gives_golden_argv() {
+    check("tpm");
 }
 
 #[test]

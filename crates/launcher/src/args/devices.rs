@@ -1,6 +1,6 @@
 //! Devices other than disks: the serial console, the guest-agent channel, VNC with a VGA
 //! adapter and a tablet, input devices, virtio-rng, the i6300esb watchdog, the memory
-//! balloon and the pvpanic device. Network interfaces wait for the network issue.
+//! balloon, the pvpanic device and the TPM. Network interfaces wait for the network issue.
 
 use super::{Builder, Props};
 use crate::error::{Error, Result};
@@ -86,9 +86,7 @@ pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Buil
     // Lets the guest report a kernel panic (GUEST_PANICKED) instead of hanging silently.
     out.device(Props::new("pvpanic-pci").set("id", "panic0"));
 
-    if devices.tpm.is_some() {
-        out.note("devices.tpm ignored: swtpm is not supported yet");
-    }
+    tpm(vmi, paths, out)?;
     if !devices.interfaces.is_empty() || !vmi.spec.networks.is_empty() {
         out.note(format!(
             "{} interface(s) and {} network(s) ignored: networking is not implemented yet",
@@ -98,6 +96,30 @@ pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Buil
     }
     if vmi.spec.domain.clock.is_some() {
         out.note("domain.clock ignored: the guest clock is UTC");
+    }
+    Ok(())
+}
+
+/// The TPM: QEMU's `emulator` backend on swtpm's control socket (started by the
+/// launcher, see [`crate::tpm`]) and upstream's `tpm-tis` device model.
+fn tpm(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Builder) -> Result<()> {
+    let Some(tpm) = crate::tpm::wanted(vmi) else {
+        return Ok(());
+    };
+    let chardev = Props::new("socket")
+        .set("id", "chrtpm")
+        .path("path", &crate::tpm::socket(paths))?;
+    out.arg("-chardev", chardev.to_string());
+    let backend = Props::new("emulator")
+        .set("id", "tpm-tpm0")
+        .set("chardev", "chrtpm");
+    out.arg("-tpmdev", backend.to_string());
+    out.device(Props::new("tpm-tis").set("tpmdev", "tpm-tpm0").set("id", "tpm0"));
+    if tpm.persistent == Some(true) {
+        out.note(
+            "devices.tpm.persistent: the TPM state is kept in the run directory (tpm/) and \
+             lasts as long as this VMI, not across a stop and start",
+        );
     }
     Ok(())
 }
@@ -159,4 +181,46 @@ fn inputs(vmi: &VirtualMachineInstance, graphics: bool, out: &mut Builder) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tpm_args(device: serde_json::Value) -> Builder {
+        let vmi: VirtualMachineInstance = serde_json::from_value(json!({
+            "metadata": {"name": "t"},
+            "spec": {"domain": {"devices": {"tpm": device}}}
+        }))
+        .expect("vmi");
+        let mut out = Builder::default();
+        tpm(&vmi, &RunPaths::new("/run/x"), &mut out).expect("adds");
+        out
+    }
+
+    #[test]
+    fn a_tpm_is_an_emulator_backend_on_the_swtpm_socket_with_a_tis_device() {
+        let out = tpm_args(json!({}));
+        assert_eq!(
+            out.args,
+            [
+                "-chardev",
+                "socket,id=chrtpm,path=/run/x/swtpm.sock",
+                "-tpmdev",
+                "emulator,id=tpm-tpm0,chardev=chrtpm",
+                "-device",
+                "tpm-tis,tpmdev=tpm-tpm0,id=tpm0",
+            ]
+        );
+        assert!(out.notes.is_empty());
+    }
+
+    #[test]
+    fn a_disabled_tpm_adds_nothing_and_persistence_is_noted() {
+        assert!(tpm_args(json!({"enabled": false})).args.is_empty());
+        let out = tpm_args(json!({"persistent": true}));
+        assert_eq!(out.args.len(), 6);
+        assert!(out.notes[0].contains("run directory"), "{:?}", out.notes);
+    }
 }

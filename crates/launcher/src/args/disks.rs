@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{path_str, Builder, FileToCreate, Props};
+use crate::config_disks;
 use crate::error::{Error, Result};
 use crate::quantity;
 use crate::seed;
@@ -51,6 +52,14 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
         let mut backing = backing(spec, paths, volume, out)?;
         if target.readonly == Some(true) || kind == Kind::Cdrom && target.readonly != Some(false) {
             backing.readonly = true;
+        }
+        if backing.readonly && bus == "sata" && kind == Kind::Disk && target.readonly.is_none() {
+            // AHCI hard disks cannot be read-only; a config volume's image is made for this
+            // run alone, so letting the guest write to it harms nothing.
+            if config_disks::label(volume).is_some() {
+                backing.readonly = false;
+                out.note(format!("{field}: SATA config disk is writable (AHCI disks cannot be read-only); its image is discarded on stop"));
+            }
         }
         let node = format!("d{index}");
         blockdev(disk, &backing, &node, &field, out)?;
@@ -307,6 +316,21 @@ fn backing(
             path,
             format: "raw",
             readonly: false,
+        });
+    }
+    if let Some(label) = config_disks::label(volume) {
+        // The node agent wrote the volume's files into a directory: make an image of it.
+        let source = needs_source()?;
+        let path = paths.disk_file(name, "iso");
+        out.file(FileToCreate::IsoOfDirectory {
+            path: path.clone(),
+            label: label.to_owned(),
+            source: source.path.clone(),
+        });
+        return Ok(Backing {
+            path,
+            format: "raw",
+            readonly: true,
         });
     }
     if volume.persistent_volume_claim.is_some() || volume.data_volume.is_some() {

@@ -78,6 +78,16 @@ pub enum FileToCreate {
         /// Its label and files.
         image: SeedImage,
     },
+    /// An ISO 9660 image of the files under `source`, a config volume's directory
+    /// (see [`crate::config_disks`]).
+    IsoOfDirectory {
+        /// The image.
+        path: PathBuf,
+        /// Its volume label.
+        label: String,
+        /// The directory the node agent filled.
+        source: PathBuf,
+    },
 }
 
 impl FileToCreate {
@@ -88,7 +98,8 @@ impl FileToCreate {
             | FileToCreate::EmptyDisk { path, .. }
             | FileToCreate::RawIfMissing { path, .. }
             | FileToCreate::CopyOf { path, .. }
-            | FileToCreate::Seed { path, .. } => path,
+            | FileToCreate::Seed { path, .. }
+            | FileToCreate::IsoOfDirectory { path, .. } => path,
         }
     }
 }
