@@ -23,6 +23,7 @@
 mod accel;
 mod adopt;
 mod config;
+mod config_volumes;
 mod endpoint;
 mod events;
 mod guest_info;

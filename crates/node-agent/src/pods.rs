@@ -345,6 +345,22 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         }
+        let config = crate::config_volumes::materialise(&ctx.client, &ctx.config.cluster_ca, pod, &vmi, &self.dir.path);
+        match config.await {
+            Ok(found) => disks.extend(found),
+            Err(e) => {
+                let message = chain(&e);
+                ctx.events.publish(pod, About::Pod, true, "FailedMount", message.clone()).await;
+                if !e.is_permanent() {
+                    self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                    let observed = Observed::Preparing { reason: "ContainerCreating".into(), message };
+                    return self.sync(pod, observed).await;
+                }
+                let reason = "FailedMount".to_string();
+                self.cannot_run = Some((reason.clone(), message.clone()));
+                return self.sync(pod, Observed::CannotRun { reason, message }).await;
+            }
+        }
         let network = match ctx.network.attach(&ctx.client, pod, &vmi).await {
             Ok(plan) => plan,
             Err(message) => {
