@@ -7,7 +7,9 @@
 //! idle, several times that under a parallel build).
 
 mod common;
+mod config_disks;
 mod lifecycle;
 mod restart;
 mod scheduling;
 mod strategies;
+mod tpm;
