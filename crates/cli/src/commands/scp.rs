@@ -129,7 +129,7 @@ pub fn run(request: &ScpRequest) -> Result<()> {
     }
     let remote = format!(
         "{}:{}",
-        ssh::ssh_host(request.user.as_deref(), &request.target, &namespace),
+        scp_host(request.user.as_deref(), &request.target, &namespace),
         request.remote_path
     );
     let local = local_arg(&request.local_path);
@@ -139,6 +139,16 @@ pub fn run(request: &ScpRequest) -> Result<()> {
         args.extend([local, remote]);
     }
     ssh::run_local("scp", &args)
+}
+
+/// `[USER@]TYPE.NAME.NAMESPACE`, as upstream writes it: scp reads a `/` before the colon
+/// as a local path, and the ProxyCommand names the target anyway.
+fn scp_host(user: Option<&str>, target: &Target, namespace: &str) -> String {
+    let host = target.display(namespace).replacen('/', ".", 1);
+    match user {
+        Some(u) => format!("{u}@{host}"),
+        None => host,
+    }
 }
 
 /// scp itself reads `x:y` as remote; a local path with a colon is made explicit.
@@ -167,5 +177,7 @@ mod tests {
         assert_eq!(Location::parse("./a:b"), Location::Local("./a:b".into()));
         assert_eq!(Location::parse("notes.txt"), Location::Local("notes.txt".into()));
         assert_eq!(local_arg("a:b"), "./a:b");
+        let target = Target::parse("vm/web").expect("parses");
+        assert_eq!(scp_host(Some("u"), &target, "team"), "u@vm.web.team");
     }
 }

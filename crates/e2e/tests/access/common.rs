@@ -168,3 +168,67 @@ pub fn wait_banner(k: &Kubectl, name: &str) {
         console_log(k, name).contains("OXIVIRT-TEST-GUEST READY").then_some(())
     });
 }
+
+/// The user the shared guest creates for SSH, with [`ssh_key`] authorised.
+pub const GUEST_USER: &str = "tester";
+/// The name of the shared guest's VM.
+pub const GUEST: &str = "guest";
+
+/// A private key (ed25519, no passphrase) made once per test process with `ssh-keygen`.
+pub fn ssh_key() -> &'static std::path::Path {
+    static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("oxivirt-e2e-ssh-")
+            .tempdir()
+            .expect("cannot create the key directory")
+            .keep();
+        let key = dir.join("id_ed25519");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "oxivirt-e2e", "-f"])
+            .arg(&key)
+            .status()
+            .expect("cannot run ssh-keygen (apt-get install openssh-client)");
+        assert!(status.success(), "ssh-keygen failed");
+        key
+    })
+}
+
+/// One server with one running test guest ([`GUEST`] in `default`), shared by the stream
+/// tests while any of them runs: a guest boot is the expensive part of these tests.
+static SHARED: oxivirt_e2e::SharedServer = oxivirt_e2e::SharedServer::new();
+
+/// The shared server, with the guest booted to its banner.
+pub fn shared_guest() -> std::sync::Arc<Server> {
+    let server = SHARED.get();
+    let k = server.kubectl();
+    let public = std::fs::read_to_string(ssh_key().with_extension("pub")).expect("public key");
+    let user_data = format!(
+        "#cloud-config\nusers:\n  - name: {GUEST_USER}\n    ssh_authorized_keys:\n      - {}\n",
+        public.trim()
+    );
+    // Whichever test comes first creates the VM; concurrent applies would race to create.
+    static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    {
+        let _one_at_a_time = CREATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        k.apply(&vm(GUEST, Some(&user_data), false));
+    }
+    wait_vmi_running(&k, GUEST);
+    wait_banner(&k, GUEST);
+    server
+}
+
+/// `-i KEY` and the options that keep ssh from consulting or writing known_hosts: every
+/// test server's guest has fresh host keys.
+pub fn ssh_options() -> Vec<String> {
+    vec![
+        "-i".into(),
+        ssh_key().display().to_string(),
+        "-t".into(),
+        "-oStrictHostKeyChecking=no".into(),
+        "-t".into(),
+        "-oUserKnownHostsFile=/dev/null".into(),
+        "-t".into(),
+        "-oLogLevel=ERROR".into(),
+    ]
+}

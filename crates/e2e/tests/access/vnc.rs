@@ -1,0 +1,70 @@
+//! `virtctl vnc --proxy-only` read by a real VNC client library (issue 7 items 2, 8).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use oxivirt_e2e::virtctl_bin;
+
+use crate::common::{run_with_timeout, shared_guest, GUEST};
+
+/// The Python used for `vncdotool`: `$OXIVIRT_PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("OXIVIRT_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+#[test]
+fn vnc_proxy_only_prints_its_port_and_serves_the_guests_framebuffer_to_a_vnc_client() {
+    let check = Command::new(python()).args(["-c", "import vncdotool, PIL"]).output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "this test reads the framebuffer with vncdotool: pip install vncdotool ({check:?})"
+    );
+    let server = shared_guest();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut proxy = Command::new(virtctl_bin())
+        .args(["vnc", GUEST, "--proxy-only", "--port", &port.to_string()])
+        .env("KUBECONFIG", server.kubeconfig())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start virtctl vnc");
+    let mut line = String::new();
+    BufReader::new(proxy.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("virtctl vnc prints its port");
+    // Upstream prints Go's compact JSON.
+    assert_eq!(line.trim(), format!("{{\"port\":{port}}}"));
+    let shot = server.scratch().join("vnc.png");
+    // Connect, read the whole framebuffer, and count its colours: a blank or missing
+    // screen has one, the guest's boot text on the VGA console has at least two.
+    let script = format!(
+        "from vncdotool import api\n\
+         from PIL import Image\n\
+         c = api.connect('127.0.0.1::{port}', timeout=60)\n\
+         c.captureScreen({shot:?})\n\
+         c.disconnect()\n\
+         api.shutdown()\n\
+         im = Image.open({shot:?}).convert('RGB')\n\
+         print(im.size[0], im.size[1], len(im.getcolors(1 << 24)))\n",
+        shot = shot.display().to_string()
+    );
+    let mut python = Command::new(python());
+    python.args(["-c", &script]);
+    let out = run_with_timeout(python, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "vncdotool failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let numbers: Vec<u32> = stdout.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    assert!(numbers.len() == 3 && numbers[0] >= 640 && numbers[1] >= 400, "{stdout}");
+    assert!(numbers[2] >= 2, "the framebuffer is blank: {stdout}");
+    // One viewer per proxy, as upstream: the proxy ends with the viewer's connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while proxy.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "virtctl vnc did not end after the viewer left");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
