@@ -7,6 +7,8 @@
 //! byte to the serial port at each step (`R`, `P`, `L`), and KVM is chosen only if `L` arrives
 //! within [`PROBE_TIMEOUT`]. The decision is cached per host boot in
 //! `<data-dir>/node/accel.json`; `OXIVIRT_ACCEL=kvm|tcg` overrides it (tests, operators).
+//! Per VM, [`for_launch`] turns KVM into TCG when the cluster configuration says
+//! `useEmulation` (KubeVirt CR, or the HyperConverged's KubeVirt patch annotation).
 
 use std::fmt;
 use std::io;
@@ -118,6 +120,87 @@ pub(crate) async fn decide(config: &AgentConfig) -> Result<AccelDecision, Error>
     std::fs::write(&tmp, bytes).map_err(write_err)?;
     std::fs::rename(&tmp, &path).map_err(write_err)?;
     Ok(decision)
+}
+
+/// The reason of a TCG decision forced by the cluster configuration on a KVM node.
+pub(crate) const USE_EMULATION: &str = "UseEmulation";
+/// The message that goes with [`USE_EMULATION`] on a VMI.
+pub(crate) const USE_EMULATION_MESSAGE: &str = "developerConfiguration.useEmulation is true in \
+    the cluster configuration: the VM runs under TCG software emulation although KVM works";
+
+/// HCO's annotation carrying a JSON patch for the KubeVirt CR it manages: HyperConverged has
+/// no `useEmulation` field, so upstream's documented way to set it is a patch there.
+const HCO_KUBEVIRT_PATCH: &str = "kubevirt.kubevirt.io/jsonpatch";
+
+/// The acceleration for a VM about to start: the node's decision, except that
+/// `spec.configuration.developerConfiguration.useEmulation: true` (in a KubeVirt CR, or in
+/// the HyperConverged's KubeVirt patch annotation) forces TCG where KVM works. Read at every
+/// start, as upstream's virt-handler reads its live cluster configuration; on a TCG node
+/// nothing is read.
+pub(crate) async fn for_launch(client: &kube::Client, node: &AccelDecision) -> AccelDecision {
+    if node.accel == Accel::Tcg {
+        return node.clone();
+    }
+    match use_emulation_source(client).await {
+        Some(source) => AccelDecision {
+            accel: Accel::Tcg,
+            reason: USE_EMULATION.into(),
+            message: format!(
+                "{source} sets developerConfiguration.useEmulation: true; using TCG software \
+                 emulation although KVM works"
+            ),
+            ..node.clone()
+        },
+        None => node.clone(),
+    }
+}
+
+/// Which object turns `useEmulation` on, if any. Unreadable objects count as unset: the
+/// node's own decision stands.
+async fn use_emulation_source(client: &kube::Client) -> Option<String> {
+    use kube::api::{Api, DynamicObject, ListParams};
+    use kube::core::{ApiResource, GroupVersionKind};
+    let kubevirt = ApiResource::from_gvk(&GroupVersionKind::gvk("kubevirt.io", "v1", "KubeVirt"));
+    let crs: Api<DynamicObject> = Api::all_with(client.clone(), &kubevirt);
+    let listed = crs.list(&ListParams::default()).await.map(|l| l.items);
+    for cr in listed.unwrap_or_default() {
+        let spec = cr.data.get("spec").cloned().unwrap_or_default();
+        if use_emulation(&spec) {
+            let namespace = cr.metadata.namespace.unwrap_or_default();
+            let name = cr.metadata.name.unwrap_or_default();
+            return Some(format!("KubeVirt {namespace}/{name}"));
+        }
+    }
+    let hco = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "hco.kubevirt.io",
+        "v1beta1",
+        "HyperConverged",
+    ));
+    let namespace = oxivirt_api::content::OPENSHIFT_CNV_NAMESPACE;
+    let hcos: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &hco);
+    let name = oxivirt_api::content::HYPERCONVERGED_NAME;
+    let found = hcos.get_opt(name).await.ok().flatten()?;
+    let patch = found.metadata.annotations.as_ref()?.get(HCO_KUBEVIRT_PATCH)?;
+    patched_use_emulation(patch)
+        .then(|| format!("HyperConverged {namespace}/{name} (annotation {HCO_KUBEVIRT_PATCH})"))
+}
+
+/// `spec.configuration.developerConfiguration.useEmulation` of a KubeVirt CR's `spec`.
+fn use_emulation(spec: &serde_json::Value) -> bool {
+    spec.pointer("/configuration/developerConfiguration/useEmulation")
+        == Some(&serde_json::Value::Bool(true))
+}
+
+/// Whether HCO's KubeVirt patch, applied to the KubeVirt CR HCO would generate (which always
+/// has a `developerConfiguration`), turns `useEmulation` on. A patch that does not apply
+/// counts as unset, as HCO then ignores it.
+fn patched_use_emulation(patch: &str) -> bool {
+    let Ok(patch) = serde_json::from_str::<serde_json::Value>(patch) else {
+        return false;
+    };
+    let base = serde_json::json!({"spec": {"configuration": {"developerConfiguration": {}}}});
+    oxivirt_patch::json_patch(&base, &patch)
+        .is_ok_and(|cr| use_emulation(&cr["spec"]))
 }
 
 fn boot_id() -> String {
@@ -360,6 +443,23 @@ mod tests {
             cached,
             "no probe within the same boot"
         );
+    }
+
+    #[test]
+    fn use_emulation_is_read_from_the_kubevirt_cr_and_from_hcos_patch_annotation() {
+        let spec = serde_json::json!({"configuration": {"developerConfiguration": {"useEmulation": true}}});
+        assert!(use_emulation(&spec));
+        assert!(!use_emulation(&serde_json::json!({"configuration": {}})));
+        let whole = r#"[{"op": "add", "path": "/spec/configuration/developerConfiguration",
+            "value": {"useEmulation": true}}]"#;
+        let field = r#"[{"op": "add",
+            "path": "/spec/configuration/developerConfiguration/useEmulation", "value": true}]"#;
+        assert!(patched_use_emulation(whole) && patched_use_emulation(field));
+        let other = r#"[{"op": "add",
+            "path": "/spec/configuration/developerConfiguration/featureGates", "value": ["Sidecar"]}]"#;
+        assert!(!patched_use_emulation(other));
+        assert!(!patched_use_emulation("not json"));
+        assert!(!patched_use_emulation(r#"[{"op": "remove", "path": "/nope"}]"#));
     }
 
     #[test]

@@ -372,7 +372,7 @@ impl Supervisor {
         let spec = LaunchSpec {
             network,
             vmi,
-            accel: ctx.accel.accel,
+            accel: crate::accel::for_launch(&ctx.client, &ctx.accel).await.accel,
             disks,
             qemu: ctx.config.qemu.clone(),
             uid: None,

@@ -232,12 +232,13 @@ pub(crate) fn apply_vmi_status(vmi: &mut Value, observed: &Observed, facts: &Vmi
     }
     let accel = launcher.and_then(|s| s.accel).unwrap_or(facts.accel.accel);
     if accel == Accel::Tcg {
-        set_condition(
-            &mut conditions,
-            wk::SOFTWARE_EMULATION,
-            Ok((facts.accel.reason.as_str(), facts.accel.message.as_str())),
-            facts.now,
-        );
+        // TCG on a KVM node: the cluster configuration's useEmulation chose it.
+        let why = if facts.accel.accel == Accel::Kvm {
+            (crate::accel::USE_EMULATION, crate::accel::USE_EMULATION_MESSAGE)
+        } else {
+            (facts.accel.reason.as_str(), facts.accel.message.as_str())
+        };
+        set_condition(&mut conditions, wk::SOFTWARE_EMULATION, Ok(why), facts.now);
     } else {
         conditions.retain(|c| c["type"] != wk::SOFTWARE_EMULATION);
     }
@@ -390,6 +391,26 @@ mod tests {
             status["containerStatuses"][0]["state"]["waiting"]["reason"],
             "ErrImagePull"
         );
+    }
+
+    #[test]
+    fn tcg_on_a_kvm_node_is_reported_as_use_emulation() {
+        let kvm = AccelDecision {
+            accel: Accel::Kvm,
+            reason: "KVMWorks".into(),
+            ..decision()
+        };
+        let facts = VmiFacts {
+            node_name: "n1",
+            accel: &kvm,
+            launcher_image: "img",
+            now: "T1",
+        };
+        let mut vmi = json!({"status": {"phase": "Scheduled"}});
+        apply_vmi_status(&mut vmi, &Observed::Running(launcher(LauncherPhase::Running)), &facts);
+        let conditions = vmi["status"]["conditions"].as_array().unwrap();
+        let emulation = conditions.iter().find(|c| c["type"] == "SoftwareEmulation").unwrap();
+        assert_eq!(emulation["reason"], "UseEmulation", "{emulation}");
     }
 
     #[test]
