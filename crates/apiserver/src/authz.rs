@@ -121,7 +121,8 @@ pub async fn handle(
         },
     };
     let decision = rbac::decide_fresh(api, &subject, &attrs).await?;
-    review["status"] = json!({"allowed": decision.is_some(), "reason": decision.unwrap_or_default()});
+    review["status"] =
+        json!({"allowed": decision.is_some(), "reason": decision.unwrap_or_default()});
     Ok(json_response(StatusCode::CREATED, &review, vec![]))
 }
 
@@ -133,5 +134,8 @@ async fn rules_for(api: &Api, user: &UserInfo, namespace: &str) -> ApiResult<Vec
             json!({"verbs": ["*"], "nonResourceURLs": ["*"]}),
         ]);
     }
-    Ok(rbac::authorizer::load(api).await?.0.rules_for(user, namespace))
+    Ok(rbac::authorizer::load(api)
+        .await?
+        .0
+        .rules_for(user, namespace))
 }

@@ -258,7 +258,10 @@ fn kubernetes_roles() -> Vec<Value> {
                 ),
                 rule(
                     &["autoscaling"],
-                    &["horizontalpodautoscalers", "horizontalpodautoscalers/status"],
+                    &[
+                        "horizontalpodautoscalers",
+                        "horizontalpodautoscalers/status",
+                    ],
                     READ,
                 ),
                 rule(
@@ -462,7 +465,11 @@ fn kubevirt_roles() -> Vec<Value> {
         cluster_role(
             "kubevirt.io:default",
             &[KUBEVIRT],
-            vec![rule(&[SUBRESOURCES], &["version", "guestfs"], &["get", "list"])],
+            vec![rule(
+                &[SUBRESOURCES],
+                &["version", "guestfs"],
+                &["get", "list"],
+            )],
         ),
         cluster_role(
             "kubevirt.io:admin",
@@ -483,7 +490,11 @@ fn kubevirt_roles() -> Vec<Value> {
         cluster_role(
             "token.kubevirt.io:generate",
             &[],
-            vec![rule(&["token.kubevirt.io"], &["virtualmachines/vnc"], &["get"])],
+            vec![rule(
+                &["token.kubevirt.io"],
+                &["virtualmachines/vnc"],
+                &["get"],
+            )],
         ),
     ]
 }
@@ -506,7 +517,11 @@ fn cdi_roles() -> Vec<Value> {
                 ],
                 &["*"],
             ),
-            rule(&["upload.cdi.kubevirt.io"], &["uploadtokenrequests"], &["*"]),
+            rule(
+                &["upload.cdi.kubevirt.io"],
+                &["uploadtokenrequests"],
+                &["*"],
+            ),
         ]
     };
     let cdi = ("cdi.kubevirt.io", "");
@@ -565,9 +580,21 @@ pub fn cluster_roles() -> Vec<Value> {
 pub fn cluster_role_bindings() -> Vec<Value> {
     let authenticated = || group("system:authenticated");
     vec![
-        binding("cluster-admin", "cluster-admin", vec![group("system:masters")]),
-        binding("system:basic-user", "system:basic-user", vec![authenticated()]),
-        binding("system:discovery", "system:discovery", vec![authenticated()]),
+        binding(
+            "cluster-admin",
+            "cluster-admin",
+            vec![group("system:masters")],
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            vec![authenticated()],
+        ),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            vec![authenticated()],
+        ),
         binding(
             "system:public-info-viewer",
             "system:public-info-viewer",
@@ -636,8 +663,14 @@ mod tests {
                 [AGGREGATE_TO_ADMIN],
             "true"
         );
-        assert_eq!(find("edit")["metadata"]["labels"][AGGREGATE_TO_ADMIN], "true");
-        assert_eq!(find("view")["metadata"]["labels"][AGGREGATE_TO_EDIT], "true");
+        assert_eq!(
+            find("edit")["metadata"]["labels"][AGGREGATE_TO_ADMIN],
+            "true"
+        );
+        assert_eq!(
+            find("view")["metadata"]["labels"][AGGREGATE_TO_EDIT],
+            "true"
+        );
     }
 
     #[test]

@@ -142,20 +142,44 @@ mod tests {
         let read = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]});
         let vm = json!({"apiGroups": ["kubevirt.io"], "resources": ["virtualmachines"], "verbs": ["get"]});
         let p = policy(&[
-            ("view", json!({"aggregationRule": {"clusterRoleSelectors": [
-                {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}, "rules": []})),
-            ("a", json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [read]})),
-            ("b", json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [vm, read]})),
-            ("c", json!({"metadata": {"labels": {"other": "true"}}, "rules": [{"verbs": ["*"]}]})),
+            (
+                "view",
+                json!({"aggregationRule": {"clusterRoleSelectors": [
+                {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}, "rules": []}),
+            ),
+            (
+                "a",
+                json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [read]}),
+            ),
+            (
+                "b",
+                json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [vm, read]}),
+            ),
+            (
+                "c",
+                json!({"metadata": {"labels": {"other": "true"}}, "rules": [{"verbs": ["*"]}]}),
+            ),
         ]);
         let out = pending(&p);
-        assert_eq!(out, vec![("view".to_string(), vec![read.clone(), vm.clone()])]);
+        assert_eq!(
+            out,
+            vec![("view".to_string(), vec![read.clone(), vm.clone()])]
+        );
         // Once stored, nothing is pending any more.
         let p = policy(&[
-            ("view", json!({"aggregationRule": {"clusterRoleSelectors": [
-                {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}, "rules": [read, vm]})),
-            ("a", json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [read]})),
-            ("b", json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [vm]})),
+            (
+                "view",
+                json!({"aggregationRule": {"clusterRoleSelectors": [
+                {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}, "rules": [read, vm]}),
+            ),
+            (
+                "a",
+                json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [read]}),
+            ),
+            (
+                "b",
+                json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}, "rules": [vm]}),
+            ),
         ]);
         assert!(pending(&p).is_empty());
     }

@@ -41,7 +41,11 @@ pub fn from_request(method: &Method, path: &str, query: Option<&str>) -> Attribu
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let non_resource = || Attributes {
         verb: method.as_str().to_ascii_lowercase(),
-        path: Some(if path.is_empty() { "/".into() } else { path.to_string() }),
+        path: Some(if path.is_empty() {
+            "/".into()
+        } else {
+            path.to_string()
+        }),
         ..Default::default()
     };
     let (group, rest) = match parts.as_slice() {
@@ -165,12 +169,19 @@ mod tests {
             "/api/v1/namespaces/ns1/pods/web/eviction",
             None,
         );
-        assert_eq!((a.verb.as_str(), a.subresource.as_str()), ("create", "eviction"));
+        assert_eq!(
+            (a.verb.as_str(), a.subresource.as_str()),
+            ("create", "eviction")
+        );
     }
 
     #[test]
     fn collections_become_list_watch_and_deletecollection() {
-        let a = attrs(Method::GET, "/apis/kubevirt.io/v1/namespaces/a/virtualmachines", None);
+        let a = attrs(
+            Method::GET,
+            "/apis/kubevirt.io/v1/namespaces/a/virtualmachines",
+            None,
+        );
         assert_eq!(a.verb, "list");
         let a = attrs(
             Method::GET,
@@ -206,7 +217,8 @@ mod tests {
         );
         assert_eq!(a.qualified_resource(), "virtualmachineinstances/console");
         assert_eq!(a.verb, "get");
-        let path = "/apis/subresources.kubevirt.io/v1/namespaces/n/virtualmachines/vm/portforward/22/tcp";
+        let path =
+            "/apis/subresources.kubevirt.io/v1/namespaces/n/virtualmachines/vm/portforward/22/tcp";
         let a = attrs(Method::GET, path, None);
         assert_eq!(a.qualified_resource(), "virtualmachines/portforward");
         assert_eq!(kubevirt_subresource(path, &a), None);
@@ -220,18 +232,30 @@ mod tests {
             "/apis/subresources.kubevirt.io/v1/namespaces/n/virtualmachines/vm/start",
             None,
         );
-        assert_eq!((a.verb.as_str(), a.subresource.as_str()), ("update", "start"));
+        assert_eq!(
+            (a.verb.as_str(), a.subresource.as_str()),
+            ("update", "start")
+        );
         let a = attrs(
             Method::PUT,
             "/apis/subresources.kubevirt.io/v1/namespaces/n/expand-vm-spec",
             None,
         );
-        assert_eq!((a.verb.as_str(), a.resource.as_str()), ("update", "expand-vm-spec"));
+        assert_eq!(
+            (a.verb.as_str(), a.resource.as_str()),
+            ("update", "expand-vm-spec")
+        );
     }
 
     #[test]
     fn discovery_and_other_paths_are_non_resource_requests() {
-        for path in ["/api", "/api/v1", "/apis/kubevirt.io/v1", "/openapi/v2", "/version"] {
+        for path in [
+            "/api",
+            "/api/v1",
+            "/apis/kubevirt.io/v1",
+            "/openapi/v2",
+            "/version",
+        ] {
             let a = attrs(Method::GET, path, None);
             assert_eq!(a.path.as_deref(), Some(path));
             assert_eq!(a.verb, "get");

@@ -160,7 +160,10 @@ pub async fn authorize(
 /// Kubernetes' 403 for a request RBAC does not allow, word for word.
 pub fn forbidden(user: &UserInfo, attrs: &Attributes) -> Response {
     let reason = match &attrs.path {
-        Some(path) => format!("User \"{}\" cannot {} path \"{path}\"", user.name, attrs.verb),
+        Some(path) => format!(
+            "User \"{}\" cannot {} path \"{path}\"",
+            user.name, attrs.verb
+        ),
         None if attrs.namespace.is_empty() => format!(
             "User \"{}\" cannot {} resource \"{}\" in API group \"{}\" at the cluster scope",
             user.name,
@@ -192,7 +195,8 @@ pub fn forbidden(user: &UserInfo, attrs: &Attributes) -> Response {
         "message": message, "reason": "Forbidden", "code": 403,
     });
     if attrs.path.is_none() {
-        status["details"] = json!({"name": attrs.name, "group": attrs.group, "kind": attrs.resource});
+        status["details"] =
+            json!({"name": attrs.name, "group": attrs.group, "kind": attrs.resource});
     }
     let mut response = (
         StatusCode::FORBIDDEN,

@@ -29,7 +29,11 @@ fn ctx() -> RequestCtx {
 /// A store or admission failure, naming the object.
 pub async fn ship(api: &Api) -> Result<()> {
     let shipped = [
-        ("clusterroles", oxivirt_api::content::cluster_roles(), "rules"),
+        (
+            "clusterroles",
+            oxivirt_api::content::cluster_roles(),
+            "rules",
+        ),
         (
             "clusterrolebindings",
             oxivirt_api::content::cluster_role_bindings(),

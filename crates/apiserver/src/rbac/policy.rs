@@ -146,13 +146,17 @@ fn contains(list: &Value, item: &str) -> bool {
 /// or `res/*` as Kubernetes allows.
 fn resource_matches(list: &Value, attrs: &Attributes) -> bool {
     let qualified = attrs.qualified_resource();
-    list.as_array().into_iter().flatten().filter_map(Value::as_str).any(|r| {
-        r == "*"
-            || r == qualified
-            || (!attrs.subresource.is_empty()
-                && (r == format!("*/{}", attrs.subresource)
-                    || r == format!("{}/*", attrs.resource)))
-    })
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|r| {
+            r == "*"
+                || r == qualified
+                || (!attrs.subresource.is_empty()
+                    && (r == format!("*/{}", attrs.subresource)
+                        || r == format!("{}/*", attrs.resource)))
+        })
 }
 
 /// Whether one policy rule allows the request.
@@ -166,12 +170,18 @@ pub fn rule_allows(rule: &Value, attrs: &Attributes) -> bool {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .any(|u| u == "*" || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*'))));
+            .any(|u| {
+                u == "*"
+                    || u == path
+                    || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
+            });
     }
     let names = &rule["resourceNames"];
     let names_ok = names.as_array().is_none_or(|n| n.is_empty())
         || (!attrs.name.is_empty() && contains(names, &attrs.name));
-    contains(&rule["apiGroups"], &attrs.group) && resource_matches(&rule["resources"], attrs) && names_ok
+    contains(&rule["apiGroups"], &attrs.group)
+        && resource_matches(&rule["resources"], attrs)
+        && names_ok
 }
 
 #[cfg(test)]
@@ -187,10 +197,20 @@ mod tests {
     }
 
     fn put_obj(p: &mut Policy, key: &str, obj: Value) {
-        p.apply(&format!("{RBAC_PREFIX}{key}"), Some(obj.to_string().as_bytes()));
+        p.apply(
+            &format!("{RBAC_PREFIX}{key}"),
+            Some(obj.to_string().as_bytes()),
+        );
     }
 
-    fn attrs(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
+    fn attrs(
+        verb: &str,
+        group: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+        name: &str,
+    ) -> Attributes {
         Attributes {
             verb: verb.into(),
             group: group.into(),
@@ -204,21 +224,37 @@ mod tests {
 
     fn policy() -> Policy {
         let mut p = Policy::default();
-        put_obj(&mut p, "clusterroles/vm-viewer", json!({"rules": [
-            {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachines"], "verbs": ["get", "list"]},
-        ]}));
-        put_obj(&mut p, "roles/team/console", json!({"rules": [
-            {"apiGroups": ["subresources.kubevirt.io"], "resources": ["virtualmachineinstances/console"],
-             "verbs": ["get"], "resourceNames": ["vm1"]},
-        ]}));
-        put_obj(&mut p, "rolebindings/team/alice-view", json!({
-            "roleRef": {"kind": "ClusterRole", "name": "vm-viewer"},
-            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "robot"}],
-        }));
-        put_obj(&mut p, "rolebindings/team/alice-console", json!({
-            "roleRef": {"kind": "Role", "name": "console"},
-            "subjects": [{"kind": "Group", "name": "operators"}],
-        }));
+        put_obj(
+            &mut p,
+            "clusterroles/vm-viewer",
+            json!({"rules": [
+                {"apiGroups": ["kubevirt.io"], "resources": ["virtualmachines"], "verbs": ["get", "list"]},
+            ]}),
+        );
+        put_obj(
+            &mut p,
+            "roles/team/console",
+            json!({"rules": [
+                {"apiGroups": ["subresources.kubevirt.io"], "resources": ["virtualmachineinstances/console"],
+                 "verbs": ["get"], "resourceNames": ["vm1"]},
+            ]}),
+        );
+        put_obj(
+            &mut p,
+            "rolebindings/team/alice-view",
+            json!({
+                "roleRef": {"kind": "ClusterRole", "name": "vm-viewer"},
+                "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "robot"}],
+            }),
+        );
+        put_obj(
+            &mut p,
+            "rolebindings/team/alice-console",
+            json!({
+                "roleRef": {"kind": "Role", "name": "console"},
+                "subjects": [{"kind": "Group", "name": "operators"}],
+            }),
+        );
         p
     }
 
@@ -226,18 +262,40 @@ mod tests {
     fn a_rolebinding_grants_only_in_its_namespace() {
         let p = policy();
         let alice = user("alice", &["system:authenticated"]);
-        assert!(p.allows(&alice, &attrs("list", "kubevirt.io", "virtualmachines", "", "team", "")));
-        assert!(!p.allows(&alice, &attrs("list", "kubevirt.io", "virtualmachines", "", "other", "")));
-        assert!(!p.allows(&alice, &attrs("delete", "kubevirt.io", "virtualmachines", "", "team", "vm1")));
+        assert!(p.allows(
+            &alice,
+            &attrs("list", "kubevirt.io", "virtualmachines", "", "team", "")
+        ));
+        assert!(!p.allows(
+            &alice,
+            &attrs("list", "kubevirt.io", "virtualmachines", "", "other", "")
+        ));
+        assert!(!p.allows(
+            &alice,
+            &attrs(
+                "delete",
+                "kubevirt.io",
+                "virtualmachines",
+                "",
+                "team",
+                "vm1"
+            )
+        ));
     }
 
     #[test]
     fn service_account_subjects_default_to_the_binding_namespace() {
         let p = policy();
         let robot = user("system:serviceaccount:team:robot", &[]);
-        assert!(p.allows(&robot, &attrs("get", "kubevirt.io", "virtualmachines", "", "team", "x")));
+        assert!(p.allows(
+            &robot,
+            &attrs("get", "kubevirt.io", "virtualmachines", "", "team", "x")
+        ));
         let stranger = user("system:serviceaccount:other:robot", &[]);
-        assert!(!p.allows(&stranger, &attrs("get", "kubevirt.io", "virtualmachines", "", "team", "x")));
+        assert!(!p.allows(
+            &stranger,
+            &attrs("get", "kubevirt.io", "virtualmachines", "", "team", "x")
+        ));
     }
 
     #[test]
@@ -245,7 +303,14 @@ mod tests {
         let p = policy();
         let op = user("bob", &["operators"]);
         let console = |name: &str| {
-            attrs("get", "subresources.kubevirt.io", "virtualmachineinstances", "console", "team", name)
+            attrs(
+                "get",
+                "subresources.kubevirt.io",
+                "virtualmachineinstances",
+                "console",
+                "team",
+                name,
+            )
         };
         assert!(p.allows(&op, &console("vm1")));
         assert!(!p.allows(&op, &console("vm2")));
@@ -254,7 +319,14 @@ mod tests {
         assert!(!p.allows(&op, &vnc));
         // The resource alone does not grant its subresources.
         let alice = user("alice", &[]);
-        let mut status = attrs("get", "kubevirt.io", "virtualmachines", "status", "team", "vm1");
+        let mut status = attrs(
+            "get",
+            "kubevirt.io",
+            "virtualmachines",
+            "status",
+            "team",
+            "vm1",
+        );
         assert!(!p.allows(&alice, &status));
         status.subresource.clear();
         assert!(p.allows(&alice, &status));
@@ -263,10 +335,20 @@ mod tests {
     #[test]
     fn wildcards_and_non_resource_urls() {
         let rule = json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]});
-        assert!(rule_allows(&rule, &attrs("update", "apps", "deployments", "status", "a", "d")));
-        assert!(!rule_allows(&rule, &attrs("update", "apps", "deployments", "", "a", "d")));
+        assert!(rule_allows(
+            &rule,
+            &attrs("update", "apps", "deployments", "status", "a", "d")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("update", "apps", "deployments", "", "a", "d")
+        ));
         let urls = json!({"nonResourceURLs": ["/apis/*", "/version"], "verbs": ["get"]});
-        let path = |p: &str| Attributes { verb: "get".into(), path: Some(p.into()), ..Default::default() };
+        let path = |p: &str| Attributes {
+            verb: "get".into(),
+            path: Some(p.into()),
+            ..Default::default()
+        };
         assert!(rule_allows(&urls, &path("/apis/kubevirt.io/v1")));
         assert!(rule_allows(&urls, &path("/version")));
         assert!(!rule_allows(&urls, &path("/metrics")));

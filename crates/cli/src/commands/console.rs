@@ -77,7 +77,9 @@ async fn session(request: &ConsoleRequest, err: &mut dyn Write) -> Result<()> {
                     return Err(Error::Refused(if request.timeout.is_zero() {
                         message
                     } else {
-                        format!("Timeout trying to connect to the virtual machine instance ({message})")
+                        format!(
+                            "Timeout trying to connect to the virtual machine instance ({message})"
+                        )
                     }));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -162,7 +164,9 @@ impl RawTerminal {
         };
         let mut raw = saved.clone();
         raw.make_raw();
-        if let Err(e) = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw) {
+        if let Err(e) =
+            rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw)
+        {
             tracing::warn!(error = %e, "cannot put the terminal in raw mode");
             return RawTerminal { saved: None };
         }

@@ -82,7 +82,9 @@ fn parse_kind(kind: &str) -> Result<Kind> {
     match kind {
         "vm" | "vms" | "virtualmachine" | "virtualmachines" => Ok(Kind::Vm),
         "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => Ok(Kind::Vmi),
-        other => Err(Error::Invalid(format!("unsupported resource type '{other}'"))),
+        other => Err(Error::Invalid(format!(
+            "unsupported resource type '{other}'"
+        ))),
     }
 }
 
@@ -109,7 +111,11 @@ impl PortSpec {
                     command: "port-forward udp/…".into(),
                 })
             }
-            other => return Err(Error::Invalid(format!("unknown protocol {other:?} in {text:?}"))),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown protocol {other:?} in {text:?}"
+                )))
+            }
         }
         let number = |s: &str, zero_ok: bool| -> Result<u16> {
             s.parse::<u16>()
@@ -229,10 +235,12 @@ pub fn run(request: &PortForwardRequest, err: &mut dyn Write) -> Result<()> {
                 spec.remote,
             ));
         }
-        tokio::signal::ctrl_c().await.map_err(|source| Error::Local {
-            action: "cannot wait for Ctrl+C".into(),
-            source,
-        })
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|source| Error::Local {
+                action: "cannot wait for Ctrl+C".into(),
+                source,
+            })
     })
 }
 
@@ -254,7 +262,10 @@ async fn accept_loop(
         let (client, target, namespace) = (client.clone(), target.clone(), namespace.clone());
         tokio::spawn(async move {
             if let Err(e) = forward(socket, &client, &target, &namespace, port).await {
-                eprintln!("error forwarding {peer} to port {port}: {}", crate::error::chain(&e));
+                eprintln!(
+                    "error forwarding {peer} to port {port}: {}",
+                    crate::error::chain(&e)
+                );
             }
         });
     }
@@ -286,7 +297,10 @@ mod tests {
     #[test]
     fn targets_take_upstreams_forms() {
         let t = Target::parse("vm/web.team").expect("parses");
-        assert_eq!((t.kind, t.name.as_str(), t.namespace.as_deref()), (Kind::Vm, "web", Some("team")));
+        assert_eq!(
+            (t.kind, t.name.as_str(), t.namespace.as_deref()),
+            (Kind::Vm, "web", Some("team"))
+        );
         let t = Target::parse("vmi/web/team").expect("parses");
         assert_eq!((t.kind, t.namespace.as_deref()), (Kind::Vmi, Some("team")));
         let t = Target::parse("web").expect("parses");
@@ -299,11 +313,32 @@ mod tests {
 
     #[test]
     fn ports_are_local_colon_remote_with_an_optional_protocol() {
-        assert_eq!(PortSpec::parse("22").expect("ok"), PortSpec { local: 22, remote: 22 });
-        assert_eq!(PortSpec::parse("tcp/2222:22").expect("ok"), PortSpec { local: 2222, remote: 22 });
-        assert_eq!(PortSpec::parse("0:80").expect("ok"), PortSpec { local: 0, remote: 80 });
+        assert_eq!(
+            PortSpec::parse("22").expect("ok"),
+            PortSpec {
+                local: 22,
+                remote: 22
+            }
+        );
+        assert_eq!(
+            PortSpec::parse("tcp/2222:22").expect("ok"),
+            PortSpec {
+                local: 2222,
+                remote: 22
+            }
+        );
+        assert_eq!(
+            PortSpec::parse("0:80").expect("ok"),
+            PortSpec {
+                local: 0,
+                remote: 80
+            }
+        );
         assert!(PortSpec::parse("x").is_err());
         assert!(PortSpec::parse("80:0").is_err());
-        assert!(matches!(PortSpec::parse("udp/53"), Err(Error::Unsupported { .. })));
+        assert!(matches!(
+            PortSpec::parse("udp/53"),
+            Err(Error::Unsupported { .. })
+        ));
     }
 }

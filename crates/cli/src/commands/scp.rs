@@ -76,24 +76,23 @@ impl ScpRequest {
     /// Both or neither side remote (upstream's messages); `--local-ssh=false`.
     pub fn from_args(args: ScpArgs, connection: ConnectionOptions) -> Result<Self> {
         ssh::require_local(&args.common, "scp")?;
-        let (remote, local, download) = match (
-            Location::parse(&args.source),
-            Location::parse(&args.destination),
-        ) {
-            (Location::Remote { .. }, Location::Remote { .. }) => {
-                return Err(Error::Invalid(
+        let (remote, local, download) =
+            match (
+                Location::parse(&args.source),
+                Location::parse(&args.destination),
+            ) {
+                (Location::Remote { .. }, Location::Remote { .. }) => return Err(Error::Invalid(
                     "copying from a remote location to another remote location is not supported"
                         .into(),
-                ))
-            }
-            (Location::Local(_), Location::Local(_)) => {
-                return Err(Error::Invalid(
-                    "none of the two provided locations seems to be a remote location".into(),
-                ))
-            }
-            (remote @ Location::Remote { .. }, Location::Local(local)) => (remote, local, true),
-            (Location::Local(local), remote) => (remote, local, false),
-        };
+                )),
+                (Location::Local(_), Location::Local(_)) => {
+                    return Err(Error::Invalid(
+                        "none of the two provided locations seems to be a remote location".into(),
+                    ))
+                }
+                (remote @ Location::Remote { .. }, Location::Local(local)) => (remote, local, true),
+                (Location::Local(local), remote) => (remote, local, false),
+            };
         let Location::Remote { user, target, path } = remote else {
             return Err(Error::Invalid("no remote location".into()));
         };
@@ -167,15 +166,22 @@ mod tests {
 
     #[test]
     fn remote_locations_name_a_target_before_the_colon() {
-        let Location::Remote { user, target, path } = Location::parse("fedora@vm/web.team:/etc/hosts")
+        let Location::Remote { user, target, path } =
+            Location::parse("fedora@vm/web.team:/etc/hosts")
         else {
             panic!("remote expected");
         };
         assert_eq!(user.as_deref(), Some("fedora"));
         assert_eq!((target.kind, path.as_str()), (Kind::Vm, "/etc/hosts"));
-        assert!(matches!(Location::parse("cirros@web:file"), Location::Remote { .. }));
+        assert!(matches!(
+            Location::parse("cirros@web:file"),
+            Location::Remote { .. }
+        ));
         assert_eq!(Location::parse("./a:b"), Location::Local("./a:b".into()));
-        assert_eq!(Location::parse("notes.txt"), Location::Local("notes.txt".into()));
+        assert_eq!(
+            Location::parse("notes.txt"),
+            Location::Local("notes.txt".into())
+        );
         assert_eq!(local_arg("a:b"), "./a:b");
         let target = Target::parse("vm/web").expect("parses");
         assert_eq!(scp_host(Some("u"), &target, "team"), "u@vm.web.team");

@@ -24,7 +24,12 @@ pub struct LocalSshArgs {
     pub port: u16,
     /// Options passed to the local ssh/scp as they are; can be repeated
     /// (`-t -oStrictHostKeyChecking=no`).
-    #[arg(short = 't', long = "local-ssh-opts", value_name = "OPTION", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "local-ssh-opts",
+        value_name = "OPTION",
+        allow_hyphen_values = true
+    )]
     pub local_ssh_opts: Vec<String>,
     /// Use the local ssh/scp binaries (`--local-ssh=false`, the built-in client, is not
     /// available in this build).
@@ -127,15 +132,31 @@ fn connection_flags(c: &ConnectionOptions) -> Vec<String> {
             flags.push(format!("--{flag}={v}"));
         }
     };
-    put("kubeconfig", c.kubeconfig.as_ref().map(|p| p.display().to_string()));
+    put(
+        "kubeconfig",
+        c.kubeconfig.as_ref().map(|p| p.display().to_string()),
+    );
     put("context", c.context.clone());
     put("cluster", c.cluster.clone());
     put("user", c.user.clone());
     put("server", c.server.clone());
     put("token", c.token.clone());
-    put("certificate-authority", c.certificate_authority.as_ref().map(|p| p.display().to_string()));
-    put("client-certificate", c.client_certificate.as_ref().map(|p| p.display().to_string()));
-    put("client-key", c.client_key.as_ref().map(|p| p.display().to_string()));
+    put(
+        "certificate-authority",
+        c.certificate_authority
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    put(
+        "client-certificate",
+        c.client_certificate
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    put(
+        "client-key",
+        c.client_key.as_ref().map(|p| p.display().to_string()),
+    );
     put("tls-server-name", c.tls_server_name.clone());
     put("as", c.impersonate.clone());
     put("request-timeout", c.request_timeout.clone());
@@ -225,8 +246,17 @@ pub fn run_local(program: &str, args: &[String]) -> Result<()> {
 /// An unusable kubeconfig; ssh missing or exiting non-zero.
 pub fn run(request: &SshRequest) -> Result<()> {
     let namespace = namespace_of(&request.target, &request.connection)?;
-    let mut args = common_options(&request.common, &request.target, &namespace, &request.connection)?;
-    args.push(ssh_host(request.user.as_deref(), &request.target, &namespace));
+    let mut args = common_options(
+        &request.common,
+        &request.target,
+        &namespace,
+        &request.connection,
+    )?;
+    args.push(ssh_host(
+        request.user.as_deref(),
+        &request.target,
+        &namespace,
+    ));
     if let Some(command) = &request.command {
         args.push(command.clone());
     }
@@ -244,7 +274,10 @@ mod tests {
         assert_eq!(user.as_deref(), Some("fedora"));
         assert_eq!((t.kind, t.namespace.as_deref()), (Kind::Vm, Some("team")));
         let (user, t) = parse_user_target("cirros@web").expect("parses");
-        assert_eq!((user.as_deref(), t.kind, t.name.as_str()), (Some("cirros"), Kind::Vmi, "web"));
+        assert_eq!(
+            (user.as_deref(), t.kind, t.name.as_str()),
+            (Some("cirros"), Kind::Vmi, "web")
+        );
         assert!(parse_user_target("@web").is_err());
     }
 
@@ -258,7 +291,9 @@ mod tests {
         let cmd = proxy_command(&target, "team", 2222, &connection).expect("builds");
         assert!(cmd.starts_with("ProxyCommand='"), "{cmd}");
         assert!(
-            cmd.ends_with(" port-forward --stdio=true '--kubeconfig=/tmp/my config%%1' 'vm/web.team' 2222"),
+            cmd.ends_with(
+                " port-forward --stdio=true '--kubeconfig=/tmp/my config%%1' 'vm/web.team' 2222"
+            ),
             "{cmd}"
         );
     }
@@ -272,7 +307,10 @@ mod tests {
             local_ssh_opts: vec![],
             local_ssh: false,
         };
-        assert!(matches!(require_local(&common, "ssh"), Err(Error::Unsupported { .. })));
+        assert!(matches!(
+            require_local(&common, "ssh"),
+            Err(Error::Unsupported { .. })
+        ));
         common.local_ssh = true;
         assert!(require_local(&common, "ssh").is_ok());
     }

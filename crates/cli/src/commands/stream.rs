@@ -46,7 +46,9 @@ pub fn path(kind: Kind, namespace: &str, name: &str, subresource: &str) -> Strin
         Kind::Vm => "virtualmachines",
         Kind::Vmi => "virtualmachineinstances",
     };
-    format!("/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/{plural}/{name}/{subresource}")
+    format!(
+        "/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/{plural}/{name}/{subresource}"
+    )
 }
 
 /// Which object a stream is opened on.

@@ -20,7 +20,7 @@ pub fn service_account_with_role(server: &Server, ns: &str, name: &str, role: &s
         k.ok(&[
             "create",
             "rolebinding",
-            &format!("{name}-{}", role.replace(':', "-").replace('.', "-")),
+            &format!("{name}-{}", role.replace([':', '.'], "-")),
             "-n",
             ns,
             &format!("--clusterrole={role}"),
@@ -50,7 +50,10 @@ pub fn kubeconfig_with_token(server: &Server, file: &str, token: &str, ns: &str)
 pub fn kubectl_as(server: &Server, kubeconfig: &std::path::Path) -> Kubectl {
     let cache = server.scratch().join(format!(
         "cache-{}",
-        kubeconfig.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        kubeconfig
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
     ));
     Kubectl::new(kubeconfig, cache)
 }
@@ -87,7 +90,9 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> std::process
                 .status();
         }
     });
-    let output = child.wait_with_output().expect("cannot wait for the command");
+    let output = child
+        .wait_with_output()
+        .expect("cannot wait for the command");
     let _ = done_tx.send(());
     output
 }
@@ -154,7 +159,11 @@ pub fn console_log(k: &Kubectl, name: &str) -> String {
     let pods = k.json(&["get", "pods", "-l", &format!("vm.kubevirt.io/name={name}")]);
     let Some(pod) = pods["items"]
         .as_array()
-        .and_then(|items| items.iter().find(|p| p["metadata"]["deletionTimestamp"].is_null()))
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|p| p["metadata"]["deletionTimestamp"].is_null())
+        })
         .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
     else {
         return String::new();
@@ -165,7 +174,9 @@ pub fn console_log(k: &Kubectl, name: &str) -> String {
 /// Waits until the guest printed its banner on the serial console.
 pub fn wait_banner(k: &Kubectl, name: &str) {
     wait_until(&format!("the banner of {name}"), BOOT, || {
-        console_log(k, name).contains("OXIVIRT-TEST-GUEST READY").then_some(())
+        console_log(k, name)
+            .contains("OXIVIRT-TEST-GUEST READY")
+            .then_some(())
     });
 }
 
@@ -210,7 +221,9 @@ pub fn shared_guest() -> std::sync::Arc<Server> {
     // Whichever test comes first creates the VM; concurrent applies would race to create.
     static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     {
-        let _one_at_a_time = CREATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = CREATE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         k.apply(&vm(GUEST, Some(&user_data), false));
     }
     wait_vmi_running(&k, GUEST);

@@ -13,7 +13,11 @@ const WAIT: Duration = Duration::from_secs(90);
 fn a_root_login_through_virtctl_console_runs_a_command_and_ctrl_bracket_ends_the_session() {
     let server = shared_guest();
     let kubeconfig = server.kubeconfig();
-    let mut t = Terminal::spawn(&virtctl_bin(), &["console", GUEST], &[("KUBECONFIG", &kubeconfig)]);
+    let mut t = Terminal::spawn(
+        &virtctl_bin(),
+        &["console", GUEST],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
     let at = t.expect(
         &format!("Successfully connected to {GUEST} console. The escape sequence is ^]"),
         0,
@@ -30,10 +34,17 @@ fn a_root_login_through_virtctl_console_runs_a_command_and_ctrl_bracket_ends_the
     t.send(b"exit\r");
     t.send(&[0x1d]);
     let status = t.wait(Duration::from_secs(30));
-    assert!(status.success(), "virtctl console exited with {status}:\n{}", t.screen());
+    assert!(
+        status.success(),
+        "virtctl console exited with {status}:\n{}",
+        t.screen()
+    );
     // The terminal was given back as it was found (raw mode undone).
     let modes = t.termios().local_modes;
-    assert!(modes.contains(rustix::termios::LocalModes::ECHO), "echo is still off: {modes:?}");
+    assert!(
+        modes.contains(rustix::termios::LocalModes::ECHO),
+        "echo is still off: {modes:?}"
+    );
 }
 
 #[test]
@@ -43,7 +54,10 @@ fn a_console_to_a_missing_or_stopped_vmi_says_so() {
     assert!(err.contains("\"nope\" not found"), "{err}");
     let halted = r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "off"},
       "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}}}"#;
-    server.kubectl().run_stdin(&["create", "-f", "-"], halted).ok();
+    server
+        .kubectl()
+        .run_stdin(&["create", "-f", "-"], halted)
+        .ok();
     let err = virtctl(&server.kubeconfig(), &["console", "off", "--timeout", "0"]).fails();
     assert!(err.contains("\"off\" not found"), "{err}");
 }

@@ -33,9 +33,13 @@ fn port_forward_serves_every_local_connection_from_the_guests_port() {
         .to_string();
     for _ in 0..2 {
         let mut socket = TcpStream::connect(&address).expect("connect to the forwarded port");
-        socket.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
         let mut banner = [0u8; 16];
-        socket.read_exact(&mut banner).expect("the guest's SSH banner");
+        socket
+            .read_exact(&mut banner)
+            .expect("the guest's SSH banner");
         assert_eq!(&banner, b"SSH-2.0-dropbear");
     }
     let _ = forward.kill();

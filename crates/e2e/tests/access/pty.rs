@@ -37,7 +37,9 @@ impl Terminal {
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("cannot start the program on the pty");
+        let child = command
+            .spawn()
+            .expect("cannot start the program on the pty");
         let master = File::from(master);
         let screen = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().expect("dup the pty master");
@@ -52,7 +54,11 @@ impl Terminal {
                 sink.lock().expect("screen").extend_from_slice(&buf[..n]);
             }
         });
-        Terminal { master, child, screen }
+        Terminal {
+            master,
+            child,
+            screen,
+        }
     }
 
     /// Everything the program wrote so far.

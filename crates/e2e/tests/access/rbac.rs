@@ -12,7 +12,15 @@ const VM: &str = r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
   "metadata": {"name": "vm1"},
   "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"devices": {}}}}}}"#;
 
-fn forbidden(user: &str, verb: &str, qualified: &str, name: &str, resource: &str, group: &str, ns: &str) -> String {
+fn forbidden(
+    user: &str,
+    verb: &str,
+    qualified: &str,
+    name: &str,
+    resource: &str,
+    group: &str,
+    ns: &str,
+) -> String {
     let subject = if name.is_empty() {
         format!("{qualified} is forbidden")
     } else {
@@ -32,7 +40,12 @@ fn can_i_subresource(k: &oxivirt_e2e::Kubectl, verb: &str, resource: &str, sub: 
         "spec": {"resourceAttributes": {"namespace": "team", "verb": verb,
             "group": "subresources.kubevirt.io", "resource": resource, "subresource": sub}},
     });
-    let out = k.run_stdin(&["create", "-f", "-", "-o", "jsonpath={.status.allowed}"], &review.to_string()).ok();
+    let out = k
+        .run_stdin(
+            &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
+            &review.to_string(),
+        )
+        .ok();
     out.trim() == "true"
 }
 
@@ -41,7 +54,9 @@ fn a_kubevirt_view_user_sees_vms_but_gets_403_for_console_vnc_and_delete() {
     let server = Server::start();
     let admin = server.kubectl();
     admin.create_namespace("team");
-    admin.run_stdin(&["create", "-n", "team", "-f", "-"], VM).ok();
+    admin
+        .run_stdin(&["create", "-n", "team", "-f", "-"], VM)
+        .ok();
     let config = service_account_with_role(&server, "team", "viewer", "kubevirt.io:view");
     let user = "system:serviceaccount:team:viewer";
     let k = kubectl_as(&server, &config);
@@ -50,13 +65,24 @@ fn a_kubevirt_view_user_sees_vms_but_gets_403_for_console_vnc_and_delete() {
     assert_eq!(listed.trim(), "virtualmachine.kubevirt.io/vm1");
     let err = k.fails(&["delete", "vm", "vm1"]);
     assert!(
-        err.contains(&forbidden(user, "delete", "virtualmachines.kubevirt.io", "vm1", "virtualmachines", "kubevirt.io", "team")),
+        err.contains(&forbidden(
+            user,
+            "delete",
+            "virtualmachines.kubevirt.io",
+            "vm1",
+            "virtualmachines",
+            "kubevirt.io",
+            "team"
+        )),
         "{err}"
     );
     assert!(admin.exists(&["vm", "vm1", "-n", "team"]));
 
     // Authorisation comes before the VMI is even looked up: 403, not 404.
-    for (sub, args) in [("console", vec!["console", "vm1", "--timeout", "0"]), ("vnc", vec!["vnc", "vm1", "--proxy-only"])] {
+    for (sub, args) in [
+        ("console", vec!["console", "vm1", "--timeout", "0"]),
+        ("vnc", vec!["vnc", "vm1", "--proxy-only"]),
+    ] {
         let run = virtctl(&config, &args);
         let err = run.fails();
         let want = forbidden(
@@ -70,8 +96,15 @@ fn a_kubevirt_view_user_sees_vms_but_gets_403_for_console_vnc_and_delete() {
         );
         assert!(err.contains(&want), "virtctl {sub}: {err}\nwanted: {want}");
     }
-    let err = virtctl(&config, &["port-forward", "--stdio=true", "vm/vm1.team", "22"]).fails();
-    assert!(err.contains("cannot get resource \"virtualmachines/portforward\""), "{err}");
+    let err = virtctl(
+        &config,
+        &["port-forward", "--stdio=true", "vm/vm1.team", "22"],
+    )
+    .fails();
+    assert!(
+        err.contains("cannot get resource \"virtualmachines/portforward\""),
+        "{err}"
+    );
     // Nothing outside the binding's namespace, nothing outside the role.
     let err = k.fails(&["get", "vm", "-n", "default"]);
     assert!(err.contains("cannot list resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"default\""), "{err}");
@@ -79,12 +112,32 @@ fn a_kubevirt_view_user_sees_vms_but_gets_403_for_console_vnc_and_delete() {
     assert!(err.contains("(Forbidden)"), "{err}");
 
     // kubectl auth can-i says what the requests got.
-    let can = |args: &[&str]| k.run(&[&["auth", "can-i"], args].concat()).stdout.trim().to_string();
+    let can = |args: &[&str]| {
+        k.run(&[&["auth", "can-i"], args].concat())
+            .stdout
+            .trim()
+            .to_string()
+    };
     assert_eq!(can(&["list", "virtualmachines.kubevirt.io"]), "yes");
     assert_eq!(can(&["delete", "virtualmachines.kubevirt.io"]), "no");
-    assert!(!can_i_subresource(&k, "get", "virtualmachineinstances", "console"));
-    assert!(!can_i_subresource(&k, "get", "virtualmachineinstances", "vnc"));
-    assert!(can_i_subresource(&k, "get", "virtualmachineinstances", "guestosinfo"));
+    assert!(!can_i_subresource(
+        &k,
+        "get",
+        "virtualmachineinstances",
+        "console"
+    ));
+    assert!(!can_i_subresource(
+        &k,
+        "get",
+        "virtualmachineinstances",
+        "vnc"
+    ));
+    assert!(can_i_subresource(
+        &k,
+        "get",
+        "virtualmachineinstances",
+        "guestosinfo"
+    ));
 }
 
 #[test]
@@ -92,25 +145,61 @@ fn a_kubevirt_edit_user_may_open_streams_and_delete_but_not_touch_rbac() {
     let server = Server::start();
     let admin = server.kubectl();
     admin.create_namespace("team");
-    admin.run_stdin(&["create", "-n", "team", "-f", "-"], VM).ok();
+    admin
+        .run_stdin(&["create", "-n", "team", "-f", "-"], VM)
+        .ok();
     let config = service_account_with_role(&server, "team", "editor", "kubevirt.io:edit");
     let k = kubectl_as(&server, &config);
     // Allowed through RBAC, so the stream request reaches the VMI lookup: no VMI runs.
     let err = virtctl(&config, &["console", "vm1", "--timeout", "0"]).fails();
     assert!(!err.contains("forbidden"), "{err}");
     assert!(err.contains("vm1"), "{err}");
-    let can = |args: &[&str]| k.run(&[&["auth", "can-i"], args].concat()).stdout.trim().to_string();
-    assert!(can_i_subresource(&k, "get", "virtualmachineinstances", "console"));
-    assert!(can_i_subresource(&k, "get", "virtualmachineinstances", "vnc"));
-    assert!(can_i_subresource(&k, "get", "virtualmachines", "portforward"));
+    let can = |args: &[&str]| {
+        k.run(&[&["auth", "can-i"], args].concat())
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert!(can_i_subresource(
+        &k,
+        "get",
+        "virtualmachineinstances",
+        "console"
+    ));
+    assert!(can_i_subresource(
+        &k,
+        "get",
+        "virtualmachineinstances",
+        "vnc"
+    ));
+    assert!(can_i_subresource(
+        &k,
+        "get",
+        "virtualmachines",
+        "portforward"
+    ));
     assert!(can_i_subresource(&k, "update", "virtualmachines", "start"));
-    assert_eq!(can(&["create", "rolebindings.rbac.authorization.k8s.io"]), "no");
+    assert_eq!(
+        can(&["create", "rolebindings.rbac.authorization.k8s.io"]),
+        "no"
+    );
     // start is an update of virtualmachines/start, which edit grants.
     let out = virtctl(&config, &["start", "vm1"]).ok();
     assert!(out.contains("VM vm1 was scheduled to start"), "{out}");
     k.ok(&["delete", "vm", "vm1", "--wait=false"]);
-    let err = k.fails(&["create", "rolebinding", "x", "--clusterrole=admin", "--user=me"]);
-    assert!(err.contains("cannot create resource \"rolebindings\" in API group \"rbac.authorization.k8s.io\""), "{err}");
+    let err = k.fails(&[
+        "create",
+        "rolebinding",
+        "x",
+        "--clusterrole=admin",
+        "--user=me",
+    ]);
+    assert!(
+        err.contains(
+            "cannot create resource \"rolebindings\" in API group \"rbac.authorization.k8s.io\""
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,7 +210,12 @@ fn a_service_account_without_bindings_may_only_discover_and_review_itself() {
     let k = kubectl_as(&server, &config);
     k.ok(&["api-resources", "--api-group=kubevirt.io"]);
     k.ok(&["version"]);
-    let whoami = k.ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    let whoami = k.ok(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
     assert_eq!(whoami, "system:serviceaccount:team:nobody");
     let err = k.fails(&["get", "configmaps"]);
     assert!(
@@ -152,7 +246,15 @@ fn subresources_need_their_own_rule() {
       "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}"#;
     admin.run_stdin(&["create", "-f", "-"], role).ok();
     let config = service_account_with_role(&server, "team", "reader", "");
-    admin.ok(&["create", "rolebinding", "reader", "-n", "team", "--role=pod-reader", "--serviceaccount=team:reader"]);
+    admin.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        "team",
+        "--role=pod-reader",
+        "--serviceaccount=team:reader",
+    ]);
     let k = kubectl_as(&server, &config);
     k.ok(&["get", "pods"]);
     // The Pod need not exist: authorisation is decided before anything is looked up.
@@ -160,10 +262,27 @@ fn subresources_need_their_own_rule() {
     assert!(err.contains("pods \"p1\" is forbidden: User \"system:serviceaccount:team:reader\" cannot get resource \"pods/log\""), "{err}");
     let eviction = r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p1", "namespace": "team"}}"#;
     let err = k
-        .run_stdin(&["create", "--raw", "/api/v1/namespaces/team/pods/p1/eviction", "-f", "-"], eviction)
+        .run_stdin(
+            &[
+                "create",
+                "--raw",
+                "/api/v1/namespaces/team/pods/p1/eviction",
+                "-f",
+                "-",
+            ],
+            eviction,
+        )
         .fails();
-    assert!(err.contains("cannot create resource \"pods/eviction\""), "{err}");
-    let can = |args: &[&str]| k.run(&[&["auth", "can-i"], args].concat()).stdout.trim().to_string();
+    assert!(
+        err.contains("cannot create resource \"pods/eviction\""),
+        "{err}"
+    );
+    let can = |args: &[&str]| {
+        k.run(&[&["auth", "can-i"], args].concat())
+            .stdout
+            .trim()
+            .to_string()
+    };
     assert_eq!(can(&["get", "pods"]), "yes");
     assert_eq!(can(&["get", "pods", "--subresource=log"]), "no");
 }
@@ -173,20 +292,38 @@ fn upstream_roles_are_shipped_and_aggregated_into_admin_edit_and_view() {
     let server = Server::start();
     let k = server.kubectl();
     for role in [
-        "kubevirt.io:admin", "kubevirt.io:edit", "kubevirt.io:view",
-        "cdi.kubevirt.io:admin", "cdi.kubevirt.io:edit", "cdi.kubevirt.io:view", "cdi.kubevirt.io:config-reader",
-        "token.kubevirt.io:generate", "cluster-admin", "admin", "edit", "view",
+        "kubevirt.io:admin",
+        "kubevirt.io:edit",
+        "kubevirt.io:view",
+        "cdi.kubevirt.io:admin",
+        "cdi.kubevirt.io:edit",
+        "cdi.kubevirt.io:view",
+        "cdi.kubevirt.io:config-reader",
+        "token.kubevirt.io:generate",
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
     ] {
         assert!(k.exists(&["clusterrole", role]), "{role} is missing");
     }
     let view = k.json(&["get", "clusterrole", "view"]);
     let rules = view["rules"].to_string();
-    assert!(rules.contains("virtualmachineinstances"), "view lacks kubevirt.io:view: {rules}");
-    assert!(rules.contains("datavolumes"), "view lacks cdi.kubevirt.io:view: {rules}");
+    assert!(
+        rules.contains("virtualmachineinstances"),
+        "view lacks kubevirt.io:view: {rules}"
+    );
+    assert!(
+        rules.contains("datavolumes"),
+        "view lacks cdi.kubevirt.io:view: {rules}"
+    );
     let edit = k.json(&["get", "clusterrole", "edit"])["rules"].to_string();
     assert!(edit.contains("virtualmachineinstances/console"), "{edit}");
     let admin = k.json(&["get", "clusterrole", "admin"])["rules"].to_string();
-    assert!(admin.contains("rolebindings") && admin.contains("virtualmachineinstances/console"), "{admin}");
+    assert!(
+        admin.contains("rolebindings") && admin.contains("virtualmachineinstances/console"),
+        "{admin}"
+    );
 
     // A new role labelled for aggregation extends view, and leaves it when deleted.
     let extra = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -197,11 +334,23 @@ fn upstream_roles_are_shipped_and_aggregated_into_admin_edit_and_view() {
         let rules: Value = k.json(&["get", "clusterrole", role]);
         rules["rules"].to_string().contains("widgets")
     };
-    wait_until("view to include widgets", std::time::Duration::from_secs(10), || has_widgets("view").then_some(()));
+    wait_until(
+        "view to include widgets",
+        std::time::Duration::from_secs(10),
+        || has_widgets("view").then_some(()),
+    );
     // view aggregates into edit, edit into admin.
-    wait_until("admin to include widgets", std::time::Duration::from_secs(10), || has_widgets("admin").then_some(()));
+    wait_until(
+        "admin to include widgets",
+        std::time::Duration::from_secs(10),
+        || has_widgets("admin").then_some(()),
+    );
     k.ok(&["delete", "clusterrole", "widgets-view"]);
-    wait_until("view to drop widgets", std::time::Duration::from_secs(10), || (!has_widgets("view")).then_some(()));
+    wait_until(
+        "view to drop widgets",
+        std::time::Duration::from_secs(10),
+        || (!has_widgets("view")).then_some(()),
+    );
 }
 
 #[test]
@@ -212,12 +361,25 @@ fn the_admin_kubeconfig_is_cluster_admin_and_components_are_bound_by_group() {
     let binding = k.json(&["get", "clusterrolebinding", "system:oxivirt:components"]);
     assert_eq!(binding["subjects"][0]["name"], "system:oxivirt-components");
     let component = |args: &[&str]| {
-        k.run(&[&["auth", "can-i", "--as=system:oxivirt:x", "--as-group=system:oxivirt-components"], args].concat())
-            .stdout
-            .trim()
-            .to_string()
+        k.run(
+            &[
+                &[
+                    "auth",
+                    "can-i",
+                    "--as=system:oxivirt:x",
+                    "--as-group=system:oxivirt-components",
+                ],
+                args,
+            ]
+            .concat(),
+        )
+        .stdout
+        .trim()
+        .to_string()
     };
     assert_eq!(component(&["create", "pods", "-n", "default"]), "yes");
-    let outsider = k.run(&["auth", "can-i", "--as=someone", "list", "pods"]).stdout;
+    let outsider = k
+        .run(&["auth", "can-i", "--as=someone", "list", "pods"])
+        .stdout;
     assert_eq!(outsider.trim(), "no");
 }

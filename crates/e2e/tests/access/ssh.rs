@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use oxivirt_e2e::virtctl_bin;
 
-use crate::common::{run_with_timeout, shared_guest, ssh_key, ssh_options, virtctl, GUEST, GUEST_USER};
+use crate::common::{
+    run_with_timeout, shared_guest, ssh_key, ssh_options, virtctl, GUEST, GUEST_USER,
+};
 
 fn args<'a>(head: &[&'a str], options: &'a [String], tail: &[&'a str]) -> Vec<&'a str> {
     let mut all = head.to_vec();
@@ -22,45 +24,84 @@ fn virtctl_ssh_with_a_key_runs_a_command_in_the_guest_in_every_target_form() {
     let target = format!("{GUEST_USER}@vm/{GUEST}");
     let out = virtctl(
         &server.kubeconfig(),
-        &args(&["ssh"], &options, &[&target, "-c", "echo ssh-$((6*7)) $(id -un) $(hostname)"]),
+        &args(
+            &["ssh"],
+            &options,
+            &[&target, "-c", "echo ssh-$((6*7)) $(id -un) $(hostname)"],
+        ),
     )
     .ok();
     assert_eq!(out.trim(), format!("ssh-42 {GUEST_USER} {GUEST}"));
     // USER@NAME (a VMI of that name), namespace from -n; -l instead of USER@.
     let short = format!("{GUEST_USER}@{GUEST}");
-    let out = virtctl(&server.kubeconfig(), &args(&["-n", "default", "ssh"], &options, &[&short, "-c", "id -un"])).ok();
+    let out = virtctl(
+        &server.kubeconfig(),
+        &args(
+            &["-n", "default", "ssh"],
+            &options,
+            &[&short, "-c", "id -un"],
+        ),
+    )
+    .ok();
     assert_eq!(out.trim(), GUEST_USER);
     let full = format!("vmi/{GUEST}.default");
-    let out = virtctl(&server.kubeconfig(), &args(&["ssh", "-l", GUEST_USER], &options, &[&full, "-c", "id -un"])).ok();
+    let out = virtctl(
+        &server.kubeconfig(),
+        &args(
+            &["ssh", "-l", GUEST_USER],
+            &options,
+            &[&full, "-c", "id -un"],
+        ),
+    )
+    .ok();
     assert_eq!(out.trim(), GUEST_USER);
     // The remote command's exit status is virtctl's.
-    let run = virtctl(&server.kubeconfig(), &args(&["ssh"], &options, &[&target, "-c", "exit 7"]));
+    let run = virtctl(
+        &server.kubeconfig(),
+        &args(&["ssh"], &options, &[&target, "-c", "exit 7"]),
+    );
     assert_eq!(run.status.code(), Some(7), "{}", run.stderr);
 }
 
 #[test]
 fn the_manuals_ssh_config_proxy_command_logs_in_with_the_system_ssh() {
     let server = shared_guest();
-    let virtctl_dir = virtctl_bin().parent().expect("virtctl has a directory").to_path_buf();
+    let virtctl_dir = virtctl_bin()
+        .parent()
+        .expect("virtctl has a directory")
+        .to_path_buf();
     // Exactly the manual's two lines (§7.4.3), virtctl found through PATH.
     let config = server.write_file(
         "ssh_config",
         "Host vm/*\n  ProxyCommand virtctl port-forward --stdio=true %h %p\n",
     );
-    let path = format!("{}:{}", virtctl_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        virtctl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut ssh = Command::new("ssh");
     ssh.arg("-F")
         .arg(&config)
         .arg("-i")
         .arg(ssh_key())
-        .args(["-oStrictHostKeyChecking=no", "-oUserKnownHostsFile=/dev/null", "-oLogLevel=ERROR", "-oBatchMode=yes"])
+        .args([
+            "-oStrictHostKeyChecking=no",
+            "-oUserKnownHostsFile=/dev/null",
+            "-oLogLevel=ERROR",
+            "-oBatchMode=yes",
+        ])
         .arg(format!("{GUEST_USER}@vm/{GUEST}.default"))
         .arg("echo proxied-$((6*7))")
         .env("PATH", path)
         .env("KUBECONFIG", server.kubeconfig())
         .stdin(std::process::Stdio::null());
     let out = run_with_timeout(ssh, Duration::from_secs(120));
-    assert!(out.status.success(), "ssh failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "proxied-42");
 }
 
@@ -71,8 +112,13 @@ fn virtctl_scp_copies_files_both_ways_and_directories_recursively_with_matching_
     let dir = server.scratch().join("scp");
     std::fs::create_dir_all(dir.join("tree/sub")).expect("mkdir");
     // 200 KiB that differ from run to run: a stale copy cannot pass.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
-    let payload: Vec<u8> = (0..200 * 1024u32).map(|i| ((i as u128 * 2654435761 + seed) >> 7) as u8).collect();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let payload: Vec<u8> = (0..200 * 1024u32)
+        .map(|i| ((i as u128 * 2654435761 + seed) >> 7) as u8)
+        .collect();
     std::fs::write(dir.join("up.bin"), &payload).expect("write");
     std::fs::write(dir.join("tree/a.txt"), "alpha\n").expect("write");
     std::fs::write(dir.join("tree/sub/b.txt"), "beta\n").expect("write");
@@ -83,28 +129,63 @@ fn virtctl_scp_copies_files_both_ways_and_directories_recursively_with_matching_
     virtctl(&kc, &args(&["scp"], &options, &[&up, &remote])).ok();
     // The guest sees the same bytes (its own sha256sum), and they come back unchanged.
     let target = format!("{GUEST_USER}@vm/{GUEST}");
-    let sum = virtctl(&kc, &args(&["ssh"], &options, &[&target, "-c", "sha256sum /tmp/up.bin"])).ok();
-    let local_sum = Command::new("sha256sum").arg(&up).output().expect("sha256sum");
+    let sum = virtctl(
+        &kc,
+        &args(
+            &["ssh"],
+            &options,
+            &[&target, "-c", "sha256sum /tmp/up.bin"],
+        ),
+    )
+    .ok();
+    let local_sum = Command::new("sha256sum")
+        .arg(&up)
+        .output()
+        .expect("sha256sum");
     let local_sum = String::from_utf8_lossy(&local_sum.stdout);
-    assert_eq!(sum.split_whitespace().next(), local_sum.split_whitespace().next(), "{sum} vs {local_sum}");
+    assert_eq!(
+        sum.split_whitespace().next(),
+        local_sum.split_whitespace().next(),
+        "{sum} vs {local_sum}"
+    );
     virtctl(&kc, &args(&["scp"], &options, &[&remote, &down])).ok();
-    assert!(std::fs::read(&down).expect("downloaded") == payload, "the copy differs");
+    assert!(
+        std::fs::read(&down).expect("downloaded") == payload,
+        "the copy differs"
+    );
 
     let tree = dir.join("tree").display().to_string();
     let remote_dir = format!("{GUEST_USER}@vm/{GUEST}.default:/tmp/");
     virtctl(&kc, &args(&["scp", "-r"], &options, &[&tree, &remote_dir])).ok();
     let back = dir.join("back").display().to_string();
     let from = format!("vm/{GUEST}:/tmp/tree");
-    virtctl(&kc, &args(&["scp", "-r", "-l", GUEST_USER], &options, &[&from, &back])).ok();
-    assert_eq!(std::fs::read_to_string(dir.join("back/a.txt")).expect("a"), "alpha\n");
-    assert_eq!(std::fs::read_to_string(dir.join("back/sub/b.txt")).expect("b"), "beta\n");
+    virtctl(
+        &kc,
+        &args(&["scp", "-r", "-l", GUEST_USER], &options, &[&from, &back]),
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("back/a.txt")).expect("a"),
+        "alpha\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("back/sub/b.txt")).expect("b"),
+        "beta\n"
+    );
 }
 
 #[test]
 fn port_forward_to_a_missing_vm_fails_with_the_servers_message() {
     let server = shared_guest();
-    let err = virtctl(&server.kubeconfig(), &["port-forward", "--stdio=true", "vm/nope.default", "22"]).fails();
+    let err = virtctl(
+        &server.kubeconfig(),
+        &["port-forward", "--stdio=true", "vm/nope.default", "22"],
+    )
+    .fails();
     assert!(err.contains("\"nope\" not found"), "{err}");
     let err = virtctl(&server.kubeconfig(), &["scp", "a", "b"]).fails();
-    assert!(err.contains("none of the two provided locations seems to be a remote location"), "{err}");
+    assert!(
+        err.contains("none of the two provided locations seems to be a remote location"),
+        "{err}"
+    );
 }

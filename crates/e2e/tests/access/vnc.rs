@@ -15,7 +15,9 @@ fn python() -> String {
 
 #[test]
 fn vnc_proxy_only_prints_its_port_and_serves_the_guests_framebuffer_to_a_vnc_client() {
-    let check = Command::new(python()).args(["-c", "import vncdotool, PIL"]).output();
+    let check = Command::new(python())
+        .args(["-c", "import vncdotool, PIL"])
+        .output();
     assert!(
         check.as_ref().is_ok_and(|o| o.status.success()),
         "this test reads the framebuffer with vncdotool: pip install vncdotool ({check:?})"
@@ -57,14 +59,27 @@ fn vnc_proxy_only_prints_its_port_and_serves_the_guests_framebuffer_to_a_vnc_cli
     python.args(["-c", &script]);
     let out = run_with_timeout(python, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "vncdotool failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let numbers: Vec<u32> = stdout.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-    assert!(numbers.len() == 3 && numbers[0] >= 640 && numbers[1] >= 400, "{stdout}");
+    assert!(
+        out.status.success(),
+        "vncdotool failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let numbers: Vec<u32> = stdout
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() == 3 && numbers[0] >= 640 && numbers[1] >= 400,
+        "{stdout}"
+    );
     assert!(numbers[2] >= 2, "the framebuffer is blank: {stdout}");
     // One viewer per proxy, as upstream: the proxy ends with the viewer's connection.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while proxy.try_wait().expect("wait").is_none() {
-        assert!(std::time::Instant::now() < deadline, "virtctl vnc did not end after the viewer left");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "virtctl vnc did not end after the viewer left"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
