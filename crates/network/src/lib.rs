@@ -21,6 +21,7 @@ pub mod ipam;
 pub mod masquerade;
 pub mod node;
 pub mod plan;
+pub mod secondary;
 pub mod pod;
 pub mod services;
 

@@ -6,6 +6,7 @@
 //! Idempotent: attaching an already attached Pod returns the same attachment, so an agent
 //! that restarts mid-way simply runs it again.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use crate::ipam::{self, Ipam};
 use crate::masquerade;
 use crate::node::{stable_hash, NodeNetwork};
 use crate::plan::{Binding, DhcpPlan, InterfacePlan, PodNetworkPlan};
+use crate::secondary::{self, BridgeNetwork};
 
 /// The pod-side end of the veth.
 pub const POD_IF: &str = "eth0";
@@ -67,12 +69,12 @@ impl Attachment {
                 let mut entry = serde_json::json!({
                     "name": nic.name,
                     "mac": nic.mac,
-                    "infoSource": "domain",
+                    "infoSource": if nic.dhcp.is_some() { "domain" } else { "domain, multus-status" },
                     "queueCount": nic.queues,
                 });
                 if nic.dhcp.is_some() {
-                    // Pod-network NICs: the pod IP is the VM's address, known from the Pod.
-                    entry["interfaceName"] = Value::from(POD_IF);
+                    // Pod-network NICs: the pod IP is the VM's address, known from the Pod
+                    // (the guest's own name for the NIC needs the guest agent).
                     entry["ipAddress"] = Value::from(self.pod_ip.to_string());
                     entry["ipAddresses"] = serde_json::json!([self.pod_ip.to_string()]);
                 }
@@ -198,7 +200,12 @@ fn nic_plan(
 ///
 /// # Errors
 /// [`Error`] naming the step; a half-made namespace is left for [`detach`].
-pub async fn attach(node: &NodeNetwork, pod_uid: &str, vmi: &Value) -> Result<Attachment, Error> {
+pub async fn attach(
+    node: &NodeNetwork,
+    pod_uid: &str,
+    vmi: &Value,
+    secondary: &BTreeMap<String, BridgeNetwork>,
+) -> Result<Attachment, Error> {
     let netns = node.netns_name(pod_uid);
     let pod = format!(
         "{}/{}",
@@ -307,11 +314,133 @@ pub async fn attach(node: &NodeNetwork, pod_uid: &str, vmi: &Value) -> Result<At
                 .push(nic_plan(node, vmi, iface, Binding::Bridge, dhcp));
         }
     }
+    let mut spoof = Vec::new();
+    for (index, (iface, net)) in secondary_interfaces(vmi, secondary)?.into_iter().enumerate() {
+        let n = index + 1;
+        let nic = attach_secondary(node, &step, pod_uid, vmi, &iface, &net, n).await?;
+        if net.macspoofchk {
+            spoof.push((secondary::host_veth(pod_uid, &nic.name), nic.mac.clone()));
+        }
+        plan.interfaces.push(nic);
+    }
+    if !spoof.is_empty() {
+        let table = secondary::spoof_table(node, pod_uid);
+        exec::nft(None, &secondary::spoof_ruleset(&table, &spoof))
+            .await
+            .map_err(|source| Error::Host {
+                pod: pod.clone(),
+                what: "loading the MAC spoof check".into(),
+                source,
+            })?;
+    }
+    // QEMU places NICs in argv order, and the guest names them in that order: keep the
+    // order of spec.domain.devices.interfaces.
+    let order: Vec<String> = vmi["spec"]["domain"]["devices"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str().map(str::to_string))
+        .collect();
+    plan.interfaces
+        .sort_by_key(|nic| order.iter().position(|n| *n == nic.name).unwrap_or(usize::MAX));
     Ok(Attachment {
         netns,
         host_veth,
         pod_ip,
         plan,
+    })
+}
+
+/// The VMI's bridge-bound interfaces on Multus networks, with their network, in order.
+fn secondary_interfaces(
+    vmi: &Value,
+    secondary: &BTreeMap<String, BridgeNetwork>,
+) -> Result<Vec<(Value, BridgeNetwork)>, Error> {
+    let networks = vmi["spec"]["networks"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for iface in vmi["spec"]["domain"]["devices"]["interfaces"].as_array().into_iter().flatten() {
+        let name = iface["name"].as_str().unwrap_or_default();
+        let Some(network) = networks.iter().find(|n| n["name"] == name) else {
+            continue;
+        };
+        if network.get("multus").is_none() || iface["state"] == "absent" {
+            continue;
+        }
+        if iface.get("bridge").is_none() {
+            return Err(Error::Unsupported {
+                interface: name.into(),
+                message: "only the bridge binding is supported on secondary networks".into(),
+            });
+        }
+        let net = secondary.get(name).cloned().ok_or_else(|| Error::Unsupported {
+            interface: name.into(),
+            message: "its NetworkAttachmentDefinition was not resolved".into(),
+        })?;
+        out.push((iface.clone(), net));
+    }
+    Ok(out)
+}
+
+async fn attach_secondary(
+    node: &NodeNetwork,
+    step: &Step<'_>,
+    pod_uid: &str,
+    vmi: &Value,
+    iface: &Value,
+    net: &BridgeNetwork,
+    n: usize,
+) -> Result<InterfacePlan, Error> {
+    let name = iface["name"].as_str().unwrap_or_default().to_string();
+    let host = secondary::host_veth(pod_uid, &name);
+    let pod_if = format!("net{n}");
+    let mtu = net.mtu.unwrap_or(node.config.mtu).to_string();
+    let joined = secondary::ensure_host_bridge(net, node.config.mtu)
+        .await
+        .map_err(|source| Error::Host {
+            pod: step.pod.into(),
+            what: format!("host bridge {}", net.bridge),
+            source,
+        })?;
+    if step.ip(false, &["link", "show", &host]).await.is_err() {
+        step.ip(
+            false,
+            &["link", "add", &host, "mtu", &mtu, "type", "veth", "peer", "name", &pod_if, "netns", step.netns],
+        )
+        .await?;
+    }
+    step.ip(false, &["link", "set", &host, "master", &joined, "up"]).await?;
+    secondary::set_vlan(net, &joined, &host).await.map_err(|source| Error::Host {
+        pod: step.pod.into(),
+        what: format!("VLAN {:?} on {host}", net.vlan),
+        source,
+    })?;
+    let k6t = format!("k6t-{pod_if}");
+    if step.ip(true, &["link", "show", &k6t]).await.is_err() {
+        step.ip(true, &["link", "add", &k6t, "type", "bridge"]).await?;
+    }
+    step.ip(true, &["link", "set", &k6t, "mtu", &mtu, "up"]).await?;
+    step.ip(true, &["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"]).await?;
+    let tap_name = format!("tap{n}");
+    if step.ip(true, &["link", "show", &tap_name]).await.is_err() {
+        step.ip(true, &["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"]).await?;
+    }
+    step.ip(true, &["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"]).await?;
+    let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+    Ok(InterfacePlan {
+        mac: iface["macAddress"]
+            .as_str()
+            .map(str::to_lowercase)
+            .unwrap_or_else(|| default_mac(uid, &name)),
+        name,
+        binding: Binding::Bridge,
+        tap: tap_name,
+        model: iface["model"].as_str().unwrap_or("virtio").to_string(),
+        queues: 1,
+        pci_address: iface["pciAddress"].as_str().map(str::to_string),
+        boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
+        mtu: net.mtu.unwrap_or(node.config.mtu),
+        vhost: std::path::Path::new("/dev/vhost-net").exists(),
+        dhcp: None,
     })
 }
 
@@ -368,6 +497,8 @@ pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
     let netns = node.netns_name(pod_uid);
     let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
     let _ = exec::ip(None, &["link", "del", &host_veth]).await;
+    // Secondary veths die with the namespace; the spoof table is the node's.
+    let _ = exec::run(None, "nft", &["delete", "table", "bridge", &secondary::spoof_table(node, pod_uid)]).await;
     let _ = exec::ip(None, &["netns", "del", &netns]).await;
     Ipam::new(node.state_dir.join("ipam"), node.pod_cidr).release(pod_uid);
 }

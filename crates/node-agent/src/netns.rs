@@ -104,17 +104,27 @@ impl PodNet {
     ///
     /// # Errors
     /// A message naming the step that failed.
-    pub(crate) async fn attach(&self, pod: &Pod, vmi: &Value) -> Result<Option<PodNetworkPlan>, String> {
+    pub(crate) async fn attach(
+        &self,
+        client: &kube::Client,
+        pod: &Pod,
+        vmi: &Value,
+    ) -> Result<Option<PodNetworkPlan>, String> {
         let Some(node) = &self.node else {
             return Ok(None);
         };
         let uid = pod.uid().unwrap_or_default();
-        let attachment = match pod::attach(node, &uid, vmi).await {
+        let secondary = resolve_networks(client, vmi).await.inspect_err(|message| {
+            tracing::warn!(pod = %pod.name_any(), %message, "cannot resolve the VM's networks");
+        })?;
+        let attachment = match pod::attach(node, &uid, vmi, &secondary).await {
             Ok(a) => a,
             Err(e) => {
                 // Leave nothing half-made behind: the address and namespace go with the error.
                 pod::detach(node, &uid).await;
-                return Err(crate::status::chain(&e));
+                let message = crate::status::chain(&e);
+                tracing::warn!(pod = %pod.name_any(), %message, "cannot set up the Pod's network");
+                return Err(message);
             }
         };
         std::fs::create_dir_all(&self.dir)
@@ -216,4 +226,48 @@ impl PodNet {
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
     }
+}
+
+/// The NetworkAttachmentDefinitions of the VMI's Multus networks, by network name.
+/// `networkName` is `name` (in the VMI's namespace, where the manual says it must live) or
+/// `namespace/name`.
+///
+/// # Errors
+/// A message naming the NAD that is missing or unusable.
+async fn resolve_networks(
+    client: &kube::Client,
+    vmi: &Value,
+) -> Result<std::collections::BTreeMap<String, oxivirt_network::secondary::BridgeNetwork>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let vmi_ns = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
+    // Multus's plural is hyphenated: kube-rs cannot guess it from the kind.
+    let resource = ApiResource {
+        group: "k8s.cni.cncf.io".into(),
+        version: "v1".into(),
+        api_version: "k8s.cni.cncf.io/v1".into(),
+        kind: "NetworkAttachmentDefinition".into(),
+        plural: "network-attachment-definitions".into(),
+    };
+    for network in vmi["spec"]["networks"].as_array().into_iter().flatten() {
+        let Some(reference) = network["multus"]["networkName"].as_str() else {
+            continue;
+        };
+        let (ns, name) = reference.split_once('/').unwrap_or((vmi_ns, reference));
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+        let nad = api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading NetworkAttachmentDefinition {ns}/{name}: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "NetworkAttachmentDefinition {ns}/{name} not found (network {:?}): it must exist in the VM's namespace {vmi_ns} or be named namespace/name",
+                    network["name"].as_str().unwrap_or_default()
+                )
+            })?;
+        let config = nad.data["spec"]["config"].as_str().unwrap_or_default();
+        let parsed = oxivirt_network::secondary::parse_nad(&format!("{ns}/{name}"), config)
+            .map_err(|e| e.to_string())?;
+        out.insert(network["name"].as_str().unwrap_or_default().to_string(), parsed);
+    }
+    Ok(out)
 }

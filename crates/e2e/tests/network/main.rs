@@ -6,4 +6,5 @@ mod support;
 
 mod pod_network;
 mod dns;
+mod secondary;
 mod services;
