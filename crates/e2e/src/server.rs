@@ -25,6 +25,8 @@ pub struct Server {
     root: TempDir,
     child: Option<Child>,
     starts: u32,
+    /// `OXIVIRT_ACCEL` for the node agent (default: the test's own, else `tcg`).
+    accel: Option<String>,
 }
 
 impl Server {
@@ -33,6 +35,16 @@ impl Server {
     /// # Panics
     /// When the server does not become ready within [`READY_TIMEOUT`]; the log is printed.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server whose node agent takes `accel` (`kvm` or `tcg`) as its probe's answer,
+    /// for tests of what overrides the node's acceleration.
+    pub fn start_with_accel(accel: &str) -> Self {
+        Self::start_with(Some(accel.to_owned()))
+    }
+
+    fn start_with(accel: Option<String>) -> Self {
         let root = tempfile::Builder::new()
             .prefix("oxivirt-e2e-")
             .tempdir()
@@ -42,6 +54,7 @@ impl Server {
             root,
             child: None,
             starts: 0,
+            accel,
         };
         server.launch();
         server
@@ -139,7 +152,9 @@ impl Server {
             // probe (a QEMU start per server) unless the caller chose otherwise.
             .env(
                 "OXIVIRT_ACCEL",
-                std::env::var("OXIVIRT_ACCEL").unwrap_or_else(|_| "tcg".into()),
+                self.accel.clone().unwrap_or_else(|| {
+                    std::env::var("OXIVIRT_ACCEL").unwrap_or_else(|_| "tcg".into())
+                }),
             )
             .stdin(Stdio::null())
             .stdout(log)

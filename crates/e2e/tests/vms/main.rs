@@ -8,6 +8,7 @@
 
 mod common;
 mod config_disks;
+mod emulation;
 mod lifecycle;
 mod restart;
 mod scheduling;
