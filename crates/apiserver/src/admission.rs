@@ -70,6 +70,7 @@ pub async fn admit(
         return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
     }
     crate::unsupported::warn(info, obj, ctx);
+    crate::rbac::escalation::check(api, info, obj, ctx).await?;
     crate::webhook::run(api, info, obj, old, ctx).await
 }
 

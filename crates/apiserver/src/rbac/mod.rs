@@ -3,13 +3,15 @@
 //! request passes ([`authorizer`]). The access reviews in `authz.rs` use the same decision,
 //! so `kubectl auth can-i` always agrees with what a request gets.
 //!
-//! Boundary: RBAC decides from stored objects only; it never looks at request bodies (so
-//! Kubernetes' escalation check on creating bindings is not made here).
+//! Boundary: requests are authorised from their method and path alone; the one check that
+//! needs the object, escalation prevention on RBAC writes ([`escalation`]), runs in
+//! admission on the object about to be stored.
 
 pub mod aggregation;
 pub mod attributes;
 pub mod authorizer;
 pub mod defaults;
+pub mod escalation;
 pub mod policy;
 
 pub use attributes::Attributes;

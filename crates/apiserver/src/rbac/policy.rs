@@ -59,6 +59,11 @@ impl Policy {
         &self.cluster_roles
     }
 
+    /// The Role `name` in `namespace`.
+    pub fn role(&self, namespace: &str, name: &str) -> Option<&Value> {
+        self.roles.get(&(namespace.to_string(), name.to_string()))
+    }
+
     /// Every rule that applies to `user` in `namespace` (cluster-wide rules included;
     /// `namespace` empty = cluster scope only).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<Value> {

@@ -383,3 +383,47 @@ fn the_admin_kubeconfig_is_cluster_admin_and_components_are_bound_by_group() {
         .stdout;
     assert_eq!(outsider.trim(), "no");
 }
+
+#[test]
+fn a_namespace_admin_may_bind_roles_they_hold_but_not_escalate() {
+    let server = Server::start();
+    server.kubectl().create_namespace("team");
+    let config = service_account_with_role(&server, "team", "owner", "admin");
+    let k = kubectl_as(&server, &config);
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "viewers",
+        "--clusterrole=kubevirt.io:view",
+        "--serviceaccount=team:someone",
+    ]);
+    let err = k.fails(&[
+        "create",
+        "rolebinding",
+        "root",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=team:owner",
+    ]);
+    assert!(
+        err.contains("rolebindings.rbac.authorization.k8s.io \"root\" is forbidden: user \"system:serviceaccount:team:owner\"")
+            && err.contains("is attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
+    let role = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+      "metadata": {"name": "nodes", "namespace": "team"},
+      "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["delete"]}]}"#;
+    let err = k.run_stdin(&["create", "-f", "-"], role).fails();
+    assert!(err.contains("Resources:[\"nodes\"]"), "{err}");
+    // A Role with rules the admin holds is fine, and binding it too.
+    let role = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+      "metadata": {"name": "vm-starter", "namespace": "team"},
+      "rules": [{"apiGroups": ["subresources.kubevirt.io"], "resources": ["virtualmachines/start"], "verbs": ["update"]}]}"#;
+    k.run_stdin(&["create", "-f", "-"], role).ok();
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "starters",
+        "--role=vm-starter",
+        "--serviceaccount=team:someone",
+    ]);
+}
