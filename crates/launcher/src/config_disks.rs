@@ -38,7 +38,11 @@ pub fn label(volume: &Volume) -> Option<&str> {
     } else {
         return None;
     };
-    Some(given.filter(|label| !label.is_empty()).unwrap_or(DEFAULT_LABEL))
+    Some(
+        given
+            .filter(|label| !label.is_empty())
+            .unwrap_or(DEFAULT_LABEL),
+    )
 }
 
 /// Reads the files under `dir` (regular files, recursively; names sorted) into an image
@@ -108,12 +112,18 @@ mod tests {
     #[test]
     fn labels_are_upstreams() {
         let cases = [
-            (json!({"name": "a", "configMap": {"name": "c"}}), Some("cfgdata")),
+            (
+                json!({"name": "a", "configMap": {"name": "c"}}),
+                Some("cfgdata"),
+            ),
             (
                 json!({"name": "a", "configMap": {"name": "c", "volumeLabel": "mine"}}),
                 Some("mine"),
             ),
-            (json!({"name": "a", "secret": {"secretName": "s"}}), Some("cfgdata")),
+            (
+                json!({"name": "a", "secret": {"secretName": "s"}}),
+                Some("cfgdata"),
+            ),
             (
                 json!({"name": "a", "secret": {"secretName": "s", "volumeLabel": ""}}),
                 Some("cfgdata"),

@@ -157,7 +157,11 @@ mod tests {
 
     #[tokio::test]
     async fn swtpm_starts_creates_its_socket_and_stops() {
-        if std::process::Command::new(SWTPM).arg("--version").output().is_err() {
+        if std::process::Command::new(SWTPM)
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
             return;
         }
@@ -167,7 +171,10 @@ mod tests {
             "spec": {"domain": {"devices": {"tpm": {}}}}}})
         .to_string();
         let spec = LaunchSpec::from_json(&paths.launch_json(), &text).expect("spec");
-        let swtpm = start(&spec, &paths, None).await.expect("starts").expect("wanted");
+        let swtpm = start(&spec, &paths, None)
+            .await
+            .expect("starts")
+            .expect("wanted");
         assert!(socket(&paths).exists());
         assert!(state_dir(&paths).is_dir());
         swtpm.stop().await;

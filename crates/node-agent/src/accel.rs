@@ -180,7 +180,11 @@ async fn use_emulation_source(client: &kube::Client) -> Option<String> {
     let hcos: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &hco);
     let name = oxivirt_api::content::HYPERCONVERGED_NAME;
     let found = hcos.get_opt(name).await.ok().flatten()?;
-    let patch = found.metadata.annotations.as_ref()?.get(HCO_KUBEVIRT_PATCH)?;
+    let patch = found
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(HCO_KUBEVIRT_PATCH)?;
     patched_use_emulation(patch)
         .then(|| format!("HyperConverged {namespace}/{name} (annotation {HCO_KUBEVIRT_PATCH})"))
 }
@@ -199,8 +203,7 @@ fn patched_use_emulation(patch: &str) -> bool {
         return false;
     };
     let base = serde_json::json!({"spec": {"configuration": {"developerConfiguration": {}}}});
-    oxivirt_patch::json_patch(&base, &patch)
-        .is_ok_and(|cr| use_emulation(&cr["spec"]))
+    oxivirt_patch::json_patch(&base, &patch).is_ok_and(|cr| use_emulation(&cr["spec"]))
 }
 
 fn boot_id() -> String {
@@ -459,7 +462,9 @@ mod tests {
             "path": "/spec/configuration/developerConfiguration/featureGates", "value": ["Sidecar"]}]"#;
         assert!(!patched_use_emulation(other));
         assert!(!patched_use_emulation("not json"));
-        assert!(!patched_use_emulation(r#"[{"op": "remove", "path": "/nope"}]"#));
+        assert!(!patched_use_emulation(
+            r#"[{"op": "remove", "path": "/nope"}]"#
+        ));
     }
 
     #[test]

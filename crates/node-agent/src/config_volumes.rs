@@ -105,7 +105,9 @@ pub(crate) async fn materialise(
             reader.secret(&name, object, optional).await?
         } else if let Some(source) = volume.get("serviceAccount") {
             let account = source["serviceAccountName"].as_str().unwrap_or_default();
-            reader.service_account(&name, account, pod, cluster_ca).await?
+            reader
+                .service_account(&name, account, pod, cluster_ca)
+                .await?
         } else if let Some(source) = volume.get("downwardAPI") {
             downward_api(&name, source, pod)?
         } else if let Some(source) = volume.get("sysprep") {
@@ -230,7 +232,10 @@ impl Reader<'_> {
             .await
             .map_err(|source| Error::Api {
                 volume: volume.into(),
-                action: format!("requesting a token for serviceaccount {}/{account}", self.namespace),
+                action: format!(
+                    "requesting a token for serviceaccount {}/{account}",
+                    self.namespace
+                ),
                 source,
             })?;
         let token = issued.status.map(|s| s.token).unwrap_or_default();
@@ -250,7 +255,12 @@ impl Reader<'_> {
     }
 }
 
-fn missing_unless(optional: bool, volume: &str, kind: &'static str, name: &str) -> Result<Files, Error> {
+fn missing_unless(
+    optional: bool,
+    volume: &str,
+    kind: &'static str,
+    name: &str,
+) -> Result<Files, Error> {
     if optional {
         return Ok(Files::new());
     }
@@ -263,8 +273,16 @@ fn missing_unless(optional: bool, volume: &str, kind: &'static str, name: &str) 
 
 /// `data` as text and `binaryData` as bytes, one file per key.
 fn config_map_files(map: &ConfigMap) -> Files {
-    let text = map.data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes()));
-    let binary = map.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+    let text = map
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+    let binary = map
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()));
     text.chain(binary).collect()
 }
 
@@ -293,8 +311,11 @@ fn downward_api(volume: &str, source: &Value, pod: &Pod) -> Result<Files, Error>
                 "downwardAPI path {path:?}: only fieldRef is supported (resourceFieldRef is not yet)"
             )));
         };
-        let value = field_value(pod, field_path)
-            .ok_or_else(|| invalid(format!("downwardAPI path {path:?}: unsupported fieldPath {field_path:?}")))?;
+        let value = field_value(pod, field_path).ok_or_else(|| {
+            invalid(format!(
+                "downwardAPI path {path:?}: unsupported fieldPath {field_path:?}"
+            ))
+        })?;
         files.insert(path.to_string(), value.into_bytes());
     }
     Ok(files)
@@ -321,7 +342,13 @@ fn field_value(pod: &Pod, field_path: &str) -> Option<String> {
         return Some(meta.labels.as_ref()?.get(&key).cloned().unwrap_or_default());
     }
     if let Some(key) = keyed("metadata.annotations['") {
-        return Some(meta.annotations.as_ref()?.get(&key).cloned().unwrap_or_default());
+        return Some(
+            meta.annotations
+                .as_ref()?
+                .get(&key)
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
     None
 }
@@ -350,7 +377,9 @@ fn go_quote(text: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -379,7 +408,11 @@ fn pem_certificates(ders: &[Vec<u8>]) -> String {
 fn write_volume(volume: &str, dir: &Path, files: &Files) -> Result<(), Error> {
     let write_err = |path: &Path| {
         let (volume, path) = (volume.to_string(), path.to_owned());
-        move |source| Error::Write { volume, path, source }
+        move |source| Error::Write {
+            volume,
+            path,
+            source,
+        }
     };
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(dir)(e)),
@@ -396,11 +429,16 @@ fn write_volume(volume: &str, dir: &Path, files: &Files) -> Result<(), Error> {
     for (relative, data) in files {
         let relative = Path::new(relative);
         let confined = !relative.as_os_str().is_empty()
-            && relative.components().all(|c| matches!(c, Component::Normal(_)));
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
         if !confined {
             return Err(Error::Invalid {
                 volume: volume.into(),
-                reason: format!("file path {} must be relative without '..'", relative.display()),
+                reason: format!(
+                    "file path {} must be relative without '..'",
+                    relative.display()
+                ),
             });
         }
         let path = dir.join(relative);
@@ -452,11 +490,19 @@ mod tests {
 
     #[test]
     fn unsupported_downward_api_fields_are_refused_by_path() {
-        let resource = json!({"fields": [{"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}]});
+        let resource =
+            json!({"fields": [{"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}]});
         let error = downward_api("d", &resource, &pod()).unwrap_err();
-        assert!(error.is_permanent() && error.to_string().contains("resourceFieldRef"), "{error}");
-        let env_only = json!({"fields": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]});
-        assert!(downward_api("d", &env_only, &pod()).unwrap_err().to_string().contains("status.podIP"));
+        assert!(
+            error.is_permanent() && error.to_string().contains("resourceFieldRef"),
+            "{error}"
+        );
+        let env_only =
+            json!({"fields": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]});
+        assert!(downward_api("d", &env_only, &pod())
+            .unwrap_err()
+            .to_string()
+            .contains("status.podIP"));
     }
 
     #[test]
@@ -469,7 +515,8 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"3");
         assert!(!dir.join("sub").exists(), "the previous contents are gone");
         for bad in ["../x", "/etc/x", ""] {
-            let error = write_volume("v", &dir, &Files::from([(bad.into(), Vec::new())])).unwrap_err();
+            let error =
+                write_volume("v", &dir, &Files::from([(bad.into(), Vec::new())])).unwrap_err();
             assert!(error.is_permanent(), "{bad}: {error}");
         }
     }
@@ -481,7 +528,9 @@ mod tests {
             error.to_string(),
             "MountVolume.SetUp failed for volume \"cfg\" : configmap \"app\" not found"
         );
-        assert!(missing_unless(true, "cfg", "configmap", "app").unwrap().is_empty());
+        assert!(missing_unless(true, "cfg", "configmap", "app")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

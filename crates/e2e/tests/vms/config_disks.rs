@@ -36,7 +36,10 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
     let server = oxivirt_e2e::Server::start();
     let k = server.kubectl();
     k.create_configmap("app-config", &[("greeting", "hello-from-configmap")]);
-    k.create_configmap("win-answers", &[("autounattend.xml", "<unattend>sysprep</unattend>")]);
+    k.create_configmap(
+        "win-answers",
+        &[("autounattend.xml", "<unattend>sysprep</unattend>")],
+    );
     k.create(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-secret\ndata:\n  password: czNjcjN0\n",
     );
@@ -85,7 +88,10 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         "DISK sr0 autounattend.xml=<unattend>sysprep</unattend>",
         "TPM absent",
     ] {
-        assert!(log.contains(line), "missing {line:?} in the console log:\n{log}");
+        assert!(
+            log.contains(line),
+            "missing {line:?} in the console log:\n{log}"
+        );
     }
 }
 

@@ -22,7 +22,9 @@ fn use_emulation_in_the_kubevirt_cr_runs_vms_under_tcg_on_a_kvm_node() {
     wait_vmi_running(&k, "emu");
     wait_banner(&k, "emu");
     let pid = wait_until("the QEMU of emu", BOOT, || {
-        qemu_pids(&server.data_dir(), "default", "emu").first().copied()
+        qemu_pids(&server.data_dir(), "default", "emu")
+            .first()
+            .copied()
     });
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("qemu's cmdline");
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");

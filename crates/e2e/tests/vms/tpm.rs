@@ -20,7 +20,11 @@ fn swtpms(server: &Server) -> Vec<u32> {
 
 #[test]
 fn a_vm_with_a_tpm_sees_a_tpm2_device_served_by_swtpm_which_stops_with_the_vm() {
-    if std::process::Command::new("swtpm").arg("--version").output().is_err() {
+    if std::process::Command::new("swtpm")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: swtpm is not installed (Debian packages swtpm, swtpm-tools)");
         return;
     }
@@ -38,5 +42,7 @@ fn a_vm_with_a_tpm_sees_a_tpm2_device_served_by_swtpm_which_stops_with_the_vm() 
 
     virtctl(&server, &["stop", "vtpm"]).ok();
     wait_vm_status(&k, "vtpm", "Stopped");
-    wait_until("swtpm to end with its VM", BOOT, || swtpms(&server).is_empty().then_some(()));
+    wait_until("swtpm to end with its VM", BOOT, || {
+        swtpms(&server).is_empty().then_some(())
+    });
 }

@@ -114,7 +114,11 @@ fn tpm(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Builder) -> Res
         .set("id", "tpm-tpm0")
         .set("chardev", "chrtpm");
     out.arg("-tpmdev", backend.to_string());
-    out.device(Props::new("tpm-tis").set("tpmdev", "tpm-tpm0").set("id", "tpm0"));
+    out.device(
+        Props::new("tpm-tis")
+            .set("tpmdev", "tpm-tpm0")
+            .set("id", "tpm0"),
+    );
     if tpm.persistent == Some(true) {
         out.note(
             "devices.tpm.persistent: the TPM state is kept in the run directory (tpm/) and \

@@ -58,7 +58,10 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
             // run alone, so letting the guest write to it harms nothing.
             if config_disks::label(volume).is_some() {
                 backing.readonly = false;
-                out.note(format!("{field}: SATA config disk is writable (AHCI disks cannot be read-only); its image is discarded on stop"));
+                out.note(format!(
+                    "{field}: SATA config disk is writable (AHCI disks cannot be read-only); \
+                     its image is discarded on stop"
+                ));
             }
         }
         let node = format!("d{index}");
