@@ -72,3 +72,36 @@ fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
     assert_eq!(body, "ports:8080");
     assert_eq!(curl(&format!("http://{pod_ip}:80/")), None, "port 80 is not in `ports` yet reached the guest");
 }
+
+#[test]
+fn with_the_bridge_binding_the_guest_owns_the_pod_ip() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    let extra = json!({
+        "domain": {
+            "devices": {
+                "disks": [{"name": "root", "disk": {"bus": "virtio"}}, {"name": "cloudinit", "disk": {"bus": "virtio"}}],
+                "interfaces": [{"name": "default", "bridge": {}, "macAddress": "02:00:00:00:be:ef"}]
+            },
+            "resources": {"requests": {"memory": "256Mi"}}
+        },
+        "networks": [{"name": "default", "pod": {}}]
+    });
+    k.create(&support::vm("bridged", json!({"app": "bridged"}), &[80], extra).to_string());
+    let pod = support::wait_guest_ready(&k, "bridged");
+    let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
+    let gateway = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDR}"]).replace(".0/24", ".1");
+    let log = k.ok(&["logs", &pod, "-c", "guest-console-log"]);
+    assert!(
+        log.contains(&format!("dhcp: eth0 {pod_ip}/24 via {gateway}")),
+        "the guest did not get the pod IP {pod_ip} by DHCP:\n{log}"
+    );
+    let interfaces = wait_until("VMI status.interfaces", Duration::from_secs(30), || {
+        k.json(&["get", "vmi", "bridged"])["status"]["interfaces"].as_array().filter(|l| !l.is_empty()).cloned()
+    });
+    assert_eq!(interfaces[0]["mac"], "02:00:00:00:be:ef");
+    assert_eq!(interfaces[0]["ipAddress"], pod_ip.as_str());
+    let body = wait_until("the guest at the pod IP", Duration::from_secs(30), || curl(&format!("http://{pod_ip}/")));
+    assert_eq!(body, "bridged:80");
+}
