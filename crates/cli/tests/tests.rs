@@ -106,7 +106,7 @@ fn bad_flag_values_exit_two_with_the_flag_named_once() {
 fn unsupported_commands_exit_three() {
     for args in [
         vec!["migrate", "my-vm"],
-        vec!["console", "my-vm", "--timeout", "5"],
+        vec!["usbredir", "0951:1666", "my-vm"],
         vec!["create", "clone"],
     ] {
         let output = virtctl(&args, &[]);
