@@ -32,6 +32,19 @@ pub async fn reconcile(client: &kube::Client, world: &World, events: &Recorder) 
         if kinds::is_deleting(&dv) {
             continue;
         }
+        // A `sourceRef` to a DataSource is a clone of the PVC the DataSource names.
+        let dv = match crate::datasource::resolve(world, &dv) {
+            Ok(resolved) => resolved,
+            Err(message) => {
+                let mut conditions = Conditions::from_status(&dv);
+                conditions.set_bound(false, "Pending", &message);
+                let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+                if let Err(e) = write(client, events, &dv, decision).await {
+                    tracing::warn!(error = %e, "DataVolume status write failed; retrying");
+                }
+                continue;
+            }
+        };
         if let Err(e) = reconcile_one(client, world, events, &dv).await {
             tracing::warn!(error = %e, "DataVolume reconcile failed; retrying");
         }

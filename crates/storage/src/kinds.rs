@@ -74,6 +74,13 @@ pub const DATA_VOLUME: Kind = kind(
     "datavolumes",
     true,
 );
+pub const DATA_SOURCE: Kind = kind(
+    "cdi.kubevirt.io",
+    "v1beta1",
+    "DataSource",
+    "datasources",
+    true,
+);
 pub const STORAGE_PROFILE: Kind = kind(
     "cdi.kubevirt.io",
     "v1beta1",

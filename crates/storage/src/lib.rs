@@ -16,6 +16,7 @@ mod cdiconfig;
 pub mod claim;
 pub mod classes;
 mod clone;
+mod datasource;
 mod datavolume;
 mod events;
 pub mod importer_pod;
@@ -30,7 +31,7 @@ mod world;
 
 use std::time::Duration;
 
-use kinds::{CDI_CONFIG, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC, STORAGE_CLASS, STORAGE_PROFILE, VMI};
+use kinds::{CDI_CONFIG, DATA_SOURCE, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC, STORAGE_CLASS, STORAGE_PROFILE, VMI};
 
 pub use node::NodeConfig;
 
@@ -53,6 +54,7 @@ pub async fn run(client: kube::Client) {
             (POD, None),
             (VMI, None),
             (DATA_VOLUME, None),
+            (DATA_SOURCE, None),
         ],
     );
     world.ready().await;
@@ -66,6 +68,7 @@ pub async fn run(client: kube::Client) {
         cdiconfig::reconcile(&client, &world).await;
         binder::reconcile(&client, &world, &binder_events).await;
         datavolume::reconcile(&client, &world, &dv_events).await;
+        datasource::reconcile(&client, &world).await;
         tokio::select! {
             () = world.wake.notified() => {}
             () = tokio::time::sleep(TICK) => {}

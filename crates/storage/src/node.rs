@@ -5,6 +5,7 @@
 //! Runs in `oxivirt server` (for the local node) and in `oxivirt agent`.
 
 mod clone;
+mod expand;
 mod pools;
 mod provision;
 mod worker;
@@ -58,6 +59,7 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()>
     let workers = worker::Workers::new(client.clone(), Arc::new(config.clone()), pools.clone());
     loop {
         provision::reconcile(&client, &world, &events, &config, &pools).await;
+        expand::reconcile(&client, &world, &events, &config.node_name, &pools).await;
         workers.reconcile(&world).await;
         tokio::select! {
             () = world.wake.notified() => {}

@@ -113,3 +113,50 @@ fn a_registry_import_pulls_the_containerdisk_of_an_insecure_registry() {
     let disk = volume_dir(&server, "fromreg").join("disk.img");
     sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
 }
+
+#[test]
+fn https_with_a_self_signed_ca_needs_the_cert_config_map() {
+    if !have(&["openssl", "qemu-img"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    let tls = server.scratch().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let t = tls.display();
+    sh(&format!(
+        "cd {t} && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1' > san.ext && \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null && \
+         cp {} disk.qcow2",
+        guest.join("disk.qcow2").display()
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // openssl's own HTTPS file server (`-WWW` serves files of its working directory).
+    let mut https = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}"), "-cert", "server.pem", "-key", "server.key", "-WWW"])
+        .current_dir(&tls)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    wait_until("openssl s_server listens", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    let kubectl = server.kubectl();
+    let ca = std::fs::read_to_string(tls.join("ca.pem")).unwrap();
+    kubectl.create_configmap("tls-certs", &[("ca.pem", &ca)]);
+    let url = format!("https://127.0.0.1:{port}/disk.qcow2");
+    kubectl.apply(&data_volume("trusted", &format!(r#"{{"http": {{"url": "{url}", "certConfigMap": "tls-certs"}}}}"#), "200Mi"));
+    kubectl.apply(&data_volume("untrusted", &format!(r#"{{"http": {{"url": "{url}"}}}}"#), "200Mi"));
+    wait_for(&kubectl, &["get", "dv", "trusted"], "{.status.phase}", "Succeeded", IMPORT);
+    wait_until("the untrusted import fails on the certificate", IMPORT, || {
+        let (_, reason, message) = condition(&kubectl, "untrusted", "Running");
+        (reason == "Error" && message.starts_with("Unable to connect to http data source") && message.contains("certificate"))
+            .then_some(())
+    });
+    let _ = https.kill();
+    let _ = https.wait();
+    let disk = volume_dir(&server, "trusted").join("disk.img");
+    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+}

@@ -2,6 +2,7 @@
 //! kubectl, real `qemu-img`, a real HTTP server (this binary's, in `common`), Debian's
 //! `docker-registry` and, for boots, real QEMU with the project's test guest.
 
+mod bench;
 mod clone;
 mod common;
 mod hostile;

@@ -88,3 +88,19 @@ fn claims_bind_immediately_or_wait_for_a_consumer_and_reclaim_policies_apply() {
     assert!(!dropped.exists(), "the Delete volume's directory is removed");
     assert!(kept.is_dir(), "the Retain volume's directory stays");
 }
+
+#[test]
+fn a_claim_of_an_expandable_class_grows_its_volume_and_disk() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(&crate::common::data_volume("grow", r#"{"blank": {}}"#, "1Gi"));
+    wait_for(&kubectl, &["get", "dv", "grow"], "{.status.phase}", "Succeeded", WAIT);
+    let disk = crate::common::volume_dir(&server, "grow").join("disk.img");
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 30);
+    kubectl.ok(&["patch", "pvc", "grow", "--type", "merge", "-p", r#"{"spec": {"resources": {"requests": {"storage": "2Gi"}}}}"#]);
+    wait_for(&kubectl, &["get", "pvc", "grow"], "{.status.capacity.storage}", "2Gi", WAIT);
+    let volume = kubectl.jsonpath(&["pvc", "grow"], "{.spec.volumeName}");
+    assert_eq!(kubectl.jsonpath(&["pv", &volume], "{.spec.capacity.storage}"), "2Gi");
+    // 2Gi less the 5.5% overhead, in whole MiB.
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1935 << 20);
+}

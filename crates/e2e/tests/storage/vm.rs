@@ -63,3 +63,38 @@ fn a_vm_from_data_volume_templates_shows_provisioning_then_boots_the_imported_di
     assert!(launch.contains(&format!("{dir}/disk.img")), "{launch}");
     kubectl.ok(&["delete", "vm", "vm-dv", "--wait=false"]);
 }
+
+#[test]
+fn a_vm_cloning_a_data_source_boots_and_the_golden_image_stays_untouched() {
+    if !have(&["qemu-img", "qemu-system-x86_64"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    let http = FileServer::start(&guest, Serve::default());
+    let kubectl = server.kubectl();
+    kubectl.apply(&crate::common::data_volume("golden", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("disk.qcow2")), "200Mi"));
+    kubectl.apply(r#"{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "test-guest"},
+        "spec": {"source": {"pvc": {"name": "golden", "namespace": "default"}}}}"#);
+    crate::common::wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", Duration::from_secs(90));
+    kubectl.apply(
+        r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm-ds"},
+        "spec": {"runStrategy": "Always",
+          "dataVolumeTemplates": [{"metadata": {"name": "vm-ds-root"},
+            "spec": {"sourceRef": {"kind": "DataSource", "name": "test-guest"}, "storage": {"resources": {"requests": {"storage": "200Mi"}}}}}],
+          "template": {"spec": {
+            "domain": {"devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}]},
+                       "resources": {"requests": {"memory": "256Mi"}}},
+            "volumes": [{"name": "root", "dataVolume": {"name": "vm-ds-root"}}]}}}}"#,
+    );
+    wait_until("the clone boots", Duration::from_secs(240), || guest_ready(&server).then_some(()));
+    assert_eq!(kubectl.jsonpath(&["dv", "vm-ds-root"], "{.metadata.annotations.cdi\\.kubevirt\\.io/cloneType}"), "csi-clone");
+    kubectl.ok(&["delete", "vm", "vm-ds", "--wait=false"]);
+    // The golden image still reads as the guest's disk, whatever the clone's guest wrote.
+    let golden = crate::common::volume_dir(&server, "golden");
+    crate::common::sh(&format!(
+        "qemu-img compare -q -U -f qcow2 -F raw {} {}",
+        golden.join("disk.img").display(),
+        guest.join("disk.raw").display()
+    ));
+}
