@@ -18,6 +18,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod exec;
 pub mod ipam;
+pub mod macpool;
 pub mod masquerade;
 pub mod node;
 pub mod plan;

@@ -96,6 +96,17 @@ pub fn default_mac(vmi_uid: &str, interface: &str) -> String {
     )
 }
 
+/// What a default MAC derives from: the owning VM's uid (stable across the VM's restarts),
+/// else the VMI's.
+fn mac_seed(vmi: &Value) -> &str {
+    vmi["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|l| l.iter().find(|o| o["kind"] == "VirtualMachine"))
+        .and_then(|o| o["uid"].as_str())
+        .or_else(|| vmi["metadata"]["uid"].as_str())
+        .unwrap_or_default()
+}
+
 struct Step<'a> {
     pod: &'a str,
     netns: &'a str,
@@ -167,7 +178,7 @@ fn nic_plan(
     dhcp: DhcpPlan,
 ) -> InterfacePlan {
     let name = iface["name"].as_str().unwrap_or_default().to_string();
-    let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+    let uid = mac_seed(vmi);
     let vcpus = ["sockets", "cores", "threads"]
         .iter()
         .map(|k| vmi["spec"]["domain"]["cpu"][k].as_u64().unwrap_or(1).max(1))
@@ -425,7 +436,7 @@ async fn attach_secondary(
         step.ip(true, &["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"]).await?;
     }
     step.ip(true, &["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"]).await?;
-    let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+    let uid = mac_seed(vmi);
     Ok(InterfacePlan {
         mac: iface["macAddress"]
             .as_str()

@@ -117,6 +117,7 @@ impl PodNet {
         let secondary = resolve_networks(client, vmi).await.inspect_err(|message| {
             tracing::warn!(pod = %pod.name_any(), %message, "cannot resolve the VM's networks");
         })?;
+        let vmi = &with_vm_macs(client, vmi).await;
         let attachment = match pod::attach(node, &uid, vmi, &secondary).await {
             Ok(a) => a,
             Err(e) => {
@@ -270,4 +271,41 @@ async fn resolve_networks(
         out.insert(network["name"].as_str().unwrap_or_default().to_string(), parsed);
     }
     Ok(out)
+}
+
+/// The VMI with the MACs its VirtualMachine's template holds for interfaces that have
+/// none: the MAC pool writes them into the VM, possibly just after this VMI was made, and
+/// the guest should see the MAC it keeps across restarts from its first boot.
+async fn with_vm_macs(client: &kube::Client, vmi: &Value) -> Value {
+    let mut vmi = vmi.clone();
+    let missing = vmi["spec"]["domain"]["devices"]["interfaces"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|i| i.get("macAddress").is_none()));
+    let owner = vmi["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|l| l.iter().find(|o| o["kind"] == "VirtualMachine"))
+        .and_then(|o| o["name"].as_str())
+        .map(str::to_string);
+    let (true, Some(owner)) = (missing, owner) else {
+        return vmi;
+    };
+    let ns = vmi["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::from_gvk(&gvk));
+    let Ok(Some(vm)) = api.get_opt(&owner).await else {
+        return vmi;
+    };
+    let template = vm.data["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"].clone();
+    if let Some(list) = vmi["spec"]["domain"]["devices"]["interfaces"].as_array_mut() {
+        for iface in list.iter_mut().filter(|i| i.get("macAddress").is_none()) {
+            let mac = template
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["name"] == iface["name"]))
+                .and_then(|t| t["macAddress"].as_str());
+            if let Some(mac) = mac {
+                iface["macAddress"] = Value::from(mac);
+            }
+        }
+    }
+    vmi
 }

@@ -202,6 +202,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             match oxivirt_network::NetworkConfig::from_env() {
                 Ok(network) => {
                     tokio::spawn(oxivirt_network::services::controller::run(client.clone(), network));
+                    match oxivirt_network::macpool::MacRange::from_env() {
+                        Ok(range) => drop(tokio::spawn(oxivirt_network::macpool::run(client.clone(), range))),
+                        Err(e) => tracing::error!(error = %e, "no MAC pool"),
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "no Service controller"),
             }

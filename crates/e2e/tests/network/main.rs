@@ -4,6 +4,7 @@
 
 mod support;
 
+mod macpool;
 mod pod_network;
 mod dns;
 mod secondary;
