@@ -78,7 +78,9 @@ impl Running {
     }
 }
 
-fn vm(name: &str, image: Option<&str>) -> Vec<u8> {
+/// A VM of the benchmark; `cpu` is its CPU request (the burst's halting guests need almost
+/// none, and a 2-core node has room for only 20 VMs at the default 100m).
+fn vm(name: &str, image: Option<&str>, cpu: &str) -> Vec<u8> {
     let (volumes, disks) = match image {
         Some(image) => (
             json!([{"name": "root", "containerDisk": {"image": image}}]),
@@ -92,7 +94,7 @@ fn vm(name: &str, image: Option<&str>) -> Vec<u8> {
         "spec": {"runStrategy": "Always", "template": {"spec": {
             "terminationGracePeriodSeconds": 0,
             "domain": {"devices": {"disks": disks, "interfaces": []},
-                       "resources": {"requests": {"memory": "64Mi"}}},
+                       "resources": {"requests": {"memory": "64Mi", "cpu": cpu}}},
             "networks": [], "volumes": volumes,
         }}},
     })
@@ -224,6 +226,18 @@ async fn qemu_floor(qemu: &str, dir: &Path) -> Result<Duration> {
 /// # Errors
 /// When a request fails or a VM does not run in time.
 pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Results> {
+    let result = measure(target.clone(), ns, options).await;
+    if result.is_err() {
+        // Leave no guests behind on failure either: their launchers outlive the server.
+        if let Ok(mut conn) = Conn::connect(&target).await {
+            let _ = conn.send(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None).await;
+        }
+        let _ = wait_no_launchers(&options.data_dir, RUN_TIMEOUT * 2).await;
+    }
+    result
+}
+
+async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Results> {
     let mut conn = Conn::connect(&target).await?;
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
     conn.expect_ok(Method::POST, "/api/v1/namespaces", Some(namespace.to_string().into_bytes()))
@@ -232,7 +246,7 @@ pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
     let watcher = tokio::spawn(watch_running(target.clone(), ns.to_string(), running.clone()));
     // The watch is registered once a first object's event arrives: a warm-up VM, which also
     // pulls the image into the node's cache, so single runs measure the cached path.
-    conn.expect_ok(Method::POST, &vms_path(ns), Some(vm("warmup", options.image.as_deref())))
+    conn.expect_ok(Method::POST, &vms_path(ns), Some(vm("warmup", options.image.as_deref(), "100m")))
         .await?;
     running.wait("warmup", RUN_TIMEOUT * 2).await?;
     conn.expect_ok(Method::DELETE, &format!("{}/warmup", vms_path(ns)), None).await?;
@@ -244,7 +258,7 @@ pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         let name = format!("single-{i}");
         eprintln!("  single {}/{}", i + 1, options.runs);
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, options.image.as_deref())))
+        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, options.image.as_deref(), "100m")))
             .await?;
         let at = running.wait(&name, RUN_TIMEOUT).await?;
         single.push(at.saturating_duration_since(start));
@@ -261,7 +275,7 @@ pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         ticker.tick().await;
         let name = format!("burst-{i}");
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, None))).await?;
+        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, None, "10m"))).await?;
         starts.push((name, start));
     }
     let mut burst = Samples::with_capacity(options.burst);

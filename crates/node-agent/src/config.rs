@@ -37,10 +37,18 @@ impl AgentConfig {
     /// Defaults for `node_name` on `data_dir`, spawning `<this executable> launcher`.
     pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("oxivirt"));
+        // The small `oxivirt-launcher` binary next to this one when it exists (one runs per
+        // VM); else this binary's `launcher` subcommand, which does the same.
+        let small = exe.with_file_name("oxivirt-launcher");
+        let launcher_command = if small.is_file() {
+            vec![small.into_os_string()]
+        } else {
+            vec![exe.into_os_string(), "launcher".into()]
+        };
         AgentConfig {
             node_name: node_name.into(),
             data_dir: data_dir.into(),
-            launcher_command: vec![exe.into_os_string(), "launcher".into()],
+            launcher_command,
             qemu: "qemu-system-x86_64".into(),
             memory_reserve_bytes: 512 << 20,
             lease_interval: Duration::from_secs(10),
