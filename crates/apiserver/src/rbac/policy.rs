@@ -67,30 +67,37 @@ impl Policy {
     /// Every rule that applies to `user` in `namespace` (cluster-wide rules included;
     /// `namespace` empty = cluster scope only).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<Value> {
-        let mut rules = Vec::new();
-        for binding in self.cluster_bindings.values() {
-            if binds(binding, user, "") {
-                rules.extend(self.role_rules(&binding["roleRef"], ""));
-            }
-        }
-        if !namespace.is_empty() {
-            for ((ns, _), binding) in &self.bindings {
-                if ns == namespace && binds(binding, user, ns) {
-                    rules.extend(self.role_rules(&binding["roleRef"], ns));
-                }
-            }
-        }
-        rules
+        self.bound_rules(user, namespace).cloned().collect()
     }
 
     /// Whether some rule bound to `user` allows `attrs`.
     pub fn allows(&self, user: &UserInfo, attrs: &Attributes) -> bool {
-        self.rules_for(user, &attrs.namespace)
-            .iter()
+        self.bound_rules(user, &attrs.namespace)
             .any(|rule| rule_allows(rule, attrs))
     }
 
-    fn role_rules(&self, role_ref: &Value, ns: &str) -> Vec<Value> {
+    /// The rules bound to `user` in `namespace`, borrowed: deciding a request copies nothing.
+    fn bound_rules<'a>(
+        &'a self,
+        user: &'a UserInfo,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let cluster = self
+            .cluster_bindings
+            .values()
+            .filter(move |b| binds(b, user, ""))
+            .flat_map(move |b| self.role_rules(&b["roleRef"], ""));
+        let local = self
+            .bindings
+            .iter()
+            .filter(move |((ns, _), b)| {
+                !namespace.is_empty() && ns == namespace && binds(b, user, ns)
+            })
+            .flat_map(move |((ns, _), b)| self.role_rules(&b["roleRef"], ns));
+        cluster.chain(local)
+    }
+
+    fn role_rules(&self, role_ref: &Value, ns: &str) -> std::slice::Iter<'_, Value> {
         let name = role_ref["name"].as_str().unwrap_or("");
         let role = match role_ref["kind"].as_str() {
             Some("ClusterRole") => self.cluster_roles.get(name),
@@ -98,7 +105,8 @@ impl Policy {
             Some("Role") if !ns.is_empty() => self.roles.get(&(ns.to_string(), name.to_string())),
             _ => None,
         };
-        role.and_then(|r| r["rules"].as_array().cloned())
+        role.and_then(|r| r["rules"].as_array())
+            .map(|rules| rules.iter())
             .unwrap_or_default()
     }
 }
