@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
@@ -109,7 +110,17 @@ pub(crate) async fn materialise(
                 .service_account(&name, account, pod, cluster_ca)
                 .await?
         } else if let Some(source) = volume.get("downwardAPI") {
-            downward_api(&name, source, pod)?
+            let allocatable = if crate::downward_api::needs_allocatable(source) {
+                reader.allocatable(&name, pod).await?
+            } else {
+                BTreeMap::new()
+            };
+            crate::downward_api::files(source, pod, &allocatable).map_err(|reason| {
+                Error::Invalid {
+                    volume: name.clone(),
+                    reason,
+                }
+            })?
         } else if let Some(source) = volume.get("sysprep") {
             reader.sysprep(&name, source).await?
         } else {
@@ -158,6 +169,26 @@ impl Reader<'_> {
             }
             tokio::time::sleep(MISSING_POLL).await;
         }
+    }
+
+    /// The allocatable resources of the Pod's node: a kubelet's value for an unset limit.
+    async fn allocatable(
+        &self,
+        volume: &str,
+        pod: &Pod,
+    ) -> Result<BTreeMap<String, Quantity>, Error> {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let found = nodes.get(&node).await.map_err(|source| Error::Api {
+            volume: volume.into(),
+            action: format!("reading node {node}"),
+            source,
+        })?;
+        Ok(found.status.and_then(|s| s.allocatable).unwrap_or_default())
     }
 
     async fn config_map(&self, volume: &str, name: &str, optional: bool) -> Result<Files, Error> {
@@ -296,98 +327,6 @@ fn secret_files(secret: &Secret) -> Files {
         .collect()
 }
 
-/// The downward API files of `source.fields`, from the launcher Pod (whose labels carry the
-/// VMI's, as upstream's do).
-fn downward_api(volume: &str, source: &Value, pod: &Pod) -> Result<Files, Error> {
-    let invalid = |reason: String| Error::Invalid {
-        volume: volume.into(),
-        reason,
-    };
-    let mut files = Files::new();
-    for field in source["fields"].as_array().into_iter().flatten() {
-        let path = field["path"].as_str().unwrap_or_default();
-        let Some(field_path) = field.pointer("/fieldRef/fieldPath").and_then(Value::as_str) else {
-            return Err(invalid(format!(
-                "downwardAPI path {path:?}: only fieldRef is supported (resourceFieldRef is not yet)"
-            )));
-        };
-        let value = field_value(pod, field_path).ok_or_else(|| {
-            invalid(format!(
-                "downwardAPI path {path:?}: unsupported fieldPath {field_path:?}"
-            ))
-        })?;
-        files.insert(path.to_string(), value.into_bytes());
-    }
-    Ok(files)
-}
-
-/// A fieldRef's value as a kubelet writes it into a downward API volume.
-fn field_value(pod: &Pod, field_path: &str) -> Option<String> {
-    let meta = &pod.metadata;
-    let keyed = |prefix: &str| {
-        field_path
-            .strip_prefix(prefix)?
-            .strip_suffix("']")
-            .map(str::to_string)
-    };
-    match field_path {
-        "metadata.name" => return Some(pod.name_any()),
-        "metadata.namespace" => return Some(pod.namespace().unwrap_or_default()),
-        "metadata.uid" => return Some(pod.uid().unwrap_or_default()),
-        "metadata.labels" => return Some(format_map(meta.labels.as_ref())),
-        "metadata.annotations" => return Some(format_map(meta.annotations.as_ref())),
-        _ => {}
-    }
-    if let Some(key) = keyed("metadata.labels['") {
-        return Some(meta.labels.as_ref()?.get(&key).cloned().unwrap_or_default());
-    }
-    if let Some(key) = keyed("metadata.annotations['") {
-        return Some(
-            meta.annotations
-                .as_ref()?
-                .get(&key)
-                .cloned()
-                .unwrap_or_default(),
-        );
-    }
-    None
-}
-
-/// `key="value"` lines sorted by key, values quoted as Go's `%q` does, no final newline:
-/// the kubelet's format for labels and annotations.
-fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
-    map.into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The cluster CA certificates (DER) as PEM, what `ca.crt` holds.
 fn pem_certificates(ders: &[Vec<u8>]) -> String {
     let mut pem = String::new();
@@ -460,50 +399,6 @@ fn write_volume(volume: &str, dir: &Path, files: &Files) -> Result<(), Error> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn pod() -> Pod {
-        serde_json::from_value(json!({
-            "metadata": {"name": "virt-launcher-a-x1y2z", "namespace": "ns", "uid": "u-1",
-                "labels": {"kubevirt.io": "virt-launcher", "app": "a b"},
-                "annotations": {"note": "say \"hi\"\n"}}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn downward_api_fields_are_formatted_as_the_kubelet_does() {
-        let source = json!({"fields": [
-            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-            {"path": "meta/name", "fieldRef": {"fieldPath": "metadata.name"}},
-            {"path": "app", "fieldRef": {"fieldPath": "metadata.labels['app']"}},
-            {"path": "none", "fieldRef": {"fieldPath": "metadata.labels['nope']"}},
-        ]});
-        let files = downward_api("d", &source, &pod()).unwrap();
-        let text = |k: &str| String::from_utf8(files[k].clone()).unwrap();
-        assert_eq!(text("labels"), "app=\"a b\"\nkubevirt.io=\"virt-launcher\"");
-        assert_eq!(text("annotations"), "note=\"say \\\"hi\\\"\\n\"");
-        assert_eq!(text("meta/name"), "virt-launcher-a-x1y2z");
-        assert_eq!(text("app"), "a b");
-        assert_eq!(text("none"), "");
-    }
-
-    #[test]
-    fn unsupported_downward_api_fields_are_refused_by_path() {
-        let resource =
-            json!({"fields": [{"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}]});
-        let error = downward_api("d", &resource, &pod()).unwrap_err();
-        assert!(
-            error.is_permanent() && error.to_string().contains("resourceFieldRef"),
-            "{error}"
-        );
-        let env_only =
-            json!({"fields": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]});
-        assert!(downward_api("d", &env_only, &pod())
-            .unwrap_err()
-            .to_string()
-            .contains("status.podIP"));
-    }
 
     #[test]
     fn a_volume_directory_is_replaced_and_confined() {

@@ -24,6 +24,7 @@ mod accel;
 mod adopt;
 mod config;
 mod config_volumes;
+mod downward_api;
 mod endpoint;
 mod events;
 mod guest_info;

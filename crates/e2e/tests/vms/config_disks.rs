@@ -1,6 +1,6 @@
 //! Config volumes as disks (manual §7.5.4; ch07a sysprep; issue 4 item 4): a ConfigMap, a
 //! Secret, a ServiceAccount token and the downward API reach a real guest as ISO disks it
-//! finds by their `serial`, a sysprep ConfigMap arrives as a CD-ROM with upstream's
+//! finds by their `serial` (labels and the Pod's memory request from the downward API), a sysprep ConfigMap arrives as a CD-ROM with upstream's
 //! `unattendCD` label, and a missing ConfigMap fails the VMI and its Pod with the reason.
 
 use oxivirt_e2e::wait_until;
@@ -54,6 +54,7 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         json!({"name": "podinfo", "downwardAPI": {"fields": [
             {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
             {"path": "app", "fieldRef": {"fieldPath": "metadata.labels['app']"}},
+            {"path": "mem", "resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}},
         ]}}),
         json!({"name": "answers", "sysprep": {"configMap": {"name": "win-answers"}}}),
     ] {
@@ -93,6 +94,13 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
             "missing {line:?} in the console log:\n{log}"
         );
     }
+    // The launcher Pod requests the guest's 128 MiB plus upstream's overhead.
+    let mem: u64 = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("DISK DAPI01 mem="))
+        .and_then(|v| v.trim_end_matches('|').parse().ok())
+        .unwrap_or_else(|| panic!("no memory request in the console log:\n{log}"));
+    assert!(mem > 128, "{mem} MiB");
 }
 
 #[test]
