@@ -3,6 +3,8 @@
 //! clusterrole-aggregation controller keeps it. Stored rules are what authorisation reads,
 //! so `kubectl get clusterrole admin -o yaml` shows what `admin` really grants.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::policy::Policy;
@@ -43,45 +45,63 @@ fn selector_matches(selector: &Value, labels: &Value) -> bool {
 }
 
 /// For every aggregated ClusterRole whose stored rules differ from the union its selectors
-/// call for: `(name, rules)`. Sources are taken in name order and duplicates dropped, so
-/// the result is stable and a second pass finds nothing to change.
+/// call for: `(name, rules)`. Nested aggregation (`view` is itself aggregated into `edit`,
+/// `edit` into `admin`) is followed to its fixed point in memory, so one write per role
+/// settles everything. Sources are taken in name order and duplicates dropped, so the
+/// result is stable and a second pass finds nothing to change.
 pub fn pending(policy: &Policy) -> Vec<(String, Vec<Value>)> {
-    let roles = policy.cluster_roles();
-    let mut names: Vec<&String> = roles.keys().collect();
+    let stored = policy.cluster_roles();
+    let mut names: Vec<&String> = stored.keys().collect();
     names.sort();
-    let mut out = Vec::new();
-    for name in &names {
-        let role = &roles[*name];
-        let Some(selectors) = role
-            .pointer("/aggregationRule/clusterRoleSelectors")
-            .and_then(Value::as_array)
-        else {
-            continue;
-        };
-        let mut rules: Vec<Value> = Vec::new();
-        for source in &names {
-            if source == name {
+    let mut rules: BTreeMap<&String, Vec<Value>> = names
+        .iter()
+        .map(|n| {
+            (
+                *n,
+                stored[*n]["rules"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    // Each pass can only add a level of nesting; more passes than roles means a cycle.
+    for _ in 0..=names.len() {
+        let mut changed = false;
+        for name in &names {
+            let Some(selectors) = stored[*name]
+                .pointer("/aggregationRule/clusterRoleSelectors")
+                .and_then(Value::as_array)
+            else {
                 continue;
-            }
-            let labels = roles[*source]
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
-            if !selectors.iter().any(|s| selector_matches(s, &labels)) {
-                continue;
-            }
-            for rule in roles[*source]["rules"].as_array().into_iter().flatten() {
-                if !rules.contains(rule) {
-                    rules.push(rule.clone());
+            };
+            let mut union: Vec<Value> = Vec::new();
+            for source in names.iter().filter(|s| *s != name) {
+                let labels = stored[*source]
+                    .pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                if !selectors.iter().any(|s| selector_matches(s, &labels)) {
+                    continue;
+                }
+                for rule in &rules[*source] {
+                    if !union.contains(rule) {
+                        union.push(rule.clone());
+                    }
                 }
             }
+            if rules[*name] != union {
+                rules.insert(name, union);
+                changed = true;
+            }
         }
-        let current = role["rules"].as_array().cloned().unwrap_or_default();
-        if current != rules {
-            out.push(((*name).clone(), rules));
+        if !changed {
+            break;
         }
     }
-    out
+    names
+        .iter()
+        .filter(|n| stored[**n].get("aggregationRule").is_some())
+        .filter(|n| stored[**n]["rules"].as_array().cloned().unwrap_or_default() != rules[**n])
+        .map(|n| ((*n).clone(), rules[*n].clone()))
+        .collect()
 }
 
 /// Writes the pending aggregations; a role deleted meanwhile is skipped.
@@ -182,6 +202,31 @@ mod tests {
             ),
         ]);
         assert!(pending(&p).is_empty());
+    }
+
+    #[test]
+    fn nested_aggregation_settles_in_one_pass() {
+        let label = |l: &str| json!({"metadata": {"labels": {l: "true"}}});
+        let agg = |l: &str, extra: Value| {
+            let mut r = json!({"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {l: "true"}}]}, "rules": []});
+            if let Some(labels) = extra.get("metadata") {
+                r["metadata"] = labels.clone();
+            }
+            r
+        };
+        let rule = json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]});
+        let mut leaf = label("to-view");
+        leaf["rules"] = json!([rule.clone()]);
+        let p = policy(&[
+            ("admin", agg("to-admin", json!({}))),
+            ("edit", agg("to-edit", label("to-admin"))),
+            ("view", agg("to-view", label("to-edit"))),
+            ("leaf", leaf),
+        ]);
+        let out = pending(&p);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["admin", "edit", "view"]);
+        assert!(out.iter().all(|(_, rules)| rules == &vec![rule.clone()]));
     }
 
     #[test]
