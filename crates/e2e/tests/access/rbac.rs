@@ -427,3 +427,40 @@ fn a_namespace_admin_may_bind_roles_they_hold_but_not_escalate() {
         "--serviceaccount=team:someone",
     ]);
 }
+
+/// The 403 a client library sees: code, reason, message and details, field by field.
+#[tokio::test]
+async fn a_forbidden_answer_is_kubernetes_status_to_the_field() {
+    let server = Server::start();
+    server.kubectl().create_namespace("team");
+    let config = service_account_with_role(&server, "team", "viewer", "kubevirt.io:view");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&config).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kube-rs accepts the kubeconfig");
+    let client = kube::Client::try_from(config).expect("client");
+    let gvk = kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "virtualmachines");
+    let vms: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client, "team", &resource);
+    match vms.delete("vm1", &Default::default()).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403);
+            assert_eq!(status.reason, "Forbidden");
+            assert_eq!(
+                status.message,
+                "virtualmachines.kubevirt.io \"vm1\" is forbidden: User \"system:serviceaccount:team:viewer\" cannot delete resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"team\""
+            );
+            let details = status.details.expect("details");
+            assert_eq!(
+                (
+                    details.name.as_str(),
+                    details.group.as_str(),
+                    details.kind.as_str()
+                ),
+                ("vm1", "kubevirt.io", "virtualmachines")
+            );
+        }
+        other => panic!("expected 403 Forbidden, got {other:?}"),
+    }
+}
