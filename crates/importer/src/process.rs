@@ -181,6 +181,10 @@ async fn resize_and_finish(run: &mut Run<'_>, usable: u64) -> Result<(), Error> 
 
 fn finish(run: &mut Run<'_>) -> Result<(), Error> {
     run.enter(Phase::Complete)?;
+    // Durable before it is reported: the DataVolume says Succeeded once this returns.
+    std::fs::File::open(&run.tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::Convert(format!("syncing {}: {e}", run.tmp.display())))?;
     let target = run.config.disk_image();
     std::fs::rename(&run.tmp, &target)
         .map_err(|e| Error::Convert(format!("moving the image to {}: {e}", target.display())))?;

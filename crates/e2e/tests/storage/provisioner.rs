@@ -104,3 +104,16 @@ fn a_claim_of_an_expandable_class_grows_its_volume_and_disk() {
     // 2Gi less the 5.5% overhead, in whole MiB.
     assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1935 << 20);
 }
+
+#[test]
+fn a_data_volume_on_a_wait_for_first_consumer_class_waits_until_asked_to_bind() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(r#"{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "lazy"},
+        "spec": {"source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "64Mi"}}}}}"#);
+    wait_for(&kubectl, &["get", "dv", "lazy"], "{.status.phase}", "WaitForFirstConsumer", WAIT);
+    assert_eq!(kubectl.jsonpath(&["pvc", "lazy"], "{.status.phase}"), "Pending");
+    // virtctl's --force-bind: the annotation binds the claim without a consumer.
+    kubectl.ok(&["annotate", "pvc", "lazy", "cdi.kubevirt.io/storage.bind.immediate.requested=true"]);
+    wait_for(&kubectl, &["get", "dv", "lazy"], "{.status.phase}", "Succeeded", WAIT);
+}

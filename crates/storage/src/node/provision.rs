@@ -113,8 +113,12 @@ async fn provision(
         let (source_dir, target_dir, pool) = (source_dir.clone(), dir.clone(), pool.clone());
         let size = crate::quantity::parse(size).unwrap_or(0);
         let cloned = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             std::fs::create_dir_all(&target_dir).map_err(|e| format!("cannot create {}: {e}", target_dir.display()))?;
-            super::clone::clone_volume(&source_dir, &target_dir, &pool, size)
+            super::clone::clone_volume(&source_dir, &target_dir, &pool, size)?;
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(source = %source_dir.display(), target = %target_dir.display(), elapsed_ms, "cloned volume");
+            Ok(())
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
