@@ -83,9 +83,9 @@ fn clone_of_a_10gib_volume_takes_constant_time() {
         let log = server.log();
         let core = log
             .lines()
+            .rev()
             .filter(|l| l.contains("cloned volume"))
-            .filter_map(|l| l.split("elapsed_ms=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
-            .last()
+            .find_map(|l| l.split("elapsed_ms=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
             .unwrap_or(f64::NAN);
         println!("BENCH clone of a {size} volume: provisioner clone {core:.1} ms; DataVolume created → Succeeded {}", secs(total));
     }
