@@ -31,6 +31,9 @@ pub struct LocalSshArgs {
         allow_hyphen_values = true
     )]
     pub local_ssh_opts: Vec<String>,
+    /// The known_hosts file to use (passed to ssh/scp as `UserKnownHostsFile`).
+    #[arg(long = "known-hosts", value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
     /// Use the local ssh/scp binaries (`--local-ssh=false`, the built-in client, is not
     /// available in this build).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
@@ -213,6 +216,10 @@ pub fn common_options(
         "-o".to_owned(),
         proxy_command(target, namespace, common.port, connection)?,
     ];
+    if let Some(file) = &common.known_hosts {
+        args.push("-o".into());
+        args.push(format!("UserKnownHostsFile={}", file.display()));
+    }
     args.extend(common.local_ssh_opts.iter().cloned());
     if let Some(key) = &common.identity_file {
         args.push("-i".into());
@@ -305,6 +312,7 @@ mod tests {
             username: None,
             port: 22,
             local_ssh_opts: vec![],
+            known_hosts: None,
             local_ssh: false,
         };
         assert!(matches!(

@@ -55,6 +55,37 @@ fn virtctl_ssh_with_a_key_runs_a_command_in_the_guest_in_every_target_form() {
     )
     .ok();
     assert_eq!(out.trim(), GUEST_USER);
+    // --known-hosts names the file ssh records the guest's host key in.
+    let known = server.scratch().join("kubevirt_known_hosts");
+    let known_arg = known.display().to_string();
+    let key = ssh_key().display().to_string();
+    virtctl(
+        &server.kubeconfig(),
+        &[
+            "ssh",
+            "-i",
+            &key,
+            "--known-hosts",
+            &known_arg,
+            "-t",
+            "-oStrictHostKeyChecking=accept-new",
+            "-t",
+            "-oLogLevel=ERROR",
+            &target,
+            "-c",
+            "true",
+        ],
+    )
+    .ok();
+    // Debian hashes known host names: ask ssh-keygen to find the entry.
+    let found = Command::new("ssh-keygen")
+        .args(["-F", &format!("vm/{GUEST}.default"), "-f", &known_arg])
+        .output()
+        .expect("ssh-keygen -F");
+    assert!(
+        found.status.success(),
+        "no host key recorded in {known_arg}"
+    );
     // The remote command's exit status is virtctl's.
     let run = virtctl(
         &server.kubeconfig(),
