@@ -6,6 +6,7 @@ mod support;
 
 mod macpool;
 mod pod_network;
+mod bench;
 mod dns;
 mod secondary;
 mod services;

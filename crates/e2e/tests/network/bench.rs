@@ -1,0 +1,174 @@
+//! Network benchmarks (issue 6 item 11), run by hand and recorded in BENCHMARKS.md:
+//! `cargo test -p oxivirt-e2e --test network --release -- --ignored --nocapture bench::`.
+//! Guest-to-guest TCP throughput and ping latency over the pod network (masquerade at both
+//! ends) and over a plain Linux-bridge NAD (no NAT), same two VMs, same run; and the time
+//! from `virtctl expose` to the first HTTP answer through the new ClusterIP.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oxivirt_e2e::{virtctl_bin, wait_until};
+use serde_json::json;
+
+use crate::support::{self, NetServer};
+
+fn ssh(ip: &str, command: &str) -> String {
+    let out = Command::new("ssh")
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .arg("-i")
+        .arg(support::ssh_key_path())
+        .arg(format!("root@{ip}"))
+        .arg(command)
+        .output()
+        .expect("cannot run ssh");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// MB/s of `megabytes` sent from the guest at `from` to `to_ip` with busybox nc; the
+/// receiver (`server`) counts what arrived, so a cut-short transfer fails the run.
+fn throughput(from: &str, server: &str, to_ip: &str, megabytes: u32) -> f64 {
+    // busybox nc quits when its stdin ends: the receiver's stdin is a long sleep, and the
+    // whole pipeline runs detached so ssh returns at once.
+    ssh(server, "rm -f /tmp/rx; (sleep 600 | nc -l -p 5001 | wc -c > /tmp/rx) >/dev/null 2>&1 &");
+    std::thread::sleep(Duration::from_millis(500));
+    // busybox date has no %N: /proc/uptime gives centiseconds, enough for seconds-long runs.
+    let out = ssh(
+        from,
+        &format!(
+            "read s _ < /proc/uptime; dd if=/dev/zero bs=65536 count={} 2>/dev/null | nc {to_ip} 5001; read e _ < /proc/uptime; echo t=$s,$e",
+            megabytes * 16
+        ),
+    );
+    let expected = (u64::from(megabytes) << 20).to_string();
+    let received = wait_until("the receiver's byte count", Duration::from_secs(60), || {
+        let n = ssh(server, "cat /tmp/rx 2>/dev/null");
+        n.lines().any(|l| !l.trim().is_empty() && l.chars().all(|c| c.is_ascii_digit())).then_some(n)
+    });
+    assert!(
+        received.lines().any(|l| l.trim() == expected),
+        "the receiver did not get {expected} bytes: {received}\nsender: {out}"
+    );
+    let (start, end): (f64, f64) = out
+        .lines()
+        .find_map(|l| l.strip_prefix("t="))
+        .and_then(|t| {
+            let (s, e) = t.trim().split_once(',')?;
+            Some((s.parse().ok()?, e.parse().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no timing in {out}"));
+    f64::from(megabytes) / (end - start).max(0.01)
+}
+
+/// Average ping RTT in ms.
+fn latency(from: &str, to_ip: &str) -> f64 {
+    let out = ssh(from, &format!("ping -c 20 -i 0.2 -q {to_ip}"));
+    out.lines()
+        .find_map(|l| l.split_once("min/avg/max = "))
+        .and_then(|(_, v)| v.split('/').nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no ping summary in {out}"))
+}
+
+#[test]
+#[ignore = "benchmark: run by hand, numbers go to BENCHMARKS.md"]
+fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    let bridge = format!("oxtb{:05x}", std::process::id() & 0xfffff);
+    let config = json!({"cniVersion": "0.3.1", "name": "plain", "type": "bridge", "bridge": bridge});
+    k.create(&json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                     "metadata": {"name": "plain"}, "spec": {"config": config.to_string()}}).to_string());
+    for (name, ip) in [("perf-a", "192.168.90.1"), ("perf-b", "192.168.90.2")] {
+        let mut vm = support::vm(name, json!({"app": name}), &[], json!({}));
+        let spec = &mut vm["spec"]["template"]["spec"];
+        spec["domain"]["devices"]["interfaces"] = json!([{"name": "default", "masquerade": {}}, {"name": "plain", "bridge": {}}]);
+        spec["networks"] = json!([{"name": "default", "pod": {}}, {"name": "plain", "multus": {"networkName": "plain"}}]);
+        spec["volumes"][1]["cloudInitNoCloud"]["networkData"] =
+            json!(format!("version: 2\nethernets:\n  eth0:\n    dhcp4: true\n  eth1:\n    addresses: [{ip}/24]\n"));
+        k.create(&vm.to_string());
+    }
+    let a_pod = support::wait_guest_ready(&k, "perf-a");
+    let b_pod = support::wait_guest_ready(&k, "perf-b");
+    let ip = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
+    let (a, b) = (ip(&a_pod), ip(&b_pod));
+    let runs = 3;
+    let mut rows = Vec::new();
+    for (label, target) in [("pod network (masquerade both ends)", b.as_str()), ("Linux-bridge NAD (no NAT)", "192.168.90.2")] {
+        let mbps: Vec<f64> = (0..runs).map(|_| throughput(&a, &b, target, 16)).collect();
+        let best = mbps.iter().cloned().fold(0.0, f64::max);
+        let rtt = latency(&a, target);
+        rows.push((label, best, rtt));
+    }
+    eprintln!("| path | TCP MB/s (best of {runs}, 16 MB) | ping avg ms |");
+    for (label, mbps, rtt) in &rows {
+        eprintln!("| {label} | {mbps:.1} | {rtt:.3} |");
+    }
+    eprintln!("pod network / NAD throughput ratio: {:.2}", rows[0].1 / rows[1].1);
+    let _ = Command::new("sh")
+        .args(["-c", &format!("ip link del {bridge}")])
+        .status();
+}
+
+fn answers(addr: SocketAddr, expect: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(50)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.contains(expect)
+}
+
+#[test]
+#[ignore = "benchmark: run by hand, numbers go to BENCHMARKS.md"]
+fn bench_time_from_virtctl_expose_to_a_reachable_service() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    k.create(&support::vm("svc-time", json!({"app": "svc-time"}), &[80], json!({})).to_string());
+    let pod = support::wait_guest_ready(&k, "svc-time");
+    let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
+    wait_until("the guest", Duration::from_secs(30), || support::curl(&format!("http://{pod_ip}/")));
+    let mut samples = Vec::new();
+    for n in 0..10u32 {
+        // A ClusterIP chosen up front, so the clock needs no API read.
+        let cluster_ip = format!("10.100.{}.{}", std::process::id() % 200, 10 + n);
+        let addr: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+        let name = format!("svc-{n}");
+        let started = Instant::now();
+        let mut virtctl = Command::new(virtctl_bin())
+            .arg("--kubeconfig")
+            .arg(server.server.kubeconfig())
+            .args(["expose", "vm", "svc-time", "--name", &name, "--port", "80", "--cluster-ip", &cluster_ip])
+            .spawn()
+            .expect("virtctl");
+        let mut exited = None;
+        while !answers(addr, "svc-time:80") {
+            if exited.is_none() {
+                if let Ok(Some(_)) = virtctl.try_wait() {
+                    exited = Some(started.elapsed());
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "Service {name} never answered");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let reachable = started.elapsed();
+        let _ = virtctl.wait();
+        let cli = exited.unwrap_or(reachable);
+        eprintln!("{name}: virtctl exited after {cli:?}, reachable after {reachable:?}");
+        samples.push((reachable, reachable.saturating_sub(cli)));
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    eprintln!(
+        "expose → reachable: median {:?} (of which after virtctl returned: {:?}), max {:?}",
+        median.0,
+        median.1,
+        samples.last().map(|s| s.0).unwrap_or_default()
+    );
+}
