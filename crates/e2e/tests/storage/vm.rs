@@ -39,15 +39,27 @@ fn a_vm_from_data_volume_templates_shows_provisioning_then_boots_the_imported_di
             "volumes": [{{"name": "root", "dataVolume": {{"name": "vm-dv-root"}}}}]}}}}}}}}"#,
         http.url("disk.qcow2")
     ));
-    let mut seen = Vec::new();
+    let (mut seen, mut progress) = (Vec::new(), Vec::new());
     wait_until("the guest boots from the imported disk", Duration::from_secs(240), || {
         let status = kubectl.jsonpath(&["vm", "vm-dv"], "{.status.printableStatus}");
         if seen.last() != Some(&status) {
             seen.push(status);
         }
+        let run = kubectl.run(&["get", "dv", "vm-dv-root", "-o", "jsonpath={.status.progress}"]);
+        if run.status.success() && progress.last() != Some(&run.stdout) {
+            progress.push(run.stdout);
+        }
         guest_ready(&server).then_some(())
     });
     assert!(seen.iter().any(|s| s == "Provisioning"), "printable statuses seen: {seen:?}");
+    // Progress as CDI writes it: "NN.NN%" while importing, "100.0%" at the end.
+    let partial = progress.iter().any(|p| {
+        p.strip_suffix('%')
+            .and_then(|n| n.parse::<f64>().ok())
+            .is_some_and(|n| n > 0.0 && n < 100.0 && p.split('.').nth(1).is_some_and(|d| d.len() == 3))
+    });
+    assert!(partial, "progress values seen: {progress:?}");
+    assert_eq!(progress.last().map(String::as_str), Some("100.0%"));
     assert_eq!(kubectl.jsonpath(&["dv", "vm-dv-root"], "{.status.phase}"), "Succeeded");
     let owner = kubectl.jsonpath(&["dv", "vm-dv-root"], "{.metadata.ownerReferences[0].kind}");
     assert_eq!(owner, "VirtualMachine");
