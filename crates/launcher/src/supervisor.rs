@@ -154,6 +154,10 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         pid = qemu.pid(),
         "vm running"
     );
+    // control.sock is served before the status says Running: whoever reads Running may
+    // send a command at once (requests wait in the channel until the actor runs).
+    let (commands_tx, commands) = mpsc::channel(16);
+    let control = ControlServer::start(&paths.control_sock(), commands_tx)?;
     status.update(|s| {
         s.phase = Phase::Running;
         s.started_at = Some(now());
@@ -164,8 +168,6 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         });
     })?;
 
-    let (commands_tx, commands) = mpsc::channel(16);
-    let control = ControlServer::start(&paths.control_sock(), commands_tx)?;
     let agent = Arc::new(GuestAgent::new(paths.qga_sock(), AgentOptions::default()));
     let (os_info_tx, os_info) = mpsc::channel(1);
     let poller = tokio::spawn(poll_os_info(agent.clone(), os_info_tx));

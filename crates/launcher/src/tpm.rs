@@ -3,14 +3,15 @@
 //! TPM backend over a Unix control socket in the run directory, with upstream's device model
 //! (`tpm-tis`, what KubeVirt's domain converter picks on x86).
 //!
-//! swtpm runs with `--terminate`, so it ends when QEMU closes the control channel; the
+//! A new state is manufactured first with `swtpm_setup` (EK and platform certificates from
+//! swtpm's local CA), as libvirt does for upstream. swtpm runs with `--terminate`, so it ends when QEMU closes the control channel; the
 //! launcher also stops it when the VM is over, and kills it if QEMU never came up. It is in
 //! the launcher's session, so the node agent's group kill reaches it too. The state lives in
 //! `<run dir>/tpm/` for the VMI's life: `persistent: true` cannot outlive the run directory
 //! yet (upstream keeps it on a PVC of `vmStateStorageClass`).
 
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ use crate::vmi::VirtualMachineInstance;
 
 /// The swtpm binary.
 const SWTPM: &str = "swtpm";
+/// The TPM manufacturing tool (package swtpm-tools).
+const SWTPM_SETUP: &str = "swtpm_setup";
+/// The file of a manufactured TPM 2.0 state.
+const STATE_FILE: &str = "tpm2-00.permall";
 /// How long swtpm may take to create its control socket.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long swtpm may take to save its state and exit once QEMU is gone.
@@ -74,9 +79,14 @@ pub(crate) async fn start(
         .mode(0o700)
         .create(&state)
         .map_err(|e| Error::write(&state, e))?;
+    if !state.join(STATE_FILE).exists() {
+        manufacture(&spec.vmi, &state).await?;
+    }
     if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(&state, Some(uid), Some(gid))
-            .map_err(|e| Error::write(&state, e))?;
+        for path in std::iter::once(state.clone()).chain(entries(&state)?) {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .map_err(|e| Error::write(&path, e))?;
+        }
     }
     let socket = socket(paths);
     let _ = std::fs::remove_file(&socket);
@@ -125,6 +135,52 @@ pub(crate) async fn start(
     Ok(Some(Swtpm { child }))
 }
 
+/// Manufactures a fresh TPM as libvirt does for upstream's virt-launcher: an endorsement
+/// key with its certificate and a platform certificate from swtpm's local CA
+/// (`swtpm_setup`, Debian package swtpm-tools), NVRAM locked, SHA-256 PCR bank. Run as the
+/// launcher's user, because the local CA's keys under `/var/lib/swtpm-localca` are root's.
+async fn manufacture(vmi: &VirtualMachineInstance, state: &Path) -> Result<()> {
+    let mut vmid = format!("{}_{}", vmi.namespace(), vmi.metadata.name);
+    if let Some(uid) = &vmi.metadata.uid {
+        vmid.push(':');
+        vmid.push_str(uid);
+    }
+    let output = Command::new(SWTPM_SETUP)
+        .args(["--tpm2", "--tpmstate"])
+        .arg(state)
+        .arg("--vmid")
+        .arg(&vmid)
+        .args(["--createek", "--create-ek-cert", "--create-platform-cert"])
+        .args(["--lock-nvram", "--not-overwrite"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Error::Swtpm {
+            reason: format!("cannot run {SWTPM_SETUP}: {e}"),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut said = String::from_utf8_lossy(&output.stderr).into_owned();
+    said.push_str(&String::from_utf8_lossy(&output.stdout));
+    let last: Vec<&str> = said.lines().rev().take(4).collect();
+    Err(Error::Swtpm {
+        reason: format!(
+            "{SWTPM_SETUP} failed ({}): {}",
+            output.status,
+            last.into_iter().rev().collect::<Vec<_>>().join("; ")
+        ),
+    })
+}
+
+/// The files in `dir` (swtpm's state is flat).
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let listed = std::fs::read_dir(dir).map_err(|e| Error::write(dir, e))?;
+    listed
+        .map(|entry| entry.map(|e| e.path()).map_err(|e| Error::write(dir, e)))
+        .collect()
+}
+
 /// swtpm's option parser splits on commas and has no escape for them.
 fn option_path(path: &std::path::Path) -> Result<&str> {
     let text = crate::args::path_str("devices.tpm", path)?;
@@ -157,12 +213,9 @@ mod tests {
 
     #[tokio::test]
     async fn swtpm_starts_creates_its_socket_and_stops() {
-        if std::process::Command::new(SWTPM)
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipped: swtpm is not installed (Debian package swtpm)");
+        let installed = |tool| std::process::Command::new(tool).arg("--version").output();
+        if installed(SWTPM).is_err() || installed(SWTPM_SETUP).is_err() {
+            eprintln!("skipped: swtpm is not installed (Debian packages swtpm, swtpm-tools)");
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
@@ -176,7 +229,10 @@ mod tests {
             .expect("starts")
             .expect("wanted");
         assert!(socket(&paths).exists());
-        assert!(state_dir(&paths).is_dir());
+        assert!(
+            state_dir(&paths).join(STATE_FILE).is_file(),
+            "manufactured by swtpm_setup"
+        );
         swtpm.stop().await;
     }
 }
