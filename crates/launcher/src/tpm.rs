@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use crate::error::{Error, Result};
@@ -91,6 +90,13 @@ pub(crate) async fn start(
     let socket = socket(paths);
     let _ = std::fs::remove_file(&socket);
     let (state_arg, socket_arg) = (option_path(&state)?, option_path(&socket)?);
+    // swtpm's diagnostics go to a file: an unread pipe could fill up and stall it.
+    let log_path = paths.dir().join("swtpm.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::write(&log_path, e))?;
     let mut command = Command::new(SWTPM);
     command
         .args(["socket", "--tpm2", "--terminate"])
@@ -101,7 +107,7 @@ pub(crate) async fn start(
         .current_dir(paths.dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .kill_on_drop(true);
     if let Some((uid, gid)) = owner {
         command.uid(uid).gid(gid);
@@ -112,12 +118,11 @@ pub(crate) async fn start(
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     while !socket.exists() {
         if let Ok(Some(status)) = child.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr).await;
-            }
+            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last: Vec<&str> = said.lines().rev().take(4).collect();
+            let last: Vec<&str> = last.into_iter().rev().collect();
             return Err(Error::Swtpm {
-                reason: format!("{SWTPM} exited ({status}): {}", stderr.trim()),
+                reason: format!("{SWTPM} exited ({status}): {}", last.join("; ")),
             });
         }
         if tokio::time::Instant::now() >= deadline {
@@ -210,6 +215,16 @@ impl Swtpm {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn paths_with_commas_are_refused_for_swtpm() {
+        let error = option_path(Path::new("/run/a,b/tpm")).expect_err("comma");
+        assert!(error.to_string().contains("comma"), "{error}");
+        assert_eq!(
+            option_path(Path::new("/run/a/tpm")).expect("plain"),
+            "/run/a/tpm"
+        );
+    }
 
     #[tokio::test]
     async fn swtpm_starts_creates_its_socket_and_stops() {
