@@ -106,12 +106,19 @@ async fn session(request: &ConsoleRequest, err: &mut dyn Write) -> Result<()> {
         source,
     })? {
         Ended::Local => writeln!(err).map_err(Error::Output),
-        Ended::Remote => writeln!(
-            err,
-            "\nYou were disconnected from the console. This has one of the following reasons:\n \
-             - another user connected to the console of the target vm\n - network issues"
-        )
-        .map_err(Error::Output),
+        // As upstream: the explanation, then a failure exit (the user did not end it).
+        Ended::Remote => {
+            writeln!(
+                err,
+                "\nYou were disconnected from the console. This has one of the following reasons:\n \
+                 - another user connected to the console of the target vm\n - network issues"
+            )
+            .map_err(Error::Output)?;
+            Err(Error::Refused(format!(
+                "the console of {} was closed by the server",
+                request.name
+            )))
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use crate::pty::Terminal;
 const WAIT: Duration = Duration::from_secs(90);
 
 #[test]
-fn a_root_login_through_virtctl_console_runs_a_command_and_ctrl_bracket_ends_the_session() {
+fn a_root_login_through_virtctl_console_runs_a_command_a_second_session_takes_over_and_ctrl_bracket_ends_it(
+) {
     let server = shared_guest();
     let kubeconfig = server.kubeconfig();
     let mut t = Terminal::spawn(
@@ -32,18 +33,41 @@ fn a_root_login_through_virtctl_console_runs_a_command_and_ctrl_bracket_ends_the
     // The typed line echoes as written; only the shell's output has the product.
     t.expect(&format!("console-42 {GUEST}"), at, WAIT);
     t.send(b"exit\r");
-    t.send(&[0x1d]);
+
+    // One console per VM, as upstream: a second session takes over and the first is told.
+    let mut second = Terminal::spawn(
+        &virtctl_bin(),
+        &["console", GUEST],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    second.expect("Successfully connected", 0, WAIT);
+    t.expect("You were disconnected from the console.", at, WAIT);
+    t.expect(
+        "another user connected to the console of the target vm",
+        at,
+        WAIT,
+    );
     let status = t.wait(Duration::from_secs(30));
     assert!(
-        status.success(),
-        "virtctl console exited with {status}:\n{}",
-        t.screen()
+        !status.success(),
+        "a displaced console exits with a failure"
     );
     // The terminal was given back as it was found (raw mode undone).
     let modes = t.termios().local_modes;
     assert!(
         modes.contains(rustix::termios::LocalModes::ECHO),
         "echo is still off: {modes:?}"
+    );
+
+    // The new session works, and Ctrl+] ends it cleanly.
+    second.send(b"\r");
+    second.expect("oxivirt-test-guest login: ", 0, WAIT);
+    second.send(&[0x1d]);
+    let status = second.wait(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "virtctl console exited with {status}:\n{}",
+        second.screen()
     );
 }
 
