@@ -81,6 +81,13 @@ pub const DATA_SOURCE: Kind = kind(
     "datasources",
     true,
 );
+pub const DATA_IMPORT_CRON: Kind = kind(
+    "cdi.kubevirt.io",
+    "v1beta1",
+    "DataImportCron",
+    "dataimportcrons",
+    true,
+);
 pub const STORAGE_PROFILE: Kind = kind(
     "cdi.kubevirt.io",
     "v1beta1",

@@ -14,8 +14,10 @@
 mod binder;
 mod cdiconfig;
 pub mod claim;
+pub mod cron;
 pub mod classes;
 mod clone;
+mod dataimportcron;
 mod datasource;
 mod datavolume;
 mod events;
@@ -31,7 +33,7 @@ mod world;
 
 use std::time::Duration;
 
-use kinds::{CDI_CONFIG, DATA_SOURCE, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC, STORAGE_CLASS, STORAGE_PROFILE, VMI};
+use kinds::{CDI_CONFIG, DATA_IMPORT_CRON, DATA_SOURCE, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC, STORAGE_CLASS, STORAGE_PROFILE, VMI};
 
 pub use node::NodeConfig;
 
@@ -55,11 +57,13 @@ pub async fn run(client: kube::Client) {
             (VMI, None),
             (DATA_VOLUME, None),
             (DATA_SOURCE, None),
+            (DATA_IMPORT_CRON, None),
         ],
     );
     world.ready().await;
     let binder_events = events::Recorder::new(client.clone(), "persistentvolume-controller");
     let dv_events = events::Recorder::new(client.clone(), "datavolume-controller");
+    let cron_events = events::Recorder::new(client.clone(), "dataimportcron-controller");
     loop {
         if let Err(e) = classes::ensure_first_start_objects(&client, &world).await {
             tracing::warn!(error = %e, "cannot create the default storage objects; retrying");
@@ -69,6 +73,7 @@ pub async fn run(client: kube::Client) {
         binder::reconcile(&client, &world, &binder_events).await;
         datavolume::reconcile(&client, &world, &dv_events).await;
         datasource::reconcile(&client, &world).await;
+        dataimportcron::reconcile(&client, &world, &cron_events).await;
         tokio::select! {
             () = world.wake.notified() => {}
             () = tokio::time::sleep(TICK) => {}

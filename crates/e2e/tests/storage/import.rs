@@ -194,3 +194,32 @@ fn an_iso_imports_as_it_is_and_preallocation_allocates_the_disk() {
     assert_eq!(full.len(), 64 << 20);
     assert!(full.blocks() * 512 >= 64 << 20, "a preallocated disk has its blocks allocated");
 }
+
+#[test]
+fn a_data_import_cron_imports_at_once_and_manages_its_data_source() {
+    if !have(&["docker-registry", "curl", "qemu-img"]) {
+        return;
+    }
+    let Some(guest) = test_guest() else { return };
+    let server = Server::start();
+    let registry = crate::common::Registry::start(server.scratch());
+    sh(&format!("{} {}/containerdisks/test-guest:latest >/dev/null 2>&1", guest.join("push-containerdisk.sh").display(), registry.address));
+    let kubectl = server.kubectl();
+    kubectl.ok(&["patch", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged", "--type", "merge", "-p",
+        &format!(r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#, registry.address)]);
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataImportCron", "metadata": {{"name": "guest-image-cron",
+            "annotations": {{"cdi.kubevirt.io/storage.bind.immediate.requested": "true"}}}},
+          "spec": {{"schedule": "55 8/12 * * *", "managedDataSource": "test-guest", "importsToKeep": 2,
+            "template": {{"spec": {{"source": {{"registry": {{"url": "docker://{}/containerdisks/test-guest:latest"}}}},
+                                    "storage": {{"resources": {{"requests": {{"storage": "200Mi"}}}}}}}}}}}}}}"#,
+        registry.address
+    ));
+    wait_for(&kubectl, &["get", "dataimportcron", "guest-image-cron"], "{.status.conditions[?(@.type==\"UpToDate\")].status}", "True", IMPORT);
+    let imported = kubectl.jsonpath(&["dataimportcron", "guest-image-cron"], "{.status.lastImportedPVC.name}");
+    assert!(imported.starts_with("test-guest-"), "{imported}");
+    wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.spec.source.pvc.name}", &imported, IMPORT);
+    wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", IMPORT);
+    let disk = volume_dir(&server, &imported).join("disk.img");
+    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+}
