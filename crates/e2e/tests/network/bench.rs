@@ -77,6 +77,7 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let server = NetServer::start();
     let k = server.kubectl();
     let bridge = format!("oxtb{:05x}", std::process::id() & 0xfffff);
+    let _cleanup = DeleteLink(bridge.clone());
     let config = json!({"cniVersion": "0.3.1", "name": "plain", "type": "bridge", "bridge": bridge});
     k.create(&json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
                      "metadata": {"name": "plain"}, "spec": {"config": config.to_string()}}).to_string());
@@ -106,9 +107,15 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
         eprintln!("| {label} | {mbps:.1} | {rtt:.3} |");
     }
     eprintln!("pod network / NAD throughput ratio: {:.2}", rows[0].1 / rows[1].1);
-    let _ = Command::new("sh")
-        .args(["-c", &format!("ip link del {bridge}")])
-        .status();
+}
+
+/// Deletes a host link when the benchmark ends, passed or not.
+struct DeleteLink(String);
+
+impl Drop for DeleteLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
 }
 
 fn answers(addr: SocketAddr, expect: &str) -> bool {

@@ -149,7 +149,8 @@ impl Drop for NetServer {
         if let Some(id) = id {
             let script = format!(
                 "for n in $(ip netns list | awk '{{print $1}}' | grep '^oxi-{id}-'); do ip netns del $n; done; \
-                 nft delete table ip oxi-{id} 2>/dev/null; nft delete table ip oxi-{id}-svc 2>/dev/null; \
+                 nft list tables | awk '$3 == \"oxi-{id}\" || index($3, \"oxi-{id}-\") == 1 {{print $2, $3}}' | \
+                 while read f t; do nft delete table $f $t; done; \
                  ip link del oxb{id} 2>/dev/null; rm -f /run/oxivirt-net/{id}.lock; true"
             );
             let _ = Command::new("sh").args(["-c", &script]).status();
