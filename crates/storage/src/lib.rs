@@ -21,6 +21,7 @@ mod dataimportcron;
 mod datasource;
 mod datavolume;
 mod events;
+mod golden;
 pub mod importer_pod;
 pub mod kinds;
 pub mod node;
@@ -73,6 +74,7 @@ pub async fn run(client: kube::Client) {
         binder::reconcile(&client, &world, &binder_events).await;
         datavolume::reconcile(&client, &world, &dv_events).await;
         datasource::reconcile(&client, &world).await;
+        golden::reconcile(&client, &world).await;
         dataimportcron::reconcile(&client, &world, &cron_events).await;
         tokio::select! {
             () = world.wake.notified() => {}

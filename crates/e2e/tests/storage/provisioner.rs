@@ -117,3 +117,29 @@ fn a_data_volume_on_a_wait_for_first_consumer_class_waits_until_asked_to_bind() 
     kubectl.ok(&["annotate", "pvc", "lazy", "cdi.kubevirt.io/storage.bind.immediate.requested=true"]);
     wait_for(&kubectl, &["get", "dv", "lazy"], "{.status.phase}", "Succeeded", WAIT);
 }
+
+#[test]
+fn hyperconverged_data_import_cron_templates_become_crons_unless_disabled() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let template = |annotations: &str| {
+        format!(
+            r#"{{"spec": {{"dataImportCronTemplates": [{{"metadata": {{"name": "custom-image-cron", "annotations": {{{annotations}}}}},
+              "spec": {{"schedule": "0 */12 * * *", "managedDataSource": "custom",
+                "template": {{"spec": {{"source": {{"registry": {{"url": "docker://127.0.0.1:1/none:latest"}}}},
+                  "storage": {{"resources": {{"requests": {{"storage": "1Gi"}}}}}}}}}}}}}}]}}}}"#
+        )
+    };
+    let hco = ["patch", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged", "--type", "merge", "-p"];
+    kubectl.ok(&[&hco[..], &[template("").as_str()]].concat());
+    let ns = ["-n", "openshift-virtualization-os-images"];
+    wait_for(&kubectl, &[&["get", "dataimportcron", "custom-image-cron"][..], &ns].concat(), "{.spec.managedDataSource}", "custom", WAIT);
+    wait_for(&kubectl, &["get", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged"],
+        "{.status.dataImportCronTemplates[0].metadata.name}", "custom-image-cron", WAIT);
+    let status = kubectl.jsonpath(&["hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged"], "{.status.dataImportCronTemplates[0].status}");
+    assert_eq!(status, "{}", "a custom template has an empty status");
+    kubectl.ok(&[&hco[..], &[template(r#""dataimportcrontemplate.kubevirt.io/enable": "false""#).as_str()]].concat());
+    oxivirt_e2e::wait_until("the disabled template's cron is deleted", WAIT, || {
+        (!kubectl.exists(&[&["dataimportcron", "custom-image-cron"][..], &ns].concat())).then_some(())
+    });
+}
