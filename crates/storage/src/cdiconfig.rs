@@ -64,7 +64,9 @@ pub fn desired_status(world: &World, config: &Value) -> Value {
     if let Some(scratch) = scratch_class(world, pick("scratchSpaceStorageClass").as_str()) {
         status.insert("scratchSpaceStorageClass".into(), json!(scratch));
     }
-    let resources = config["spec"]["podResourceRequirements"].clone();
+    // HyperConverged's storageWorkloads resources win over CDIConfig's own (manual §9.7).
+    let from_hco = hco["spec"]["resourceRequirements"]["storageWorkloads"].clone();
+    let resources = if from_hco.is_object() { from_hco } else { config["spec"]["podResourceRequirements"].clone() };
     status.insert(
         "defaultPodResourceRequirements".into(),
         if resources.is_object() { resources } else { default_pod_resources() },
