@@ -1,7 +1,9 @@
 //! Config volumes as disks (manual §7.5.4; ch07a sysprep; issue 4 item 4): a ConfigMap, a
-//! Secret, a ServiceAccount token and the downward API reach a real guest as ISO disks it
-//! finds by their `serial` (labels and the Pod's memory request from the downward API), a sysprep ConfigMap arrives as a CD-ROM with upstream's
-//! `unattendCD` label, and a missing ConfigMap fails the VMI and its Pod with the reason.
+//! Secret, a ServiceAccount token and the downward API (labels and the Pod's memory request)
+//! reach a real guest as ISO disks it finds by their `serial`; a missing `optional`
+//! ConfigMap is an empty disk; sysprep ConfigMaps and Secrets arrive as CD-ROMs with
+//! upstream's `unattendCD` label; a missing ConfigMap fails the VMI and its Pod with the
+//! reason.
 
 use oxivirt_e2e::wait_until;
 use serde_json::{json, Value};
@@ -44,6 +46,9 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-secret\ndata:\n  password: czNjcjN0\n",
     );
     k.create("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: vm-sa\n");
+    k.create(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: win-secret\ndata:\n  Unattend.xml: PHVuYXR0ZW5kPmZyb20tc2VjcmV0PC91bmF0dGVuZD4=\n",
+    );
 
     let mut manifest: Value = serde_json::from_str(&vm("cfg", "Always", Some(PROBE))).unwrap();
     let spec = &mut manifest["spec"]["template"]["spec"];
@@ -57,6 +62,8 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
             {"path": "mem", "resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}},
         ]}}),
         json!({"name": "answers", "sysprep": {"configMap": {"name": "win-answers"}}}),
+        json!({"name": "answers2", "sysprep": {"secret": {"name": "win-secret"}}}),
+        json!({"name": "opt", "configMap": {"name": "not-there", "optional": true}}),
     ] {
         spec["volumes"].as_array_mut().unwrap().push(volume);
     }
@@ -67,6 +74,8 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         disk("sa", "SA0001"),
         disk("podinfo", "DAPI01"),
         json!({"name": "answers", "cdrom": {"bus": "scsi"}}),
+        json!({"name": "answers2", "cdrom": {"bus": "scsi"}}),
+        disk("opt", "OPT001"),
     ]);
     k.create(&manifest.to_string());
 
@@ -87,6 +96,10 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         "kubevirt.io=\"virt-launcher\"",
         "DISK sr0 label=unattendCD",
         "DISK sr0 autounattend.xml=<unattend>sysprep</unattend>",
+        "DISK sr1 label=unattendCD",
+        "DISK sr1 Unattend.xml=<unattend>from-secret</unattend>",
+        // A missing optional ConfigMap is an empty volume.
+        "DISK OPT001 label=cfgdata",
         "TPM absent",
     ] {
         assert!(
@@ -101,6 +114,8 @@ fn config_map_secret_service_account_downward_api_and_sysprep_reach_the_guest_by
         .and_then(|v| v.trim_end_matches('|').parse().ok())
         .unwrap_or_else(|| panic!("no memory request in the console log:\n{log}"));
     assert!(mem > 128, "{mem} MiB");
+    let optional: Vec<&str> = log.lines().filter(|l| l.contains("DISK OPT001 ")).collect();
+    assert_eq!(optional.len(), 2, "label and token-dots only: {optional:?}");
 }
 
 #[test]
