@@ -78,6 +78,15 @@ pub enum Error {
         /// What went wrong, with swtpm's own words when it printed any.
         reason: String,
     },
+    /// The containerDisk overlay could not be made.
+    #[error("cannot create the overlay {path}")]
+    Overlay {
+        /// The overlay.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::qcow2::Qcow2Error,
+    },
     /// `qemu-img` could not be run, or failed.
     #[error("qemu-img failed to create {path}: {stderr}")]
     QemuImg {
@@ -160,6 +169,7 @@ impl Error {
             Error::WriteFile { .. }
             | Error::Firmware { .. }
             | Error::QemuImg { .. }
+            | Error::Overlay { .. }
             | Error::ConfigVolume { .. } => "PrepareFailed",
             Error::Swtpm { .. } => "TpmStartFailed",
             Error::Spawn { .. } | Error::EarlyExit { .. } => "QemuStartFailed",

@@ -35,6 +35,7 @@ pub mod control;
 mod error;
 pub mod iso9660;
 mod prepare;
+pub mod qcow2;
 mod network;
 mod qemu_process;
 pub mod quantity;

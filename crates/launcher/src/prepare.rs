@@ -36,12 +36,14 @@ pub(crate) async fn create_files(
                 backing_format,
             } => {
                 remove_stale(path)?;
-                let mut command = Command::new("qemu-img");
-                command
-                    .args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b"])
-                    .arg(backing)
-                    .arg(path);
-                qemu_img(command, path).await?;
+                // Written natively: a `qemu-img` process here would sit on every VM start.
+                let (path, backing) = (path.clone(), backing.clone());
+                let format = backing_format.to_string();
+                blocking(move || {
+                    crate::qcow2::create_overlay(&path, &backing, &format)
+                        .map_err(|source| Error::Overlay { path, source })
+                })
+                .await?;
             }
             FileToCreate::EmptyDisk { path, size } => {
                 remove_stale(path)?;
