@@ -8,6 +8,16 @@ use oxivirt_e2e::virtctl_bin;
 
 use crate::common::{run_with_timeout, shared_guest, GUEST};
 
+/// The guest has one VNC session at a time (a new one displaces the old, as upstream), so
+/// the tests of this module take turns.
+static ONE_SESSION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SESSION
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The Python used for `vncdotool`: `$OXIVIRT_PYTHON`, else `python3`.
 fn python() -> String {
     std::env::var("OXIVIRT_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -22,6 +32,7 @@ fn vnc_proxy_only_prints_its_port_and_serves_the_guests_framebuffer_to_a_vnc_cli
         check.as_ref().is_ok_and(|o| o.status.success()),
         "this test reads the framebuffer with vncdotool: pip install vncdotool ({check:?})"
     );
+    let _turn = take_turn();
     let server = shared_guest();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -82,4 +93,49 @@ fn vnc_proxy_only_prints_its_port_and_serves_the_guests_framebuffer_to_a_vnc_cli
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Without `--proxy-only`, virtctl starts the viewer itself: here a stand-in viewer script
+/// (`--vnc-path`) that is a real VNC client, capturing the screen to a file.
+#[test]
+fn vnc_starts_the_viewer_it_is_given_against_its_proxy() {
+    let check = Command::new(python())
+        .args(["-c", "import vncdotool"])
+        .output();
+    assert!(
+        check.as_ref().is_ok_and(|o| o.status.success()),
+        "this test runs vncdotool as the viewer: pip install vncdotool ({check:?})"
+    );
+    let _turn = take_turn();
+    let server = shared_guest();
+    let shot = server.scratch().join("viewer.png");
+    // TigerVNC-style viewers are called with HOST::PORT, which vncdotool takes as it is.
+    let viewer = server.write_file(
+        "viewer.sh",
+        &format!(
+            "#!/bin/sh\nexec {python} -c \"from vncdotool import api; c = api.connect('$1', timeout=60); c.captureScreen('{shot}'); c.disconnect(); api.shutdown()\"\n",
+            python = python(),
+            shot = shot.display()
+        ),
+    );
+    let mut chmod = Command::new("chmod");
+    chmod.arg("+x").arg(&viewer);
+    assert!(chmod.status().expect("chmod").success());
+    let mut vnc = Command::new(virtctl_bin());
+    vnc.args(["vnc", GUEST, "--vnc-path"])
+        .arg(&viewer)
+        .env("KUBECONFIG", server.kubeconfig())
+        .stdin(Stdio::null());
+    let out = run_with_timeout(vnc, Duration::from_secs(180));
+    assert!(
+        out.status.success(),
+        "virtctl vnc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("the viewer captured the screen");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 1000,
+        "{} bytes",
+        png.len()
+    );
 }
