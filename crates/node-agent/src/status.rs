@@ -438,8 +438,9 @@ mod tests {
             .iter()
             .map(|c| c["type"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(kinds, ["PodScheduled", "Ready", "SoftwareEmulation"]);
-        assert_eq!(s["conditions"][2]["reason"], "KVMProbeFailed");
+        // The guest agent answered (the launcher has its OS info): AgentConnected.
+        assert_eq!(kinds, ["PodScheduled", "AgentConnected", "Ready", "SoftwareEmulation"]);
+        assert_eq!(s["conditions"][3]["reason"], "KVMProbeFailed");
         apply_vmi_status(
             &mut vmi,
             &Observed::Running(launcher(LauncherPhase::Paused)),
