@@ -63,6 +63,9 @@ fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
     }
     if let Some(order) = nic.boot_order {
         device = device.set("bootindex", order.to_string());
+        if let Some(rom) = &nic.rom {
+            device = device.set("romfile", rom.clone());
+        }
     } else {
         // No PXE attempt unless asked: the guest boots from its disks at once.
         device = device.set("romfile", "");

@@ -46,6 +46,10 @@ pub struct InterfacePlan {
     /// Boot order, when the VMI gives one (PXE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_order: Option<u32>,
+    /// The NIC's iPXE option ROM on this node, for PXE boots (Debian ships them in
+    /// `ipxe-qemu` outside QEMU's own data directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rom: Option<String>,
     /// The MTU of the link.
     pub mtu: u32,
     /// Whether the node offers vhost-net (`/dev/vhost-net`) for virtio NICs.

@@ -96,6 +96,14 @@ pub fn default_mac(vmi_uid: &str, interface: &str) -> String {
     )
 }
 
+/// The iPXE ROM for NIC `model` on this node (EFI-capable first, as QEMU prefers).
+fn boot_rom(model: &str) -> Option<String> {
+    ["/usr/share/qemu", "/usr/lib/ipxe/qemu"]
+        .iter()
+        .flat_map(|dir| [format!("{dir}/efi-{model}.rom"), format!("{dir}/pxe-{model}.rom")])
+        .find(|p| std::path::Path::new(p).exists())
+}
+
 /// What a default MAC derives from: the owning VM's uid (stable across the VM's restarts),
 /// else the VMI's.
 fn mac_seed(vmi: &Value) -> &str {
@@ -201,6 +209,7 @@ fn nic_plan(
         model,
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
         boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
+        rom: iface["bootOrder"].as_u64().and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
         mtu: node.config.mtu,
         vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: Some(dhcp),
@@ -449,6 +458,7 @@ async fn attach_secondary(
         queues: 1,
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
         boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
+        rom: iface["bootOrder"].as_u64().and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
         mtu: net.mtu.unwrap_or(node.config.mtu),
         vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: None,

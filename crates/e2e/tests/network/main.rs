@@ -6,6 +6,7 @@ mod support;
 
 mod macpool;
 mod pod_network;
+mod pxe;
 mod bench;
 mod dns;
 mod secondary;
