@@ -20,6 +20,7 @@ pub mod exec;
 pub mod ipam;
 pub mod macpool;
 pub mod masquerade;
+pub mod nmstate;
 pub mod node;
 pub mod plan;
 pub mod secondary;

@@ -72,8 +72,15 @@ impl PodNet {
         }
     }
 
-    /// Starts the node's Service proxy (nftables) when the node has a pod network.
-    pub(crate) fn start_node_services(&self, client: &kube::Client) {
+    /// Starts the node's nmstate handler, and its Service proxy (nftables) and cluster DNS
+    /// when the node has a pod network.
+    pub(crate) fn start_node_services(&self, client: &kube::Client, node_name: &str) {
+        let (nmstate_client, name) = (client.clone(), node_name.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = oxivirt_network::nmstate::run(nmstate_client, name).await {
+                tracing::error!(error = %e, "the nmstate handler stopped");
+            }
+        });
         let Some(node) = self.node.clone() else { return };
         let client = client.clone();
         tokio::spawn(async move {

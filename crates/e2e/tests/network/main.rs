@@ -5,6 +5,7 @@
 mod support;
 
 mod macpool;
+mod nmstate;
 mod pod_network;
 mod pxe;
 mod bench;
