@@ -19,8 +19,8 @@ pub struct Policy {
     /// `(namespace, name)` → Role.
     roles: HashMap<(String, String), Value>,
     cluster_bindings: HashMap<String, Value>,
-    /// `(namespace, name)` → RoleBinding.
-    bindings: HashMap<(String, String), Value>,
+    /// namespace → name → RoleBinding: a decision reads only its namespace's bindings.
+    bindings: HashMap<String, HashMap<String, Value>>,
 }
 
 impl Policy {
@@ -47,7 +47,11 @@ impl Policy {
                 false
             }
             (["rolebindings", ns, name], obj) => {
-                put(&mut self.bindings, (ns.to_string(), name.to_string()), obj);
+                let in_namespace = self.bindings.entry(ns.to_string()).or_default();
+                put(in_namespace, name.to_string(), obj);
+                if in_namespace.is_empty() {
+                    self.bindings.remove(*ns);
+                }
                 false
             }
             _ => false,
@@ -89,11 +93,12 @@ impl Policy {
             .flat_map(move |b| self.role_rules(&b["roleRef"], ""));
         let local = self
             .bindings
-            .iter()
-            .filter(move |((ns, _), b)| {
-                !namespace.is_empty() && ns == namespace && binds(b, user, ns)
-            })
-            .flat_map(move |((ns, _), b)| self.role_rules(&b["roleRef"], ns));
+            .get(namespace)
+            .filter(|_| !namespace.is_empty())
+            .into_iter()
+            .flat_map(|in_namespace| in_namespace.values())
+            .filter(move |b| binds(b, user, namespace))
+            .flat_map(move |b| self.role_rules(&b["roleRef"], namespace));
         cluster.chain(local)
     }
 
