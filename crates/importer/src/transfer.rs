@@ -208,3 +208,56 @@ async fn write_sparse(
 fn is_zero(block: &[u8]) -> bool {
     block.iter().all(|&b| b == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn reader(bytes: Vec<u8>) -> Input {
+        Input::Reader(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let data = data.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().ok()?;
+        writer.join().ok()?.ok()?;
+        Some(out.stdout)
+    }
+
+    #[tokio::test]
+    async fn raw_data_is_written_sparse_and_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let mut data = vec![0u8; 8 << 20];
+        data[5 << 20] = 1;
+        let written = transfer(reader(data.clone()), None, &Progress::disabled(), &dest, |_| u64::MAX).await.unwrap();
+        assert_eq!(written.format, Detected::Raw);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&dest).unwrap().blocks() * 512 <= 1 << 20, "zero runs are holes");
+    }
+
+    #[tokio::test]
+    async fn gzip_is_decompressed_and_a_bomb_stops_at_the_limit() {
+        let Some(small) = gzip(b"QFI\xfb rest of a fake qcow2") else {
+            eprintln!("skipped: gzip is not installed");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let written = transfer(reader(small), None, &Progress::disabled(), &dest, |_| 1 << 20).await.unwrap();
+        assert_eq!(written.format, Detected::Qcow2);
+        let bomb = gzip(&vec![0u8; 64 << 20]).unwrap();
+        let err = transfer(reader(bomb), None, &Progress::disabled(), &dest, |_| 4 << 20).await.unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit } if limit == 4 << 20), "{err}");
+    }
+}
