@@ -37,7 +37,53 @@ pub enum Request {
     },
     /// Kill QEMU at once.
     Kill,
+    /// `guest-get-users`: who is logged in to the guest (reply `data`: the agent's list).
+    Userlist,
+    /// `guest-get-fsinfo`: the guest's mounted filesystems (reply `data`: the agent's list).
+    Filesystemlist,
+    /// `guest-fsfreeze-freeze`; thawed again automatically after `unfreezeTimeoutSeconds`
+    /// unless an `unfreeze` comes first (0 or absent: never).
+    Freeze {
+        /// Seconds until the launcher thaws the filesystems by itself.
+        #[serde(rename = "unfreezeTimeoutSeconds", default)]
+        unfreeze_timeout_seconds: Option<u64>,
+    },
+    /// `guest-fsfreeze-thaw`.
+    Unfreeze,
+    /// Makes `user`'s `~/.ssh/authorized_keys` hold exactly `keys` (through the guest agent).
+    Sshkeys {
+        /// The guest user.
+        user: String,
+        /// The public keys, one per entry.
+        keys: Vec<String>,
+    },
+    /// `guest-set-user-password` for `user` (plain text).
+    Setpassword {
+        /// The guest user.
+        user: String,
+        /// The password.
+        password: String,
+    },
 }
+
+impl Request {
+    /// Whether this request is carried out by the guest agent, off the VM actor (a guest
+    /// agent command may take up to a minute and must not hold up QMP work).
+    pub fn is_guest_agent(&self) -> bool {
+        matches!(
+            self,
+            Request::Userlist
+                | Request::Filesystemlist
+                | Request::Freeze { .. }
+                | Request::Unfreeze
+                | Request::Sshkeys { .. }
+                | Request::Setpassword { .. }
+        )
+    }
+}
+
+/// [`Reply::reason`] when the guest agent does not answer on its channel.
+pub const AGENT_NOT_CONNECTED: &str = "AgentNotConnected";
 
 /// The reply line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +96,12 @@ pub struct Reply {
     /// The status, for `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// A machine-readable cause of a failure, e.g. [`AGENT_NOT_CONNECTED`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What a guest agent query answered, as the agent spells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Reply {
@@ -59,6 +111,8 @@ impl Reply {
             ok: true,
             error: None,
             status: None,
+            reason: None,
+            data: None,
         }
     }
 
@@ -68,6 +122,8 @@ impl Reply {
             ok: false,
             error: Some(message.into()),
             status: None,
+            reason: None,
+            data: None,
         }
     }
 }
@@ -179,6 +235,14 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Request>(r#"{"command":"explode"}"#).is_err());
+        assert_eq!(
+            parse(r#"{"command":"freeze","unfreezeTimeoutSeconds":300}"#),
+            Request::Freeze {
+                unfreeze_timeout_seconds: Some(300)
+            }
+        );
+        assert!(parse(r#"{"command":"filesystemlist"}"#).is_guest_agent());
+        assert!(!parse(r#"{"command":"pause"}"#).is_guest_agent());
     }
 
     #[test]

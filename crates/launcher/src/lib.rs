@@ -33,6 +33,7 @@ pub mod config_disks;
 pub mod console;
 pub mod control;
 mod error;
+pub mod guest_ops;
 pub mod iso9660;
 mod prepare;
 pub mod qcow2;

@@ -178,6 +178,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         qmp,
         events,
         events_open: true,
+        guest_ops: crate::guest_ops::GuestOps::new(agent.clone()),
         agent,
         console,
         commands,
@@ -228,6 +229,8 @@ struct Vm {
     events: EventStream,
     events_open: bool,
     agent: Arc<GuestAgent>,
+    /// Guest-agent requests of `control.sock`, served off the actor.
+    guest_ops: Arc<crate::guest_ops::GuestOps>,
     /// The serial console relay, unless the VMI switched the serial port off.
     console: Option<Console>,
     commands: mpsc::Receiver<Envelope>,
@@ -264,6 +267,10 @@ impl Vm {
             };
             match wake {
                 Wake::Exited(exit) => break exit,
+                Wake::Command(Envelope { request, reply }) if request.is_guest_agent() => {
+                    let ops = self.guest_ops.clone();
+                    tokio::spawn(async move { reply.send(ops.run(request).await) });
+                }
                 Wake::Command(Envelope { request, reply }) => {
                     let answer = self.handle(request, status).await;
                     let _ = reply.send(answer);
@@ -317,6 +324,7 @@ impl Vm {
                 self.kill("Killed", "killed on request".to_owned());
                 return Reply::ok();
             }
+            guest => return self.guest_ops.clone().run(guest).await,
         };
         match result {
             Ok((phase, reason)) => match status.set_phase(phase, reason, "") {
