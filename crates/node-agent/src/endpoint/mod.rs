@@ -12,11 +12,14 @@
 //! | GET | `…/{name}/{console,vnc}` | upgrade to a raw stream to the launcher's socket |
 //! | GET | `…/{name}/portforward/{port}[/tcp]` | upgrade to a raw stream to the Pod's port |
 //! | GET | `…/{name}/guestosinfo` | what the guest agent reported |
+//! | GET | `…/{name}/{userlist,filesystemlist}` | asked of the guest agent live |
+//! | PUT | `…/{name}/freeze[?unfreezeTimeoutSeconds=N]`, `…/{name}/unfreeze` | guest filesystem freeze |
 //! | GET | `/containerLogs/{ns}/{pod}/{container}` | `compute` / `guest-console-log` logs |
 //!
 //! [`AGENT_CERTIFICATE_ANNOTATION`]: oxivirt_api::well_known::AGENT_CERTIFICATE_ANNOTATION
 
 mod control;
+mod guest;
 mod locate;
 mod logs;
 mod streams;
@@ -203,8 +206,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                         "application/json",
                         crate::guest_info::agent_info(&info).to_string(),
                     ),
-                    None => error(StatusCode::CONFLICT, "VMI does not have guest agent connected"),
+                    None => error(StatusCode::CONFLICT, guest::NOT_CONNECTED),
                 },
+                (Method::GET, [which @ ("userlist" | "filesystemlist")]) => guest::list(&dir, which).await,
+                (Method::PUT, [verb @ ("freeze" | "unfreeze")]) => {
+                    guest::freeze(&dir, verb, req.uri().query()).await
+                }
                 (Method::GET, [kind @ ("console" | "vnc")]) => {
                     let socket = dir.file(if *kind == "console" { "console.sock" } else { "vnc.sock" });
                     match tokio::net::UnixStream::connect(&socket).await {
