@@ -226,6 +226,29 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
                 Err(e) => e.into_response(),
             }
         }
+        (&Method::GET, [_, "namespaces", ns, "virtualmachineinstances", name, which @ ("userlist" | "filesystemlist")]) => {
+            crate::vmi_relay::guest_list(&api, ns, name, which)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+        (&Method::PUT, [_, "namespaces", ns, "virtualmachineinstances", name, verb @ ("freeze" | "unfreeze")]) => {
+            let (ns, name, freeze) = (ns.to_string(), name.to_string(), *verb == "freeze");
+            let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let unfreeze_after = if freeze {
+                match crate::vmi_relay::unfreeze_timeout(&body) {
+                    Ok(after) => Some(after),
+                    Err(e) => return e.into_response(),
+                }
+            } else {
+                None
+            };
+            match crate::vmi_relay::freeze(&api, &ns, &name, unfreeze_after).await {
+                Ok(()) => (StatusCode::OK, "").into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
         (&Method::GET, [_, "namespaces", ns, "virtualmachineinstances", name, "guestosinfo"]) => {
             crate::vmi_relay::guest_os_info(&api, ns, name)
                 .await

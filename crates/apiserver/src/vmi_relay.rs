@@ -1,5 +1,6 @@
 //! VMI subresources served by the node agent of the VMI's node (upstream: virt-api proxying
-//! to virt-handler): `pause`, `unpause`, `softreboot`, `reset`, `guestosinfo`, and the
+//! to virt-handler): `pause`, `unpause`, `softreboot`, `reset`, `guestosinfo`, the guest
+//! agent's `userlist`, `filesystemlist`, `freeze` and `unfreeze`, and the
 //! websocket streams `console`, `vnc` and `portforward/{port}[/{protocol}]` (also on VMs).
 //!
 //! Websockets speak upstream's `plain.kubevirt.io` subprotocol: binary messages carry the raw
@@ -140,6 +141,116 @@ pub async fn guest_os_info(api: &Api, ns: &str, name: &str) -> ApiResult<Respons
     Ok(json_response(StatusCode::OK, &info, vec![]))
 }
 
+/// Upstream's conflict when a guest-agent subresource meets a VMI without an agent.
+const NO_AGENT: &str = "VMI does not have guest agent connected";
+
+fn agent_connected(vmi: &Value) -> bool {
+    vmi["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "AgentConnected" && c["status"] == "True"))
+}
+
+/// `GET …/virtualmachineinstances/{name}/{userlist,filesystemlist}`: the guest agent's
+/// answer, asked live, as `VirtualMachineInstanceGuestOSUserList` /
+/// `VirtualMachineInstanceFileSystemList`.
+///
+/// # Errors
+/// 404 for a missing VMI, 409 when it is not running or has no guest agent connected
+/// (upstream's messages), 503 when the node agent cannot be reached.
+pub async fn guest_list(api: &Api, ns: &str, name: &str, which: &str) -> ApiResult<Response> {
+    let vmi = vmi(api, ns, name).await?;
+    let node = running_node(&vmi, name)?;
+    if !agent_connected(&vmi) {
+        return Err(conflict(name, NO_AGENT));
+    }
+    let (status, body) = relay(api)?
+        .call(api, &node, Method::GET, &agent_path(ns, name, which))
+        .await?;
+    match status {
+        s if s.is_success() => {
+            let list: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::Internal(format!("the agent's {which}: {e}")))?;
+            Ok(json_response(StatusCode::OK, &list, vec![]))
+        }
+        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        s => Err(agent_refusal(s, &body)),
+    }
+}
+
+/// `PUT …/freeze` (`unfreeze_after` from `unfreezeTimeout`) or, with `None`, `…/unfreeze`.
+///
+/// # Errors
+/// As [`guest_list`]; 500 when the guest agent refuses.
+pub async fn freeze(api: &Api, ns: &str, name: &str, unfreeze_after: Option<std::time::Duration>) -> ApiResult<()> {
+    let vmi = vmi(api, ns, name).await?;
+    let node = running_node(&vmi, name)?;
+    let path = match unfreeze_after {
+        // Rounded up: a timeout under a second must still thaw, not mean "never".
+        Some(after) => {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            agent_path(ns, name, &format!("freeze?unfreezeTimeoutSeconds={seconds}"))
+        }
+        None => agent_path(ns, name, "unfreeze"),
+    };
+    let (status, body) = relay(api)?.call(api, &node, Method::PUT, &path).await?;
+    match status {
+        s if s.is_success() => Ok(()),
+        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        s => Err(agent_refusal(s, &body)),
+    }
+}
+
+/// `unfreezeTimeout` of a freeze request body (`v1.FreezeUnfreezeTimeout`, a Go duration
+/// such as `"5m0s"`), with upstream's refusals.
+///
+/// # Errors
+/// 400 when the body is not JSON, the timeout is missing, malformed or negative.
+pub fn unfreeze_timeout(body: &[u8]) -> ApiResult<std::time::Duration> {
+    let options: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Can not unmarshal Request body to struct, error: {e}")))?;
+    let text = match &options["unfreezeTimeout"] {
+        Value::String(text) => text.clone(),
+        Value::Null => return Err(ApiError::BadRequest("Unfreeze timeout must be specified".into())),
+        other => other.to_string(),
+    };
+    if text.trim_start().starts_with('-') {
+        return Err(ApiError::BadRequest("Unfreeze timeout must be positive".into()));
+    }
+    go_duration(&text)
+        .ok_or_else(|| ApiError::BadRequest(format!("time: invalid duration {text:?}")))
+}
+
+/// A Go `time.Duration` string (`1h2m3.5s`, `300ms`, `0`), as `time.ParseDuration` reads it.
+fn go_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim().trim_start_matches('+');
+    if text == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut nanos = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        nanos += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(std::time::Duration::from_nanos(nanos as u64))
+}
+
 /// Which stream a websocket request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stream {
@@ -226,5 +337,26 @@ async fn bridge(socket: WebSocket, agent: Upgraded) {
     tokio::select! {
         () = to_agent => {}
         () = from_agent => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn unfreeze_timeouts_read_as_go_durations() {
+        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"5m0s"}"#).ok(), Some(Duration::from_secs(300)));
+        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"1h2m3.5s"}"#).ok(), Some(Duration::from_millis(3_723_500)));
+        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"0"}"#).ok(), Some(Duration::ZERO));
+        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"250ms"}"#).ok(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_missing_negative_or_bad_timeout_is_refused() {
+        for body in [&br#"{}"#[..], br#"{"unfreezeTimeout":"-1s"}"#, br#"{"unfreezeTimeout":"5 minutes"}"#, b"nope"] {
+            assert!(matches!(unfreeze_timeout(body), Err(ApiError::BadRequest(_))), "{}", String::from_utf8_lossy(body));
+        }
     }
 }
