@@ -136,7 +136,7 @@ pub struct StartArgs {
     pub dry_run: bool,
 }
 
-/// `virtctl pause|unpause vm|vmi NAME`, `soft-reboot|reset|guestosinfo NAME`.
+/// `virtctl pause|unpause vm|vmi NAME`, `soft-reboot|reset|guestosinfo|userlist|fslist NAME`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VmiOpArgs {
     /// `vm|vmi NAME` for pause/unpause, `NAME` otherwise.
@@ -183,10 +183,10 @@ pub enum Command {
     MigrateCancel(Passthrough),
     /// Return guest agent info about the operating system.
     Guestosinfo(VmiOpArgs),
-    /// Return the list of users logged in on a guest. [not supported by this build yet]
-    Userlist(Passthrough),
-    /// Return the list of filesystems on the guest. [not supported by this build yet]
-    Fslist(Passthrough),
+    /// Return the list of users logged in on a guest.
+    Userlist(VmiOpArgs),
+    /// Return the list of filesystems on the guest.
+    Fslist(VmiOpArgs),
     /// Add a volume to a running VM. [not supported by this build yet]
     Addvolume(Passthrough),
     /// Remove a volume from a running VM. [not supported by this build yet]
@@ -313,6 +313,7 @@ mod tests {
                 "version" | "create" | "options" | "help" | "start" | "stop" | "restart"
                     | "console" | "vnc" | "port-forward" | "ssh" | "scp" | "expose"
                     | "pause" | "unpause" | "soft-reboot" | "reset" | "guestosinfo"
+                    | "userlist" | "fslist"
             ) {
                 // Implemented commands validate their arguments; the rest take anything.
                 continue;

@@ -92,12 +92,14 @@ impl Plan {
                     .validate(args.force)
                     .map(|r| Plan::VmState(Box::new(r)))
             }
-            Command::Pause(a) | Command::Unpause(a) | Command::SoftReboot(a) | Command::Reset(a) | Command::Guestosinfo(a) => {
+            Command::Pause(a) | Command::Unpause(a) | Command::SoftReboot(a) | Command::Reset(a) | Command::Guestosinfo(a) | Command::Userlist(a) | Command::Fslist(a) => {
                 let op = match command_name {
                     "pause" => VmiOp::Pause,
                     "unpause" => VmiOp::Unpause,
                     "soft-reboot" => VmiOp::SoftReboot,
                     "reset" => VmiOp::Reset,
+                    "userlist" => VmiOp::UserList,
+                    "fslist" => VmiOp::FsList,
                     _ => VmiOp::GuestOsInfo,
                 };
                 VmiOpRequest::from_args(op, &a.args, connection, a.dry_run).map(|r| Plan::VmiOp(Box::new(r)))

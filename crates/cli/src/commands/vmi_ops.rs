@@ -1,5 +1,6 @@
-//! `virtctl pause|unpause vm|vmi NAME`, `soft-reboot NAME`, `reset NAME` and
-//! `guestosinfo NAME`: the VMI subresources the node agent carries out (a VM's VMI has the
+//! `virtctl pause|unpause vm|vmi NAME`, `soft-reboot NAME`, `reset NAME`,
+//! `guestosinfo NAME`, `userlist NAME` and `fslist NAME`: the VMI subresources the node
+//! agent carries out (a VM's VMI has the
 //! VM's name, so `vm` and `vmi` address the same object, as upstream).
 
 use std::io::Write;
@@ -17,6 +18,8 @@ pub enum VmiOp {
     SoftReboot,
     Reset,
     GuestOsInfo,
+    UserList,
+    FsList,
 }
 
 impl VmiOp {
@@ -27,7 +30,14 @@ impl VmiOp {
             VmiOp::SoftReboot => "softreboot",
             VmiOp::Reset => "reset",
             VmiOp::GuestOsInfo => "guestosinfo",
+            VmiOp::UserList => "userlist",
+            VmiOp::FsList => "filesystemlist",
         }
+    }
+
+    /// Whether this reads guest data (a GET printing JSON) rather than acting on the VM.
+    fn is_query(self) -> bool {
+        matches!(self, VmiOp::GuestOsInfo | VmiOp::UserList | VmiOp::FsList)
     }
 
     /// Upstream's command word in `VMI x was scheduled to <word>`.
@@ -38,6 +48,8 @@ impl VmiOp {
             VmiOp::SoftReboot => "soft-reboot",
             VmiOp::Reset => "reset",
             VmiOp::GuestOsInfo => "guestosinfo",
+            VmiOp::UserList => "userlist",
+            VmiOp::FsList => "fslist",
         }
     }
 
@@ -49,6 +61,8 @@ impl VmiOp {
             VmiOp::SoftReboot => "soft rebooting",
             VmiOp::Reset => "resetting",
             VmiOp::GuestOsInfo => "getting guestosinfo of",
+            VmiOp::UserList => "listing users of",
+            VmiOp::FsList => "listing filesystems of",
         };
         format!("Error {gerund} VirtualMachineInstance {name}")
     }
@@ -93,8 +107,8 @@ impl VmiOpRequest {
     }
 }
 
-/// Sends the request; prints `VMI NAME was scheduled to COMMAND`, or the guest OS info as
-/// indented JSON.
+/// Sends the request; prints `VMI NAME was scheduled to COMMAND`, or the guest OS info,
+/// user list or filesystem list as indented JSON.
 ///
 /// # Errors
 /// [`Error::Config`] without a usable kubeconfig, [`Error::Refused`] with the server's words.
@@ -114,7 +128,7 @@ pub fn run(request: &VmiOpRequest, out: &mut dyn Write) -> Result<()> {
             request.op.subresource()
         );
         let failure = request.op.failure(&request.name);
-        let http_request = if request.op == VmiOp::GuestOsInfo {
+        let http_request = if request.op.is_query() {
             http::Request::get(&path).body(Vec::new())
         } else {
             let body = if request.dry_run {
@@ -135,7 +149,7 @@ pub fn run(request: &VmiOpRequest, out: &mut dyn Write) -> Result<()> {
                 kube::Error::Api(status) => Error::Refused(format!("{failure}: {}", status.message)),
                 other => Error::Refused(format!("{failure}: {other}")),
             })?;
-        if request.op == VmiOp::GuestOsInfo {
+        if request.op.is_query() {
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Refused(format!("{failure}: the server answered {e}")))?;
             let pretty = serde_json::to_string_pretty(&value).map_err(|e| Error::Serialize(Box::new(e)))?;
@@ -169,5 +183,8 @@ mod tests {
         let r = VmiOpRequest::from_args(VmiOp::SoftReboot, &args(&["a"]), c, false).expect("valid");
         assert_eq!(r.name, "a");
         assert_eq!(r.op.failure("a"), "Error soft rebooting VirtualMachineInstance a");
+        let r = VmiOpRequest::from_args(VmiOp::FsList, &args(&["a"]), ConnectionOptions::default(), false).expect("valid");
+        assert_eq!(r.op.subresource(), "filesystemlist");
+        assert!(r.op.is_query() && !VmiOp::Reset.is_query());
     }
 }
