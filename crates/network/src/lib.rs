@@ -23,6 +23,7 @@ pub mod masquerade;
 pub mod nmstate;
 pub mod node;
 pub mod plan;
+pub mod routes;
 pub mod secondary;
 pub mod pod;
 pub mod services;

@@ -169,14 +169,16 @@ impl NodeNetwork {
         format!("oxi-{}", self.id)
     }
 
-    /// Pods reach beyond the node from their pod IP masqueraded behind the node's address;
-    /// traffic between Pods keeps its source. Replaces the table atomically.
+    /// Pods reach beyond the cluster from their pod IP masqueraded behind the node's
+    /// address; traffic between Pods (on any node) keeps its source. Replaces the table
+    /// atomically.
     fn nat_table(&self) -> String {
         let (t, br, cidr) = (self.nat_table_name(), &self.bridge, self.pod_cidr);
+        let cluster = self.config.cluster_cidr;
         format!(
             "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n\
              \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-             \t\tip saddr {cidr} ip daddr != {cidr} oifname != \"{br}\" masquerade\n\t}}\n\
+             \t\tip saddr {cidr} ip daddr != {cluster} oifname != \"{br}\" masquerade\n\t}}\n\
              \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
              \t\tiifname \"{br}\" accept\n\t\toifname \"{br}\" ct state established,related accept\n\t}}\n}}\n"
         )
@@ -215,10 +217,33 @@ async fn reap_dead_nodes(own: &str) {
         let Ok(Some(_held)) = try_lock(&entry.path(), false) else {
             continue; // alive
         };
+        if has_running_pods(id).await {
+            // Launchers outlive their agent by design; the node's network stays for them
+            // until the agent comes back (same data directory, same id) or they end.
+            continue;
+        }
         tracing::info!(node = id, "removing the network of a node that is gone");
         remove_node_objects(id).await;
         let _ = std::fs::remove_file(entry.path());
     }
+}
+
+/// Whether a process still runs in one of node `id`'s Pod namespaces.
+async fn has_running_pods(id: &str) -> bool {
+    let prefix = format!("oxi-{id}-");
+    let Ok(list) = exec::ip(None, &["netns", "list"]).await else {
+        return false;
+    };
+    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        if ns.starts_with(&prefix)
+            && exec::ip(None, &["netns", "pids", ns])
+                .await
+                .is_ok_and(|pids| !pids.trim().is_empty())
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Removes every host object named after node `id`.

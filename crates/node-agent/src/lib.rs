@@ -70,7 +70,7 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     let state = std::sync::Arc::new(endpoint::State::new(config.data_dir.clone(), client.clone()));
     tokio::spawn(endpoint::serve(endpoint, state));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
-    network.start_node_services(&client, &config.node_name);
+    network.start_node_services(&client, &config.node_name, &node.internal_ip);
     let ctx = pods::Ctx {
         network,
         events: events::Events::new(client.clone(), &config.node_name),

@@ -74,7 +74,7 @@ impl PodNet {
 
     /// Starts the node's nmstate handler, and its Service proxy (nftables) and cluster DNS
     /// when the node has a pod network.
-    pub(crate) fn start_node_services(&self, client: &kube::Client, node_name: &str) {
+    pub(crate) fn start_node_services(&self, client: &kube::Client, node_name: &str, node_ip: &str) {
         let (nmstate_client, name) = (client.clone(), node_name.to_string());
         tokio::spawn(async move {
             if let Err(e) = oxivirt_network::nmstate::run(nmstate_client, name).await {
@@ -82,6 +82,13 @@ impl PodNet {
             }
         });
         let Some(node) = self.node.clone() else { return };
+        let (routes_client, routes_node) = (client.clone(), node.clone());
+        let (name, ip) = (node_name.to_string(), node_ip.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = oxivirt_network::routes::run(routes_client, routes_node, name, ip).await {
+                tracing::error!(error = %e, "the pod route keeper stopped");
+            }
+        });
         let client = client.clone();
         tokio::spawn(async move {
             if let Err(e) = oxivirt_network::services::proxy::run(client, node).await {

@@ -5,6 +5,7 @@
 mod support;
 
 mod macpool;
+mod multinode;
 mod nmstate;
 mod pod_network;
 mod pxe;

@@ -2,7 +2,6 @@
 //! `dnsmasq` on the Linux bridge answers its DHCP and serves the boot file over TFTP.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use oxivirt_e2e::wait_until;
 use serde_json::json;

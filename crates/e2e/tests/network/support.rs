@@ -120,19 +120,23 @@ impl NetServer {
         self.server.kubectl()
     }
 
-    /// The node's network id (from the Node's `oxivirt.io/pod-network` annotation).
-    pub fn node_id(&self) -> Option<String> {
-        let note = self
+    /// The network ids of the cluster's nodes (from their `oxivirt.io/pod-network`
+    /// annotations).
+    pub fn node_ids(&self) -> Vec<String> {
+        let notes = self
             .kubectl()
-            .run(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.annotations.oxivirt\\.io/pod-network}"])
+            .run(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.annotations.oxivirt\\.io/pod-network}{\"\\n\"}{end}"])
             .stdout;
-        note.split_whitespace().last()?.strip_prefix("oxb").map(str::to_string)
+        notes
+            .lines()
+            .filter_map(|n| n.split_whitespace().last()?.strip_prefix("oxb").map(str::to_string))
+            .collect()
     }
 }
 
 impl Drop for NetServer {
     fn drop(&mut self) {
-        let id = self.node_id();
+        let ids = self.node_ids();
         let data = self.server.data_dir();
         self.server.kill();
         // Launchers and QEMUs outlive their server by design; this test's must not.
@@ -146,7 +150,7 @@ impl Drop for NetServer {
                 }
             }
         }
-        if let Some(id) = id {
+        for id in ids {
             let script = format!(
                 "for n in $(ip netns list | awk '{{print $1}}' | grep '^oxi-{id}-'); do ip netns del $n; done; \
                  nft list tables | awk '$3 == \"oxi-{id}\" || index($3, \"oxi-{id}-\") == 1 {{print $2, $3}}' | \
