@@ -15,6 +15,14 @@ use crate::spec::LaunchSpec;
 /// [`Error::Config`] for a model QEMU cannot express here.
 pub(crate) fn add(spec: &LaunchSpec, out: &mut Builder) -> Result<()> {
     let Some(plan) = &spec.network else {
+        let devices = &spec.vmi.spec.domain.devices;
+        if !devices.interfaces.is_empty() || !spec.vmi.spec.networks.is_empty() {
+            out.note(format!(
+                "{} interface(s) and {} network(s) ignored: this node has no pod network",
+                devices.interfaces.len(),
+                spec.vmi.spec.networks.len()
+            ));
+        }
         return Ok(());
     };
     for nic in &plan.interfaces {
@@ -114,6 +122,45 @@ pub(crate) fn serve_dhcp(plan: Option<&PodNetworkPlan>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn argv(network: serde_json::Value) -> Vec<String> {
+        let spec: LaunchSpec = serde_json::from_value(serde_json::json!({
+            "vmi": {"metadata": {"name": "vm1", "namespace": "ns"},
+                    "spec": {"domain": {"resources": {"requests": {"memory": "128Mi"}},
+                                        "devices": {"interfaces": [{"name": "default", "masquerade": {}}]}},
+                             "networks": [{"name": "default", "pod": {}}]}},
+            "network": network,
+        }))
+        .unwrap();
+        let paths = crate::spec::RunPaths::new(std::path::Path::new("/run/x"));
+        crate::args::qemu_config(&spec, &paths).unwrap().args
+    }
+
+    #[test]
+    fn a_planned_nic_becomes_a_tap_netdev_and_a_device_with_its_mac() {
+        let args = argv(serde_json::json!({"interfaces": [{
+            "name": "default", "binding": "masquerade", "tap": "tap0", "mac": "02:00:00:00:00:01",
+            "model": "virtio", "queues": 2, "mtu": 1500, "vhost": true}]}));
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("-netdev tap,id=hostua-default,ifname=tap0,script=no,downscript=no,vhost=on,queues=2"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("-device virtio-net-pci,netdev=hostua-default,id=ua-default,mac=02:00:00:00:00:01,mq=on,vectors=6,romfile="),
+            "{joined}"
+        );
+        let e1000e = argv(serde_json::json!({"interfaces": [{
+            "name": "default", "binding": "bridge", "tap": "tap0", "mac": "02:00:00:00:00:02",
+            "model": "e1000e", "queues": 1, "mtu": 1500, "bootOrder": 1, "rom": "/r/efi-e1000e.rom"}]}));
+        assert!(e1000e.join(" ").contains("-device e1000e,netdev=hostua-default,id=ua-default,mac=02:00:00:00:00:02,bootindex=1,romfile=/r/efi-e1000e.rom"));
+    }
+
+    #[test]
+    fn without_a_plan_there_is_no_nic() {
+        let args = argv(serde_json::Value::Null);
+        assert!(!args.iter().any(|a| a == "-netdev"), "{args:?}");
+    }
 
     #[test]
     fn only_root_bus_addresses_are_placed() {

@@ -87,13 +87,6 @@ pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Buil
     out.device(Props::new("pvpanic-pci").set("id", "panic0"));
 
     tpm(vmi, paths, out)?;
-    if !devices.interfaces.is_empty() || !vmi.spec.networks.is_empty() {
-        out.note(format!(
-            "{} interface(s) and {} network(s) ignored: networking is not implemented yet",
-            devices.interfaces.len(),
-            vmi.spec.networks.len()
-        ));
-    }
     if vmi.spec.domain.clock.is_some() {
         out.note("domain.clock ignored: the guest clock is UTC");
     }
