@@ -180,7 +180,7 @@ pub async fn guest_list(api: &Api, ns: &str, name: &str, which: &str) -> ApiResu
 /// `PUT …/freeze` (`unfreeze_after` from `unfreezeTimeout`) or, with `None`, `…/unfreeze`.
 ///
 /// # Errors
-/// As [`guest_list`]; 500 when the guest agent refuses.
+/// As [`guest_list`]; 409 with the agent's words when the guest agent refuses.
 pub async fn freeze(api: &Api, ns: &str, name: &str, unfreeze_after: Option<std::time::Duration>) -> ApiResult<()> {
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;

@@ -24,6 +24,7 @@ mod accel;
 mod adopt;
 mod config;
 mod config_volumes;
+mod credentials;
 mod downward_api;
 mod endpoint;
 mod events;
@@ -69,6 +70,7 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     node::register(&client, &node).await?;
     let state = std::sync::Arc::new(endpoint::State::new(config.data_dir.clone(), client.clone()));
     tokio::spawn(endpoint::serve(endpoint, state));
+    tokio::spawn(credentials::run(client.clone(), config.data_dir.clone()));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     network.start_node_services(&client, &config.node_name, &node.internal_ip);
     let ctx = pods::Ctx {

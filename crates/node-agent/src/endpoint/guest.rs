@@ -54,7 +54,8 @@ fn unfreeze_timeout(query: Option<&str>) -> u64 {
 }
 
 /// Sends `request` to the launcher; a refusal becomes the response to give: 409 with
-/// upstream's words when the agent is not connected, 500 when the agent refused, 503 when
+/// upstream's words when the agent is not connected, 409 with the agent's words when it
+/// refused, 503 when
 /// the launcher cannot be reached.
 async fn ask(dir: &RunDir, request: &Value) -> Result<Value, http::Response<Body>> {
     match control::send(&dir.file("control.sock"), request).await {
@@ -62,8 +63,10 @@ async fn ask(dir: &RunDir, request: &Value) -> Result<Value, http::Response<Body
         Ok(reply) if reply["reason"] == AGENT_NOT_CONNECTED => {
             Err(error(StatusCode::CONFLICT, NOT_CONNECTED))
         }
+        // The guest refused (a frozen guest refuses most commands, a disabled command):
+        // its state, not the request, is at fault, and the user must see the agent's words.
         Ok(reply) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::CONFLICT,
             format!(
                 "the guest agent failed: {}",
                 reply["error"].as_str().unwrap_or("no reason given")

@@ -18,7 +18,7 @@
 //!
 //! [`AGENT_CERTIFICATE_ANNOTATION`]: oxivirt_api::well_known::AGENT_CERTIFICATE_ANNOTATION
 
-mod control;
+pub(crate) mod control;
 mod guest;
 mod locate;
 mod logs;
