@@ -89,7 +89,9 @@ pub fn guest_image() -> String {
                 std::process::id(),
                 dir.display()
             );
-            Command::new("sh").args(["-c", &script]).stdin(Stdio::null()).spawn().unwrap();
+            let mut watcher = Command::new("sh").args(["-c", &script]).stdin(Stdio::null()).spawn().unwrap();
+            // Reaped when it ends (with this process); never a zombie meanwhile.
+            std::thread::spawn(move || watcher.wait());
             let address = format!("127.0.0.1:{port}");
             wait_until("docker-registry", Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok());
             let image = format!("{address}/oxivirt/test-guest:latest");

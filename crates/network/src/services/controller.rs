@@ -148,7 +148,7 @@ async fn endpoints_all(
         .collect();
     written.retain(|k, _| live.contains(k.trim_end_matches("#slice")));
     for svc in svcs {
-        if !svc["spec"]["selector"].as_object().is_some_and(|s| !s.is_empty())
+        if svc["spec"]["selector"].as_object().is_none_or(|s| s.is_empty())
             || svc["spec"]["type"] == "ExternalName"
         {
             continue;
