@@ -198,6 +198,7 @@ impl NodeNetwork {
         )
         .await;
         let _ = exec::ip(None, &["link", "del", &self.bridge]).await;
+        let _ = std::fs::remove_file(Path::new(LOCK_DIR).join(format!("{}.lock", self.id)));
     }
 }
 
