@@ -9,6 +9,7 @@
 mod common;
 mod config_disks;
 mod emulation;
+mod guest_agent;
 mod lifecycle;
 mod restart;
 mod scheduling;
