@@ -34,6 +34,8 @@ pub struct NodeConfig {
 
 /// How often the node half looks again when nothing changes (worker progress is polled).
 const TICK: Duration = Duration::from_secs(1);
+/// How often while a worker process runs (its exit and progress are polled).
+const BUSY_TICK: Duration = Duration::from_millis(100);
 
 /// Runs the node half until the process ends.
 ///
@@ -61,9 +63,12 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()>
         provision::reconcile(&client, &world, &events, &config, &pools).await;
         expand::reconcile(&client, &world, &events, &config.node_name, &pools).await;
         workers.reconcile(&world).await;
+        // A worker's exit is no watch event: look often while one runs, so a finished
+        // import is reported at once.
+        let tick = if workers.busy() { BUSY_TICK } else { TICK };
         tokio::select! {
             () = world.wake.notified() => {}
-            () = tokio::time::sleep(TICK) => {}
+            () = tokio::time::sleep(tick) => {}
         }
     }
 }

@@ -72,6 +72,11 @@ impl Workers {
         }
     }
 
+    /// Whether a worker process is running.
+    pub fn busy(&self) -> bool {
+        self.lock().values().any(|w| w.child.is_some())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {
         self.workers.lock().unwrap_or_else(|p| p.into_inner())
     }
