@@ -25,6 +25,9 @@ pub struct NetworkConfig {
     pub mtu: u32,
     /// `OXIVIRT_POD_NETWORK=off` turns the pod network off (VMs then run without NICs).
     pub enabled: bool,
+    /// Dual stack: the IPv6 pod range, a /56 or shorter (`OXIVIRT_POD_CIDR_V6`, e.g.
+    /// `fd00:10:244::/56`); each node takes the /64 numbered like its IPv4 /24.
+    pub cluster_cidr_v6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl Default for NetworkConfig {
@@ -38,6 +41,7 @@ impl Default for NetworkConfig {
             load_balancer_pool: Cidr::new(Ipv4Addr::new(10, 99, 0, 0), 24),
             mtu: 1500,
             enabled: true,
+            cluster_cidr_v6: None,
         }
     }
 }
@@ -104,6 +108,15 @@ impl NetworkConfig {
             config.load_balancer_pool = v
                 .parse()
                 .map_err(|e| bad("OXIVIRT_LB_POOL", &v, format!("{e}")))?;
+        }
+        if let Some(v) = get("OXIVIRT_POD_CIDR_V6") {
+            let parsed = v
+                .split_once('/')
+                .and_then(|(a, l)| Some((a.parse::<std::net::Ipv6Addr>().ok()?, l.parse::<u8>().ok()?)))
+                .filter(|(_, l)| *l <= 56);
+            config.cluster_cidr_v6 = Some(parsed.ok_or_else(|| {
+                bad("OXIVIRT_POD_CIDR_V6", &v, "expected an IPv6 prefix of /56 or shorter".into())
+            })?);
         }
         if let Some(v) = get("OXIVIRT_POD_NETWORK") {
             config.enabled = !matches!(v.as_str(), "off" | "false" | "0");

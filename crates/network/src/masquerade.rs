@@ -14,6 +14,11 @@ pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
 pub const PREFIX: u8 = 24;
 /// Ports upstream keeps for itself (libvirt migration): never forwarded to the guest.
 pub const RESERVED_PORTS: [u16; 2] = [49152, 49153];
+/// The guest's IPv6 address and the in-Pod gateway of dual-stack masquerade (upstream's
+/// `vmIPv6NetworkCIDR` default).
+pub const GUEST_IP6: &str = "fd10:0:2::2";
+/// The gateway with its prefix, on the in-Pod bridge.
+pub const GATEWAY_IP6_CIDR: &str = "fd10:0:2::1/120";
 /// The table name inside the Pod's namespace.
 pub const TABLE: &str = "oxivirt-masquerade";
 
@@ -62,6 +67,21 @@ pub fn ruleset(pod_if: &str, pod_ip: Ipv4Addr, ports: &[Port]) -> String {
     )
 }
 
+/// The IPv6 half of the binding: inbound to the Pod's IPv6 address reaches the guest's
+/// `fd10:0:2::2` (same port rules), the guest's traffic leaves behind the Pod's address.
+pub fn ruleset_v6(pod_if: &str, pod_ip6: std::net::Ipv6Addr, ports: &[Port]) -> String {
+    let v4 = ruleset(pod_if, Ipv4Addr::UNSPECIFIED, ports);
+    let table = format!("{TABLE}6");
+    v4.replace(&format!("table ip {TABLE}"), &format!("table ip6 {table}"))
+        .replace("ip daddr 0.0.0.0", &format!("ip6 daddr {pod_ip6}"))
+        .replace(&format!("dnat to {GUEST_IP}"), &format!("dnat to {GUEST_IP6}"))
+        .replace(&format!("ip saddr {GUEST_IP}"), &format!("ip6 saddr {GUEST_IP6}"))
+        .replace(
+            &format!("ip daddr {GUEST_IP} ip saddr != 10.0.2.0/24 snat to {GATEWAY_IP}"),
+            &format!("ip6 daddr {GUEST_IP6} ip6 saddr != fd10:0:2::/120 snat to fd10:0:2::1"),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +122,8 @@ mod nft_check {
         for rules in [
             ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[]),
             ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &ports),
+            ruleset_v6("eth0", "fd00:10:244:1::5".parse().unwrap(), &[]),
+            ruleset_v6("eth0", "fd00:10:244:1::5".parse().unwrap(), &ports),
         ] {
             // `delete table` fails in check mode when the table does not exist: check the body.
             let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");

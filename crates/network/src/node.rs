@@ -57,6 +57,8 @@ pub struct NodeNetwork {
     pub pod_cidr: Cidr,
     /// The bridge's address: the Pods' gateway, and where the node's DNS listens.
     pub gateway: Ipv4Addr,
+    /// The node's IPv6 /64 (dual stack only): the IPv4 /24's number in the IPv6 range.
+    pub pod_prefix_v6: Option<std::net::Ipv6Addr>,
     /// The cluster settings.
     pub config: NetworkConfig,
     /// `<data-dir>/node`, where the address allocations live.
@@ -148,7 +150,19 @@ impl NodeNetwork {
         })
         .unwrap_or_default();
         std::fs::write(&persisted_path, persisted).map_err(file_err(&persisted_path))?;
+        let pod_prefix_v6 = config.cluster_cidr_v6.map(|(base, _)| {
+            let mut segments = base.segments();
+            segments[3] = u16::from(pod_cidr.network().octets()[2]);
+            std::net::Ipv6Addr::from(segments)
+        });
+        if let Some(prefix) = pod_prefix_v6 {
+            let gateway6 = format!("{}/64", v6_host(prefix, 1));
+            exec::ip(None, &["-6", "addr", "replace", &gateway6, "dev", &bridge, "nodad"])
+                .await
+                .map_err(host_err(format!("address {gateway6} on {bridge}")))?;
+        }
         let node = NodeNetwork {
+            pod_prefix_v6,
             bridge,
             pod_cidr,
             gateway,
@@ -200,6 +214,13 @@ impl NodeNetwork {
         let _ = exec::ip(None, &["link", "del", &self.bridge]).await;
         let _ = std::fs::remove_file(Path::new(LOCK_DIR).join(format!("{}.lock", self.id)));
     }
+}
+
+/// Host `n` of an IPv6 /64 prefix.
+pub fn v6_host(prefix: std::net::Ipv6Addr, n: u16) -> std::net::Ipv6Addr {
+    let mut segments = prefix.segments();
+    segments[4..].copy_from_slice(&[0, 0, 0, n]);
+    std::net::Ipv6Addr::from(segments)
 }
 
 /// Deletes the bridges, tables and Pod namespaces of nodes whose lock nobody holds.

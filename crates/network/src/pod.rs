@@ -55,6 +55,9 @@ pub struct Attachment {
     pub host_veth: String,
     /// The pod IP.
     pub pod_ip: Ipv4Addr,
+    /// The Pod's IPv6 address (dual stack only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip6: Option<std::net::Ipv6Addr>,
     /// The NICs for the launcher.
     pub plan: PodNetworkPlan,
 }
@@ -76,7 +79,9 @@ impl Attachment {
                     // Pod-network NICs: the pod IP is the VM's address, known from the Pod
                     // (the guest's own name for the NIC needs the guest agent).
                     entry["ipAddress"] = Value::from(self.pod_ip.to_string());
-                    entry["ipAddresses"] = serde_json::json!([self.pod_ip.to_string()]);
+                    let mut all = vec![self.pod_ip.to_string()];
+                    all.extend(self.pod_ip6.map(|ip| ip.to_string()));
+                    entry["ipAddresses"] = serde_json::json!(all);
                 }
                 entry
             })
@@ -240,6 +245,9 @@ pub async fn attach(
     let pod_ip = ipam.allocate(pod_uid)?;
     let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
     let pod_cidr = Cidr::new(pod_ip, node.pod_cidr.len);
+    let pod_ip6 = node
+        .pod_prefix_v6
+        .map(|prefix| crate::node::v6_host(prefix, u16::from(pod_ip.octets()[3])));
     let mtu = node.config.mtu.to_string();
 
     if !exec::ip(None, &["netns", "list"])
@@ -285,9 +293,11 @@ pub async fn attach(
             // No NIC on the pod network: the Pod still owns its IP (Services may point at
             // it), like a Pod whose VM ignores it.
             pod_address(&step, pod_cidr, node.gateway).await?;
+            pod_address_v6(&step, node, pod_ip6).await?;
         }
         Some((iface, Binding::Masquerade)) => {
             pod_address(&step, pod_cidr, node.gateway).await?;
+            pod_address_v6(&step, node, pod_ip6).await?;
             let k6t = format!("k6t-{POD_IF}");
             let gateway = Cidr::new(masquerade::GATEWAY_IP, masquerade::PREFIX);
             in_pod_bridge(&step, &k6t, &gateway.to_string(), &mtu).await?;
@@ -296,6 +306,14 @@ pub async fn attach(
                 .await?;
             let ports = ports(iface);
             step.nft(&masquerade::ruleset(POD_IF, pod_ip, &ports)).await?;
+            if let Some(ip6) = pod_ip6 {
+                // Dual stack as upstream: the guest sets fd10:0:2::2/120 itself (cloud-init),
+                // the Pod routes its IPv6 address to it.
+                step.ip(true, &["-6", "addr", "replace", masquerade::GATEWAY_IP6_CIDR, "dev", &format!("k6t-{POD_IF}"), "nodad"])
+                    .await?;
+                step.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"]).await?;
+                step.nft(&masquerade::ruleset_v6(POD_IF, ip6, &ports)).await?;
+            }
             let dhcp = DhcpPlan {
                 server_interface: k6t,
                 server_ip: masquerade::GATEWAY_IP,
@@ -367,6 +385,7 @@ pub async fn attach(
         netns,
         host_veth,
         pod_ip,
+        pod_ip6,
         plan,
     })
 }
@@ -474,6 +493,16 @@ async fn pod_address(step: &Step<'_>, address: Cidr, gateway: Ipv4Addr) -> Resul
         &["route", "replace", "default", "via", &gateway.to_string(), "dev", POD_IF],
     )
     .await?;
+    Ok(())
+}
+
+async fn pod_address_v6(step: &Step<'_>, node: &NodeNetwork, ip: Option<std::net::Ipv6Addr>) -> Result<(), Error> {
+    let (Some(ip), Some(prefix)) = (ip, node.pod_prefix_v6) else {
+        return Ok(());
+    };
+    step.ip(true, &["-6", "addr", "replace", &format!("{ip}/64"), "dev", POD_IF, "nodad"]).await?;
+    let gateway = crate::node::v6_host(prefix, 1).to_string();
+    step.ip(true, &["-6", "route", "replace", "default", "via", &gateway, "dev", POD_IF]).await?;
     Ok(())
 }
 

@@ -174,7 +174,9 @@ impl PodNet {
     pub(crate) fn add_pod_ips(&self, status: &mut Value, uid: &str) {
         if let Some(a) = self.attachment(uid) {
             status["podIP"] = json!(a.pod_ip.to_string());
-            status["podIPs"] = json!([{"ip": a.pod_ip.to_string()}]);
+            let mut ips = vec![json!({"ip": a.pod_ip.to_string()})];
+            ips.extend(a.pod_ip6.map(|ip| json!({"ip": ip.to_string()})));
+            status["podIPs"] = json!(ips);
         }
     }
 

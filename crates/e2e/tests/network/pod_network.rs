@@ -105,3 +105,35 @@ fn with_the_bridge_binding_the_guest_owns_the_pod_ip() {
     let body = wait_until("the guest at the pod IP", Duration::from_secs(30), || curl(&format!("http://{pod_ip}/")));
     assert_eq!(body, "bridged:80");
 }
+
+#[test]
+fn dual_stack_masquerade_routes_the_pods_ipv6_address_to_the_guests_fd10_0_2_2() {
+    crate::skip_unless_possible!();
+    let server = support::EnvServer::start(&[("OXIVIRT_POD_CIDR_V6", "fd00:10:244::/56")]);
+    let k = server.kubectl();
+    let mut vm = support::vm("v6", json!({"app": "v6"}), &[80], json!({}));
+    // The manual's §8.2.2 networkData: IPv4 by DHCP, the guest's IPv6 set statically.
+    vm["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"]["networkData"] = json!(
+        "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n    addresses: [ fd10:0:2::2/120 ]\n    gateway6: fd10:0:2::1\n"
+    );
+    k.create(&vm.to_string());
+    let pod = support::wait_guest_ready(&k, "v6");
+    let ips = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIPs[*].ip}"]);
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert!(ips[1].starts_with("fd00:10:244:"), "{ips:?}");
+    let addresses = wait_until("both addresses in status.interfaces", Duration::from_secs(30), || {
+        let v = k.json(&["get", "vmi", "v6"]);
+        let list = v["status"]["interfaces"][0]["ipAddresses"].as_array()?.clone();
+        (list.len() == 2).then_some(list)
+    });
+    assert_eq!(addresses[1], ips[1]);
+    let body = wait_until("the guest through the Pod's IPv6 address", Duration::from_secs(30), || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-g", "--max-time", "3", &format!("http://[{}]/", ips[1])])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
+    assert_eq!(body, "v6:80");
+}

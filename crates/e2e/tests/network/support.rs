@@ -141,6 +141,78 @@ impl Drop for NetServer {
         let ids = self.node_ids();
         let data = self.server.data_dir();
         self.server.kill();
+        remove_leftovers(&data, ids);
+    }
+}
+
+/// A server started with extra environment (the harness's `Server` takes none), for
+/// settings such as dual stack that must not reach the other tests' servers.
+pub struct EnvServer {
+    root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl EnvServer {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let root = tempfile::Builder::new().prefix("oxivirt-e2e-net-").tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let log = std::fs::File::create(root.path().join("server.log")).unwrap();
+        let child = Command::new(oxivirt_e2e::oxivirt_bin())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("OXIVIRT_ACCEL", "tcg")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = EnvServer { root, child: Some(child) };
+        let k = server.kubectl();
+        wait_until("the server to be ready", Duration::from_secs(60), || {
+            server.kubeconfig().exists().then_some(())?;
+            k.run(&["get", "--raw", "/readyz"]).status.success().then_some(())
+        });
+        server
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root.path().join("data/admin.kubeconfig")
+    }
+
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(self.kubeconfig(), self.root.path().join("kube-cache"))
+    }
+}
+
+impl Drop for EnvServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default();
+            eprintln!("server log:\n{log}");
+        }
+        let notes = self
+            .kubectl()
+            .run(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.annotations.oxivirt\\.io/pod-network}{\"\\n\"}{end}"])
+            .stdout;
+        let ids = notes
+            .lines()
+            .filter_map(|n| n.split_whitespace().last()?.strip_prefix("oxb").map(str::to_string))
+            .collect();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        remove_leftovers(&self.root.path().join("data"), ids);
+    }
+}
+
+/// Kills what runs from `data` (launchers, QEMUs) and removes the host objects of `ids`.
+fn remove_leftovers(data: &std::path::Path, ids: Vec<String>) {
+    {
         // Launchers and QEMUs outlive their server by design; this test's must not.
         let needle = data.to_string_lossy().to_string();
         if let Ok(procs) = std::fs::read_dir("/proc") {
