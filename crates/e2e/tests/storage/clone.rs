@@ -7,7 +7,7 @@ use oxivirt_e2e::Server;
 
 use crate::common::{data_volume, have, sh, test_guest, volume_dir, wait_for, FileServer, Serve};
 
-const WAIT: Duration = Duration::from_secs(90);
+const WAIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn clones_are_overlays_in_one_namespace_and_copies_across_namespaces() {

@@ -37,7 +37,7 @@ fn backing_files_oversized_truncated_and_bomb_images_are_refused_with_their_reas
         kubectl.apply(&data_volume(name, &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url(file)), "200Mi"));
     }
     for (name, _, text) in &cases {
-        wait_until(&format!("{name} refused"), Duration::from_secs(90), || {
+        wait_until(&format!("{name} refused"), Duration::from_secs(240), || {
             let (status, reason, message) = condition(&kubectl, name, "Running");
             (status == "False" && reason == "Error" && message.contains(text)).then_some(())
         });

@@ -6,7 +6,7 @@ use oxivirt_e2e::{wait_until, Server};
 
 use crate::common::{condition, data_volume, have, sh, test_guest, volume_dir, wait_for, FileServer, Serve};
 
-const IMPORT: Duration = Duration::from_secs(90);
+const IMPORT: Duration = Duration::from_secs(240);
 
 #[test]
 fn http_imports_of_qcow2_vmdk_vdi_vhd_vhdx_gz_xz_zst_and_basic_auth_give_the_guest_disk() {

@@ -6,7 +6,7 @@ use oxivirt_e2e::{wait_until, Server};
 
 use crate::common::{condition, wait_for};
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(90);
 
 #[test]
 fn first_start_has_a_default_virt_class_its_profile_and_cdiconfig_with_the_overhead() {

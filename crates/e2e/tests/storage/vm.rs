@@ -88,7 +88,7 @@ fn a_vm_cloning_a_data_source_boots_and_the_golden_image_stays_untouched() {
     kubectl.apply(&crate::common::data_volume("golden", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("disk.qcow2")), "200Mi"));
     kubectl.apply(r#"{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "test-guest"},
         "spec": {"source": {"pvc": {"name": "golden", "namespace": "default"}}}}"#);
-    crate::common::wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", Duration::from_secs(90));
+    crate::common::wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", Duration::from_secs(240));
     kubectl.apply(
         r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm-ds"},
         "spec": {"runStrategy": "Always",
