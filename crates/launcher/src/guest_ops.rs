@@ -88,7 +88,10 @@ impl GuestOps {
             let agent = self.agent.clone();
             let task = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(unfreeze_after)).await;
-                tracing::warn!(unfreeze_after, "no unfreeze came in time: thawing the guest");
+                tracing::warn!(
+                    unfreeze_after,
+                    "no unfreeze came in time: thawing the guest"
+                );
                 if let Err(error) = agent.fsfreeze_thaw().await {
                     tracing::warn!(%error, "automatic thaw failed");
                 }
@@ -143,7 +146,10 @@ impl GuestOps {
 
 /// The keys to add (all wanted ones: the agent skips present keys, and a guest user may
 /// have deleted one) and those to remove (added before, not wanted now).
-fn key_changes(previous: &BTreeSet<String>, wanted: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+fn key_changes(
+    previous: &BTreeSet<String>,
+    wanted: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
     let add = wanted.iter().cloned().collect();
     let remove = previous.difference(wanted).cloned().collect();
     (add, remove)
@@ -187,7 +193,10 @@ mod tests {
 
     #[test]
     fn only_keys_added_before_are_removed() {
-        let (add, remove) = key_changes(&set(&["ssh-ed25519 A", "ssh-ed25519 B"]), &set(&["ssh-ed25519 B", "ssh-ed25519 C"]));
+        let (add, remove) = key_changes(
+            &set(&["ssh-ed25519 A", "ssh-ed25519 B"]),
+            &set(&["ssh-ed25519 B", "ssh-ed25519 C"]),
+        );
         assert_eq!(add, ["ssh-ed25519 B", "ssh-ed25519 C"]);
         assert_eq!(remove, ["ssh-ed25519 A"]);
     }
@@ -198,7 +207,10 @@ mod tests {
             command: "guest-get-users".into(),
             timeout: Duration::from_secs(2),
         };
-        assert_eq!(failure(&timeout).reason.as_deref(), Some(AGENT_NOT_CONNECTED));
+        assert_eq!(
+            failure(&timeout).reason.as_deref(),
+            Some(AGENT_NOT_CONNECTED)
+        );
         let refused = oxivirt_qmp::Error::Command {
             command: "guest-fsfreeze-freeze".into(),
             class: "GenericError".into(),
@@ -212,7 +224,10 @@ mod tests {
     #[tokio::test]
     async fn a_query_without_an_agent_says_not_connected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let agent = GuestAgent::new(dir.path().join("qga.sock"), oxivirt_qmp::agent::AgentOptions::default());
+        let agent = GuestAgent::new(
+            dir.path().join("qga.sock"),
+            oxivirt_qmp::agent::AgentOptions::default(),
+        );
         let reply = GuestOps::new(Arc::new(agent)).run(Request::Userlist).await;
         assert!(!reply.ok);
         assert_eq!(reply.reason.as_deref(), Some(AGENT_NOT_CONNECTED));

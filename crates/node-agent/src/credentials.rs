@@ -40,12 +40,22 @@ fn secret_names(credentials: &Value) -> BTreeSet<String> {
         .flatten()
         .filter_map(|c| {
             let (kind, by_agent) = if c["sshPublicKey"].is_object() {
-                ("sshPublicKey", c["sshPublicKey"]["propagationMethod"]["qemuGuestAgent"].is_object())
+                (
+                    "sshPublicKey",
+                    c["sshPublicKey"]["propagationMethod"]["qemuGuestAgent"].is_object(),
+                )
             } else {
-                ("userPassword", c["userPassword"]["propagationMethod"]["qemuGuestAgent"].is_object())
+                (
+                    "userPassword",
+                    c["userPassword"]["propagationMethod"]["qemuGuestAgent"].is_object(),
+                )
             };
             by_agent
-                .then(|| c[kind]["source"]["secret"]["secretName"].as_str().map(str::to_owned))
+                .then(|| {
+                    c[kind]["source"]["secret"]["secretName"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
                 .flatten()
         })
         .collect()
@@ -75,7 +85,10 @@ pub(crate) fn wanted(
         let (source, agent) = if ssh.is_object() {
             (&ssh["source"], &ssh["propagationMethod"]["qemuGuestAgent"])
         } else {
-            (&password["source"], &password["propagationMethod"]["qemuGuestAgent"])
+            (
+                &password["source"],
+                &password["propagationMethod"]["qemuGuestAgent"],
+            )
         };
         if !agent.is_object() {
             continue;
@@ -85,7 +98,12 @@ pub(crate) fn wanted(
             .get(name)
             .ok_or_else(|| format!("Secret {name:?} of the access credentials was not found"))?;
         if ssh.is_object() {
-            for user in agent["users"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for user in agent["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 let keys = out.keys.entry(user.to_owned()).or_default();
                 keys.extend(data.values().flat_map(|v| keys_of(v)));
             }
@@ -129,10 +147,16 @@ pub(crate) async fn run(client: kube::Client, data_dir: PathBuf) {
 }
 
 /// One pass over the running VMs; returns the run directories still live.
-async fn sync_all(client: &kube::Client, data_dir: &Path, applied: &mut HashMap<PathBuf, Wanted>) -> BTreeSet<PathBuf> {
+async fn sync_all(
+    client: &kube::Client,
+    data_dir: &Path,
+    applied: &mut HashMap<PathBuf, Wanted>,
+) -> BTreeSet<PathBuf> {
     let mut live = BTreeSet::new();
     for (_, dir) in rundir::list(data_dir) {
-        let Some(status) = dir.read_status() else { continue };
+        let Some(status) = dir.read_status() else {
+            continue;
+        };
         if !matches!(status.phase, LauncherPhase::Running | LauncherPhase::Paused) {
             continue;
         }
@@ -213,7 +237,12 @@ async fn sync_one(
 }
 
 /// Sets the condition on the VMI unless it already says the same.
-async fn set_condition(client: &kube::Client, namespace: &str, name: &str, outcome: Result<(), String>) -> Result<(), kube::Error> {
+async fn set_condition(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    outcome: Result<(), String>,
+) -> Result<(), kube::Error> {
     let resource = kube::discovery::ApiResource {
         group: "kubevirt.io".into(),
         version: "v1".into(),
@@ -221,16 +250,22 @@ async fn set_condition(client: &kube::Client, namespace: &str, name: &str, outco
         kind: "VirtualMachineInstance".into(),
         plural: "virtualmachineinstances".into(),
     };
-    let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(client.clone(), namespace, &resource);
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), namespace, &resource);
     let vmi = api.get(name).await?;
     let mut value = serde_json::to_value(&vmi).map_err(kube::Error::SerdeError)?;
     let (status, reason, message) = match &outcome {
         Ok(()) => ("True", SYNC_SUCCESS, String::new()),
         Err(message) => ("False", SYNC_FAILED, message.clone()),
     };
-    let mut conditions = value["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conditions = value["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let current = conditions.iter().find(|c| c["type"] == CONDITION);
-    if current.is_some_and(|c| c["status"] == status && c["reason"] == reason && c["message"] == message.as_str()) {
+    if current.is_some_and(|c| {
+        c["status"] == status && c["reason"] == reason && c["message"] == message.as_str()
+    }) {
         return Ok(());
     }
     conditions.retain(|c| c["type"] != CONDITION);
@@ -241,7 +276,9 @@ async fn set_condition(client: &kube::Client, namespace: &str, name: &str, outco
     value["status"]["conditions"] = json!(conditions);
     let updated: DynamicObject = serde_json::from_value(value).map_err(kube::Error::SerdeError)?;
     // A conflict with the status sync is retried on the next pass.
-    api.replace(name, &PostParams::default(), &updated).await.map(drop)
+    api.replace(name, &PostParams::default(), &updated)
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -252,7 +289,12 @@ mod tests {
         entries
             .iter()
             .map(|(name, data)| {
-                (name.to_string(), data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+                (
+                    name.to_string(),
+                    data.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )
             })
             .collect()
     }
@@ -277,19 +319,29 @@ mod tests {
     #[test]
     fn every_key_line_goes_to_every_user_and_passwords_map_users() {
         let data = secrets(&[
-            ("keys", &[("a", "ssh-ed25519 AAA a\n\n# old\nssh-rsa BBB b\n"), ("c", "ssh-ed25519 CCC c")]),
+            (
+                "keys",
+                &[
+                    ("a", "ssh-ed25519 AAA a\n\n# old\nssh-rsa BBB b\n"),
+                    ("c", "ssh-ed25519 CCC c"),
+                ],
+            ),
             ("passwords", &[("tester", "s3cret")]),
         ]);
         let w = wanted(&credentials(), &data).expect("all secrets present");
         let root: Vec<&String> = w.keys["root"].iter().collect();
-        assert_eq!(root, ["ssh-ed25519 AAA a", "ssh-ed25519 CCC c", "ssh-rsa BBB b"]);
+        assert_eq!(
+            root,
+            ["ssh-ed25519 AAA a", "ssh-ed25519 CCC c", "ssh-rsa BBB b"]
+        );
         assert_eq!(w.keys["tester"], w.keys["root"]);
         assert_eq!(w.passwords["tester"], "s3cret");
     }
 
     #[test]
     fn a_missing_secret_is_named() {
-        let error = wanted(&credentials(), &secrets(&[("keys", &[])])).expect_err("passwords missing");
+        let error =
+            wanted(&credentials(), &secrets(&[("keys", &[])])).expect_err("passwords missing");
         assert!(error.contains("\"passwords\""), "{error}");
     }
 

@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn the_unfreeze_timeout_comes_from_the_query() {
         assert_eq!(unfreeze_timeout(Some("unfreezeTimeoutSeconds=300")), 300);
-        assert_eq!(unfreeze_timeout(Some("dryRun=All&unfreezeTimeoutSeconds=5")), 5);
+        assert_eq!(
+            unfreeze_timeout(Some("dryRun=All&unfreezeTimeoutSeconds=5")),
+            5
+        );
         assert_eq!(unfreeze_timeout(None), 0);
         assert_eq!(unfreeze_timeout(Some("unfreezeTimeoutSeconds=x")), 0);
     }
