@@ -65,7 +65,11 @@ impl Config {
     /// # Errors
     /// [`Error`] naming the variable.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
-        let required = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(Error::Missing(name));
+        let required = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(Error::Missing(name))
+        };
         let source = match get(env::SOURCE).as_deref().unwrap_or("none") {
             "http" => Source::Http(required(env::ENDPOINT)?),
             "registry" => Source::Registry(required(env::ENDPOINT)?),
@@ -85,14 +89,18 @@ impl Config {
         })?;
         let fs_overhead = match get(env::FS_OVERHEAD) {
             None => 0.0,
-            Some(text) => oxivirt_storage::classes::parse_overhead(&text).ok_or(Error::Invalid {
-                name: env::FS_OVERHEAD,
-                value: text,
-            })?,
+            Some(text) => {
+                oxivirt_storage::classes::parse_overhead(&text).ok_or(Error::Invalid {
+                    name: env::FS_OVERHEAD,
+                    value: text,
+                })?
+            }
         };
         let filesystem = get(env::VOLUME_MODE).as_deref() != Some("Block");
         let credentials = match (get(env::ACCESS_KEY_ID), get(env::SECRET_KEY)) {
-            (Some(user), Some(password)) if !user.is_empty() => Some(Credentials { user, password }),
+            (Some(user), Some(password)) if !user.is_empty() => {
+                Some(Credentials { user, password })
+            }
             _ => None,
         };
         let mut extra_headers = Vec::new();
@@ -110,7 +118,9 @@ impl Config {
             fs_overhead: if filesystem { fs_overhead } else { 0.0 },
             preallocation: get(env::PREALLOCATION).as_deref() == Some("true"),
             credentials,
-            cert_dir: get(env::CERT_DIR).filter(|d| !d.is_empty()).map(PathBuf::from),
+            cert_dir: get(env::CERT_DIR)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             extra_headers,
             insecure_tls: get(env::INSECURE_TLS).as_deref() == Some("true"),
         })
@@ -137,7 +147,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -164,7 +177,10 @@ mod tests {
     #[test]
     fn missing_and_bad_values_name_the_variable() {
         let e = Config::from_lookup(lookup(&[(env::SOURCE, "http")])).unwrap_err();
-        assert_eq!(e.to_string(), "environment variable IMPORTER_ENDPOINT is required");
+        assert_eq!(
+            e.to_string(),
+            "environment variable IMPORTER_ENDPOINT is required"
+        );
         let e = Config::from_lookup(lookup(&[(env::SOURCE, "ftp")])).unwrap_err();
         assert!(e.to_string().contains("IMPORTER_SOURCE"));
     }

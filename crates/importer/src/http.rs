@@ -31,13 +31,15 @@ pub fn client(cert_dir: Option<&Path>) -> Result<HttpsClient, Error> {
         let _ = roots.add(cert);
     }
     if let Some(dir) = cert_dir {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::Tls(format!("reading {}: {e}", dir.display())))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::Tls(format!("reading {}: {e}", dir.display())))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if !path.is_file() {
                 continue;
             }
-            let pem = std::fs::read(&path).map_err(|e| Error::Tls(format!("reading {}: {e}", path.display())))?;
+            let pem = std::fs::read(&path)
+                .map_err(|e| Error::Tls(format!("reading {}: {e}", path.display())))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
                 roots
                     .add(cert)
@@ -67,7 +69,10 @@ pub struct Download {
 
 fn basic(credentials: &Credentials) -> String {
     let raw = format!("{}:{}", credentials.user, credentials.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// GETs `url` (following redirects; credentials only go to the original host).
@@ -76,10 +81,12 @@ fn basic(credentials: &Credentials) -> String {
 /// [`Error::Connect`] with upstream's wording for transport failures and non-200 answers.
 pub async fn get(config: &Config, url: &str) -> Result<Download, Error> {
     let client = client(config.cert_dir.as_deref())?;
-    let original = url::Url::parse(url).map_err(|e| Error::Connect(format!("invalid URL {url:?}: {e}")))?;
+    let original =
+        url::Url::parse(url).map_err(|e| Error::Connect(format!("invalid URL {url:?}: {e}")))?;
     let mut current = original.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let mut request = http::Request::get(current.as_str()).header("User-Agent", "oxivirt-importer");
+        let mut request =
+            http::Request::get(current.as_str()).header("User-Agent", "oxivirt-importer");
         if current.host_str() == original.host_str() {
             if let Some(credentials) = &config.credentials {
                 request = request.header(http::header::AUTHORIZATION, basic(credentials));
@@ -128,7 +135,9 @@ pub async fn get(config: &Config, url: &str) -> Result<Download, Error> {
             length,
         });
     }
-    Err(Error::Connect(format!("more than {MAX_REDIRECTS} redirects")))
+    Err(Error::Connect(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 /// Displays an error with its sources (`a: b: c`).

@@ -57,7 +57,8 @@ impl Run<'_> {
 /// [`Error`] saying which step failed and why; the target is left without `disk.img`.
 pub async fn import(config: &Config) -> Result<(), Error> {
     let scratch_dir = config.status_dir.join("scratch");
-    std::fs::create_dir_all(&scratch_dir).map_err(|e| Error::Transfer(format!("creating {}: {e}", scratch_dir.display())))?;
+    std::fs::create_dir_all(&scratch_dir)
+        .map_err(|e| Error::Transfer(format!("creating {}: {e}", scratch_dir.display())))?;
     let mut run = Run {
         config,
         progress: Progress::to_file(config.status_dir.join("progress")),
@@ -90,12 +91,21 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
                 Detected::Raw => usable,
                 _ => usable + metadata_allowance(usable),
             };
-            let written = transfer(Input::Http(download.body), download.length, &run.progress, &run.scratch, limit).await?;
+            let written = transfer(
+                Input::Http(download.body),
+                download.length,
+                &run.progress,
+                &run.scratch,
+                limit,
+            )
+            .await?;
             tracing::info!(bytes = written.bytes, format = ?written.format, "transferred to scratch space");
-            let format = written
-                .format
-                .qemu_format()
-                .ok_or_else(|| Error::Invalid(format!("{:?} content is not a disk image (archives need contentType: archive)", written.format)))?;
+            let format = written.format.qemu_format().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{:?} content is not a disk image (archives need contentType: archive)",
+                    written.format
+                ))
+            })?;
             (run.scratch.clone(), format.to_string())
         }
         Source::Registry(url) => {
@@ -119,7 +129,14 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
                 )));
             }
             run.enter(Phase::Convert)?;
-            qemu::convert(&image, format, &run.tmp, config.preallocation, Some(&run.progress)).await?;
+            qemu::convert(
+                &image,
+                format,
+                &run.tmp,
+                config.preallocation,
+                Some(&run.progress),
+            )
+            .await?;
             return resize_and_finish(run, usable).await;
         }
     };
@@ -140,10 +157,15 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
 async fn validate(file: &Path, format: &str, usable: u64, image: &str) -> Result<(), Error> {
     let info = qemu::info(file, format).await?;
     if !SUPPORTED.contains(&info.format.as_str()) {
-        return Err(Error::Invalid(format!("Invalid format {} for image {image}", info.format)));
+        return Err(Error::Invalid(format!(
+            "Invalid format {} for image {image}",
+            info.format
+        )));
     }
     if let Some(backing) = info.backing_file {
-        return Err(Error::Invalid(format!("Image {image} is invalid because it has backing file {backing}")));
+        return Err(Error::Invalid(format!(
+            "Image {image} is invalid because it has backing file {backing}"
+        )));
     }
     if let Some(data_file) = info.data_file {
         return Err(Error::Invalid(format!(

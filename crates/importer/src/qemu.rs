@@ -25,16 +25,30 @@ pub struct Info {
     pub data_file: Option<String>,
 }
 
-async fn run(args: &[&std::ffi::OsStr], what: &str, timeout: Option<Duration>) -> Result<(i32, String, String), Error> {
+async fn run(
+    args: &[&std::ffi::OsStr],
+    what: &str,
+    timeout: Option<Duration>,
+) -> Result<(i32, String, String), Error> {
     let mut command = tokio::process::Command::new(QEMU_IMG);
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let child = command
         .spawn()
         .map_err(|e| Error::Tool(format!("starting {QEMU_IMG} to {what}: {e}")))?;
     let output = match timeout {
         Some(t) => tokio::time::timeout(t, child.wait_with_output())
             .await
-            .map_err(|_| Error::Tool(format!("{QEMU_IMG} {what} took longer than {}s", t.as_secs())))?,
+            .map_err(|_| {
+                Error::Tool(format!(
+                    "{QEMU_IMG} {what} took longer than {}s",
+                    t.as_secs()
+                ))
+            })?,
         None => child.wait_with_output().await,
     }
     .map_err(|e| Error::Tool(format!("{QEMU_IMG} {what}: {e}")))?;
@@ -57,8 +71,10 @@ pub async fn info(path: &Path, format: &str) -> Result<Info, Error> {
     if code != 0 {
         return Err(Error::Invalid(format!("qemu-img: {err}")));
     }
-    let json: Value = serde_json::from_str(&out).map_err(|e| Error::Invalid(format!("qemu-img info output: {e}")))?;
-    parse_info(&json).ok_or_else(|| Error::Invalid("qemu-img info gave no format or virtual size".into()))
+    let json: Value = serde_json::from_str(&out)
+        .map_err(|e| Error::Invalid(format!("qemu-img info output: {e}")))?;
+    parse_info(&json)
+        .ok_or_else(|| Error::Invalid("qemu-img info gave no format or virtual size".into()))
 }
 
 /// Reads the fields that matter from `qemu-img info --output=json`.
@@ -86,14 +102,22 @@ pub async fn check(path: &Path, format: &str) -> Result<(), Error> {
     if !matches!(format, "qcow2" | "vdi" | "vhdx" | "qed") {
         return Ok(());
     }
-    let mut args: Vec<&std::ffi::OsStr> = ["check", "-f", format].map(std::ffi::OsStr::new).to_vec();
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["check", "-f", format].map(std::ffi::OsStr::new).to_vec();
     args.push(path.as_os_str());
     let (code, out, err) = run(&args, "check the image", Some(INSPECT_TIMEOUT)).await?;
     match code {
         0 | 3 => Ok(()),
         _ => {
-            let detail = if err.is_empty() { out.trim().to_string() } else { err };
-            Err(Error::Invalid(format!("image is corrupt or truncated: qemu-img: {}", first_line(&detail))))
+            let detail = if err.is_empty() {
+                out.trim().to_string()
+            } else {
+                err
+            };
+            Err(Error::Invalid(format!(
+                "image is corrupt or truncated: qemu-img: {}",
+                first_line(&detail)
+            )))
         }
     }
 }
@@ -103,9 +127,24 @@ pub async fn check(path: &Path, format: &str) -> Result<(), Error> {
 ///
 /// # Errors
 /// [`Error::Convert`] with qemu-img's words.
-pub async fn convert(src: &Path, format: &str, dest: &Path, preallocation: bool, progress: Option<&Progress>) -> Result<(), Error> {
+pub async fn convert(
+    src: &Path,
+    format: &str,
+    dest: &Path,
+    preallocation: bool,
+    progress: Option<&Progress>,
+) -> Result<(), Error> {
     let mut command = tokio::process::Command::new(QEMU_IMG);
-    command.args(["convert", "-t", "writeback", "-p", "-f", format, "-O", "raw"]);
+    command.args([
+        "convert",
+        "-t",
+        "writeback",
+        "-p",
+        "-f",
+        format,
+        "-O",
+        "raw",
+    ]);
     if preallocation {
         command.args(["-o", "preallocation=falloc"]);
     }
@@ -175,7 +214,8 @@ pub fn parse_progress(line: &str) -> Option<f64> {
 /// [`Error::Convert`] with qemu-img's words.
 pub async fn resize(path: &Path, size: u64, preallocation: bool) -> Result<(), Error> {
     let size = size.to_string();
-    let mut args: Vec<&std::ffi::OsStr> = ["resize", "-f", "raw"].map(std::ffi::OsStr::new).to_vec();
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["resize", "-f", "raw"].map(std::ffi::OsStr::new).to_vec();
     if preallocation {
         args.push(std::ffi::OsStr::new("--preallocation=falloc"));
     }
@@ -194,7 +234,8 @@ pub async fn resize(path: &Path, size: u64, preallocation: bool) -> Result<(), E
 /// [`Error::Convert`] with qemu-img's words.
 pub async fn create(path: &Path, size: u64, preallocation: bool) -> Result<(), Error> {
     let size = size.to_string();
-    let mut args: Vec<&std::ffi::OsStr> = ["create", "-f", "raw"].map(std::ffi::OsStr::new).to_vec();
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["create", "-f", "raw"].map(std::ffi::OsStr::new).to_vec();
     if preallocation {
         args.extend(["-o", "preallocation=falloc"].map(std::ffi::OsStr::new));
     }
@@ -214,7 +255,10 @@ mod tests {
 
     #[test]
     fn long_reports_shrink_to_their_first_line() {
-        assert_eq!(first_line("ERROR: a\nERROR: b\nERROR: c"), "ERROR: a (and 2 more lines)");
+        assert_eq!(
+            first_line("ERROR: a\nERROR: b\nERROR: c"),
+            "ERROR: a (and 2 more lines)"
+        );
         assert_eq!(first_line("one"), "one");
     }
 
@@ -227,8 +271,10 @@ mod tests {
 
     #[test]
     fn info_reports_backing_and_data_files() {
-        let info = parse_info(&json!({"format": "qcow2", "virtual-size": 1024, "backing-filename": "/etc/passwd",
-            "format-specific": {"type": "qcow2", "data": {"data-file": "/dev/sda"}}}))
+        let info = parse_info(
+            &json!({"format": "qcow2", "virtual-size": 1024, "backing-filename": "/etc/passwd",
+            "format-specific": {"type": "qcow2", "data": {"data-file": "/dev/sda"}}}),
+        )
         .unwrap();
         assert_eq!(info.backing_file.as_deref(), Some("/etc/passwd"));
         assert_eq!(info.data_file.as_deref(), Some("/dev/sda"));

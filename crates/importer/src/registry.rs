@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use oxivirt_node_agent::registry::{Credentials, ImageCache, ImageReference, PullPolicy, PullRequest};
+use oxivirt_node_agent::registry::{
+    Credentials, ImageCache, ImageReference, PullPolicy, PullRequest,
+};
 
 use crate::config::Config;
 use crate::Error;
@@ -26,11 +28,17 @@ pub async fn pull(config: &Config, url: &str) -> Result<(PathBuf, String), Error
             username: c.user.clone(),
             password: c.password.clone(),
         }),
-        insecure_registries: if config.insecure_tls { vec![registry] } else { Vec::new() },
+        insecure_registries: if config.insecure_tls {
+            vec![registry]
+        } else {
+            Vec::new()
+        },
     };
-    let pulled = cache
-        .pull(&request)
-        .await
-        .map_err(|e| Error::Transfer(format!("Failed to read registry image: {}", crate::http::ErrorChain(&e))))?;
+    let pulled = cache.pull(&request).await.map_err(|e| {
+        Error::Transfer(format!(
+            "Failed to read registry image: {}",
+            crate::http::ErrorChain(&e)
+        ))
+    })?;
     Ok((pulled.path, pulled.format.as_str().to_string()))
 }

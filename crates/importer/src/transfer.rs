@@ -30,7 +30,9 @@ impl Input {
             Input::Http(body) => loop {
                 match body.frame().await {
                     None => return Ok(None),
-                    Some(Err(e)) => return Err(Error::Transfer(format!("reading the HTTP body: {e}"))),
+                    Some(Err(e)) => {
+                        return Err(Error::Transfer(format!("reading the HTTP body: {e}")))
+                    }
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
                             return Ok(Some(data));
@@ -40,10 +42,9 @@ impl Input {
             },
             Input::Reader(reader) => {
                 let mut buf = BytesMut::with_capacity(CHUNK);
-                let n = reader
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| Error::Transfer(format!("reading the decompressed stream: {e}")))?;
+                let n = reader.read_buf(&mut buf).await.map_err(|e| {
+                    Error::Transfer(format!("reading the decompressed stream: {e}"))
+                })?;
                 Ok((n > 0).then(|| buf.freeze()))
             }
         }
@@ -87,8 +88,19 @@ pub async fn transfer(
     sniff(&mut input, &mut head).await?;
     let outer = detect(&head);
     let Some((program, args)) = outer.decompressor() else {
-        let bytes = write_sparse(Bytes::from(head), input, total, progress, dest, limit(outer)).await?;
-        return Ok(Written { format: outer, bytes });
+        let bytes = write_sparse(
+            Bytes::from(head),
+            input,
+            total,
+            progress,
+            dest,
+            limit(outer),
+        )
+        .await?;
+        return Ok(Written {
+            format: outer,
+            bytes,
+        });
     };
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -98,7 +110,9 @@ pub async fn transfer(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::Transfer(format!("starting {program} to decompress the image: {e}")))?;
-    let (Some(mut stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         return Err(Error::Transfer(format!("{program} has no pipes")));
     };
     let feeder_progress = progress.clone();
@@ -118,10 +132,20 @@ pub async fn transfer(
         sniff(&mut inner, &mut inner_head).await?;
         let format = detect(&inner_head);
         if format.decompressor().is_some() {
-            return Err(Error::Transfer("nested compression is not supported".into()));
+            return Err(Error::Transfer(
+                "nested compression is not supported".into(),
+            ));
         }
         // Progress follows the compressed bytes the feeder reads; the writer reports none.
-        let bytes = write_sparse(Bytes::from(inner_head), inner, None, &Progress::disabled(), dest, limit(format)).await?;
+        let bytes = write_sparse(
+            Bytes::from(inner_head),
+            inner,
+            None,
+            &Progress::disabled(),
+            dest,
+            limit(format),
+        )
+        .await?;
         Ok(Written { format, bytes })
     };
     let (fed, written) = tokio::join!(feeder, consumer);
@@ -139,7 +163,10 @@ pub async fn transfer(
     if !status.success() {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text).await;
-        return Err(Error::Transfer(format!("{program} failed ({status}): {}", text.trim())));
+        return Err(Error::Transfer(format!(
+            "{program} failed ({status}): {}",
+            text.trim()
+        )));
     }
     fed.map_err(|e| Error::Transfer(format!("feeding {program}: {e}")))?;
     Ok(written)
@@ -158,7 +185,9 @@ async fn write_sparse(
         let what = format!("{what} {}", dest.display());
         move |e: std::io::Error| Error::Transfer(format!("{what}: {e}"))
     };
-    let mut file = tokio::fs::File::create(dest).await.map_err(io("creating"))?;
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(io("creating"))?;
     let mut pending = BytesMut::with_capacity(CHUNK * 2);
     pending.extend_from_slice(&head);
     let mut offset: u64 = 0;
@@ -173,7 +202,11 @@ async fn write_sparse(
                 }
             }
         }
-        let take = if done { pending.len() } else { pending.len() / BLOCK * BLOCK };
+        let take = if done {
+            pending.len()
+        } else {
+            pending.len() / BLOCK * BLOCK
+        };
         let chunk = pending.split_to(take);
         if offset + chunk.len() as u64 > limit {
             return Err(Error::TooLarge { limit });
@@ -184,13 +217,18 @@ async fn write_sparse(
         while start < chunk.len() {
             let zero = is_zero(&chunk[start..(start + BLOCK).min(chunk.len())]);
             let mut end = start;
-            while end < chunk.len() && is_zero(&chunk[end..(end + BLOCK).min(chunk.len())]) == zero {
+            while end < chunk.len() && is_zero(&chunk[end..(end + BLOCK).min(chunk.len())]) == zero
+            {
                 end = (end + BLOCK).min(chunk.len());
             }
             if zero {
-                file.seek(std::io::SeekFrom::Current((end - start) as i64)).await.map_err(io("seeking in"))?;
+                file.seek(std::io::SeekFrom::Current((end - start) as i64))
+                    .await
+                    .map_err(io("seeking in"))?;
             } else {
-                file.write_all(&chunk[start..end]).await.map_err(io("writing"))?;
+                file.write_all(&chunk[start..end])
+                    .await
+                    .map_err(io("writing"))?;
             }
             start = end;
         }
@@ -239,11 +277,22 @@ mod tests {
         let dest = dir.path().join("out");
         let mut data = vec![0u8; 8 << 20];
         data[5 << 20] = 1;
-        let written = transfer(reader(data.clone()), None, &Progress::disabled(), &dest, |_| u64::MAX).await.unwrap();
+        let written = transfer(
+            reader(data.clone()),
+            None,
+            &Progress::disabled(),
+            &dest,
+            |_| u64::MAX,
+        )
+        .await
+        .unwrap();
         assert_eq!(written.format, Detected::Raw);
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         use std::os::unix::fs::MetadataExt;
-        assert!(std::fs::metadata(&dest).unwrap().blocks() * 512 <= 1 << 20, "zero runs are holes");
+        assert!(
+            std::fs::metadata(&dest).unwrap().blocks() * 512 <= 1 << 20,
+            "zero runs are holes"
+        );
     }
 
     #[tokio::test]
@@ -254,10 +303,21 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out");
-        let written = transfer(reader(small), None, &Progress::disabled(), &dest, |_| 1 << 20).await.unwrap();
+        let written = transfer(reader(small), None, &Progress::disabled(), &dest, |_| {
+            1 << 20
+        })
+        .await
+        .unwrap();
         assert_eq!(written.format, Detected::Qcow2);
         let bomb = gzip(&vec![0u8; 64 << 20]).unwrap();
-        let err = transfer(reader(bomb), None, &Progress::disabled(), &dest, |_| 4 << 20).await.unwrap_err();
-        assert!(matches!(err, Error::TooLarge { limit } if limit == 4 << 20), "{err}");
+        let err = transfer(reader(bomb), None, &Progress::disabled(), &dest, |_| {
+            4 << 20
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::TooLarge { limit } if limit == 4 << 20),
+            "{err}"
+        );
     }
 }

@@ -47,26 +47,44 @@ const FS_OVERHEAD: f64 = 0.055;
 ///
 /// # Errors
 /// [`Error::NotReady`] while a claim is unbound or a DataVolume is still populating.
-pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BTreeMap<String, DiskSpec>, Error> {
+pub(crate) async fn claim_disks(
+    client: &kube::Client,
+    vmi: &Value,
+) -> Result<BTreeMap<String, DiskSpec>, Error> {
     let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
     let mut disks = BTreeMap::new();
     for volume in vmi["spec"]["volumes"].as_array().into_iter().flatten() {
         let name = volume["name"].as_str().unwrap_or_default().to_string();
-        let (claim, data_volume, readonly) = match (volume.get("persistentVolumeClaim"), volume.get("dataVolume")) {
+        let (claim, data_volume, readonly) = match (
+            volume.get("persistentVolumeClaim"),
+            volume.get("dataVolume"),
+        ) {
             (Some(pvc), _) => (pvc["claimName"].as_str(), None, pvc["readOnly"] == true),
             (None, Some(dv)) => (dv["name"].as_str(), dv["name"].as_str(), false),
             (None, None) => continue,
         };
         let claim = claim.unwrap_or_default();
-        let not_ready = |why: String| Error::NotReady { volume: name.clone(), why };
+        let not_ready = |why: String| Error::NotReady {
+            volume: name.clone(),
+            why,
+        };
         let api_error = |what: String| {
             let volume = name.clone();
-            move |source| Error::Api { volume, what, source }
+            move |source| Error::Api {
+                volume,
+                what,
+                source,
+            }
         };
         if let Some(dv_name) = data_volume {
             let gvk = GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume");
-            let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
-            if let Some(dv) = dvs.get_opt(dv_name).await.map_err(api_error(format!("DataVolume {dv_name}")))? {
+            let dvs: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
+            if let Some(dv) = dvs
+                .get_opt(dv_name)
+                .await
+                .map_err(api_error(format!("DataVolume {dv_name}")))?
+            {
                 let phase = dv.data["status"]["phase"].as_str().unwrap_or("Pending");
                 if phase != "Succeeded" {
                     return Err(not_ready(format!("DataVolume {dv_name} is {phase}")));
@@ -80,9 +98,15 @@ pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BT
             .map_err(api_error(format!("PersistentVolumeClaim {claim}")))?
             .ok_or_else(|| not_ready(format!("persistentvolumeclaim \"{claim}\" not found")))?;
         let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
-        let volume_name = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()).filter(|_| bound);
+        let volume_name = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|_| bound);
         let Some(volume_name) = volume_name else {
-            return Err(not_ready(format!("persistentvolumeclaim \"{claim}\" is not bound")));
+            return Err(not_ready(format!(
+                "persistentvolumeclaim \"{claim}\" is not bound"
+            )));
         };
         let pvs: Api<PersistentVolume> = Api::all(client.clone());
         let pv = pvs
@@ -94,9 +118,17 @@ pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BT
             .host_path
             .map(|h| h.path)
             .or_else(|| spec.local.map(|l| l.path))
-            .ok_or_else(|| not_ready(format!("persistentvolume \"{volume_name}\" is not a local volume")))?;
+            .ok_or_else(|| {
+                not_ready(format!(
+                    "persistentvolume \"{volume_name}\" is not a local volume"
+                ))
+            })?;
         let block = spec.volume_mode.as_deref() == Some("Block");
-        let path = if block { PathBuf::from(&dir) } else { Path::new(&dir).join("disk.img") };
+        let path = if block {
+            PathBuf::from(&dir)
+        } else {
+            Path::new(&dir).join("disk.img")
+        };
         if !block && !path.exists() {
             if data_volume.is_some() {
                 return Err(not_ready(format!("{} is missing", path.display())));
@@ -106,10 +138,23 @@ pub(crate) async fn claim_disks(client: &kube::Client, vmi: &Value) -> Result<BT
                 .and_then(|c| c.get("storage").map(|q| q.0.clone()))
                 .and_then(|q| parse_bytes(&q))
                 .unwrap_or(0);
-            create_blank(&path, capacity).map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
+            create_blank(&path, capacity)
+                .map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
         }
-        let format = if !block && is_qcow2_volume(Path::new(&dir)) { "qcow2" } else { "raw" };
-        disks.insert(name, DiskSpec { path, format: format.into(), readonly, ephemeral: false });
+        let format = if !block && is_qcow2_volume(Path::new(&dir)) {
+            "qcow2"
+        } else {
+            "raw"
+        };
+        disks.insert(
+            name,
+            DiskSpec {
+                path,
+                format: format.into(),
+                readonly,
+                ephemeral: false,
+            },
+        );
     }
     Ok(disks)
 }
@@ -131,7 +176,9 @@ fn create_blank(path: &Path, capacity: u64) -> std::io::Result<()> {
 
 /// A Kubernetes quantity in bytes (binary and decimal suffixes).
 fn parse_bytes(text: &str) -> Option<u64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let unit: u64 = match suffix {
         "" => 1,
@@ -165,11 +212,17 @@ mod tests {
         let path = dir.path().join("disk.img");
         create_blank(&path, 1 << 30).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 967 << 20);
-        assert!(create_blank(&path, 1 << 30).is_err(), "an existing disk is never replaced");
+        assert!(
+            create_blank(&path, 1 << 30).is_err(),
+            "an existing disk is never replaced"
+        );
         std::fs::remove_file(&path).unwrap();
         assert!(!is_qcow2_volume(dir.path()));
         std::fs::write(dir.path().join("disk.img"), b"QFI\xfb\0\0\0\x03").unwrap();
-        assert!(!is_qcow2_volume(dir.path()), "a qcow2 header written by a guest is still raw");
+        assert!(
+            !is_qcow2_volume(dir.path()),
+            "a qcow2 header written by a guest is still raw"
+        );
         std::fs::write(dir.path().join(".disk-format"), "qcow2").unwrap();
         assert!(is_qcow2_volume(dir.path()));
     }

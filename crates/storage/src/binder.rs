@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use crate::classes::{self, is_ours};
 use crate::events::Recorder;
-use crate::kinds::{self, annotation, name, namespace, phase, str_at, uid, NODE, POD, PV, PVC, STORAGE_CLASS, VMI};
+use crate::kinds::{
+    self, annotation, name, namespace, phase, str_at, uid, NODE, POD, PV, PVC, STORAGE_CLASS, VMI,
+};
 use crate::quantity;
 use crate::well_known as wk;
 use crate::world::World;
@@ -69,7 +71,9 @@ pub fn matches(claim: &Value, volume: &Value) -> bool {
     let reserved_ok = reserved_for.is_null()
         || (reserved_for["namespace"] == namespace(claim)
             && reserved_for["name"] == name(claim)
-            && reserved_for["uid"].as_str().is_none_or(|u| u.is_empty() || u == uid(claim)));
+            && reserved_for["uid"]
+                .as_str()
+                .is_none_or(|u| u.is_empty() || u == uid(claim)));
     let available = matches!(phase(volume), "Available" | "Pending" | "")
         || (reserved_for["uid"] == uid(claim) && !reserved_for.is_null());
     class == volume_class
@@ -105,11 +109,26 @@ async fn claim_pass(
         let volume_name = str_at(claim, "/spec/volumeName").unwrap_or_default();
         if world.get(PV, "", volume_name).is_none() && !volume_name.is_empty() {
             // The cache may lag a just-created volume: confirm before declaring loss.
-            if crate::ops::get(client, PV, "", volume_name).await?.is_none() {
+            if crate::ops::get(client, PV, "", volume_name)
+                .await?
+                .is_none()
+            {
                 events
-                    .warning(claim, PVC, "ClaimLost", "Bound claim has lost its PersistentVolume. Data on the volume is lost!")
+                    .warning(
+                        claim,
+                        PVC,
+                        "ClaimLost",
+                        "Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+                    )
                     .await;
-                return crate::ops::merge_status(client, PVC, ns, claim_name, &json!({"status": {"phase": "Lost"}})).await;
+                return crate::ops::merge_status(
+                    client,
+                    PVC,
+                    ns,
+                    claim_name,
+                    &json!({"status": {"phase": "Lost"}}),
+                )
+                .await;
             }
         }
         return Ok(());
@@ -117,7 +136,9 @@ async fn claim_pass(
     let volumes = world.list(PV);
     let named = str_at(claim, "/spec/volumeName").filter(|v| !v.is_empty());
     let chosen = match named {
-        Some(volume_name) => volumes.iter().find(|v| name(v) == volume_name && matches(claim, v)),
+        Some(volume_name) => volumes
+            .iter()
+            .find(|v| name(v) == volume_name && matches(claim, v)),
         None => {
             let mut fits: Vec<&Value> = volumes.iter().filter(|v| matches(claim, v)).collect();
             // Volumes reserved for this claim first, then the smallest that fits.
@@ -139,7 +160,9 @@ async fn claim_pass(
     }
     let Some(class) = world.get(STORAGE_CLASS, "", class_name) else {
         let message = format!("storageclass.storage.k8s.io \"{class_name}\" not found");
-        events.warning(claim, PVC, "ProvisioningFailed", &message).await;
+        events
+            .warning(claim, PVC, "ProvisioningFailed", &message)
+            .await;
         return Ok(());
     };
     let provisioner = class["provisioner"].as_str().unwrap_or_default();
@@ -171,7 +194,9 @@ async fn claim_pass(
             }
             None if delayed => {
                 let message = "waiting for first consumer to be created before binding";
-                events.normal(claim, PVC, "WaitForFirstConsumer", message).await;
+                events
+                    .normal(claim, PVC, "WaitForFirstConsumer", message)
+                    .await;
                 return Ok(());
             }
             None => {}
@@ -182,7 +207,9 @@ async fn claim_pass(
          system administrator. If volume creation is delayed, please verify that the provisioner is running and \
          correctly registered."
     );
-    events.normal(claim, PVC, "ExternalProvisioning", &message).await;
+    events
+        .normal(claim, PVC, "ExternalProvisioning", &message)
+        .await;
     Ok(())
 }
 
@@ -193,13 +220,21 @@ fn first_consumer_node(world: &World, claim: &Value) -> Option<String> {
     world
         .list(POD)
         .into_iter()
-        .filter(|p| namespace(p) == ns && !matches!(phase(p), "Succeeded" | "Failed") && !kinds::is_deleting(p))
+        .filter(|p| {
+            namespace(p) == ns
+                && !matches!(phase(p), "Succeeded" | "Failed")
+                && !kinds::is_deleting(p)
+        })
         .find_map(|pod| {
-            let node = str_at(&pod, "/spec/nodeName").filter(|n| !n.is_empty())?.to_string();
+            let node = str_at(&pod, "/spec/nodeName")
+                .filter(|n| !n.is_empty())?
+                .to_string();
             let direct = claims_of(&pod["spec"]["volumes"]).contains(&name(claim).to_string());
             let via_vmi = annotation(&pod, "kubevirt.io/domain")
                 .and_then(|vmi| world.get(VMI, ns, vmi))
-                .is_some_and(|vmi| claims_of(&vmi["spec"]["volumes"]).contains(&name(claim).to_string()));
+                .is_some_and(|vmi| {
+                    claims_of(&vmi["spec"]["volumes"]).contains(&name(claim).to_string())
+                });
             (direct || via_vmi).then_some(node)
         })
 }
@@ -221,18 +256,15 @@ pub fn claims_of(volumes: &Value) -> Vec<String> {
 /// A Ready node to provision Immediate claims on (the first by name, for determinism).
 fn ready_node(world: &World) -> Option<String> {
     world.list(NODE).into_iter().find_map(|node| {
-        let ready = node["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        let ready = node["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
         ready.then(|| name(&node).to_string())
     })
 }
 
-async fn bind(
-    client: &kube::Client,
-    claim: &Value,
-    volume: &Value,
-) -> crate::ops::Result<()> {
+async fn bind(client: &kube::Client, claim: &Value, volume: &Value) -> crate::ops::Result<()> {
     let (ns, claim_name, volume_name) = (namespace(claim), name(claim), name(volume));
     if volume["spec"]["claimRef"]["uid"] != uid(claim) {
         let patch = json!({
@@ -245,13 +277,21 @@ async fn bind(
         crate::ops::merge(client, PV, "", volume_name, &patch).await?;
     }
     if phase(volume) != "Bound" {
-        crate::ops::merge_status(client, PV, "", volume_name, &json!({"status": {"phase": "Bound"}})).await?;
+        crate::ops::merge_status(
+            client,
+            PV,
+            "",
+            volume_name,
+            &json!({"status": {"phase": "Bound"}}),
+        )
+        .await?;
     }
     let mut annotations = json!({wk::ANN_BIND_COMPLETED: "yes"});
     if str_at(claim, "/spec/volumeName").is_none_or(str::is_empty) {
         annotations[wk::ANN_BOUND_BY_CONTROLLER] = json!("yes");
     }
-    let patch = json!({"metadata": {"annotations": annotations}, "spec": {"volumeName": volume_name}});
+    let patch =
+        json!({"metadata": {"annotations": annotations}, "spec": {"volumeName": volume_name}});
     crate::ops::merge(client, PVC, ns, claim_name, &patch).await?;
     let status = json!({"status": {
         "phase": "Bound",
@@ -284,7 +324,9 @@ async fn volume_pass(
     );
     let claim = world.get(PVC, claim_ns, claim_name);
     let same_claim = claim.as_ref().is_some_and(|c| {
-        reference["uid"].as_str().is_none_or(|u| u.is_empty() || u == uid(c))
+        reference["uid"]
+            .as_str()
+            .is_none_or(|u| u.is_empty() || u == uid(c))
     });
     if same_claim || phase(volume) != "Bound" {
         if phase(volume).is_empty() {
@@ -301,14 +343,23 @@ async fn volume_pass(
             return Ok(());
         }
     }
-    crate::ops::merge_status(client, PV, "", volume_name, &json!({"status": {"phase": "Released"}})).await?;
+    crate::ops::merge_status(
+        client,
+        PV,
+        "",
+        volume_name,
+        &json!({"status": {"phase": "Released"}}),
+    )
+    .await?;
     let policy = str_at(volume, "/spec/persistentVolumeReclaimPolicy").unwrap_or("Delete");
     let ours = annotation(volume, wk::ANN_PROVISIONED_BY).is_some_and(is_ours);
     if policy == "Delete" && !ours {
         let message = format!(
             "error getting deleter volume plugin for volume \"{volume_name}\": no deletable volume plugin matched"
         );
-        events.warning(volume, PV, "VolumeFailedDelete", &message).await;
+        events
+            .warning(volume, PV, "VolumeFailedDelete", &message)
+            .await;
         let patch = json!({"status": {"phase": "Failed", "message": message}});
         crate::ops::merge_status(client, PV, "", volume_name, &patch).await?;
     }
@@ -334,9 +385,18 @@ mod tests {
 
     #[test]
     fn a_volume_matches_a_claim_of_its_class_size_and_modes() {
-        assert!(matches(&claim("1Gi", &["ReadWriteOnce"]), &volume("2Gi", &["ReadWriteOnce", "ReadWriteMany"])));
-        assert!(!matches(&claim("3Gi", &["ReadWriteOnce"]), &volume("2Gi", &["ReadWriteOnce"])));
-        assert!(!matches(&claim("1Gi", &["ReadWriteMany"]), &volume("2Gi", &["ReadWriteOnce"])));
+        assert!(matches(
+            &claim("1Gi", &["ReadWriteOnce"]),
+            &volume("2Gi", &["ReadWriteOnce", "ReadWriteMany"])
+        ));
+        assert!(!matches(
+            &claim("3Gi", &["ReadWriteOnce"]),
+            &volume("2Gi", &["ReadWriteOnce"])
+        ));
+        assert!(!matches(
+            &claim("1Gi", &["ReadWriteMany"]),
+            &volume("2Gi", &["ReadWriteOnce"])
+        ));
         let mut block = volume("2Gi", &["ReadWriteOnce"]);
         block["spec"]["volumeMode"] = json!("Block");
         assert!(!matches(&claim("1Gi", &["ReadWriteOnce"]), &block));

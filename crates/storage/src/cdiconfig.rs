@@ -49,11 +49,16 @@ pub fn desired_status(world: &World, config: &Value) -> Value {
         config["spec"][field].clone()
     };
     let overhead = pick("filesystemOverhead");
-    let valid = |v: &Value| v.as_str().filter(|s| parse_overhead(s).is_some()).map(str::to_string);
+    let valid = |v: &Value| {
+        v.as_str()
+            .filter(|s| parse_overhead(s).is_some())
+            .map(str::to_string)
+    };
     let global = valid(&overhead["global"]).unwrap_or_else(|| wk::DEFAULT_FS_OVERHEAD.into());
     let mut per_class = Map::new();
     for class in world.list(STORAGE_CLASS) {
-        let value = valid(&overhead["storageClass"][name(&class)]).unwrap_or_else(|| global.clone());
+        let value =
+            valid(&overhead["storageClass"][name(&class)]).unwrap_or_else(|| global.clone());
         per_class.insert(name(&class).into(), json!(value));
     }
     let mut status = Map::new();
@@ -66,10 +71,18 @@ pub fn desired_status(world: &World, config: &Value) -> Value {
     }
     // HyperConverged's storageWorkloads resources win over CDIConfig's own (manual §9.7).
     let from_hco = hco["spec"]["resourceRequirements"]["storageWorkloads"].clone();
-    let resources = if from_hco.is_object() { from_hco } else { config["spec"]["podResourceRequirements"].clone() };
+    let resources = if from_hco.is_object() {
+        from_hco
+    } else {
+        config["spec"]["podResourceRequirements"].clone()
+    };
     status.insert(
         "defaultPodResourceRequirements".into(),
-        if resources.is_object() { resources } else { default_pod_resources() },
+        if resources.is_object() {
+            resources
+        } else {
+            default_pod_resources()
+        },
     );
     let preallocation = config["spec"]["preallocation"].as_bool().unwrap_or(false);
     status.insert("preallocation".into(), json!(preallocation));

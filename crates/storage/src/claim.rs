@@ -68,7 +68,9 @@ pub fn claim_spec(world: &World, dv: &Value) -> Result<Value, Invalid> {
                 mode.get_or_insert(profile_mode);
             }
             None if access.is_empty() => {
-                return Err(invalid(format!("no accessMode specified in StorageProfile {class}")));
+                return Err(invalid(format!(
+                    "no accessMode specified in StorageProfile {class}"
+                )));
             }
             None => {}
         }
@@ -89,7 +91,8 @@ pub fn claim_spec(world: &World, dv: &Value) -> Result<Value, Invalid> {
             return Ok(Value::Object(spec));
         }
     }
-    let requested = requested.ok_or_else(|| invalid("DataVolume.storage spec is missing resources.requests.storage"))?;
+    let requested = requested
+        .ok_or_else(|| invalid("DataVolume.storage spec is missing resources.requests.storage"))?;
     let bytes = quantity::parse(requested)
         .ok_or_else(|| invalid(format!("invalid storage size {requested:?}")))?;
     let size = if mode == "Filesystem" {
@@ -127,7 +130,10 @@ pub fn with_overhead(bytes: u64, overhead: f64) -> u64 {
 pub fn claim_for(world: &World, dv: &Value) -> Result<Value, Invalid> {
     let spec = claim_spec(world, dv)?;
     let source = &dv["spec"]["source"];
-    let mut annotations: Map<String, Value> = dv["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    let mut annotations: Map<String, Value> = dv["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
@@ -145,15 +151,24 @@ pub fn claim_for(world: &World, dv: &Value) -> Result<Value, Invalid> {
             put(ann::SOURCE, Some(wk::source::REGISTRY));
             put(ann::ENDPOINT, str_at(source, "/registry/url"));
             put(ann::SECRET, str_at(source, "/registry/secretRef"));
-            put(ann::CERT_CONFIG_MAP, str_at(source, "/registry/certConfigMap"));
+            put(
+                ann::CERT_CONFIG_MAP,
+                str_at(source, "/registry/certConfigMap"),
+            );
         }
         _ => put(ann::SOURCE, Some(wk::source::NONE)),
     }
-    put(ann::CONTENT_TYPE, Some(str_at(dv, "/spec/contentType").unwrap_or("kubevirt")));
+    put(
+        ann::CONTENT_TYPE,
+        Some(str_at(dv, "/spec/contentType").unwrap_or("kubevirt")),
+    );
     if dv["spec"]["preallocation"] == true {
         put(ann::PREALLOCATION_REQUESTED, Some("true"));
     }
-    let mut labels: Map<String, Value> = dv["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+    let mut labels: Map<String, Value> = dv["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     labels.insert(wk::APP_LABEL.into(), json!(wk::CDI_APP));
     Ok(json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -180,8 +195,14 @@ mod tests {
 
     #[test]
     fn the_source_type_is_the_one_key_of_source() {
-        assert_eq!(source_type(&json!({"spec": {"source": {"http": {"url": "x"}}}})), Some("http"));
-        assert_eq!(source_type(&json!({"spec": {"source": {"blank": {}}}})), Some("blank"));
+        assert_eq!(
+            source_type(&json!({"spec": {"source": {"http": {"url": "x"}}}})),
+            Some("http")
+        );
+        assert_eq!(
+            source_type(&json!({"spec": {"source": {"blank": {}}}})),
+            Some("blank")
+        );
         assert_eq!(source_type(&json!({"spec": {}})), None);
     }
 }

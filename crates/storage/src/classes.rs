@@ -34,8 +34,14 @@ fn newest_marked(world: &World, key: &str) -> Option<String> {
         .filter(|c| marked(c, key))
         .collect();
     classes.sort_by(|a, b| {
-        let created = |v: &Value| str_at(v, "/metadata/creationTimestamp").unwrap_or_default().to_string();
-        created(b).cmp(&created(a)).then_with(|| name(a).cmp(name(b)))
+        let created = |v: &Value| {
+            str_at(v, "/metadata/creationTimestamp")
+                .unwrap_or_default()
+                .to_string()
+        };
+        created(b)
+            .cmp(&created(a))
+            .then_with(|| name(a).cmp(name(b)))
     });
     classes.first().map(|c| name(c).to_string())
 }
@@ -46,7 +52,11 @@ pub fn fs_overhead(world: &World, class: &str) -> f64 {
     let config = world.get(CDI_CONFIG, "", wk::CDI_CONFIG_NAME);
     let status = config.as_ref().map(|c| &c["status"]["filesystemOverhead"]);
     let text = status
-        .and_then(|s| s["storageClass"][class].as_str().or_else(|| s["global"].as_str()))
+        .and_then(|s| {
+            s["storageClass"][class]
+                .as_str()
+                .or_else(|| s["global"].as_str())
+        })
         .unwrap_or(wk::DEFAULT_FS_OVERHEAD);
     parse_overhead(text).unwrap_or(0.055)
 }
@@ -84,13 +94,19 @@ pub fn default_storage_class() -> Value {
 ///
 /// # Errors
 /// When the API refuses the creates.
-pub async fn ensure_first_start_objects(client: &kube::Client, world: &World) -> crate::ops::Result<()> {
+pub async fn ensure_first_start_objects(
+    client: &kube::Client,
+    world: &World,
+) -> crate::ops::Result<()> {
     let ours = world
         .list(STORAGE_CLASS)
         .iter()
         .any(|c| is_ours(c["provisioner"].as_str().unwrap_or_default()));
     if !ours && crate::ops::create(client, STORAGE_CLASS, &default_storage_class()).await? {
-        tracing::info!(class = wk::DEFAULT_CLASS, "created the default StorageClass");
+        tracing::info!(
+            class = wk::DEFAULT_CLASS,
+            "created the default StorageClass"
+        );
     }
     if world.get(CDI_CONFIG, "", wk::CDI_CONFIG_NAME).is_none() {
         let config = json!({

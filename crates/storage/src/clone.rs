@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::kinds::{self, annotation, name, namespace, str_at, DATA_VOLUME, PV, PVC, STORAGE_PROFILE};
+use crate::kinds::{
+    self, annotation, name, namespace, str_at, DATA_VOLUME, PV, PVC, STORAGE_PROFILE,
+};
 use crate::world::World;
 
 pub const ANN_CLONE_TYPE: &str = "cdi.kubevirt.io/cloneType";
@@ -27,7 +29,10 @@ pub enum Strategy {
 pub fn source_ref(dv: &Value) -> Option<(String, String)> {
     let pvc = &dv["spec"]["source"]["pvc"];
     let name = pvc["name"].as_str()?;
-    let ns = pvc["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(namespace(dv));
+    let ns = pvc["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace(dv));
     Some((ns.to_string(), name.to_string()))
 }
 
@@ -63,7 +68,8 @@ pub fn strategy(world: &World, source: &Value, target_spec: &Value) -> Strategy 
         .get(crate::kinds::STORAGE_CLASS, "", target_class)
         .is_some_and(|c| crate::classes::is_ours(c["provisioner"].as_str().unwrap_or_default()));
     let same_class = crate::classes::class_of_claim(source) == Some(target_class);
-    let same_mode = volume_mode(source) == target_spec["volumeMode"].as_str().unwrap_or("Filesystem");
+    let same_mode =
+        volume_mode(source) == target_spec["volumeMode"].as_str().unwrap_or("Filesystem");
     if !same_mode {
         return Strategy::Copy(Some("volume modes of source and target differ".into()));
     }
@@ -72,7 +78,11 @@ pub fn strategy(world: &World, source: &Value, target_spec: &Value) -> Strategy 
             "{wanted} clone needs the source and target in the same storage class of a provisioner that clones"
         )));
     }
-    Strategy::Native(if wanted == "csi-clone" { "csi-clone" } else { "snapshot" })
+    Strategy::Native(if wanted == "csi-clone" {
+        "csi-clone"
+    } else {
+        "snapshot"
+    })
 }
 
 /// Whether the source is ready to be cloned: bound, and if a DataVolume populates it, done.
@@ -83,7 +93,9 @@ pub fn source_ready(world: &World, source: &Value) -> Result<(), String> {
     }
     if let Some(dv) = world.get(DATA_VOLUME, ns, source_name) {
         if kinds::phase(&dv) != "Succeeded" {
-            return Err(format!("source DataVolume {ns}/{source_name} is not populated yet"));
+            return Err(format!(
+                "source DataVolume {ns}/{source_name} is not populated yet"
+            ));
         }
     }
     let volume = str_at(source, "/spec/volumeName").and_then(|v| world.get(PV, "", v));
@@ -98,7 +110,9 @@ pub fn annotations_for(strategy: &Strategy) -> Value {
     match strategy {
         Strategy::Native(kind) => json!({ANN_CLONE_TYPE: kind}),
         Strategy::Copy(None) => json!({ANN_CLONE_TYPE: "copy"}),
-        Strategy::Copy(Some(reason)) => json!({ANN_CLONE_TYPE: "copy", ANN_FALLBACK_REASON: reason}),
+        Strategy::Copy(Some(reason)) => {
+            json!({ANN_CLONE_TYPE: "copy", ANN_FALLBACK_REASON: reason})
+        }
     }
 }
 
@@ -150,7 +164,9 @@ pub fn is_clone(dv: &Value) -> bool {
 
 /// A short text naming the source for Events.
 pub fn describe(dv: &Value) -> String {
-    source_ref(dv).map(|(ns, n)| format!("{ns}/{n}")).unwrap_or_default()
+    source_ref(dv)
+        .map(|(ns, n)| format!("{ns}/{n}"))
+        .unwrap_or_default()
 }
 
 /// Whether a claim was made by our native clone (it names its source).

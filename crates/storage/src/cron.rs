@@ -32,7 +32,11 @@ fn parse_field(text: &str, (low, high): (u32, u32)) -> Option<Vec<bool>> {
             },
         };
         // Day of week 7 is Sunday too.
-        let (from, to) = if high == 6 { (from.min(7) % 7, if to == 7 { 6 } else { to }) } else { (from, to) };
+        let (from, to) = if high == 6 {
+            (from.min(7) % 7, if to == 7 { 6 } else { to })
+        } else {
+            (from, to)
+        };
         if from < low || to > high || from > to {
             return None;
         }
@@ -65,7 +69,10 @@ impl Schedule {
             at.month() as usize,
             at.weekday().to_sunday_zero_offset() as usize,
         ];
-        values.iter().zip(&self.fields).all(|(v, allowed)| allowed.get(*v).copied().unwrap_or(false))
+        values
+            .iter()
+            .zip(&self.fields)
+            .all(|(v, allowed)| allowed.get(*v).copied().unwrap_or(false))
     }
 
     /// The first minute strictly after `after` the schedule fires (searching a year ahead).
@@ -100,14 +107,29 @@ mod tests {
     #[test]
     fn hcos_schedules_fire_when_they_say() {
         let twice_a_day = Schedule::parse("55 8/12 * * *").unwrap();
-        assert_eq!(twice_a_day.next_after(at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T08:55:00Z")));
-        assert_eq!(twice_a_day.next_after(at("2026-01-01T08:55:00Z")), Some(at("2026-01-01T20:55:00Z")));
+        assert_eq!(
+            twice_a_day.next_after(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T08:55:00Z"))
+        );
+        assert_eq!(
+            twice_a_day.next_after(at("2026-01-01T08:55:00Z")),
+            Some(at("2026-01-01T20:55:00Z"))
+        );
         let every_minute = Schedule::parse("* * * * *").unwrap();
-        assert_eq!(every_minute.next_after(at("2026-01-01T00:00:30Z")), Some(at("2026-01-01T00:01:00Z")));
+        assert_eq!(
+            every_minute.next_after(at("2026-01-01T00:00:30Z")),
+            Some(at("2026-01-01T00:01:00Z"))
+        );
         let sundays = Schedule::parse("0 0 * * 0").unwrap();
-        assert_eq!(sundays.next_after(at("2026-01-01T00:00:00Z")), Some(at("2026-01-04T00:00:00Z")));
+        assert_eq!(
+            sundays.next_after(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-04T00:00:00Z"))
+        );
         let listed = Schedule::parse("0,30 */6 1-2 1 *").unwrap();
-        assert_eq!(listed.next_after(at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T00:30:00Z")));
+        assert_eq!(
+            listed.next_after(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T00:30:00Z"))
+        );
     }
 
     #[test]

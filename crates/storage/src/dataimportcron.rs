@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use crate::cron::Schedule;
 use crate::events::Recorder;
-use crate::kinds::{self, annotation, label, name, namespace, phase, str_at, DATA_IMPORT_CRON, DATA_SOURCE, DATA_VOLUME};
+use crate::kinds::{
+    self, annotation, label, name, namespace, phase, str_at, DATA_IMPORT_CRON, DATA_SOURCE,
+    DATA_VOLUME,
+};
 use crate::world::World;
 
 /// Label on every DataVolume and DataSource a cron manages (upstream's).
@@ -34,22 +37,37 @@ pub async fn reconcile(client: &kube::Client, world: &World, events: &Recorder) 
     }
 }
 
-async fn reconcile_one(client: &kube::Client, world: &World, events: &Recorder, cron: &Value) -> crate::ops::Result<()> {
+async fn reconcile_one(
+    client: &kube::Client,
+    world: &World,
+    events: &Recorder,
+    cron: &Value,
+) -> crate::ops::Result<()> {
     let (ns, cron_name) = (namespace(cron), name(cron));
-    let managed = str_at(cron, "/spec/managedDataSource").unwrap_or(cron_name).to_string();
+    let managed = str_at(cron, "/spec/managedDataSource")
+        .unwrap_or(cron_name)
+        .to_string();
     let Some(schedule) = str_at(cron, "/spec/schedule").and_then(Schedule::parse) else {
-        let message = format!("Illegal cron schedule {:?}", str_at(cron, "/spec/schedule").unwrap_or_default());
-        events.warning(cron, DATA_IMPORT_CRON, "InvalidSchedule", &message).await;
+        let message = format!(
+            "Illegal cron schedule {:?}",
+            str_at(cron, "/spec/schedule").unwrap_or_default()
+        );
+        events
+            .warning(cron, DATA_IMPORT_CRON, "InvalidSchedule", &message)
+            .await;
         return Ok(());
     };
     let now = Timestamp::now();
-    let last: Option<Timestamp> = str_at(cron, "/status/lastExecutionTimestamp").and_then(|t| t.parse().ok());
+    let last: Option<Timestamp> =
+        str_at(cron, "/status/lastExecutionTimestamp").and_then(|t| t.parse().ok());
     let mut imports: Vec<Value> = world
         .list(DATA_VOLUME)
         .into_iter()
         .filter(|dv| namespace(dv) == ns && label(dv, CRON_LABEL) == Some(cron_name))
         .collect();
-    imports.sort_by(|a, b| str_at(a, "/metadata/creationTimestamp").cmp(&str_at(b, "/metadata/creationTimestamp")));
+    imports.sort_by(|a, b| {
+        str_at(a, "/metadata/creationTimestamp").cmp(&str_at(b, "/metadata/creationTimestamp"))
+    });
     // The first import happens at once; later ones at each scheduled time.
     let due = match last {
         None => Some(now),
@@ -62,9 +80,15 @@ async fn reconcile_one(client: &kube::Client, world: &World, events: &Recorder, 
     if let Some(at) = due {
         let dv_name = format!("{managed}-{:x}", at.as_second() / 60);
         if world.get(DATA_VOLUME, ns, &dv_name).is_none() {
-            let mut annotations = cron["spec"]["template"]["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+            let mut annotations = cron["spec"]["template"]["metadata"]["annotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             if let Some(immediate) = annotation(cron, crate::well_known::ann::BIND_IMMEDIATE) {
-                annotations.insert(crate::well_known::ann::BIND_IMMEDIATE.into(), json!(immediate));
+                annotations.insert(
+                    crate::well_known::ann::BIND_IMMEDIATE.into(),
+                    json!(immediate),
+                );
             }
             let mut owners = Vec::new();
             if str_at(cron, "/spec/retentionPolicy") == Some("None") {
@@ -77,48 +101,113 @@ async fn reconcile_one(client: &kube::Client, world: &World, events: &Recorder, 
                 "spec": cron["spec"]["template"]["spec"],
             });
             crate::ops::create(client, DATA_VOLUME, &dv).await?;
-            events.normal(cron, DATA_IMPORT_CRON, "ImportScheduled", &format!("Import into {dv_name} scheduled")).await;
+            events
+                .normal(
+                    cron,
+                    DATA_IMPORT_CRON,
+                    "ImportScheduled",
+                    &format!("Import into {dv_name} scheduled"),
+                )
+                .await;
         }
         status["lastExecutionTimestamp"] = json!(kinds::now());
         status["currentImports"] = json!([{"DataVolumeName": dv_name, "Digest": ""}]);
     }
     let newest_done = imports.iter().rev().find(|dv| phase(dv) == "Succeeded");
-    let in_progress = imports.iter().any(|dv| phase(dv) != "Succeeded" && phase(dv) != "Failed");
+    let in_progress = imports
+        .iter()
+        .any(|dv| phase(dv) != "Succeeded" && phase(dv) != "Failed");
     let stamp = kinds::now();
     if let Some(done) = newest_done {
         point_data_source(client, world, cron, &managed, done).await?;
         status["lastImportedPVC"] = json!({"namespace": ns, "name": name(done)});
-        if status["lastImportTimestamp"].is_null() || status["lastImportedPVC"]["name"] != name(done) {
+        if status["lastImportTimestamp"].is_null()
+            || status["lastImportedPVC"]["name"] != name(done)
+        {
             status["lastImportTimestamp"] = json!(stamp);
         }
     }
     let up_to_date = newest_done.is_some() && !in_progress;
     let conditions = json!([
-        condition("Progressing", in_progress, if in_progress { "ImportProgressing" } else { "NoImport" },
-                  if in_progress { "Import is progressing" } else { "No current import" }, &stamp),
-        condition("UpToDate", up_to_date, if up_to_date { "UpToDate" } else { "ImportProgressing" },
-                  if up_to_date { "Latest import is up to date" } else { "Import is progressing" }, &stamp),
+        condition(
+            "Progressing",
+            in_progress,
+            if in_progress {
+                "ImportProgressing"
+            } else {
+                "NoImport"
+            },
+            if in_progress {
+                "Import is progressing"
+            } else {
+                "No current import"
+            },
+            &stamp
+        ),
+        condition(
+            "UpToDate",
+            up_to_date,
+            if up_to_date {
+                "UpToDate"
+            } else {
+                "ImportProgressing"
+            },
+            if up_to_date {
+                "Latest import is up to date"
+            } else {
+                "Import is progressing"
+            },
+            &stamp
+        ),
     ]);
-    let same = |a: &Value, b: &Value| a["type"] == b["type"] && a["status"] == b["status"] && a["reason"] == b["reason"];
-    let unchanged_conditions = cron["status"]["conditions"]
-        .as_array()
-        .is_some_and(|old| old.len() == 2 && old.iter().zip(conditions.as_array().into_iter().flatten()).all(|(a, b)| same(a, b)));
+    let same = |a: &Value, b: &Value| {
+        a["type"] == b["type"] && a["status"] == b["status"] && a["reason"] == b["reason"]
+    };
+    let unchanged_conditions = cron["status"]["conditions"].as_array().is_some_and(|old| {
+        old.len() == 2
+            && old
+                .iter()
+                .zip(conditions.as_array().into_iter().flatten())
+                .all(|(a, b)| same(a, b))
+    });
     if !unchanged_conditions {
         status["conditions"] = conditions;
     }
     if status != cron["status"] {
-        crate::ops::merge(client, DATA_IMPORT_CRON, ns, cron_name, &json!({"status": status})).await?;
+        crate::ops::merge(
+            client,
+            DATA_IMPORT_CRON,
+            ns,
+            cron_name,
+            &json!({"status": status}),
+        )
+        .await?;
     }
     collect_garbage(client, cron, &imports, newest_done).await
 }
 
 /// Creates or repoints the managed DataSource at the newest imported claim.
-async fn point_data_source(client: &kube::Client, world: &World, cron: &Value, managed: &str, done: &Value) -> crate::ops::Result<()> {
+async fn point_data_source(
+    client: &kube::Client,
+    world: &World,
+    cron: &Value,
+    managed: &str,
+    done: &Value,
+) -> crate::ops::Result<()> {
     let ns = namespace(cron);
     let source = json!({"pvc": {"namespace": ns, "name": name(done)}});
     match world.get(DATA_SOURCE, ns, managed) {
         Some(existing) if existing["spec"]["source"] == source => Ok(()),
-        Some(_) => crate::ops::merge(client, DATA_SOURCE, ns, managed, &json!({"spec": {"source": source}})).await,
+        Some(_) => {
+            crate::ops::merge(
+                client,
+                DATA_SOURCE,
+                ns,
+                managed,
+                &json!({"spec": {"source": source}}),
+            )
+            .await
+        }
         None => {
             let mut owners = Vec::new();
             if str_at(cron, "/spec/retentionPolicy") == Some("None") {
@@ -129,19 +218,29 @@ async fn point_data_source(client: &kube::Client, world: &World, cron: &Value, m
                 "metadata": {"name": managed, "namespace": ns, "labels": {CRON_LABEL: name(cron)}, "ownerReferences": owners},
                 "spec": {"source": source},
             });
-            crate::ops::create(client, DATA_SOURCE, &data_source).await.map(|_| ())
+            crate::ops::create(client, DATA_SOURCE, &data_source)
+                .await
+                .map(|_| ())
         }
     }
 }
 
 /// `garbageCollect: Outdated`: keeps the newest `importsToKeep` (default 3) succeeded imports
 /// and never the one the DataSource uses.
-async fn collect_garbage(client: &kube::Client, cron: &Value, imports: &[Value], newest: Option<&Value>) -> crate::ops::Result<()> {
+async fn collect_garbage(
+    client: &kube::Client,
+    cron: &Value,
+    imports: &[Value],
+    newest: Option<&Value>,
+) -> crate::ops::Result<()> {
     if str_at(cron, "/spec/garbageCollect").unwrap_or("Outdated") != "Outdated" {
         return Ok(());
     }
     let keep = cron["spec"]["importsToKeep"].as_u64().unwrap_or(3).max(1) as usize;
-    let done: Vec<&Value> = imports.iter().filter(|dv| phase(dv) == "Succeeded").collect();
+    let done: Vec<&Value> = imports
+        .iter()
+        .filter(|dv| phase(dv) == "Succeeded")
+        .collect();
     let excess = done.len().saturating_sub(keep);
     for dv in done.into_iter().take(excess) {
         if newest.is_some_and(|n| name(n) == name(dv)) {

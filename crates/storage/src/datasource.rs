@@ -14,19 +14,38 @@ pub fn readiness(world: &World, source: &Value) -> (&'static str, String, String
     let Some(claim_name) = pvc["name"].as_str() else {
         return ("False", "NoSource".into(), "No source PVC set".into());
     };
-    let ns = pvc["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(namespace(source));
+    let ns = pvc["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace(source));
     let Some(claim) = world.get(PVC, ns, claim_name) else {
-        return ("False", "NotFound".into(), format!("PVC {ns}/{claim_name} not found"));
+        return (
+            "False",
+            "NotFound".into(),
+            format!("PVC {ns}/{claim_name} not found"),
+        );
     };
     if let Some(dv) = world.get(DATA_VOLUME, ns, claim_name) {
         let dv_phase = phase(&dv);
         if dv_phase != "Succeeded" {
-            return ("False", dv_phase.to_string(), format!("DataVolume {ns}/{claim_name} is {dv_phase}"));
+            return (
+                "False",
+                dv_phase.to_string(),
+                format!("DataVolume {ns}/{claim_name} is {dv_phase}"),
+            );
         }
     } else if phase(&claim) != "Bound" {
-        return ("False", "Pending".into(), format!("PVC {ns}/{claim_name} is not bound"));
+        return (
+            "False",
+            "Pending".into(),
+            format!("PVC {ns}/{claim_name} is not bound"),
+        );
     }
-    ("True", "Ready".into(), "DataSource is ready to be consumed".into())
+    (
+        "True",
+        "Ready".into(),
+        "DataSource is ready to be consumed".into(),
+    )
 }
 
 /// Refreshes every DataSource's status. Idempotent.
@@ -55,7 +74,15 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
             "conditions": [{"type": "Ready", "status": status, "reason": reason, "message": message,
                             "lastTransitionTime": transition, "lastHeartbeatTime": now}],
         }});
-        if let Err(e) = crate::ops::merge(client, DATA_SOURCE, namespace(&source), name(&source), &patch).await {
+        if let Err(e) = crate::ops::merge(
+            client,
+            DATA_SOURCE,
+            namespace(&source),
+            name(&source),
+            &patch,
+        )
+        .await
+        {
             tracing::warn!(error = %e, "cannot write DataSource status");
         }
     }
@@ -70,14 +97,22 @@ pub fn resolve(world: &World, dv: &Value) -> Result<Value, String> {
     if reference.is_null() || !dv["spec"]["source"].is_null() {
         return Ok(dv.clone());
     }
-    let ns = reference["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(namespace(dv));
+    let ns = reference["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace(dv));
     let source_name = str_at(reference, "/name").unwrap_or_default();
     let source = world
         .get(DATA_SOURCE, ns, source_name)
         .ok_or_else(|| format!("DataSource {ns}/{source_name} not found"))?;
     let pvc = &source["spec"]["source"]["pvc"];
-    let claim = pvc["name"].as_str().ok_or_else(|| format!("DataSource {ns}/{source_name} names no PVC"))?;
-    let claim_ns = pvc["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(ns);
+    let claim = pvc["name"]
+        .as_str()
+        .ok_or_else(|| format!("DataSource {ns}/{source_name} names no PVC"))?;
+    let claim_ns = pvc["namespace"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(ns);
     let mut resolved = dv.clone();
     resolved["spec"]["source"] = json!({"pvc": {"namespace": claim_ns, "name": claim}});
     Ok(resolved)

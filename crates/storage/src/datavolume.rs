@@ -18,7 +18,9 @@ use crate::claim::{self, source_type};
 use crate::clone;
 use crate::events::Recorder;
 use crate::importer_pod::{importer_pod, pod_name};
-use crate::kinds::{self, annotation, name, namespace, phase, str_at, uid, DATA_VOLUME, POD, PVC, STORAGE_CLASS};
+use crate::kinds::{
+    self, annotation, name, namespace, phase, str_at, uid, DATA_VOLUME, POD, PVC, STORAGE_CLASS,
+};
 use crate::status::{self, Conditions};
 use crate::well_known::{self as wk, ann};
 use crate::world::World;
@@ -38,7 +40,12 @@ pub async fn reconcile(client: &kube::Client, world: &World, events: &Recorder) 
             Err(message) => {
                 let mut conditions = Conditions::from_status(&dv);
                 conditions.set_bound(false, "Pending", &message);
-                let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+                let decision = Decision {
+                    phase: "Pending",
+                    progress: "N/A".into(),
+                    restarts: 0,
+                    conditions,
+                };
                 if let Err(e) = write(client, events, &dv, decision).await {
                     tracing::warn!(error = %e, "DataVolume status write failed; retrying");
                 }
@@ -72,7 +79,18 @@ async fn reconcile_one(
         if !SUPPORTED.contains(&source.as_str()) {
             let message = format!("source {source:?} is not supported by oxivirt yet (supported: http, registry, blank, pvc)");
             conditions.set_bound(false, "NotSupported", &message);
-            return write(client, events, dv, Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions }).await;
+            return write(
+                client,
+                events,
+                dv,
+                Decision {
+                    phase: "Pending",
+                    progress: "N/A".into(),
+                    restarts: 0,
+                    conditions,
+                },
+            )
+            .await;
         }
         match claim::claim_for(world, dv) {
             Ok(mut claim) => {
@@ -80,12 +98,22 @@ async fn reconcile_one(
                     let Some(source) = clone::source_claim(world, dv) else {
                         let message = format!("source PVC {} not found", clone::describe(dv));
                         conditions.set_bound(false, "Pending", &message);
-                        let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+                        let decision = Decision {
+                            phase: "Pending",
+                            progress: "N/A".into(),
+                            restarts: 0,
+                            conditions,
+                        };
                         return write(client, events, dv, decision).await;
                     };
                     if let Err(message) = clone::source_ready(world, &source) {
                         conditions.set_bound(false, "Pending", &message);
-                        let decision = Decision { phase: "CloneScheduled", progress: "N/A".into(), restarts: 0, conditions };
+                        let decision = Decision {
+                            phase: "CloneScheduled",
+                            progress: "N/A".into(),
+                            restarts: 0,
+                            conditions,
+                        };
                         return write(client, events, dv, decision).await;
                     }
                     plan_clone(client, world, events, dv, &source, &mut claim).await?;
@@ -94,18 +122,35 @@ async fn reconcile_one(
                 conditions.set_bound(false, "Pending", &format!("PVC {dv_name} Pending"));
             }
             Err(invalid) => {
-                events.warning(dv, DATA_VOLUME, invalid.reason, &invalid.message).await;
+                events
+                    .warning(dv, DATA_VOLUME, invalid.reason, &invalid.message)
+                    .await;
                 conditions.set_bound(false, invalid.reason, &invalid.message);
             }
         }
-        let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+        let decision = Decision {
+            phase: "Pending",
+            progress: "N/A".into(),
+            restarts: 0,
+            conditions,
+        };
         return write(client, events, dv, decision).await;
     };
-    if !kinds::controlled_by(&claim, uid(dv)) && annotation(&claim, ann::POPULATED_FOR) != Some(dv_name) {
-        let message = format!("Resource \"{dv_name}\" already exists and is not managed by DataVolume");
-        events.warning(dv, DATA_VOLUME, "ErrResourceExists", &message).await;
+    if !kinds::controlled_by(&claim, uid(dv))
+        && annotation(&claim, ann::POPULATED_FOR) != Some(dv_name)
+    {
+        let message =
+            format!("Resource \"{dv_name}\" already exists and is not managed by DataVolume");
+        events
+            .warning(dv, DATA_VOLUME, "ErrResourceExists", &message)
+            .await;
         conditions.set_bound(false, "ErrResourceExists", &message);
-        let decision = Decision { phase: "Pending", progress: "N/A".into(), restarts: 0, conditions };
+        let decision = Decision {
+            phase: "Pending",
+            progress: "N/A".into(),
+            restarts: 0,
+            conditions,
+        };
         return write(client, events, dv, decision).await;
     }
     conditions.bound_from_claim(&claim);
@@ -128,28 +173,46 @@ async fn reconcile_one(
         // The provisioner made the volume as a clone: bound means done.
         conditions.set_running(false, "Completed", "Clone Complete");
         conditions.set_ready(true, "", "");
-        let decision = Decision { phase: "Succeeded", progress: "100.0%".into(), restarts: 0, conditions };
+        let decision = Decision {
+            phase: "Succeeded",
+            progress: "100.0%".into(),
+            restarts: 0,
+            conditions,
+        };
         return write(client, events, dv, decision).await;
     }
-    let flavor = if clone::is_clone(dv) { Flavor::COPY } else { Flavor::IMPORT };
+    let flavor = if clone::is_clone(dv) {
+        Flavor::COPY
+    } else {
+        Flavor::IMPORT
+    };
     let pod = world.get(POD, ns, &(flavor.pod_name)(dv_name));
     let done = annotation(&claim, ann::POD_PHASE) == Some("Succeeded");
     let restarts = restart_count(&claim, pod.as_ref());
     let decision = match (&pod, done) {
         (_, true) => {
             if let Some(pod) = &pod {
-                let retain = annotation(&claim, "cdi.kubevirt.io/storage.pod.retainAfterCompletion") == Some("true");
+                let retain =
+                    annotation(&claim, "cdi.kubevirt.io/storage.pod.retainAfterCompletion")
+                        == Some("true");
                 if !retain {
                     crate::ops::delete(client, POD, ns, name(pod)).await?;
                 }
             }
             conditions.set_running(false, "Completed", flavor.complete);
             conditions.set_ready(true, "", "");
-            Decision { phase: "Succeeded", progress: "100.0%".into(), restarts, conditions }
+            Decision {
+                phase: "Succeeded",
+                progress: "100.0%".into(),
+                restarts,
+                conditions,
+            }
         }
         (None, false) => {
             let pod = match clone::source_claim(world, dv).filter(|_| clone::is_clone(dv)) {
-                Some(source) if clone::colocated(world, &source, &claim) => clone::copy_pod(world, dv, &source, &claim),
+                Some(source) if clone::colocated(world, &source, &claim) => {
+                    clone::copy_pod(world, dv, &source, &claim)
+                }
                 Some(_) => None, // the target is not (yet) on the source's node
                 None if clone::is_clone(dv) => None,
                 None => importer_pod(world, dv, &claim),
@@ -157,7 +220,12 @@ async fn reconcile_one(
             if let Some(pod) = pod {
                 crate::ops::create(client, POD, &pod).await?;
             }
-            Decision { phase: flavor.scheduled, progress: "N/A".into(), restarts, conditions }
+            Decision {
+                phase: flavor.scheduled,
+                progress: "N/A".into(),
+                restarts,
+                conditions,
+            }
         }
         (Some(pod), false) => {
             mirror_pod(client, &claim, pod, restarts).await?;
@@ -166,7 +234,9 @@ async fn reconcile_one(
             if running {
                 conditions.set_ready(false, "TransferRunning", "");
             }
-            let progress = annotation(&claim, ann::PROGRESS).unwrap_or("N/A").to_string();
+            let progress = annotation(&claim, ann::PROGRESS)
+                .unwrap_or("N/A")
+                .to_string();
             match phase(pod) {
                 "Succeeded" => {
                     // Recorded on the claim first, so the result survives the Pod's deletion.
@@ -174,11 +244,31 @@ async fn reconcile_one(
                     crate::ops::merge(client, PVC, ns, dv_name, &patch).await?;
                     conditions.set_running(false, "Completed", flavor.complete);
                     conditions.set_ready(true, "", "");
-                    Decision { phase: "Succeeded", progress: "100.0%".into(), restarts, conditions }
+                    Decision {
+                        phase: "Succeeded",
+                        progress: "100.0%".into(),
+                        restarts,
+                        conditions,
+                    }
                 }
-                "Failed" => Decision { phase: "Failed", progress, restarts, conditions },
-                "Running" => Decision { phase: flavor.in_progress, progress, restarts, conditions },
-                _ => Decision { phase: flavor.scheduled, progress, restarts, conditions },
+                "Failed" => Decision {
+                    phase: "Failed",
+                    progress,
+                    restarts,
+                    conditions,
+                },
+                "Running" => Decision {
+                    phase: flavor.in_progress,
+                    progress,
+                    restarts,
+                    conditions,
+                },
+                _ => Decision {
+                    phase: flavor.scheduled,
+                    progress,
+                    restarts,
+                    conditions,
+                },
             }
         }
     };
@@ -224,24 +314,30 @@ async fn plan_clone(
 ) -> crate::ops::Result<()> {
     let mut chosen = clone::strategy(world, source, &claim["spec"]);
     if namespace(source) != namespace(dv) {
-        chosen = clone::Strategy::Copy(Some("a cross-namespace clone is copied by a worker".into()));
+        chosen =
+            clone::Strategy::Copy(Some("a cross-namespace clone is copied by a worker".into()));
     }
     match &chosen {
         clone::Strategy::Native(_) => {
-            claim["spec"]["dataSource"] = json!({"kind": "PersistentVolumeClaim", "name": name(source)});
+            claim["spec"]["dataSource"] =
+                json!({"kind": "PersistentVolumeClaim", "name": name(source)});
         }
         clone::Strategy::Copy(reason) => {
             if let Some(node) = clone::source_node(world, source) {
                 claim["metadata"]["annotations"][wk::ANN_SELECTED_NODE] = json!(node);
             }
-            let modes_differ = reason.as_deref().is_some_and(|r| r.contains("volume modes"));
+            let modes_differ = reason
+                .as_deref()
+                .is_some_and(|r| r.contains("volume modes"));
             if modes_differ {
                 let message = format!(
                     "Source volume mode {} and target volume mode {} are incompatible: falling back to host-assisted copy",
                     str_at(source, "/spec/volumeMode").unwrap_or("Filesystem"),
                     claim["spec"]["volumeMode"].as_str().unwrap_or("Filesystem")
                 );
-                events.warning(dv, DATA_VOLUME, "IncompatibleVolumeModes", &message).await;
+                events
+                    .warning(dv, DATA_VOLUME, "IncompatibleVolumeModes", &message)
+                    .await;
             }
         }
     }
@@ -294,11 +390,20 @@ pub fn running_from_pod(pod: &Value) -> (bool, String, String) {
     } else {
         &container["lastState"]["terminated"]
     };
-    (false, text(terminated, "reason"), text(terminated, "message"))
+    (
+        false,
+        text(terminated, "reason"),
+        text(terminated, "message"),
+    )
 }
 
 /// Writes the worker's state into the claim's annotations (what CDI's tools read).
-async fn mirror_pod(client: &kube::Client, claim: &Value, pod: &Value, restarts: i64) -> crate::ops::Result<()> {
+async fn mirror_pod(
+    client: &kube::Client,
+    claim: &Value,
+    pod: &Value,
+    restarts: i64,
+) -> crate::ops::Result<()> {
     let (running, reason, message) = running_from_pod(pod);
     let wanted = [
         (ann::POD_PHASE, phase(pod).to_string()),
@@ -323,7 +428,12 @@ async fn mirror_pod(client: &kube::Client, claim: &Value, pod: &Value, restarts:
 
 /// Writes the DataVolume's status when it changed, with the Events upstream records for the
 /// transitions.
-async fn write(client: &kube::Client, events: &Recorder, dv: &Value, decision: Decision) -> crate::ops::Result<()> {
+async fn write(
+    client: &kube::Client,
+    events: &Recorder,
+    dv: &Value,
+    decision: Decision,
+) -> crate::ops::Result<()> {
     let old = &dv["status"];
     let dv_name = name(dv);
     let old_phase = old["phase"].as_str().unwrap_or_default();
@@ -342,22 +452,54 @@ async fn write(client: &kube::Client, events: &Recorder, dv: &Value, decision: D
     }
     for event in status::condition_events(old, &status) {
         match event.warning {
-            true => events.warning(dv, DATA_VOLUME, &event.reason, &event.message).await,
-            false => events.normal(dv, DATA_VOLUME, &event.reason, &event.message).await,
+            true => {
+                events
+                    .warning(dv, DATA_VOLUME, &event.reason, &event.message)
+                    .await
+            }
+            false => {
+                events
+                    .normal(dv, DATA_VOLUME, &event.reason, &event.message)
+                    .await
+            }
         }
     }
     if old_phase != decision.phase {
         let source = clone::describe(dv);
         let target = format!("{}/{dv_name}", namespace(dv));
         let note = match decision.phase {
-            "CloneScheduled" => Some(("CloneScheduled", format!("Cloning from {source} into {target} scheduled"))),
-            "CloneInProgress" => Some(("CloneInProgress", format!("Cloning from {source} into {target} in progress"))),
-            "Succeeded" if clone::is_clone(dv) => Some(("CloneSucceeded", format!("Successfully cloned from {source} into {target}"))),
-            "Failed" if clone::is_clone(dv) => Some(("CloneFailed", format!("Cloning from {source} into {target} failed"))),
-            "ImportScheduled" => Some(("ImportScheduled", format!("Import into {dv_name} scheduled"))),
-            "ImportInProgress" => Some(("ImportInProgress", format!("Import into {dv_name} in progress"))),
-            "Succeeded" => Some(("ImportSucceeded", format!("Successfully imported into PVC {dv_name}"))),
-            "Failed" => Some(("ImportFailed", format!("Failed to import into PVC {dv_name}"))),
+            "CloneScheduled" => Some((
+                "CloneScheduled",
+                format!("Cloning from {source} into {target} scheduled"),
+            )),
+            "CloneInProgress" => Some((
+                "CloneInProgress",
+                format!("Cloning from {source} into {target} in progress"),
+            )),
+            "Succeeded" if clone::is_clone(dv) => Some((
+                "CloneSucceeded",
+                format!("Successfully cloned from {source} into {target}"),
+            )),
+            "Failed" if clone::is_clone(dv) => Some((
+                "CloneFailed",
+                format!("Cloning from {source} into {target} failed"),
+            )),
+            "ImportScheduled" => Some((
+                "ImportScheduled",
+                format!("Import into {dv_name} scheduled"),
+            )),
+            "ImportInProgress" => Some((
+                "ImportInProgress",
+                format!("Import into {dv_name} in progress"),
+            )),
+            "Succeeded" => Some((
+                "ImportSucceeded",
+                format!("Successfully imported into PVC {dv_name}"),
+            )),
+            "Failed" => Some((
+                "ImportFailed",
+                format!("Failed to import into PVC {dv_name}"),
+            )),
             _ => None,
         };
         if let Some((reason, message)) = note {
@@ -368,5 +510,12 @@ async fn write(client: &kube::Client, events: &Recorder, dv: &Value, decision: D
         }
     }
     // DataVolumes have no status subresource: the status is patched on the object.
-    crate::ops::merge(client, DATA_VOLUME, namespace(dv), dv_name, &json!({"status": status})).await
+    crate::ops::merge(
+        client,
+        DATA_VOLUME,
+        namespace(dv),
+        dv_name,
+        &json!({"status": status}),
+    )
+    .await
 }

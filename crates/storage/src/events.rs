@@ -41,8 +41,20 @@ impl Recorder {
         self.publish(obj, kind, "Warning", reason, message).await;
     }
 
-    async fn publish(&self, obj: &Value, kind: Kind, type_: &'static str, reason: &str, message: &str) {
-        let key = (kinds::uid(obj).to_string(), type_, reason.to_string(), message.to_string());
+    async fn publish(
+        &self,
+        obj: &Value,
+        kind: Kind,
+        type_: &'static str,
+        reason: &str,
+        message: &str,
+    ) {
+        let key = (
+            kinds::uid(obj).to_string(),
+            type_,
+            reason.to_string(),
+            message.to_string(),
+        );
         let ns = match kinds::namespace(obj) {
             "" => "default",
             ns => ns,
@@ -51,7 +63,10 @@ impl Recorder {
         let previous = self.lock().get(&key).cloned();
         if let Some((name, count)) = previous {
             let patch = json!({"count": count + 1, "lastTimestamp": now});
-            if crate::ops::merge(&self.client, EVENT, ns, &name, &patch).await.is_ok() {
+            if crate::ops::merge(&self.client, EVENT, ns, &name, &patch)
+                .await
+                .is_ok()
+            {
                 self.lock().insert(key, (name, count + 1));
                 return;
             }

@@ -19,9 +19,14 @@ const ENABLE_ANNOTATION: &str = "dataimportcrontemplate.kubevirt.io/enable";
 
 /// Makes the golden image namespace's DataImportCrons match HyperConverged's templates.
 pub async fn reconcile(client: &kube::Client, world: &World) {
-    let Some(hco) = hyperconverged(world) else { return };
+    let Some(hco) = hyperconverged(world) else {
+        return;
+    };
     let target_ns = oxivirt_api::content::OS_IMAGES_NAMESPACE;
-    let templates: Vec<Value> = hco["spec"]["dataImportCronTemplates"].as_array().cloned().unwrap_or_default();
+    let templates: Vec<Value> = hco["spec"]["dataImportCronTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let enabled: Vec<&Value> = templates
         .iter()
         .filter(|t| t["metadata"]["annotations"][ENABLE_ANNOTATION].as_str() != Some("false"))
@@ -29,7 +34,10 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
         .collect();
     for template in &enabled {
         let cron_name = template["metadata"]["name"].as_str().unwrap_or_default();
-        let mut labels = template["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+        let mut labels = template["metadata"]["labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         labels.insert(MANAGED_BY.0.into(), json!(MANAGED_BY.1));
         let cron = json!({
             "apiVersion": DATA_IMPORT_CRON.api_version(), "kind": DATA_IMPORT_CRON.kind,
@@ -43,9 +51,14 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
                     tracing::warn!(error = %e, "cannot create a DataImportCron from HyperConverged");
                 }
             }
-            Some(existing) if existing["spec"] != template["spec"] && label(&existing, MANAGED_BY.0) == Some(MANAGED_BY.1) => {
+            Some(existing)
+                if existing["spec"] != template["spec"]
+                    && label(&existing, MANAGED_BY.0) == Some(MANAGED_BY.1) =>
+            {
                 let patch = json!({"spec": template["spec"]});
-                if let Err(e) = crate::ops::merge(client, DATA_IMPORT_CRON, target_ns, cron_name, &patch).await {
+                if let Err(e) =
+                    crate::ops::merge(client, DATA_IMPORT_CRON, target_ns, cron_name, &patch).await
+                {
                     tracing::warn!(error = %e, "cannot update a DataImportCron from HyperConverged");
                 }
             }
@@ -53,9 +66,12 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
         }
     }
     for cron in world.list(DATA_IMPORT_CRON) {
-        let ours = namespace(&cron) == target_ns && label(&cron, MANAGED_BY.0) == Some(MANAGED_BY.1);
+        let ours =
+            namespace(&cron) == target_ns && label(&cron, MANAGED_BY.0) == Some(MANAGED_BY.1);
         if ours && !enabled.iter().any(|t| t["metadata"]["name"] == name(&cron)) {
-            if let Err(e) = crate::ops::delete(client, DATA_IMPORT_CRON, target_ns, name(&cron)).await {
+            if let Err(e) =
+                crate::ops::delete(client, DATA_IMPORT_CRON, target_ns, name(&cron)).await
+            {
                 tracing::warn!(error = %e, "cannot delete a DataImportCron HyperConverged no longer lists");
             }
         }
@@ -70,7 +86,10 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
         .collect();
     if hco["status"]["dataImportCronTemplates"] != Value::Array(listed.clone()) {
         let patch = json!({"status": {"dataImportCronTemplates": listed}});
-        if let Err(e) = crate::ops::merge_status(client, HYPERCONVERGED, namespace(&hco), name(&hco), &patch).await {
+        if let Err(e) =
+            crate::ops::merge_status(client, HYPERCONVERGED, namespace(&hco), name(&hco), &patch)
+                .await
+        {
             tracing::warn!(error = %e, "cannot write HyperConverged status.dataImportCronTemplates");
         }
     }

@@ -33,21 +33,49 @@ pub fn importer_pod(world: &World, dv: &Value, claim: &Value) -> Option<Value> {
     let source = &dv["spec"]["source"][source_type];
     let class = str_at(claim, "/spec/storageClassName").unwrap_or_default();
     let mut env_vars = vec![
-        plain(env::SOURCE, annotation(claim, wk::ann::SOURCE).unwrap_or(wk::source::NONE)),
+        plain(
+            env::SOURCE,
+            annotation(claim, wk::ann::SOURCE).unwrap_or(wk::source::NONE),
+        ),
         plain(env::ENDPOINT, source["url"].as_str().unwrap_or_default()),
-        plain(env::CONTENT_TYPE, str_at(dv, "/spec/contentType").unwrap_or("kubevirt")),
-        plain(env::IMAGE_SIZE, str_at(claim, "/status/capacity/storage").or_else(|| str_at(claim, "/spec/resources/requests/storage")).unwrap_or_default()),
+        plain(
+            env::CONTENT_TYPE,
+            str_at(dv, "/spec/contentType").unwrap_or("kubevirt"),
+        ),
+        plain(
+            env::IMAGE_SIZE,
+            str_at(claim, "/status/capacity/storage")
+                .or_else(|| str_at(claim, "/spec/resources/requests/storage"))
+                .unwrap_or_default(),
+        ),
         plain(env::OWNER_UID, uid(dv)),
         plain(env::FS_OVERHEAD, format!("{}", fs_overhead(world, class))),
-        plain(env::PREALLOCATION, if dv["spec"]["preallocation"] == true { "true" } else { "false" }),
+        plain(
+            env::PREALLOCATION,
+            if dv["spec"]["preallocation"] == true {
+                "true"
+            } else {
+                "false"
+            },
+        ),
         plain(env::DATA_DIR, DATA_MOUNT),
-        plain(env::VOLUME_MODE, str_at(claim, "/spec/volumeMode").unwrap_or("Filesystem")),
+        plain(
+            env::VOLUME_MODE,
+            str_at(claim, "/spec/volumeMode").unwrap_or("Filesystem"),
+        ),
     ];
-    let mut volumes = vec![json!({"name": wk::DATA_VOLUME_NAME, "persistentVolumeClaim": {"claimName": name(claim)}})];
+    let mut volumes = vec![
+        json!({"name": wk::DATA_VOLUME_NAME, "persistentVolumeClaim": {"claimName": name(claim)}}),
+    ];
     let mut mounts = vec![json!({"name": wk::DATA_VOLUME_NAME, "mountPath": DATA_MOUNT})];
     if let Some(secret) = source["secretRef"].as_str() {
-        for (var, key) in [(env::ACCESS_KEY_ID, "accessKeyId"), (env::SECRET_KEY, "secretKey")] {
-            env_vars.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}));
+        for (var, key) in [
+            (env::ACCESS_KEY_ID, "accessKeyId"),
+            (env::SECRET_KEY, "secretKey"),
+        ] {
+            env_vars.push(
+                json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}),
+            );
         }
     }
     if let Some(config_map) = source["certConfigMap"].as_str() {
@@ -55,15 +83,29 @@ pub fn importer_pod(world: &World, dv: &Value, claim: &Value) -> Option<Value> {
         mounts.push(json!({"name": "cdi-cert-vol", "mountPath": CERT_MOUNT}));
         env_vars.push(plain(env::CERT_DIR, CERT_MOUNT));
     }
-    for (i, header) in source["extraHeaders"].as_array().into_iter().flatten().enumerate() {
-        env_vars.push(plain(&format!("{}{i}", env::EXTRA_HEADERS), header.as_str().unwrap_or_default()));
+    for (i, header) in source["extraHeaders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        env_vars.push(plain(
+            &format!("{}{i}", env::EXTRA_HEADERS),
+            header.as_str().unwrap_or_default(),
+        ));
     }
     if source_type == "registry" {
         let insecure = registry_insecure(world, source["url"].as_str().unwrap_or_default());
-        env_vars.push(plain(env::INSECURE_TLS, if insecure { "true" } else { "false" }));
+        env_vars.push(plain(
+            env::INSECURE_TLS,
+            if insecure { "true" } else { "false" },
+        ));
     }
     let resources = cdiconfig::pod_resources(world);
-    let mut annotations: Map<String, Value> = dv["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    let mut annotations: Map<String, Value> = dv["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     Some(json!({
         "apiVersion": "v1", "kind": "Pod",

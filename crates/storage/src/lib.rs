@@ -14,9 +14,9 @@
 mod binder;
 mod cdiconfig;
 pub mod claim;
-pub mod cron;
 pub mod classes;
 mod clone;
+pub mod cron;
 mod dataimportcron;
 mod datasource;
 mod datavolume;
@@ -34,7 +34,10 @@ mod world;
 
 use std::time::Duration;
 
-use kinds::{CDI_CONFIG, DATA_IMPORT_CRON, DATA_SOURCE, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC, STORAGE_CLASS, STORAGE_PROFILE, VMI};
+use kinds::{
+    CDI_CONFIG, DATA_IMPORT_CRON, DATA_SOURCE, DATA_VOLUME, HYPERCONVERGED, NODE, POD, PV, PVC,
+    STORAGE_CLASS, STORAGE_PROFILE, VMI,
+};
 
 pub use node::NodeConfig;
 

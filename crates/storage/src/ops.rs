@@ -45,7 +45,12 @@ fn object_name(namespace: &str, name: &str) -> String {
     }
 }
 
-fn wrap(action: &'static str, kind: Kind, namespace: &str, name: &str) -> impl FnOnce(kube::Error) -> Error {
+fn wrap(
+    action: &'static str,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> Error {
     let object = object_name(namespace, name);
     move |source| Error {
         action,

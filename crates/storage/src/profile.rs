@@ -38,8 +38,12 @@ fn capabilities(provisioner: &str) -> Option<Capabilities> {
         "cephfs.csi.ceph.com" | "openshift-storage.cephfs.csi.ceph.com" => {
             caps(&[RWX_FS], Some("csi-clone"))
         }
-        "csi-vxflexos.dellemc.com" | "csi-isilon.dellemc.com" | "csi-powermax.dellemc.com"
-        | "csi-powerstore.dellemc.com" | "hspc.csi.hitachi.com" | "csi.hpe.com"
+        "csi-vxflexos.dellemc.com"
+        | "csi-isilon.dellemc.com"
+        | "csi-powermax.dellemc.com"
+        | "csi-powerstore.dellemc.com"
+        | "hspc.csi.hitachi.com"
+        | "csi.hpe.com"
         | "spectrumscale.csi.ibm.com" => caps(&[RWX_BLOCK, RWO_BLOCK, RWO_FS], Some("csi-clone")),
         _ => return None,
     })
@@ -93,7 +97,10 @@ pub fn claim_defaults(world: &World, class: &str) -> Option<(Vec<String>, String
         .iter()
         .filter_map(|m| m.as_str().map(str::to_string))
         .collect();
-    let mode = set["volumeMode"].as_str().unwrap_or("Filesystem").to_string();
+    let mode = set["volumeMode"]
+        .as_str()
+        .unwrap_or("Filesystem")
+        .to_string();
     (!modes.is_empty()).then_some((modes, mode))
 }
 
@@ -118,7 +125,9 @@ pub async fn reconcile(client: &kube::Client, world: &World) {
             None => {
                 let mut created = profile;
                 created["status"] = status;
-                crate::ops::create(client, STORAGE_PROFILE, &created).await.map(|_| ())
+                crate::ops::create(client, STORAGE_PROFILE, &created)
+                    .await
+                    .map(|_| ())
             }
             Some(mut current) => {
                 // A replace (not a merge) so keys the new status lacks disappear.
@@ -150,7 +159,10 @@ mod tests {
     #[test]
     fn an_unknown_provisioner_gets_only_its_names() {
         let status = status_for(&class("example.com/unknown"), &json!({"spec": {}}));
-        assert_eq!(status, json!({"provisioner": "example.com/unknown", "storageClass": "c"}));
+        assert_eq!(
+            status,
+            json!({"provisioner": "example.com/unknown", "storageClass": "c"})
+        );
     }
 
     #[test]

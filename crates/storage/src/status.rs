@@ -13,12 +13,17 @@ pub struct Conditions(Vec<Value>);
 impl Conditions {
     /// The conditions in `dv`'s status, with the three types present.
     pub fn from_status(dv: &Value) -> Conditions {
-        let mut list: Vec<Value> = dv["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut list: Vec<Value> = dv["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for kind in ["Bound", "Running", "Ready"] {
             if !list.iter().any(|c| c["type"] == kind) {
                 let now = crate::kinds::now();
-                list.push(json!({"type": kind, "status": "False", "reason": "", "message": "",
-                                 "lastTransitionTime": now, "lastHeartbeatTime": now}));
+                list.push(
+                    json!({"type": kind, "status": "False", "reason": "", "message": "",
+                                 "lastTransitionTime": now, "lastHeartbeatTime": now}),
+                );
             }
         }
         Conditions(list)
@@ -104,29 +109,53 @@ pub struct ConditionEvent {
 }
 
 /// Reasons of a not-running worker that are normal steps, not errors.
-const QUIET: [&str; 5] = ["", "Pending", "ContainerCreating", "Completed", "Pod is running"];
+const QUIET: [&str; 5] = [
+    "",
+    "Pending",
+    "ContainerCreating",
+    "Completed",
+    "Pod is running",
+];
 
 /// Events for conditions whose reason or message changed: `Bound` changes as Normal
 /// Events, a `Running=False` for an error reason as a Warning (the manual's
 /// `Warning  Error  ...  Unable to connect to http data source: ...`).
 pub fn condition_events(old: &Value, new: &Value) -> Vec<ConditionEvent> {
     let find = |status: &Value, kind: &str| -> Option<Value> {
-        status["conditions"].as_array()?.iter().find(|c| c["type"] == kind).cloned()
+        status["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == kind)
+            .cloned()
     };
     let mut out = Vec::new();
     for kind in ["Bound", "Running"] {
         let Some(now) = find(new, kind) else { continue };
         let before = find(old, kind);
-        let key = |c: &Value| (c["status"].clone(), c["reason"].clone(), c["message"].clone());
+        let key = |c: &Value| {
+            (
+                c["status"].clone(),
+                c["reason"].clone(),
+                c["message"].clone(),
+            )
+        };
         if before.as_ref().map(key) == Some(key(&now)) {
             continue;
         }
         let reason = now["reason"].as_str().unwrap_or_default().to_string();
         let message = now["message"].as_str().unwrap_or_default().to_string();
         match kind {
-            "Bound" if !reason.is_empty() => out.push(ConditionEvent { warning: false, reason, message }),
+            "Bound" if !reason.is_empty() => out.push(ConditionEvent {
+                warning: false,
+                reason,
+                message,
+            }),
             "Running" if now["status"] == "False" && !QUIET.contains(&reason.as_str()) => {
-                out.push(ConditionEvent { warning: true, reason, message })
+                out.push(ConditionEvent {
+                    warning: true,
+                    reason,
+                    message,
+                })
             }
             _ => {}
         }

@@ -98,8 +98,6 @@ impl World {
         } else {
             reflector::ObjectRef::new_with(name, kind.resource())
         };
-        store
-            .get(&key)
-            .and_then(|o| serde_json::to_value(&*o).ok())
+        store.get(&key).and_then(|o| serde_json::to_value(&*o).ok())
     }
 }

@@ -38,8 +38,18 @@ fn import_of_a_2gib_qcow2_against_curl_and_qemu_img_convert() {
     sh("sync");
     let kubectl = server.kubectl();
     let started = Instant::now();
-    kubectl.apply(&data_volume("big", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("big.qcow2")), "2200Mi"));
-    wait_for(&kubectl, &["get", "dv", "big"], "{.status.phase}", "Succeeded", WAIT);
+    kubectl.apply(&data_volume(
+        "big",
+        &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("big.qcow2")),
+        "2200Mi",
+    ));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "big"],
+        "{.status.phase}",
+        "Succeeded",
+        WAIT,
+    );
     sh("sync");
     let ours = started.elapsed();
 
@@ -71,21 +81,47 @@ fn clone_of_a_10gib_volume_takes_constant_time() {
     let kubectl = server.kubectl();
     for (name, size) in [("small", "1Gi"), ("large", "10Gi")] {
         kubectl.apply(&data_volume(name, r#"{"blank": {}}"#, size));
-        wait_for(&kubectl, &["get", "dv", name], "{.status.phase}", "Succeeded", WAIT);
+        wait_for(
+            &kubectl,
+            &["get", "dv", name],
+            "{.status.phase}",
+            "Succeeded",
+            WAIT,
+        );
         // Fill a volume's first GiB so the clone has real data under it.
         let dir = crate::common::volume_dir(&server, name);
-        sh(&format!("dd if=/dev/urandom of={} bs=1M count=1024 conv=notrunc status=none", dir.join("disk.img").display()));
+        sh(&format!(
+            "dd if=/dev/urandom of={} bs=1M count=1024 conv=notrunc status=none",
+            dir.join("disk.img").display()
+        ));
         let started = Instant::now();
         let clone = format!("{name}-clone");
-        kubectl.apply(&data_volume(&clone, &format!(r#"{{"pvc": {{"name": "{name}", "namespace": "default"}}}}"#), size));
-        wait_for(&kubectl, &["get", "dv", &clone], "{.status.phase}", "Succeeded", WAIT);
+        kubectl.apply(&data_volume(
+            &clone,
+            &format!(r#"{{"pvc": {{"name": "{name}", "namespace": "default"}}}}"#),
+            size,
+        ));
+        wait_for(
+            &kubectl,
+            &["get", "dv", &clone],
+            "{.status.phase}",
+            "Succeeded",
+            WAIT,
+        );
         let total = started.elapsed();
         let log = server.log();
         let core = log
             .lines()
             .rev()
             .filter(|l| l.contains("cloned volume"))
-            .find_map(|l| l.split("elapsed_ms=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+            .find_map(|l| {
+                l.split("elapsed_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(f64::NAN);
         println!("BENCH clone of a {size} volume: provisioner clone {core:.1} ms; DataVolume created → Succeeded {}", secs(total));
     }

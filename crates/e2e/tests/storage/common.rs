@@ -31,7 +31,9 @@ impl FileServer {
     pub fn start(root: &Path, serve: Serve) -> FileServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local address").port();
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let (root, flag) = (root.to_path_buf(), stop.clone());
         std::thread::spawn(move || {
@@ -81,10 +83,12 @@ fn handle(mut stream: TcpStream, root: &Path, serve: &Serve) -> std::io::Result<
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
     if path.starts_with("/auth/") {
-        let wanted = serve
-            .basic_auth
-            .as_ref()
-            .map(|c| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(c)));
+        let wanted = serve.basic_auth.as_ref().map(|c| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            )
+        });
         if authorization != wanted {
             let body = "unauthorized";
             return write!(stream, "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
@@ -93,7 +97,11 @@ fn handle(mut stream: TcpStream, root: &Path, serve: &Serve) -> std::io::Result<
     let file = root.join(path.trim_start_matches("/auth").trim_start_matches('/'));
     let Ok(mut f) = std::fs::File::open(&file) else {
         let body = "404 page not found\n";
-        return write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        return write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
     };
     let length = f.metadata()?.len();
     write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")?;
@@ -134,17 +142,31 @@ pub fn test_guest() -> Option<PathBuf> {
     let script = oxivirt_e2e::repo_root().join("scripts/test-guest/build.sh");
     let output = Command::new("bash").arg(&script).output().ok()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = stdout.lines().last().map(PathBuf::from).filter(|d| d.join("disk.qcow2").exists());
+    let dir = stdout
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .filter(|d| d.join("disk.qcow2").exists());
     if dir.is_none() {
-        eprintln!("skipped: the test guest could not be built: {}", String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "skipped: the test guest could not be built: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     dir
 }
 
 /// Runs a shell pipeline, panicking with its output on failure.
 pub fn sh(script: &str) {
-    let output = Command::new("sh").args(["-c", script]).output().expect("run sh");
-    assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("run sh");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Polls a jsonpath of an object until it equals `wanted`.
@@ -152,7 +174,9 @@ pub fn wait_for(kubectl: &Kubectl, args: &[&str], template: &str, wanted: &str, 
     let mut last = String::new();
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {
-        last = kubectl.run(&[args, &["-o", &format!("jsonpath={template}")]].concat()).stdout;
+        last = kubectl
+            .run(&[args, &["-o", &format!("jsonpath={template}")]].concat())
+            .stdout;
         if last == wanted {
             return;
         }
@@ -196,7 +220,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(dir: &Path) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let storage = dir.join("registry");
         std::fs::create_dir_all(&storage).unwrap();
         let config = dir.join("registry.yml");
@@ -213,7 +241,9 @@ impl Registry {
             .spawn()
             .expect("start docker-registry");
         let address = format!("127.0.0.1:{port}");
-        oxivirt_e2e::wait_until("docker-registry listens", Duration::from_secs(20), || TcpStream::connect(&address).ok());
+        oxivirt_e2e::wait_until("docker-registry listens", Duration::from_secs(20), || {
+            TcpStream::connect(&address).ok()
+        });
         Registry { address, child }
     }
 }

@@ -34,16 +34,29 @@ fn backing_files_oversized_truncated_and_bomb_images_are_refused_with_their_reas
         ("bomb", "bomb.raw.gz", "A larger PVC is required"),
     ];
     for (name, file, _) in &cases {
-        kubectl.apply(&data_volume(name, &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url(file)), "200Mi"));
+        kubectl.apply(&data_volume(
+            name,
+            &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url(file)),
+            "200Mi",
+        ));
     }
     for (name, _, text) in &cases {
         wait_until(&format!("{name} refused"), Duration::from_secs(240), || {
             let (status, reason, message) = condition(&kubectl, name, "Running");
             (status == "False" && reason == "Error" && message.contains(text)).then_some(())
         });
-        assert_ne!(kubectl.jsonpath(&["dv", name], "{.status.phase}"), "Succeeded");
+        assert_ne!(
+            kubectl.jsonpath(&["dv", name], "{.status.phase}"),
+            "Succeeded"
+        );
         let dir = volume_dir(&server, name);
-        assert!(!dir.join("disk.img").exists(), "{name}: the volume stays unused");
-        assert!(!dir.join("disk.img.tmp").exists(), "{name}: no partial image is left");
+        assert!(
+            !dir.join("disk.img").exists(),
+            "{name}: the volume stays unused"
+        );
+        assert!(
+            !dir.join("disk.img.tmp").exists(),
+            "{name}: no partial image is left"
+        );
     }
 }

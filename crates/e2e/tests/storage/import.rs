@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use oxivirt_e2e::{wait_until, Server};
 
-use crate::common::{condition, data_volume, have, sh, test_guest, volume_dir, wait_for, FileServer, Serve};
+use crate::common::{
+    condition, data_volume, have, sh, test_guest, volume_dir, wait_for, FileServer, Serve,
+};
 
 const IMPORT: Duration = Duration::from_secs(240);
 
@@ -20,10 +22,23 @@ fn http_imports_of_qcow2_vmdk_vdi_vhd_vhdx_gz_xz_zst_and_basic_auth_give_the_gue
     let (raw, qcow2) = (guest.join("disk.raw"), guest.join("disk.qcow2"));
     let w = www.display();
     sh(&format!("cp {} {w}/disk.qcow2 && gzip -c {w}/disk.qcow2 > {w}/disk.qcow2.gz && xz -T0 -c {} > {w}/disk.raw.xz && zstd -q -c {} > {w}/disk.raw.zst", qcow2.display(), raw.display(), raw.display()));
-    for (format, file) in [("vmdk", "disk.vmdk"), ("vdi", "disk.vdi"), ("vhdx", "disk.vhdx"), ("vpc", "disk.vhd")] {
-        sh(&format!("qemu-img convert -f qcow2 -O {format} {w}/disk.qcow2 {w}/{file}"));
+    for (format, file) in [
+        ("vmdk", "disk.vmdk"),
+        ("vdi", "disk.vdi"),
+        ("vhdx", "disk.vhdx"),
+        ("vpc", "disk.vhd"),
+    ] {
+        sh(&format!(
+            "qemu-img convert -f qcow2 -O {format} {w}/disk.qcow2 {w}/{file}"
+        ));
     }
-    let http = FileServer::start(&www, Serve { basic_auth: Some("user:s3cret".into()), rate: 0 });
+    let http = FileServer::start(
+        &www,
+        Serve {
+            basic_auth: Some("user:s3cret".into()),
+            rate: 0,
+        },
+    );
     let kubectl = server.kubectl();
     kubectl.apply(r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "endpoint-secret", "labels": {"app": "containerized-data-importer"}},
         "type": "Opaque", "data": {"accessKeyId": "dXNlcg==", "secretKey": "czNjcmV0"}}"#);
@@ -39,23 +54,57 @@ fn http_imports_of_qcow2_vmdk_vdi_vhd_vhdx_gz_xz_zst_and_basic_auth_give_the_gue
         ("vhd", http.url("disk.vhd"), None),
     ];
     for (name, url, secret) in &cases {
-        let secret = secret.map(|s| format!(r#", "secretRef": "{s}""#)).unwrap_or_default();
-        kubectl.apply(&data_volume(name, &format!(r#"{{"http": {{"url": "{url}"{secret}}}}}"#), "200Mi"));
+        let secret = secret
+            .map(|s| format!(r#", "secretRef": "{s}""#))
+            .unwrap_or_default();
+        kubectl.apply(&data_volume(
+            name,
+            &format!(r#"{{"http": {{"url": "{url}"{secret}}}}}"#),
+            "200Mi",
+        ));
     }
     for (name, ..) in &cases {
-        wait_for(&kubectl, &["get", "dv", name], "{.status.phase}", "Succeeded", IMPORT);
-        assert_eq!(kubectl.jsonpath(&["dv", name], "{.status.progress}"), "100.0%");
+        wait_for(
+            &kubectl,
+            &["get", "dv", name],
+            "{.status.phase}",
+            "Succeeded",
+            IMPORT,
+        );
+        assert_eq!(
+            kubectl.jsonpath(&["dv", name], "{.status.progress}"),
+            "100.0%"
+        );
         assert_eq!(condition(&kubectl, name, "Ready").0, "True");
-        assert_eq!(condition(&kubectl, name, "Running"), ("False".into(), "Completed".into(), "Import Complete".into()));
+        assert_eq!(
+            condition(&kubectl, name, "Running"),
+            ("False".into(), "Completed".into(), "Import Complete".into())
+        );
         let disk = volume_dir(&server, name).join("disk.img");
         // The claim asked 200Mi; with 5.5% overhead the claim is larger and the disk is 200Mi.
         assert_eq!(std::fs::metadata(&disk).unwrap().len(), 200 << 20, "{name}");
         // Not strict: the tail past the guest's 128 MiB (and VHD's CHS rounding) reads zero.
-        sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), raw.display()));
-        assert!(!kubectl.exists(&["pod", &format!("importer-{name}")]), "the importer Pod is removed after success");
+        sh(&format!(
+            "qemu-img compare -q -f raw -F raw {} {}",
+            disk.display(),
+            raw.display()
+        ));
+        assert!(
+            !kubectl.exists(&["pod", &format!("importer-{name}")]),
+            "the importer Pod is removed after success"
+        );
     }
-    let events = kubectl.ok(&["get", "events", "--field-selector", "involvedObject.name=qcow2"]);
-    for text in ["PVC qcow2 Bound", "Import into qcow2 scheduled", "Successfully imported into PVC qcow2"] {
+    let events = kubectl.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=qcow2",
+    ]);
+    for text in [
+        "PVC qcow2 Bound",
+        "Import into qcow2 scheduled",
+        "Successfully imported into PVC qcow2",
+    ] {
         assert!(events.contains(text), "missing {text:?} in\n{events}");
     }
 }
@@ -67,25 +116,45 @@ fn a_missing_image_reports_upstreams_404_error_and_retries() {
     std::fs::create_dir_all(&www).unwrap();
     let http = FileServer::start(&www, Serve::default());
     let kubectl = server.kubectl();
-    kubectl.apply(&data_volume("gone", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("nothere.qcow2")), "100Mi"));
+    kubectl.apply(&data_volume(
+        "gone",
+        &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("nothere.qcow2")),
+        "100Mi",
+    ));
     let text = "Unable to connect to http data source: expected status code 200, got 404. Status: 404 Not Found";
     wait_until("the 404 condition", IMPORT, || {
         let (status, reason, message) = condition(&kubectl, "gone", "Running");
         (status == "False" && reason == "Error" && message == text).then_some(())
     });
     wait_until("a Warning event from datavolume-controller", IMPORT, || {
-        let events = kubectl.json(&["get", "events", "--field-selector", "involvedObject.name=gone,type=Warning"]);
+        let events = kubectl.json(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=gone,type=Warning",
+        ]);
         events["items"].as_array()?.iter().find(|e| {
-            e["reason"] == "Error" && e["message"] == text && e["source"]["component"] == "datavolume-controller"
+            e["reason"] == "Error"
+                && e["message"] == text
+                && e["source"]["component"] == "datavolume-controller"
         })?;
         Some(())
     });
     wait_until("a retry", IMPORT, || {
-        let restarts: i64 = kubectl.jsonpath(&["dv", "gone"], "{.status.restartCount}").parse().ok()?;
+        let restarts: i64 = kubectl
+            .jsonpath(&["dv", "gone"], "{.status.restartCount}")
+            .parse()
+            .ok()?;
         (restarts >= 1).then_some(())
     });
-    assert_ne!(kubectl.jsonpath(&["dv", "gone"], "{.status.phase}"), "Succeeded");
-    assert!(!volume_dir(&server, "gone").join("disk.img").exists(), "a failed import leaves no disk");
+    assert_ne!(
+        kubectl.jsonpath(&["dv", "gone"], "{.status.phase}"),
+        "Succeeded"
+    );
+    assert!(
+        !volume_dir(&server, "gone").join("disk.img").exists(),
+        "a failed import leaves no disk"
+    );
 }
 
 #[test]
@@ -93,9 +162,18 @@ fn a_blank_data_volume_is_a_sparse_raw_disk_of_the_requested_size() {
     let server = Server::start();
     let kubectl = server.kubectl();
     kubectl.apply(&data_volume("empty", r#"{"blank": {}}"#, "1Gi"));
-    wait_for(&kubectl, &["get", "dv", "empty"], "{.status.phase}", "Succeeded", IMPORT);
+    wait_for(
+        &kubectl,
+        &["get", "dv", "empty"],
+        "{.status.phase}",
+        "Succeeded",
+        IMPORT,
+    );
     // The claim is grown by the 5.5% overhead (1Gi / 0.945, rounded up to MiB).
-    assert_eq!(kubectl.jsonpath(&["pvc", "empty"], "{.spec.resources.requests.storage}"), "1084Mi");
+    assert_eq!(
+        kubectl.jsonpath(&["pvc", "empty"], "{.spec.resources.requests.storage}"),
+        "1084Mi"
+    );
     let disk = volume_dir(&server, "empty").join("disk.img");
     let meta = std::fs::metadata(&disk).unwrap();
     assert_eq!(meta.len(), 1 << 30);
@@ -111,15 +189,45 @@ fn a_registry_import_pulls_the_containerdisk_of_an_insecure_registry() {
     let Some(guest) = test_guest() else { return };
     let server = Server::start();
     let registry = crate::common::Registry::start(server.scratch());
-    sh(&format!("{} {}/oxivirt/test-guest:v1 >/dev/null 2>&1", guest.join("push-containerdisk.sh").display(), registry.address));
+    sh(&format!(
+        "{} {}/oxivirt/test-guest:v1 >/dev/null 2>&1",
+        guest.join("push-containerdisk.sh").display(),
+        registry.address
+    ));
     let kubectl = server.kubectl();
-    kubectl.ok(&["patch", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged", "--type", "merge", "-p",
-        &format!(r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#, registry.address)]);
+    kubectl.ok(&[
+        "patch",
+        "hyperconverged",
+        "-n",
+        "openshift-cnv",
+        "kubevirt-hyperconverged",
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#,
+            registry.address
+        ),
+    ]);
     let url = format!("docker://{}/oxivirt/test-guest:v1", registry.address);
-    kubectl.apply(&data_volume("fromreg", &format!(r#"{{"registry": {{"url": "{url}"}}}}"#), "200Mi"));
-    wait_for(&kubectl, &["get", "dv", "fromreg"], "{.status.phase}", "Succeeded", IMPORT);
+    kubectl.apply(&data_volume(
+        "fromreg",
+        &format!(r#"{{"registry": {{"url": "{url}"}}}}"#),
+        "200Mi",
+    ));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "fromreg"],
+        "{.status.phase}",
+        "Succeeded",
+        IMPORT,
+    );
     let disk = volume_dir(&server, "fromreg").join("disk.img");
-    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+    sh(&format!(
+        "qemu-img compare -q -f raw -F raw {} {}",
+        disk.display(),
+        guest.join("disk.raw").display()
+    ));
 }
 
 #[test]
@@ -140,33 +248,73 @@ fn https_with_a_self_signed_ca_needs_the_cert_config_map() {
          cp {} disk.qcow2",
         guest.join("disk.qcow2").display()
     ));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     // openssl's own HTTPS file server (`-WWW` serves files of its working directory).
     let mut https = std::process::Command::new("openssl")
-        .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}"), "-cert", "server.pem", "-key", "server.key", "-WWW"])
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-WWW",
+        ])
         .current_dir(&tls)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start openssl s_server");
-    wait_until("openssl s_server listens", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    wait_until("openssl s_server listens", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     let kubectl = server.kubectl();
     let ca = std::fs::read_to_string(tls.join("ca.pem")).unwrap();
     kubectl.create_configmap("tls-certs", &[("ca.pem", &ca)]);
     let url = format!("https://127.0.0.1:{port}/disk.qcow2");
-    kubectl.apply(&data_volume("trusted", &format!(r#"{{"http": {{"url": "{url}", "certConfigMap": "tls-certs"}}}}"#), "200Mi"));
-    kubectl.apply(&data_volume("untrusted", &format!(r#"{{"http": {{"url": "{url}"}}}}"#), "200Mi"));
-    wait_for(&kubectl, &["get", "dv", "trusted"], "{.status.phase}", "Succeeded", IMPORT);
-    wait_until("the untrusted import fails on the certificate", IMPORT, || {
-        let (_, reason, message) = condition(&kubectl, "untrusted", "Running");
-        (reason == "Error" && message.starts_with("Unable to connect to http data source") && message.contains("certificate"))
+    kubectl.apply(&data_volume(
+        "trusted",
+        &format!(r#"{{"http": {{"url": "{url}", "certConfigMap": "tls-certs"}}}}"#),
+        "200Mi",
+    ));
+    kubectl.apply(&data_volume(
+        "untrusted",
+        &format!(r#"{{"http": {{"url": "{url}"}}}}"#),
+        "200Mi",
+    ));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "trusted"],
+        "{.status.phase}",
+        "Succeeded",
+        IMPORT,
+    );
+    wait_until(
+        "the untrusted import fails on the certificate",
+        IMPORT,
+        || {
+            let (_, reason, message) = condition(&kubectl, "untrusted", "Running");
+            (reason == "Error"
+                && message.starts_with("Unable to connect to http data source")
+                && message.contains("certificate"))
             .then_some(())
-    });
+        },
+    );
     let _ = https.kill();
     let _ = https.wait();
     let disk = volume_dir(&server, "trusted").join("disk.img");
-    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+    sh(&format!(
+        "qemu-img compare -q -f raw -F raw {} {}",
+        disk.display(),
+        guest.join("disk.raw").display()
+    ));
 }
 
 #[test]
@@ -181,18 +329,44 @@ fn an_iso_imports_as_it_is_and_preallocation_allocates_the_disk() {
     sh(&format!("echo hello > {w}/content/hello.txt && xorriso -as mkisofs -quiet -V TESTISO -o {w}/test.iso {w}/content"));
     let http = FileServer::start(&www, Serve::default());
     let kubectl = server.kubectl();
-    kubectl.apply(&data_volume("iso", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("test.iso")), "64Mi"));
-    kubectl.apply(&data_volume("full", r#"{"blank": {}}"#, "64Mi").replace(r#""source""#, r#""preallocation": true, "source""#));
-    wait_for(&kubectl, &["get", "dv", "iso"], "{.status.phase}", "Succeeded", IMPORT);
-    wait_for(&kubectl, &["get", "dv", "full"], "{.status.phase}", "Succeeded", IMPORT);
+    kubectl.apply(&data_volume(
+        "iso",
+        &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("test.iso")),
+        "64Mi",
+    ));
+    kubectl.apply(
+        &data_volume("full", r#"{"blank": {}}"#, "64Mi")
+            .replace(r#""source""#, r#""preallocation": true, "source""#),
+    );
+    wait_for(
+        &kubectl,
+        &["get", "dv", "iso"],
+        "{.status.phase}",
+        "Succeeded",
+        IMPORT,
+    );
+    wait_for(
+        &kubectl,
+        &["get", "dv", "full"],
+        "{.status.phase}",
+        "Succeeded",
+        IMPORT,
+    );
     let iso = std::fs::read(volume_dir(&server, "iso").join("disk.img")).unwrap();
     let original = std::fs::read(www.join("test.iso")).unwrap();
-    assert_eq!(&iso[..original.len()], &original[..], "the ISO's bytes are the disk's first bytes");
+    assert_eq!(
+        &iso[..original.len()],
+        &original[..],
+        "the ISO's bytes are the disk's first bytes"
+    );
     assert_eq!(&iso[0x8001..0x8006], b"CD001");
     use std::os::unix::fs::MetadataExt;
     let full = std::fs::metadata(volume_dir(&server, "full").join("disk.img")).unwrap();
     assert_eq!(full.len(), 64 << 20);
-    assert!(full.blocks() * 512 >= 64 << 20, "a preallocated disk has its blocks allocated");
+    assert!(
+        full.blocks() * 512 >= 64 << 20,
+        "a preallocated disk has its blocks allocated"
+    );
 }
 
 #[test]
@@ -203,10 +377,26 @@ fn a_data_import_cron_imports_at_once_and_manages_its_data_source() {
     let Some(guest) = test_guest() else { return };
     let server = Server::start();
     let registry = crate::common::Registry::start(server.scratch());
-    sh(&format!("{} {}/containerdisks/test-guest:latest >/dev/null 2>&1", guest.join("push-containerdisk.sh").display(), registry.address));
+    sh(&format!(
+        "{} {}/containerdisks/test-guest:latest >/dev/null 2>&1",
+        guest.join("push-containerdisk.sh").display(),
+        registry.address
+    ));
     let kubectl = server.kubectl();
-    kubectl.ok(&["patch", "hyperconverged", "-n", "openshift-cnv", "kubevirt-hyperconverged", "--type", "merge", "-p",
-        &format!(r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#, registry.address)]);
+    kubectl.ok(&[
+        "patch",
+        "hyperconverged",
+        "-n",
+        "openshift-cnv",
+        "kubevirt-hyperconverged",
+        "--type",
+        "merge",
+        "-p",
+        &format!(
+            r#"{{"spec": {{"storageImport": {{"insecureRegistries": ["{}"]}}}}}}"#,
+            registry.address
+        ),
+    ]);
     kubectl.apply(&format!(
         r#"{{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataImportCron", "metadata": {{"name": "guest-image-cron",
             "annotations": {{"cdi.kubevirt.io/storage.bind.immediate.requested": "true"}}}},
@@ -215,11 +405,36 @@ fn a_data_import_cron_imports_at_once_and_manages_its_data_source() {
                                     "storage": {{"resources": {{"requests": {{"storage": "200Mi"}}}}}}}}}}}}}}"#,
         registry.address
     ));
-    wait_for(&kubectl, &["get", "dataimportcron", "guest-image-cron"], "{.status.conditions[?(@.type==\"UpToDate\")].status}", "True", IMPORT);
-    let imported = kubectl.jsonpath(&["dataimportcron", "guest-image-cron"], "{.status.lastImportedPVC.name}");
+    wait_for(
+        &kubectl,
+        &["get", "dataimportcron", "guest-image-cron"],
+        "{.status.conditions[?(@.type==\"UpToDate\")].status}",
+        "True",
+        IMPORT,
+    );
+    let imported = kubectl.jsonpath(
+        &["dataimportcron", "guest-image-cron"],
+        "{.status.lastImportedPVC.name}",
+    );
     assert!(imported.starts_with("test-guest-"), "{imported}");
-    wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.spec.source.pvc.name}", &imported, IMPORT);
-    wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", IMPORT);
+    wait_for(
+        &kubectl,
+        &["get", "datasource", "test-guest"],
+        "{.spec.source.pvc.name}",
+        &imported,
+        IMPORT,
+    );
+    wait_for(
+        &kubectl,
+        &["get", "datasource", "test-guest"],
+        "{.status.conditions[0].status}",
+        "True",
+        IMPORT,
+    );
     let disk = volume_dir(&server, &imported).join("disk.img");
-    sh(&format!("qemu-img compare -q -f raw -F raw {} {}", disk.display(), guest.join("disk.raw").display()));
+    sh(&format!(
+        "qemu-img compare -q -f raw -F raw {} {}",
+        disk.display(),
+        guest.join("disk.raw").display()
+    ));
 }

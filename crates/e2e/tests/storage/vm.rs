@@ -26,7 +26,13 @@ fn a_vm_from_data_volume_templates_shows_provisioning_then_boots_the_imported_di
     let Some(guest) = test_guest() else { return };
     let server = Server::start();
     // Slow enough (4 MiB/s for 17 MiB) that the import is seen in progress.
-    let http = FileServer::start(&guest, Serve { basic_auth: None, rate: 4 << 20 });
+    let http = FileServer::start(
+        &guest,
+        Serve {
+            basic_auth: None,
+            rate: 4 << 20,
+        },
+    );
     let kubectl = server.kubectl();
     kubectl.apply(&format!(
         r#"{{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {{"name": "vm-dv"}},
@@ -40,27 +46,45 @@ fn a_vm_from_data_volume_templates_shows_provisioning_then_boots_the_imported_di
         http.url("disk.qcow2")
     ));
     let (mut seen, mut progress) = (Vec::new(), Vec::new());
-    wait_until("the guest boots from the imported disk", Duration::from_secs(240), || {
-        let status = kubectl.jsonpath(&["vm", "vm-dv"], "{.status.printableStatus}");
-        if seen.last() != Some(&status) {
-            seen.push(status);
-        }
-        let run = kubectl.run(&["get", "dv", "vm-dv-root", "-o", "jsonpath={.status.progress}"]);
-        if run.status.success() && progress.last() != Some(&run.stdout) {
-            progress.push(run.stdout);
-        }
-        guest_ready(&server).then_some(())
-    });
-    assert!(seen.iter().any(|s| s == "Provisioning"), "printable statuses seen: {seen:?}");
+    wait_until(
+        "the guest boots from the imported disk",
+        Duration::from_secs(240),
+        || {
+            let status = kubectl.jsonpath(&["vm", "vm-dv"], "{.status.printableStatus}");
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+            let run = kubectl.run(&[
+                "get",
+                "dv",
+                "vm-dv-root",
+                "-o",
+                "jsonpath={.status.progress}",
+            ]);
+            if run.status.success() && progress.last() != Some(&run.stdout) {
+                progress.push(run.stdout);
+            }
+            guest_ready(&server).then_some(())
+        },
+    );
+    assert!(
+        seen.iter().any(|s| s == "Provisioning"),
+        "printable statuses seen: {seen:?}"
+    );
     // Progress as CDI writes it: "NN.NN%" while importing, "100.0%" at the end.
     let partial = progress.iter().any(|p| {
         p.strip_suffix('%')
             .and_then(|n| n.parse::<f64>().ok())
-            .is_some_and(|n| n > 0.0 && n < 100.0 && p.split('.').nth(1).is_some_and(|d| d.len() == 3))
+            .is_some_and(|n| {
+                n > 0.0 && n < 100.0 && p.split('.').nth(1).is_some_and(|d| d.len() == 3)
+            })
     });
     assert!(partial, "progress values seen: {progress:?}");
     assert_eq!(progress.last().map(String::as_str), Some("100.0%"));
-    assert_eq!(kubectl.jsonpath(&["dv", "vm-dv-root"], "{.status.phase}"), "Succeeded");
+    assert_eq!(
+        kubectl.jsonpath(&["dv", "vm-dv-root"], "{.status.phase}"),
+        "Succeeded"
+    );
     let owner = kubectl.jsonpath(&["dv", "vm-dv-root"], "{.metadata.ownerReferences[0].kind}");
     assert_eq!(owner, "VirtualMachine");
     // The disk is persistent: the launcher got the claim's disk.img, not an overlay.
@@ -85,10 +109,20 @@ fn a_vm_cloning_a_data_source_boots_and_the_golden_image_stays_untouched() {
     let server = Server::start();
     let http = FileServer::start(&guest, Serve::default());
     let kubectl = server.kubectl();
-    kubectl.apply(&crate::common::data_volume("golden", &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("disk.qcow2")), "200Mi"));
+    kubectl.apply(&crate::common::data_volume(
+        "golden",
+        &format!(r#"{{"http": {{"url": "{}"}}}}"#, http.url("disk.qcow2")),
+        "200Mi",
+    ));
     kubectl.apply(r#"{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource", "metadata": {"name": "test-guest"},
         "spec": {"source": {"pvc": {"name": "golden", "namespace": "default"}}}}"#);
-    crate::common::wait_for(&kubectl, &["get", "datasource", "test-guest"], "{.status.conditions[0].status}", "True", Duration::from_secs(240));
+    crate::common::wait_for(
+        &kubectl,
+        &["get", "datasource", "test-guest"],
+        "{.status.conditions[0].status}",
+        "True",
+        Duration::from_secs(240),
+    );
     kubectl.apply(
         r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm-ds"},
         "spec": {"runStrategy": "Always",
@@ -99,8 +133,16 @@ fn a_vm_cloning_a_data_source_boots_and_the_golden_image_stays_untouched() {
                        "resources": {"requests": {"memory": "256Mi"}}},
             "volumes": [{"name": "root", "dataVolume": {"name": "vm-ds-root"}}]}}}}"#,
     );
-    wait_until("the clone boots", Duration::from_secs(240), || guest_ready(&server).then_some(()));
-    assert_eq!(kubectl.jsonpath(&["dv", "vm-ds-root"], "{.metadata.annotations.cdi\\.kubevirt\\.io/cloneType}"), "csi-clone");
+    wait_until("the clone boots", Duration::from_secs(240), || {
+        guest_ready(&server).then_some(())
+    });
+    assert_eq!(
+        kubectl.jsonpath(
+            &["dv", "vm-ds-root"],
+            "{.metadata.annotations.cdi\\.kubevirt\\.io/cloneType}"
+        ),
+        "csi-clone"
+    );
     kubectl.ok(&["delete", "vm", "vm-ds", "--wait=false"]);
     // The golden image still reads as the guest's disk, whatever the clone's guest wrote.
     let golden = crate::common::volume_dir(&server, "golden");

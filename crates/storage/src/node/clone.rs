@@ -78,7 +78,11 @@ fn overlay(path: &Path, base: &Path, base_format: &str, size: u64) -> Result<(),
         .output()
         .map_err(|e| format!("running qemu-img: {e}"))?;
     if !output.status.success() {
-        return Err(format!("qemu-img create {}: {}", path.display(), String::from_utf8_lossy(&output.stderr).trim()));
+        return Err(format!(
+            "qemu-img create {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -95,38 +99,58 @@ fn write_format(dir: &Path, format: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// A message naming the step that failed.
-pub fn clone_volume(source: &Path, target: &Path, pool: &Path, target_size: u64) -> Result<(), String> {
+pub fn clone_volume(
+    source: &Path,
+    target: &Path,
+    pool: &Path,
+    target_size: u64,
+) -> Result<(), String> {
     recover(source);
     let image = source.join("disk.img");
     if !image.exists() {
-        return Err(format!("the source volume has no disk image ({})", image.display()));
+        return Err(format!(
+            "the source volume has no disk image ({})",
+            image.display()
+        ));
     }
     let format = volume_format(source);
-    let size = virtual_size(&image, format).map_err(|e| format!("reading {}: {e}", image.display()))?;
+    let size =
+        virtual_size(&image, format).map_err(|e| format!("reading {}: {e}", image.display()))?;
     let bases = pool.join(BASES_DIR);
     std::fs::create_dir_all(&bases).map_err(|e| format!("creating {}: {e}", bases.display()))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let source_name = source.file_name().and_then(|n| n.to_str()).unwrap_or("volume");
+    let source_name = source
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("volume");
     let base = bases.join(format!("{source_name}-{stamp:x}.{format}"));
     let pending = source.join("disk.img.new");
     overlay(&pending, &base, format, size)?;
-    std::fs::rename(&image, &base).map_err(|e| format!("moving {} to {}: {e}", image.display(), base.display()))?;
+    std::fs::rename(&image, &base)
+        .map_err(|e| format!("moving {} to {}: {e}", image.display(), base.display()))?;
     write_format(source, "qcow2")?;
     std::fs::rename(&pending, &image).map_err(|e| format!("placing {}: {e}", image.display()))?;
     // The base is shared from now on: nobody may write it.
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o444));
-    overlay(&target.join("disk.img"), &base, format, size.max(target_size))?;
+    overlay(
+        &target.join("disk.img"),
+        &base,
+        format,
+        size.max(target_size),
+    )?;
     write_format(target, "qcow2")
 }
 
 /// Removes the bases of `pool` that no volume image and no other base uses.
 pub fn collect_bases(pool: &Path) {
     let bases = pool.join(BASES_DIR);
-    let Ok(entries) = std::fs::read_dir(&bases) else { return };
+    let Ok(entries) = std::fs::read_dir(&bases) else {
+        return;
+    };
     let candidates: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     let mut used: Vec<PathBuf> = Vec::new();
     if let Ok(volumes) = std::fs::read_dir(pool) {
@@ -162,7 +186,10 @@ mod tests {
     use super::*;
 
     fn qemu_img() -> bool {
-        Command::new("qemu-img").arg("--version").output().is_ok_and(|o| o.status.success())
+        Command::new("qemu-img")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     #[test]
@@ -182,12 +209,24 @@ mod tests {
         assert_eq!(volume_format(&target), "qcow2");
         let base = backing_of(&source.join("disk.img")).unwrap();
         assert_eq!(backing_of(&target.join("disk.img")), Some(base.clone()));
-        assert_eq!(virtual_size(&target.join("disk.img"), "qcow2").unwrap(), 2 << 20);
+        assert_eq!(
+            virtual_size(&target.join("disk.img"), "qcow2").unwrap(),
+            2 << 20
+        );
         let check = |path: &Path| {
-            let out = Command::new("qemu-img").args(["compare", "-q", "-f", "qcow2", "-F", "raw"]).arg(path).arg(&base).output().unwrap();
+            let out = Command::new("qemu-img")
+                .args(["compare", "-q", "-f", "qcow2", "-F", "raw"])
+                .arg(path)
+                .arg(&base)
+                .output()
+                .unwrap();
             out.status.code()
         };
-        assert_eq!(check(&source.join("disk.img")), Some(0), "the source reads as before");
+        assert_eq!(
+            check(&source.join("disk.img")),
+            Some(0),
+            "the source reads as before"
+        );
         // A second clone of the (now overlay) source chains bases; GC keeps the chain.
         let third = pool.path().join("pvc-c");
         std::fs::create_dir_all(&third).unwrap();
@@ -198,7 +237,12 @@ mod tests {
         std::fs::remove_dir_all(&source).unwrap();
         std::fs::remove_dir_all(&third).unwrap();
         collect_bases(pool.path());
-        assert_eq!(std::fs::read_dir(pool.path().join(BASES_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(pool.path().join(BASES_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -47,14 +47,17 @@ impl Pools {
     /// `None` when no HostPathProvisioner defines it.
     pub fn resolve(&self, world: &World, name: Option<&str>) -> Option<PathBuf> {
         let name = name.filter(|n| !n.is_empty()).unwrap_or(wk::DEFAULT_POOL);
-        let defined = world.list(HOSTPATH_PROVISIONER).into_iter().find_map(|hpp| {
-            hpp["spec"]["storagePools"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["name"] == name)
-                .and_then(|p| p["path"].as_str().map(PathBuf::from))
-        });
+        let defined = world
+            .list(HOSTPATH_PROVISIONER)
+            .into_iter()
+            .find_map(|hpp| {
+                hpp["spec"]["storagePools"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["name"] == name)
+                    .and_then(|p| p["path"].as_str().map(PathBuf::from))
+            });
         defined.or_else(|| (name == wk::DEFAULT_POOL).then(|| self.default_pool()))
     }
 
@@ -62,8 +65,15 @@ impl Pools {
     pub fn all(&self, world: &World) -> Vec<PathBuf> {
         let mut out = vec![self.default_pool()];
         for hpp in world.list(HOSTPATH_PROVISIONER) {
-            let pools = hpp["spec"]["storagePools"].as_array().cloned().unwrap_or_default();
-            out.extend(pools.iter().filter_map(|p: &Value| p["path"].as_str().map(PathBuf::from)));
+            let pools = hpp["spec"]["storagePools"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            out.extend(
+                pools
+                    .iter()
+                    .filter_map(|p: &Value| p["path"].as_str().map(PathBuf::from)),
+            );
         }
         out
     }

@@ -46,7 +46,8 @@ pub async fn reconcile(
         let mine = annotation(&volume, wk::ANN_PROVISIONED_BY).is_some_and(is_ours)
             && annotation(&volume, ANN_PROVISION_ON_NODE) == Some(config.node_name.as_str());
         let released = phase(&volume) == "Released"
-            && str_at(&volume, "/spec/persistentVolumeReclaimPolicy").unwrap_or("Delete") == "Delete";
+            && str_at(&volume, "/spec/persistentVolumeReclaimPolicy").unwrap_or("Delete")
+                == "Delete";
         if mine && released {
             delete(client, world, events, pools, &volume).await;
         }
@@ -75,17 +76,24 @@ async fn provision(
         return;
     };
     let fail = |message: String| async move {
-        let message = format!("failed to provision volume with StorageClass \"{class_name}\": {message}");
-        events.warning(claim, PVC, "ProvisioningFailed", &message).await;
+        let message =
+            format!("failed to provision volume with StorageClass \"{class_name}\": {message}");
+        events
+            .warning(claim, PVC, "ProvisioningFailed", &message)
+            .await;
     };
     if str_at(claim, "/spec/volumeMode") == Some("Block") {
         return fail(format!(
             "volumeMode Block is not offered by {} on node {} (Filesystem volumes only)",
-            wk::PROVISIONER, config.node_name
+            wk::PROVISIONER,
+            config.node_name
         ))
         .await;
     }
-    let pool_name = str_at(&class, &format!("/parameters/{}", wk::STORAGE_POOL_PARAMETER));
+    let pool_name = str_at(
+        &class,
+        &format!("/parameters/{}", wk::STORAGE_POOL_PARAMETER),
+    );
     let Some(pool) = pools.resolve(world, pool_name) else {
         let pool_name = pool_name.unwrap_or_default();
         return fail(format!(
@@ -93,8 +101,11 @@ async fn provision(
         ))
         .await;
     };
-    let Some(size) = str_at(claim, "/spec/resources/requests/storage").filter(|s| crate::quantity::parse(s).is_some()) else {
-        return fail("the claim requests no storage size (spec.resources.requests.storage)".into()).await;
+    let Some(size) = str_at(claim, "/spec/resources/requests/storage")
+        .filter(|s| crate::quantity::parse(s).is_some())
+    else {
+        return fail("the claim requests no storage size (spec.resources.requests.storage)".into())
+            .await;
     };
     let dir = pool.join(&volume);
     let source = match clone_source(world, claim, pools) {
@@ -106,8 +117,14 @@ async fn provision(
     };
     if let Some(source_dir) = &source {
         if let Some(user) = source_in_use(client, world, claim).await {
-            let message = format!("source PVC {}/{} is in use by pod {user}", namespace(claim), clone_source_name(claim).unwrap_or_default());
-            events.normal(claim, PVC, "CloneSourceInUse", &message).await;
+            let message = format!(
+                "source PVC {}/{} is in use by pod {user}",
+                namespace(claim),
+                clone_source_name(claim).unwrap_or_default()
+            );
+            events
+                .normal(claim, PVC, "CloneSourceInUse", &message)
+                .await;
             return;
         }
         let (source_dir, target_dir, pool) = (source_dir.clone(), dir.clone(), pool.clone());
@@ -140,7 +157,9 @@ async fn provision(
         Ok(_) => {
             tracing::info!(volume, path = %dir.display(), "provisioned");
             let message = format!("Successfully provisioned volume {volume}");
-            events.normal(claim, PVC, "ProvisioningSucceeded", &message).await;
+            events
+                .normal(claim, PVC, "ProvisioningSucceeded", &message)
+                .await;
         }
         Err(e) => fail(e.to_string()).await,
     }
@@ -149,7 +168,9 @@ async fn provision(
 /// The claim a new claim clones (`spec.dataSource` of kind PersistentVolumeClaim).
 pub fn clone_source_name(claim: &Value) -> Option<&str> {
     let source = &claim["spec"]["dataSource"];
-    (source["kind"] == "PersistentVolumeClaim").then(|| source["name"].as_str()).flatten()
+    (source["kind"] == "PersistentVolumeClaim")
+        .then(|| source["name"].as_str())
+        .flatten()
 }
 
 /// The directory of the volume a claim clones: `Ok(None)` for no clone, `Err` while the
@@ -166,9 +187,9 @@ fn clone_source(world: &World, claim: &Value, pools: &Pools) -> Result<Option<Pa
         .filter(|_| phase(&source) == "Bound")
         .and_then(|v| world.get(PV, "", v))
         .ok_or_else(|| format!("source PVC {ns}/{source_name} is not bound"))?;
-    volume_dir(world, pools, &volume)
-        .map(Some)
-        .ok_or_else(|| format!("source PVC {ns}/{source_name} is not a hostpath volume of this node"))
+    volume_dir(world, pools, &volume).map(Some).ok_or_else(|| {
+        format!("source PVC {ns}/{source_name} is not a hostpath volume of this node")
+    })
 }
 
 /// A running Pod on this node using the clone source (directly or through its VMI).
@@ -193,7 +214,14 @@ async fn source_in_use(client: &kube::Client, world: &World, claim: &Value) -> O
 }
 
 /// The PersistentVolume for a provisioned directory, pre-bound to its claim.
-pub fn persistent_volume(claim: &Value, class: &Value, volume: &str, dir: &Path, size: &str, node: &str) -> Value {
+pub fn persistent_volume(
+    claim: &Value,
+    class: &Value,
+    volume: &str,
+    dir: &Path,
+    size: &str,
+    node: &str,
+) -> Value {
     json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {
@@ -221,7 +249,9 @@ pub fn persistent_volume(claim: &Value, class: &Value, volume: &str, dir: &Path,
 /// The directory behind one of our volumes, if it is a `pvc-*` directory inside a pool.
 pub fn volume_dir(world: &World, pools: &Pools, volume: &Value) -> Option<PathBuf> {
     let path = PathBuf::from(str_at(volume, "/spec/hostPath/path")?);
-    let inside = path.parent().is_some_and(|parent| pools.all(world).iter().any(|p| p == parent));
+    let inside = path
+        .parent()
+        .is_some_and(|parent| pools.all(world).iter().any(|p| p == parent));
     let named = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -229,21 +259,33 @@ pub fn volume_dir(world: &World, pools: &Pools, volume: &Value) -> Option<PathBu
     (inside && named).then_some(path)
 }
 
-async fn delete(client: &kube::Client, world: &World, events: &Recorder, pools: &Pools, volume: &Value) {
+async fn delete(
+    client: &kube::Client,
+    world: &World,
+    events: &Recorder,
+    pools: &Pools,
+    volume: &Value,
+) {
     let volume_name = name(volume);
     if let Some(dir) = volume_dir(world, pools, volume) {
         let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", dir.display()))
+            }
             _ => Ok(()),
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
         if let Err(message) = removed {
-            events.warning(volume, PV, "VolumeFailedDelete", &message).await;
+            events
+                .warning(volume, PV, "VolumeFailedDelete", &message)
+                .await;
             return;
         }
     }
-    if let Some(pool) = volume_dir(world, pools, volume).and_then(|d| d.parent().map(Path::to_path_buf)) {
+    if let Some(pool) =
+        volume_dir(world, pools, volume).and_then(|d| d.parent().map(Path::to_path_buf))
+    {
         // Clone bases only this volume used go with it.
         let _ = tokio::task::spawn_blocking(move || super::clone::collect_bases(&pool)).await;
     }

@@ -26,7 +26,9 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use super::{NodeConfig, Pools};
-use crate::kinds::{self, label, name, namespace, phase, str_at, uid, CONFIG_MAP, POD, PV, PVC, SECRET};
+use crate::kinds::{
+    self, label, name, namespace, phase, str_at, uid, CONFIG_MAP, POD, PV, PVC, SECRET,
+};
 use crate::well_known as wk;
 use crate::world::World;
 
@@ -93,7 +95,12 @@ impl Workers {
             .filter(|p| !kinds::is_deleting(p))
             .map(|p| uid(p).to_string())
             .collect();
-        let gone: Vec<String> = self.lock().keys().filter(|u| !live.contains(u)).cloned().collect();
+        let gone: Vec<String> = self
+            .lock()
+            .keys()
+            .filter(|u| !live.contains(u))
+            .cloned()
+            .collect();
         for pod_uid in gone {
             // Dropping the worker kills its process (kill_on_drop).
             self.lock().remove(&pod_uid);
@@ -112,7 +119,9 @@ impl Workers {
     async fn step(&self, world: &World, pod: &Value) {
         let pod_uid = uid(pod).to_string();
         let dir = self.dir(&pod_uid);
-        let policy = str_at(pod, "/spec/restartPolicy").unwrap_or("Always").to_string();
+        let policy = str_at(pod, "/spec/restartPolicy")
+            .unwrap_or("Always")
+            .to_string();
         let mut start_now = false;
         {
             let mut workers = self.lock();
@@ -122,7 +131,8 @@ impl Workers {
                 if let Ok(Some(exit)) = child.try_wait() {
                     w.child = None;
                     let code = exit.code().unwrap_or(137);
-                    let message = std::fs::read_to_string(dir.join("termination-log")).unwrap_or_default();
+                    let message =
+                        std::fs::read_to_string(dir.join("termination-log")).unwrap_or_default();
                     let terminated = json!({
                         "exitCode": code,
                         "reason": if code == 0 { "Completed" } else { "Error" },
@@ -145,12 +155,20 @@ impl Workers {
                         w.next_start = Some(Instant::now() + backoff);
                         w.waiting = Some((
                             "CrashLoopBackOff".into(),
-                            format!("back-off {}s restarting failed container={} pod={}", backoff.as_secs(), wk::IMPORTER_CONTAINER, name(pod)),
+                            format!(
+                                "back-off {}s restarting failed container={} pod={}",
+                                backoff.as_secs(),
+                                wk::IMPORTER_CONTAINER,
+                                name(pod)
+                            ),
                         ));
                     }
                 }
             }
-            if w.child.is_none() && w.finished.is_none() && w.next_start.is_none_or(|t| Instant::now() >= t) {
+            if w.child.is_none()
+                && w.finished.is_none()
+                && w.next_start.is_none_or(|t| Instant::now() >= t)
+            {
                 start_now = true;
             }
         }
@@ -177,17 +195,22 @@ impl Workers {
             let w = workers.entry(pod_uid.clone()).or_default();
             let status = pod_status(pod, w);
             let progress = if w.child.is_some() || w.finished.is_some() {
-                std::fs::read_to_string(dir.join("progress")).ok().map(|p| p.trim().to_string())
+                std::fs::read_to_string(dir.join("progress"))
+                    .ok()
+                    .map(|p| p.trim().to_string())
             } else {
                 None
             };
             let changed_status = (w.written.as_ref() != Some(&status)).then_some(status);
-            let changed_progress = progress.filter(|p| w.progress.as_ref() != Some(p) && !p.is_empty());
+            let changed_progress =
+                progress.filter(|p| w.progress.as_ref() != Some(p) && !p.is_empty());
             (changed_status, changed_progress)
         };
         if let Some(status) = status {
             let patch = json!({"status": status});
-            match crate::ops::merge_status(&self.client, POD, namespace(pod), name(pod), &patch).await {
+            match crate::ops::merge_status(&self.client, POD, namespace(pod), name(pod), &patch)
+                .await
+            {
                 Ok(()) => {
                     if let Some(w) = self.lock().get_mut(&pod_uid) {
                         w.written = Some(status);
@@ -199,7 +222,10 @@ impl Workers {
         if let Some(progress) = progress {
             if let Some(claim) = target_claim(pod) {
                 let patch = json!({"metadata": {"annotations": {wk::ann::PROGRESS: format!("{progress}%")}}});
-                if crate::ops::merge(&self.client, PVC, namespace(pod), &claim, &patch).await.is_ok() {
+                if crate::ops::merge(&self.client, PVC, namespace(pod), &claim, &patch)
+                    .await
+                    .is_ok()
+                {
                     if let Some(w) = self.lock().get_mut(&pod_uid) {
                         w.progress = Some(progress);
                     }
@@ -216,7 +242,9 @@ impl Workers {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
         for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-            let (Some(volume_name), Some(mount_path)) = (mount["name"].as_str(), mount["mountPath"].as_str()) else {
+            let (Some(volume_name), Some(mount_path)) =
+                (mount["name"].as_str(), mount["mountPath"].as_str())
+            else {
                 continue;
             };
             let volume = pod["spec"]["volumes"]
@@ -225,12 +253,16 @@ impl Workers {
                 .flatten()
                 .find(|v| v["name"] == volume_name)
                 .ok_or_else(|| format!("volumeMount {volume_name} names no volume of the Pod"))?;
-            let host = self.realise_volume(world, ns, volume, &dir.join("mounts").join(volume_name)).await?;
+            let host = self
+                .realise_volume(world, ns, volume, &dir.join("mounts").join(volume_name))
+                .await?;
             mounts.push((mount_path.to_string(), host));
         }
         let mut env: Vec<(String, String)> = Vec::new();
         for var in container["env"].as_array().into_iter().flatten() {
-            let Some(var_name) = var["name"].as_str() else { continue };
+            let Some(var_name) = var["name"].as_str() else {
+                continue;
+            };
             let value = match (&var["value"], &var["valueFrom"]) {
                 (Value::String(v), _) => v.clone(),
                 (_, from) if from.is_object() => self.env_from(ns, from).await?,
@@ -238,8 +270,11 @@ impl Workers {
             };
             env.push((var_name.to_string(), rewrite(&value, &mounts)));
         }
-        let log = std::fs::File::create(dir.join("importer.log")).map_err(|e| format!("creating the log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("duplicating the log: {e}"))?;
+        let log = std::fs::File::create(dir.join("importer.log"))
+            .map_err(|e| format!("creating the log: {e}"))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("duplicating the log: {e}"))?;
         let mut command = Command::new(&self.config.worker_program);
         command
             .arg("importer")
@@ -249,12 +284,21 @@ impl Workers {
             .stdout(log)
             .stderr(log_err)
             .kill_on_drop(true);
-        command
-            .spawn()
-            .map_err(|e| format!("starting {} importer: {e}", self.config.worker_program.display()))
+        command.spawn().map_err(|e| {
+            format!(
+                "starting {} importer: {e}",
+                self.config.worker_program.display()
+            )
+        })
     }
 
-    async fn realise_volume(&self, world: &World, ns: &str, volume: &Value, at: &Path) -> Result<PathBuf, String> {
+    async fn realise_volume(
+        &self,
+        world: &World,
+        ns: &str,
+        volume: &Value,
+        at: &Path,
+    ) -> Result<PathBuf, String> {
         if let Some(claim_name) = str_at(volume, "/persistentVolumeClaim/claimName") {
             let claim = world
                 .get(PVC, ns, claim_name)
@@ -267,7 +311,9 @@ impl Workers {
                 .ok_or_else(|| format!("persistentvolume \"{volume_name}\" not found"))?;
             let path = str_at(&pv, "/spec/hostPath/path")
                 .or_else(|| str_at(&pv, "/spec/local/path"))
-                .ok_or_else(|| format!("persistentvolume \"{volume_name}\" is not a local volume of this node"))?;
+                .ok_or_else(|| {
+                    format!("persistentvolume \"{volume_name}\" is not a local volume of this node")
+                })?;
             return Ok(PathBuf::from(path));
         }
         if let Some(path) = str_at(volume, "/hostPath/path") {
@@ -278,7 +324,10 @@ impl Workers {
         } else if let Some(n) = str_at(volume, "/secret/secretName") {
             (SECRET, n, "data")
         } else {
-            return Err(format!("volume {} has a type this node cannot mount", volume["name"]));
+            return Err(format!(
+                "volume {} has a type this node cannot mount",
+                volume["name"]
+            ));
         };
         let object = crate::ops::get(&self.client, kind, ns, source_name)
             .await
@@ -314,8 +363,13 @@ impl Workers {
             reference["key"].as_str().unwrap_or_default(),
         );
         let optional = reference["optional"] == true;
-        let object = crate::ops::get(&self.client, kind, ns, source_name).await.map_err(|e| e.to_string())?;
-        let value = object.as_ref().map(|o| o["data"][key].clone()).unwrap_or(Value::Null);
+        let object = crate::ops::get(&self.client, kind, ns, source_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let value = object
+            .as_ref()
+            .map(|o| o["data"][key].clone())
+            .unwrap_or(Value::Null);
         match (value.as_str(), kind == SECRET) {
             (Some(b64), true) => base64::engine::general_purpose::STANDARD
                 .decode(b64)
@@ -325,7 +379,11 @@ impl Workers {
             (None, _) if optional => Ok(String::new()),
             (None, _) => Err(format!(
                 "couldn't find key {key} in {} {ns}/{source_name}",
-                if kind == SECRET { "Secret" } else { "ConfigMap" }
+                if kind == SECRET {
+                    "Secret"
+                } else {
+                    "ConfigMap"
+                }
             )),
         }
     }
@@ -371,12 +429,23 @@ fn pod_status(pod: &Value, w: &Worker) -> Value {
     } else if running {
         json!({"running": {"startedAt": w.started_at}})
     } else {
-        let (reason, message) = w.waiting.clone().unwrap_or(("ContainerCreating".into(), String::new()));
+        let (reason, message) = w
+            .waiting
+            .clone()
+            .unwrap_or(("ContainerCreating".into(), String::new()));
         json!({"waiting": {"reason": reason, "message": message}})
     };
     let mut container = Map::new();
-    container.insert("name".into(), json!(pod["spec"]["containers"][0]["name"].as_str().unwrap_or(wk::IMPORTER_CONTAINER)));
-    container.insert("image".into(), pod["spec"]["containers"][0]["image"].clone());
+    container.insert(
+        "name".into(),
+        json!(pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or(wk::IMPORTER_CONTAINER)),
+    );
+    container.insert(
+        "image".into(),
+        pod["spec"]["containers"][0]["image"].clone(),
+    );
     container.insert("imageID".into(), json!(""));
     container.insert("ready".into(), json!(running));
     container.insert("started".into(), json!(running));
@@ -424,7 +493,13 @@ mod tests {
         let status = pod_status(&pod, &w);
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["containerStatuses"][0]["restartCount"], 1);
-        assert_eq!(status["containerStatuses"][0]["lastState"]["terminated"]["message"], "boom");
-        assert_eq!(status["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(
+            status["containerStatuses"][0]["lastState"]["terminated"]["message"],
+            "boom"
+        );
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "CrashLoopBackOff"
+        );
     }
 }
