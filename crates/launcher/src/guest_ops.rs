@@ -144,30 +144,6 @@ impl GuestOps {
     }
 }
 
-/// How often the guest's filesystems are polled for `status.fsInfo`.
-const FS_INFO_PERIOD: Duration = Duration::from_secs(10);
-
-/// Writes `guest-get-fsinfo`'s answer to `path` (atomically, only when it changed) every
-/// [`FS_INFO_PERIOD`] for as long as the launcher runs; an absent or frozen agent is skipped.
-pub async fn poll_fs_info(agent: Arc<GuestAgent>, path: std::path::PathBuf) {
-    let mut last = None;
-    loop {
-        tokio::time::sleep(FS_INFO_PERIOD).await;
-        let Ok(filesystems) = agent.execute("guest-get-fsinfo", None).await else {
-            continue;
-        };
-        if last.as_ref() == Some(&filesystems) {
-            continue;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let written = std::fs::write(&tmp, filesystems.to_string()).and_then(|()| std::fs::rename(&tmp, &path));
-        match written {
-            Ok(()) => last = Some(filesystems),
-            Err(error) => tracing::warn!(%error, path = %path.display(), "cannot write the guest's filesystems"),
-        }
-    }
-}
-
 /// The keys to add (all wanted ones: the agent skips present keys, and a guest user may
 /// have deleted one) and those to remove (added before, not wanted now).
 fn key_changes(

@@ -171,8 +171,6 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
     let agent = Arc::new(GuestAgent::new(paths.qga_sock(), AgentOptions::default()));
     let (os_info_tx, os_info) = mpsc::channel(1);
     let poller = tokio::spawn(poll_os_info(agent.clone(), os_info_tx));
-    // Ends with the launcher process; its file is read by the node agent for status.fsInfo.
-    tokio::spawn(crate::guest_ops::poll_fs_info(agent.clone(), paths.dir().join("guest-fsinfo.json")));
     Ok(Vm {
         grace_seconds: spec.grace_seconds(),
         paths: paths.clone(),

@@ -90,11 +90,6 @@ pub(crate) fn filesystem_list(qga_filesystems: &Value) -> Value {
     json!({"metadata": {}, "items": items})
 }
 
-/// `guest-get-fsinfo` → `status.fsInfo` (`VirtualMachineInstanceFileSystemInfo`).
-pub(crate) fn fs_info(qga_filesystems: &Value) -> Value {
-    json!({"disks": filesystem_list(qga_filesystems)["items"]})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +120,6 @@ mod tests {
                 {"diskName": "rootfs", "mountPoint": "/", "fileSystemType": "rootfs",
                 "usedBytes": 0, "totalBytes": 0}])
         );
-        assert_eq!(fs_info(&qga)["disks"][0]["mountPoint"], "/data");
     }
 
     #[test]

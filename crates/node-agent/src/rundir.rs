@@ -85,9 +85,6 @@ pub(crate) struct LauncherStatus {
     pub(crate) accel: Option<Accel>,
     #[serde(default)]
     pub(crate) guest_os_info: Option<Value>,
-    /// `guest-get-fsinfo` as last polled, from the launcher's `guest-fsinfo.json`.
-    #[serde(default)]
-    pub(crate) guest_fs_info: Option<Value>,
     #[serde(default)]
     pub(crate) updated_at: Option<String>,
 }
@@ -183,9 +180,6 @@ impl RunDir {
         // The launcher writes "" for "no reason"; treat it as absent.
         status.reason = status.reason.filter(|r| !r.is_empty());
         status.message = status.message.filter(|m| !m.is_empty());
-        status.guest_fs_info = std::fs::read(self.file("guest-fsinfo.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
         Some(status)
     }
 

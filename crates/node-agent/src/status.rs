@@ -45,7 +45,6 @@ pub(crate) fn observe(status: Option<LauncherStatus>, alive: bool, finished_at: 
                 started_at: None,
                 accel: None,
                 guest_os_info: None,
-                guest_fs_info: None,
                 updated_at: None,
             },
             finished_at: finished_at.into(),
@@ -203,9 +202,6 @@ pub(crate) fn apply_vmi_status(vmi: &mut Value, observed: &Observed, facts: &Vmi
     let guest_info = launcher.and_then(|s| s.guest_os_info.as_ref());
     if let Some(info) = guest_info {
         status["guestOSInfo"] = crate::guest_info::os_info(info);
-    }
-    if let Some(filesystems) = launcher.and_then(|s| s.guest_fs_info.as_ref()) {
-        status["fsInfo"] = crate::guest_info::fs_info(filesystems);
     }
     let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
     let running = matches!(observed, Observed::Running(_));
