@@ -365,6 +365,11 @@ impl Supervisor {
             Ok(plan) => plan,
             Err(message) => {
                 let reason = "NetworkSetupFailed".to_string();
+                // The kubelet's reason for a Pod whose network cannot be set up; the Event
+                // outlives the Pod, which the VM controller replaces.
+                ctx.events
+                    .publish(pod, About::Pod, true, "FailedCreatePodSandBox", message.clone())
+                    .await;
                 self.cannot_run = Some((reason.clone(), message.clone()));
                 return self.sync(pod, Observed::CannotRun { reason, message }).await;
             }

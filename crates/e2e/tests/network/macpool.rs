@@ -64,8 +64,13 @@ fn a_vms_mac_is_the_guests_and_survives_a_restart() {
     vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"] = json!([{"name": "default", "masquerade": {}}]);
     vm["spec"]["template"]["spec"]["networks"] = json!([{"name": "default", "pod": {}}]);
     k.create(&vm.to_string());
+    // Between the old VMI's deletion and the new one's creation there is no VMI at all.
     let vmi_mac = || {
-        let v = k.json(&["get", "vmi", "stable"]);
+        let run = k.run(&["get", "vmi", "stable", "-o", "json"]);
+        if !run.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
         let mac = v["status"]["interfaces"][0]["mac"].as_str()?.to_string();
         Some((v["metadata"]["uid"].as_str()?.to_string(), mac))
     };

@@ -130,11 +130,14 @@ fn a_nad_missing_from_the_vms_namespace_fails_the_launcher_pod_with_a_clear_mess
     let server = NetServer::start();
     let k = server.kubectl();
     k.create(&vm_on("lost", "nowhere", "192.168.78.1").to_string());
+    // The failed Pod is replaced by the VM controller at once, so its Warning Event (which
+    // outlives it) carries the message.
     let message = wait_until("the launcher Pod to fail", Duration::from_secs(60), || {
-        let pods = k.json(&["get", "pods", "-l", "vm.kubevirt.io/name=lost"]);
-        pods["items"].as_array()?.iter().find_map(|p| {
-            let state = &p["status"]["containerStatuses"][0]["state"]["terminated"];
-            (state["reason"] == "NetworkSetupFailed").then(|| state["message"].as_str().unwrap_or_default().to_string())
+        let events = k.json(&["get", "events", "--field-selector", "reason=FailedCreatePodSandBox"]);
+        events["items"].as_array()?.iter().find_map(|e| {
+            let name = e["involvedObject"]["name"].as_str().unwrap_or_default();
+            (name.starts_with("virt-launcher-lost-") && e["type"] == "Warning")
+                .then(|| e["message"].as_str().unwrap_or_default().to_string())
         })
     });
     assert!(
