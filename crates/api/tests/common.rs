@@ -32,12 +32,22 @@ pub fn schema(kind: &str) -> &'static Value {
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("OXIVIRT_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                &*std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+            )
+            .join("../../../shared")
+        })
 }
 
 /// The embedded swagger document `name` (`kubevirt` or `cdi`).
 pub fn swagger(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("swagger/{name}.json"));
+    let path = PathBuf::from(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join(format!("swagger/{name}.json"));
     let text = std::fs::read_to_string(&path).expect("swagger copy is readable");
     serde_json::from_str(&text).expect("swagger is JSON")
 }

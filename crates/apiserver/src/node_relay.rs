@@ -78,11 +78,19 @@ impl NodeRelay {
             .ok_or_else(|| unavailable(format!("the agent of node {node} has no endpoint")))?;
         let pem = object["metadata"]["annotations"][AGENT_CERTIFICATE_ANNOTATION]
             .as_str()
-            .ok_or_else(|| unavailable(format!("node {node} does not publish its agent certificate")))?;
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "node {node} does not publish its agent certificate"
+                ))
+            })?;
         let cert = rustls_pemfile::certs(&mut pem.as_bytes())
             .next()
             .and_then(Result::ok)
-            .ok_or_else(|| unavailable(format!("the agent certificate of node {node} does not parse")))?;
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "the agent certificate of node {node} does not parse"
+                ))
+            })?;
         Ok(AgentAddress { host, port, cert })
     }
 
@@ -115,8 +123,16 @@ impl NodeRelay {
         };
         let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .map_err(|_| unavailable(format!("the agent of node {node} at {address} did not answer")))?
-            .map_err(|e| unavailable(format!("cannot reach the agent of node {node} at {address}: {e}")))?;
+            .map_err(|_| {
+                unavailable(format!(
+                    "the agent of node {node} at {address} did not answer"
+                ))
+            })?
+            .map_err(|e| {
+                unavailable(format!(
+                    "cannot reach the agent of node {node} at {address}: {e}"
+                ))
+            })?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| unavailable(format!("agent of node {node}: {e}")))?;
@@ -257,7 +273,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -266,7 +287,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

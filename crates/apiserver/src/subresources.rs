@@ -226,12 +226,16 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
                 Err(e) => e.into_response(),
             }
         }
-        (&Method::GET, [_, "namespaces", ns, "virtualmachineinstances", name, which @ ("userlist" | "filesystemlist")]) => {
-            crate::vmi_relay::guest_list(&api, ns, name, which)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
-        }
-        (&Method::PUT, [_, "namespaces", ns, "virtualmachineinstances", name, verb @ ("freeze" | "unfreeze")]) => {
+        (
+            &Method::GET,
+            [_, "namespaces", ns, "virtualmachineinstances", name, which @ ("userlist" | "filesystemlist")],
+        ) => crate::vmi_relay::guest_list(&api, ns, name, which)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        (
+            &Method::PUT,
+            [_, "namespaces", ns, "virtualmachineinstances", name, verb @ ("freeze" | "unfreeze")],
+        ) => {
             let (ns, name, freeze) = (ns.to_string(), name.to_string(), *verb == "freeze");
             let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
                 .await
@@ -254,9 +258,10 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
                 .await
                 .unwrap_or_else(IntoResponse::into_response)
         }
-        (&Method::GET, [_, "namespaces", ns, kind @ ("virtualmachineinstances" | "virtualmachines"), name, rest @ ..])
-            if stream_of(kind, rest).is_some() =>
-        {
+        (
+            &Method::GET,
+            [_, "namespaces", ns, kind @ ("virtualmachineinstances" | "virtualmachines"), name, rest @ ..],
+        ) if stream_of(kind, rest).is_some() => {
             let Some(stream) = stream_of(kind, rest) else {
                 return not_found(&path);
             };

@@ -69,9 +69,10 @@ async fn vmi(api: &Api, ns: &str, name: &str) -> ApiResult<Value> {
 }
 
 fn is_paused(vmi: &Value) -> bool {
-    vmi["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Paused" && c["status"] == "True"))
+    vmi["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Paused" && c["status"] == "True")
+    })
 }
 
 /// The node of a running VMI, or why there is none.
@@ -108,13 +109,23 @@ fn agent_path(ns: &str, name: &str, rest: &str) -> String {
 /// # Errors
 /// 404 for a missing VMI, 409 when the VMI's state does not allow the command (upstream's
 /// messages), 503 when the node agent cannot be reached.
-pub async fn command(api: &Api, ns: &str, name: &str, command: Command, dry_run: bool) -> ApiResult<()> {
+pub async fn command(
+    api: &Api,
+    ns: &str,
+    name: &str,
+    command: Command,
+    dry_run: bool,
+) -> ApiResult<()> {
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;
     // Whether the VM is paused is checked by the agent against the launcher's own state:
     // the VMI's Paused condition lags a command by one status sync.
     let path = agent_path(ns, name, command.verb());
-    let path = if dry_run { format!("{path}?dryRun=All") } else { path };
+    let path = if dry_run {
+        format!("{path}?dryRun=All")
+    } else {
+        path
+    };
     let (status, body) = relay(api)?.call(api, &node, Method::PUT, &path).await?;
     match status {
         s if s.is_success() => Ok(()),
@@ -131,7 +142,12 @@ pub async fn guest_os_info(api: &Api, ns: &str, name: &str) -> ApiResult<Respons
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;
     let (status, body) = relay(api)?
-        .call(api, &node, Method::GET, &agent_path(ns, name, "guestosinfo"))
+        .call(
+            api,
+            &node,
+            Method::GET,
+            &agent_path(ns, name, "guestosinfo"),
+        )
         .await?;
     if !status.is_success() {
         return Err(agent_refusal(status, &body));
@@ -145,9 +161,10 @@ pub async fn guest_os_info(api: &Api, ns: &str, name: &str) -> ApiResult<Respons
 const NO_AGENT: &str = "VMI does not have guest agent connected";
 
 fn agent_connected(vmi: &Value) -> bool {
-    vmi["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "AgentConnected" && c["status"] == "True"))
+    vmi["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "AgentConnected" && c["status"] == "True")
+    })
 }
 
 /// `GET …/virtualmachineinstances/{name}/{userlist,filesystemlist}`: the guest agent's
@@ -181,14 +198,23 @@ pub async fn guest_list(api: &Api, ns: &str, name: &str, which: &str) -> ApiResu
 ///
 /// # Errors
 /// As [`guest_list`]; 409 with the agent's words when the guest agent refuses.
-pub async fn freeze(api: &Api, ns: &str, name: &str, unfreeze_after: Option<std::time::Duration>) -> ApiResult<()> {
+pub async fn freeze(
+    api: &Api,
+    ns: &str,
+    name: &str,
+    unfreeze_after: Option<std::time::Duration>,
+) -> ApiResult<()> {
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;
     let path = match unfreeze_after {
         // Rounded up: a timeout under a second must still thaw, not mean "never".
         Some(after) => {
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            agent_path(ns, name, &format!("freeze?unfreezeTimeoutSeconds={seconds}"))
+            agent_path(
+                ns,
+                name,
+                &format!("freeze?unfreezeTimeoutSeconds={seconds}"),
+            )
         }
         None => agent_path(ns, name, "unfreeze"),
     };
@@ -206,15 +232,24 @@ pub async fn freeze(api: &Api, ns: &str, name: &str, unfreeze_after: Option<std:
 /// # Errors
 /// 400 when the body is not JSON, the timeout is missing, malformed or negative.
 pub fn unfreeze_timeout(body: &[u8]) -> ApiResult<std::time::Duration> {
-    let options: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("Can not unmarshal Request body to struct, error: {e}")))?;
+    let options: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "Can not unmarshal Request body to struct, error: {e}"
+        ))
+    })?;
     let text = match &options["unfreezeTimeout"] {
         Value::String(text) => text.clone(),
-        Value::Null => return Err(ApiError::BadRequest("Unfreeze timeout must be specified".into())),
+        Value::Null => {
+            return Err(ApiError::BadRequest(
+                "Unfreeze timeout must be specified".into(),
+            ))
+        }
         other => other.to_string(),
     };
     if text.trim_start().starts_with('-') {
-        return Err(ApiError::BadRequest("Unfreeze timeout must be positive".into()));
+        return Err(ApiError::BadRequest(
+            "Unfreeze timeout must be positive".into(),
+        ));
     }
     go_duration(&text)
         .ok_or_else(|| ApiError::BadRequest(format!("time: invalid duration {text:?}")))
@@ -235,7 +270,9 @@ fn go_duration(text: &str) -> Option<std::time::Duration> {
         let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let value: f64 = rest[..number_end].parse().ok()?;
         rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -265,19 +302,31 @@ pub enum Stream {
 /// 400 for a request that is not a websocket upgrade or a VMI without that device, 404 for a
 /// missing VMI, 409 when it is not running (or paused, for port-forward), 503 when the
 /// agent cannot be reached.
-pub async fn open(api: Arc<Api>, req: Request, ns: &str, name: &str, stream: Stream) -> ApiResult<Response> {
+pub async fn open(
+    api: Arc<Api>,
+    req: Request,
+    ns: &str,
+    name: &str,
+    stream: Stream,
+) -> ApiResult<Response> {
     let (mut parts, _body) = req.into_parts();
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
-        .map_err(|e| ApiError::BadRequest(format!("this subresource needs a websocket upgrade: {e}")))?;
+        .map_err(|e| {
+            ApiError::BadRequest(format!("this subresource needs a websocket upgrade: {e}"))
+        })?;
     let vmi = vmi(&api, ns, name).await?;
     let devices = &vmi["spec"]["domain"]["devices"];
     match &stream {
         Stream::Console if devices["autoattachSerialConsole"] == Value::Bool(false) => {
-            return Err(ApiError::BadRequest("No serial consoles are present.".into()))
+            return Err(ApiError::BadRequest(
+                "No serial consoles are present.".into(),
+            ))
         }
         Stream::Vnc if devices["autoattachGraphicsDevice"] == Value::Bool(false) => {
-            return Err(ApiError::BadRequest("No graphics devices are present.".into()))
+            return Err(ApiError::BadRequest(
+                "No graphics devices are present.".into(),
+            ))
         }
         Stream::PortForward { .. } if is_paused(&vmi) => {
             return Err(conflict(name, "VMI is paused"))
@@ -293,7 +342,9 @@ pub async fn open(api: Arc<Api>, req: Request, ns: &str, name: &str, stream: Str
         Stream::Vnc => "vnc".to_string(),
         Stream::PortForward { port, protocol } => format!("portforward/{port}/{protocol}"),
     };
-    let agent = relay(&api)?.open_stream(&api, &node, &agent_path(ns, name, &rest)).await?;
+    let agent = relay(&api)?
+        .open_stream(&api, &node, &agent_path(ns, name, &rest))
+        .await?;
     Ok(upgrade
         .protocols([PLAIN_SUBPROTOCOL])
         .on_upgrade(move |socket| bridge(socket, agent))
@@ -347,16 +398,37 @@ mod tests {
 
     #[test]
     fn unfreeze_timeouts_read_as_go_durations() {
-        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"5m0s"}"#).ok(), Some(Duration::from_secs(300)));
-        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"1h2m3.5s"}"#).ok(), Some(Duration::from_millis(3_723_500)));
-        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"0"}"#).ok(), Some(Duration::ZERO));
-        assert_eq!(unfreeze_timeout(br#"{"unfreezeTimeout":"250ms"}"#).ok(), Some(Duration::from_millis(250)));
+        assert_eq!(
+            unfreeze_timeout(br#"{"unfreezeTimeout":"5m0s"}"#).ok(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            unfreeze_timeout(br#"{"unfreezeTimeout":"1h2m3.5s"}"#).ok(),
+            Some(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(
+            unfreeze_timeout(br#"{"unfreezeTimeout":"0"}"#).ok(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            unfreeze_timeout(br#"{"unfreezeTimeout":"250ms"}"#).ok(),
+            Some(Duration::from_millis(250))
+        );
     }
 
     #[test]
     fn a_missing_negative_or_bad_timeout_is_refused() {
-        for body in [&br#"{}"#[..], br#"{"unfreezeTimeout":"-1s"}"#, br#"{"unfreezeTimeout":"5 minutes"}"#, b"nope"] {
-            assert!(matches!(unfreeze_timeout(body), Err(ApiError::BadRequest(_))), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &br#"{}"#[..],
+            br#"{"unfreezeTimeout":"-1s"}"#,
+            br#"{"unfreezeTimeout":"5 minutes"}"#,
+            b"nope",
+        ] {
+            assert!(
+                matches!(unfreeze_timeout(body), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -114,8 +114,16 @@ async fn run(cli: Cli) -> Result<()> {
             data_dir: data_dir.clone(),
             qemu: "qemu-system-x86_64".into(),
         };
-        eprintln!("VM runtime: {} single runs, burst of {}", options.runs, options.burst);
-        let results = vms::run(std::sync::Arc::new(target), &format!("bench-vms-{run_id}"), &options).await?;
+        eprintln!(
+            "VM runtime: {} single runs, burst of {}",
+            options.runs, options.burst
+        );
+        let results = vms::run(
+            std::sync::Arc::new(target),
+            &format!("bench-vms-{run_id}"),
+            &options,
+        )
+        .await?;
         println!("{}", vms::markdown(&results));
         return Ok(());
     }

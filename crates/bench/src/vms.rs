@@ -66,7 +66,12 @@ impl Running {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
-            if let Some(at) = self.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.get(name) {
+            if let Some(at) = self
+                .seen
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .get(name)
+            {
                 return Ok(*at);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -116,16 +121,23 @@ async fn watch_running(target: Arc<Target>, ns: String, running: Arc<Running>) -
     let mut body = response.into_body();
     let mut pending = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.context("watch broke")?.into_data() else { continue };
+        let Ok(data) = frame.context("watch broke")?.into_data() else {
+            continue;
+        };
         let now = Instant::now();
         pending.extend_from_slice(&data);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let Ok(event) = serde_json::from_slice::<Value>(&line) else { continue };
+            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
             let object = &event["object"];
             if object["status"]["phase"] == "Running" {
                 if let Some(name) = object["metadata"]["name"].as_str() {
-                    let mut seen = running.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let mut seen = running
+                        .seen
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?;
                     seen.entry(name.to_string()).or_insert(now);
                 }
                 running.changed.notify_waiters();
@@ -137,7 +149,9 @@ async fn watch_running(target: Arc<Target>, ns: String, running: Arc<Running>) -
 
 /// PIDs and RSS (KiB) of processes whose command line contains all of `needles`.
 fn rss_of(needles: &[&str]) -> Vec<(u32, u64)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| {
@@ -182,7 +196,16 @@ async fn qemu_floor(qemu: &str, dir: &Path) -> Result<Duration> {
     let _ = std::fs::remove_file(&socket);
     let start = Instant::now();
     let mut child = tokio::process::Command::new(qemu)
-        .args(["-S", "-nodefaults", "-no-user-config", "-nographic", "-machine", "q35,accel=tcg", "-m", "64"])
+        .args([
+            "-S",
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-machine",
+            "q35,accel=tcg",
+            "-m",
+            "64",
+        ])
         .arg("-qmp")
         .arg(format!("unix:{},server=on,wait=off", socket.display()))
         .stdin(std::process::Stdio::null())
@@ -230,7 +253,9 @@ pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
     if result.is_err() {
         // Leave no guests behind on failure either: their launchers outlive the server.
         if let Ok(mut conn) = Conn::connect(&target).await {
-            let _ = conn.send(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None).await;
+            let _ = conn
+                .send(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None)
+                .await;
         }
         let _ = wait_no_launchers(&options.data_dir, RUN_TIMEOUT * 2).await;
     }
@@ -240,16 +265,29 @@ pub async fn run(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
 async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Results> {
     let mut conn = Conn::connect(&target).await?;
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-    conn.expect_ok(Method::POST, "/api/v1/namespaces", Some(namespace.to_string().into_bytes()))
-        .await?;
+    conn.expect_ok(
+        Method::POST,
+        "/api/v1/namespaces",
+        Some(namespace.to_string().into_bytes()),
+    )
+    .await?;
     let running = Arc::new(Running::default());
-    let watcher = tokio::spawn(watch_running(target.clone(), ns.to_string(), running.clone()));
+    let watcher = tokio::spawn(watch_running(
+        target.clone(),
+        ns.to_string(),
+        running.clone(),
+    ));
     // The watch is registered once a first object's event arrives: a warm-up VM, which also
     // pulls the image into the node's cache, so single runs measure the cached path.
-    conn.expect_ok(Method::POST, &vms_path(ns), Some(vm("warmup", options.image.as_deref(), "100m")))
-        .await?;
+    conn.expect_ok(
+        Method::POST,
+        &vms_path(ns),
+        Some(vm("warmup", options.image.as_deref(), "100m")),
+    )
+    .await?;
     running.wait("warmup", RUN_TIMEOUT * 2).await?;
-    conn.expect_ok(Method::DELETE, &format!("{}/warmup", vms_path(ns)), None).await?;
+    conn.expect_ok(Method::DELETE, &format!("{}/warmup", vms_path(ns)), None)
+        .await?;
     wait_no_launchers(&options.data_dir, RUN_TIMEOUT).await?;
 
     let mut single = Samples::with_capacity(options.runs);
@@ -258,11 +296,16 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         let name = format!("single-{i}");
         eprintln!("  single {}/{}", i + 1, options.runs);
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, options.image.as_deref(), "100m")))
-            .await?;
+        conn.expect_ok(
+            Method::POST,
+            &vms_path(ns),
+            Some(vm(&name, options.image.as_deref(), "100m")),
+        )
+        .await?;
         let at = running.wait(&name, RUN_TIMEOUT).await?;
         single.push(at.saturating_duration_since(start));
-        conn.expect_ok(Method::DELETE, &format!("{}/{name}", vms_path(ns)), None).await?;
+        conn.expect_ok(Method::DELETE, &format!("{}/{name}", vms_path(ns)), None)
+            .await?;
         wait_no_launchers(&options.data_dir, RUN_TIMEOUT).await?;
         floor.push(qemu_floor(&options.qemu, &options.data_dir).await?);
     }
@@ -275,7 +318,8 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         ticker.tick().await;
         let name = format!("burst-{i}");
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, None, "10m"))).await?;
+        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, None, "10m")))
+            .await?;
         starts.push((name, start));
     }
     let mut burst = Samples::with_capacity(options.burst);
@@ -285,12 +329,19 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
     }
     // Let every launcher settle (no more start-up allocations) before reading memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let launcher_rss_kib: Vec<u64> = launchers(&options.data_dir).into_iter().map(|(_, r)| r).collect();
+    let launcher_rss_kib: Vec<u64> = launchers(&options.data_dir)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
     let dir = options.data_dir.display().to_string();
-    let qemu_rss_kib: Vec<u64> = rss_of(&["qemu-system", &dir]).into_iter().map(|(_, r)| r).collect();
+    let qemu_rss_kib: Vec<u64> = rss_of(&["qemu-system", &dir])
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
 
     eprintln!("  cleaning up");
-    conn.expect_ok(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None).await?;
+    conn.expect_ok(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None)
+        .await?;
     wait_no_launchers(&options.data_dir, RUN_TIMEOUT * 2).await?;
     watcher.abort();
     Ok(Results {

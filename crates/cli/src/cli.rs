@@ -310,10 +310,26 @@ mod tests {
             let name = sub.get_name().to_owned();
             if matches!(
                 name.as_str(),
-                "version" | "create" | "options" | "help" | "start" | "stop" | "restart"
-                    | "console" | "vnc" | "port-forward" | "ssh" | "scp" | "expose"
-                    | "pause" | "unpause" | "soft-reboot" | "reset" | "guestosinfo"
-                    | "userlist" | "fslist"
+                "version"
+                    | "create"
+                    | "options"
+                    | "help"
+                    | "start"
+                    | "stop"
+                    | "restart"
+                    | "console"
+                    | "vnc"
+                    | "port-forward"
+                    | "ssh"
+                    | "scp"
+                    | "expose"
+                    | "pause"
+                    | "unpause"
+                    | "soft-reboot"
+                    | "reset"
+                    | "guestosinfo"
+                    | "userlist"
+                    | "fslist"
             ) {
                 // Implemented commands validate their arguments; the rest take anything.
                 continue;

@@ -9,16 +9,16 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::client::ConnectionOptions;
-use crate::commands::create::{self, Manifest};
 use crate::commands::console::{self, ConsoleRequest};
+use crate::commands::create::{self, Manifest};
 use crate::commands::expose::{self, ExposeRequest};
 use crate::commands::port_forward::{self, PortForwardRequest};
 use crate::commands::scp::{self, ScpRequest};
 use crate::commands::ssh::{self, SshRequest};
 use crate::commands::version;
-use crate::commands::vnc::{self, VncRequest};
 use crate::commands::vm_state::{self, VmStateRequest, VmVerb};
 use crate::commands::vmi_ops::{self, VmiOp, VmiOpRequest};
+use crate::commands::vnc::{self, VncRequest};
 use crate::error::{Error, Result};
 
 /// What `virtctl` will do.
@@ -92,7 +92,13 @@ impl Plan {
                     .validate(args.force)
                     .map(|r| Plan::VmState(Box::new(r)))
             }
-            Command::Pause(a) | Command::Unpause(a) | Command::SoftReboot(a) | Command::Reset(a) | Command::Guestosinfo(a) | Command::Userlist(a) | Command::Fslist(a) => {
+            Command::Pause(a)
+            | Command::Unpause(a)
+            | Command::SoftReboot(a)
+            | Command::Reset(a)
+            | Command::Guestosinfo(a)
+            | Command::Userlist(a)
+            | Command::Fslist(a) => {
                 let op = match command_name {
                     "pause" => VmiOp::Pause,
                     "unpause" => VmiOp::Unpause,
@@ -102,7 +108,8 @@ impl Plan {
                     "fslist" => VmiOp::FsList,
                     _ => VmiOp::GuestOsInfo,
                 };
-                VmiOpRequest::from_args(op, &a.args, connection, a.dry_run).map(|r| Plan::VmiOp(Box::new(r)))
+                VmiOpRequest::from_args(op, &a.args, connection, a.dry_run)
+                    .map(|r| Plan::VmiOp(Box::new(r)))
             }
             Command::Console(args) => Ok(Plan::Console(Box::new(ConsoleRequest::from_args(
                 args, connection,

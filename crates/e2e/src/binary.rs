@@ -16,7 +16,11 @@ use std::sync::OnceLock;
 
 /// The repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../..")
 }
 
 /// The shared reference folder that sits next to the clone (`<repo>/../shared`), as on CI.

@@ -14,7 +14,9 @@ mod server;
 mod shared;
 
 pub use binary::{bench_bin, kubectl_bin, oxivirt_bin, repo_root, shared_dir, virtctl_bin};
-pub use guest::{guest_registry, kill_processes_under, pids_matching, qemu_pids, test_guest_dir, GuestRegistry};
+pub use guest::{
+    guest_registry, kill_processes_under, pids_matching, qemu_pids, test_guest_dir, GuestRegistry,
+};
 pub use json::{assert_subset, subset_difference, without_nulls};
 pub use kubectl::{Background, Kubectl, Run};
 pub use manifest::{

@@ -319,7 +319,11 @@ fn get_all_lists_virtual_machines_and_their_instances() {
 
 /// The manual's `rhel-9-minimal` VM (ch07a.md 7.1.4.2), as collected in the fixtures.
 fn rhel_9_minimal() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/manual/ch07a-block-02.yaml");
+    let path = Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("fixtures/manual/ch07a-block-02.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} is readable: {e}", path.display()))
 }
 

@@ -185,9 +185,15 @@ fn every_upstream_example_applies_strictly_in_its_own_namespace_and_keeps_every_
     let created = out.lines().filter(|l| l.ends_with(" created")).count();
     let configured = out
         .lines()
-        .filter(|l| l.ends_with(" configured") && l.starts_with("cdiconfig.cdi.kubevirt.io/config "))
+        .filter(|l| {
+            l.ends_with(" configured") && l.starts_with("cdiconfig.cdi.kubevirt.io/config ")
+        })
         .count();
-    assert_eq!(created + configured, objects.len(), "every object is created:\n{out}");
+    assert_eq!(
+        created + configured,
+        objects.len(),
+        "every object is created:\n{out}"
+    );
 
     let stored = items(
         &k.run_stdin(&["get", "-f", "-", "-o", "json"], &manifests)

@@ -19,7 +19,11 @@ use serde_json::Value;
 const HCO_NAMESPACE: &str = "openshift-cnv";
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/manual")
+    Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("fixtures/manual")
 }
 
 /// `(fixture stem, objects)` of every fixture, sorted by name (chapter, then block).

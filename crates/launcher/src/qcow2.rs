@@ -83,7 +83,9 @@ pub fn virtual_size(backing: &Path, format: &str) -> Result<u64, Qcow2Error> {
             if &header[..4] != MAGIC {
                 return Err(bad("no qcow2 magic"));
             }
-            Ok(u64::from_be_bytes(header[24..32].try_into().map_err(|_| bad("short header"))?))
+            Ok(u64::from_be_bytes(
+                header[24..32].try_into().map_err(|_| bad("short header"))?,
+            ))
         }
         other => Err(bad(&format!("unsupported backing format {other}"))),
     }
@@ -93,7 +95,11 @@ pub fn virtual_size(backing: &Path, format: &str) -> Result<u64, Qcow2Error> {
 ///
 /// # Errors
 /// [`Qcow2Error::NameTooLong`] for a backing path that does not fit the header cluster.
-pub fn overlay_bytes(size: u64, backing: &str, backing_format: &str) -> Result<Vec<u8>, Qcow2Error> {
+pub fn overlay_bytes(
+    size: u64,
+    backing: &str,
+    backing_format: &str,
+) -> Result<Vec<u8>, Qcow2Error> {
     // Each L2 table maps CLUSTER/8 clusters; each L1 entry one L2 table.
     let per_l1 = (CLUSTER / 8) * CLUSTER;
     let l1_entries = size.div_ceil(per_l1).max(1);
@@ -105,11 +111,19 @@ pub fn overlay_bytes(size: u64, backing: &str, backing_format: &str) -> Result<V
     head.extend_from_slice(&3u32.to_be_bytes()); // version
     let backing_offset_at = head.len();
     head.extend_from_slice(&0u64.to_be_bytes()); // backing_file_offset, set below
-    head.extend_from_slice(&u32::try_from(backing.len()).map_err(|_| Qcow2Error::NameTooLong(backing.into()))?.to_be_bytes());
+    head.extend_from_slice(
+        &u32::try_from(backing.len())
+            .map_err(|_| Qcow2Error::NameTooLong(backing.into()))?
+            .to_be_bytes(),
+    );
     head.extend_from_slice(&CLUSTER_BITS.to_be_bytes());
     head.extend_from_slice(&size.to_be_bytes());
     head.extend_from_slice(&0u32.to_be_bytes()); // crypt_method
-    head.extend_from_slice(&u32::try_from(l1_entries).map_err(|_| Qcow2Error::NameTooLong(backing.into()))?.to_be_bytes());
+    head.extend_from_slice(
+        &u32::try_from(l1_entries)
+            .map_err(|_| Qcow2Error::NameTooLong(backing.into()))?
+            .to_be_bytes(),
+    );
     head.extend_from_slice(&(3 * CLUSTER).to_be_bytes()); // l1_table_offset
     head.extend_from_slice(&CLUSTER.to_be_bytes()); // refcount_table_offset
     head.extend_from_slice(&1u32.to_be_bytes()); // refcount_table_clusters
@@ -153,7 +167,9 @@ pub fn overlay_bytes(size: u64, backing: &str, backing_format: &str) -> Result<V
 /// [`Qcow2Error`] naming the backing image or the overlay.
 pub fn create_overlay(path: &Path, backing: &Path, backing_format: &str) -> Result<(), Qcow2Error> {
     let size = virtual_size(backing, backing_format)?;
-    let name = backing.to_str().ok_or_else(|| Qcow2Error::NameTooLong(backing.display().to_string()))?;
+    let name = backing
+        .to_str()
+        .ok_or_else(|| Qcow2Error::NameTooLong(backing.display().to_string()))?;
     let bytes = overlay_bytes(size, name, backing_format)?;
     let write = |source| Qcow2Error::Write {
         path: path.display().to_string(),
@@ -175,7 +191,11 @@ mod tests {
 
     fn qemu_img(args: &[&str]) -> Option<String> {
         let out = Command::new("qemu-img").args(args).output().ok()?;
-        assert!(out.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "qemu-img {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -207,7 +227,10 @@ mod tests {
                 let out = dir.path().join("read.raw");
                 qemu_img(&["convert", "-O", "raw", path, out.to_str().unwrap()]).unwrap();
                 let mut head = [0u8; 20];
-                std::fs::File::open(&out).unwrap().read_exact(&mut head).unwrap();
+                std::fs::File::open(&out)
+                    .unwrap()
+                    .read_exact(&mut head)
+                    .unwrap();
                 assert_eq!(&head, b"oxivirt-overlay-test");
             }
             // QEMU can write to it too.

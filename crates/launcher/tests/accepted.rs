@@ -37,9 +37,15 @@ fn localise(launch: &mut Value, scratch: &Path, guest: Option<&Path>) -> bool {
         .into_iter()
         .flatten()
         .filter(|v| {
-            ["configMap", "secret", "serviceAccount", "downwardAPI", "sysprep"]
-                .iter()
-                .any(|kind| v.get(kind).is_some())
+            [
+                "configMap",
+                "secret",
+                "serviceAccount",
+                "downwardAPI",
+                "sysprep",
+            ]
+            .iter()
+            .any(|kind| v.get(kind).is_some())
         })
         .filter_map(|v| v["name"].as_str().map(str::to_owned))
         .collect();

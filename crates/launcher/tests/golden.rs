@@ -9,7 +9,11 @@ use oxivirt_launcher::{qemu_config, FileToCreate, LaunchSpec, QemuCommand, RunPa
 use serde_json::{json, Value};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("tests/fixtures")
 }
 
 /// The fixed run directory golden files are written against.

@@ -31,7 +31,11 @@ fn build_guest() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("OXIVIRT_TEST_GUEST") {
         return Ok(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-guest/build.sh");
+    let script = Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../scripts/test-guest/build.sh");
     // The script caches its output; a complete build is reused in about a second.
     let output = Command::new("bash")
         .arg(&script)

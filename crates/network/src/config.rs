@@ -112,10 +112,16 @@ impl NetworkConfig {
         if let Some(v) = get("OXIVIRT_POD_CIDR_V6") {
             let parsed = v
                 .split_once('/')
-                .and_then(|(a, l)| Some((a.parse::<std::net::Ipv6Addr>().ok()?, l.parse::<u8>().ok()?)))
+                .and_then(|(a, l)| {
+                    Some((a.parse::<std::net::Ipv6Addr>().ok()?, l.parse::<u8>().ok()?))
+                })
                 .filter(|(_, l)| *l <= 56);
             config.cluster_cidr_v6 = Some(parsed.ok_or_else(|| {
-                bad("OXIVIRT_POD_CIDR_V6", &v, "expected an IPv6 prefix of /56 or shorter".into())
+                bad(
+                    "OXIVIRT_POD_CIDR_V6",
+                    &v,
+                    "expected an IPv6 prefix of /56 or shorter".into(),
+                )
             })?);
         }
         if let Some(v) = get("OXIVIRT_POD_NETWORK") {

@@ -56,7 +56,9 @@ pub fn parse(packet: &[u8]) -> Option<Request> {
         let value = packet.get(i + 2..i + 2 + len)?;
         match code {
             53 if len == 1 => kind = Some(value[0]),
-            50 if len == 4 => requested = Some(Ipv4Addr::new(value[0], value[1], value[2], value[3])),
+            50 if len == 4 => {
+                requested = Some(Ipv4Addr::new(value[0], value[1], value[2], value[3]))
+            }
             _ => {}
         }
         i += 2 + len;
@@ -265,7 +267,10 @@ mod tests {
         assert_eq!(get(12).unwrap(), b"vm1".to_vec());
         assert_eq!(get(26).unwrap(), 1500u16.to_be_bytes().to_vec());
         let search = get(119).unwrap();
-        assert!(search.starts_with(b"\x02ns\x03svc\x07cluster\x05local\x00"), "{search:?}");
+        assert!(
+            search.starts_with(b"\x02ns\x03svc\x07cluster\x05local\x00"),
+            "{search:?}"
+        );
     }
 
     #[test]

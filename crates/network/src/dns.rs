@@ -24,7 +24,11 @@ const TYPE_A: u16 = 1;
 const CLASS_IN: u16 = 1;
 
 /// The records the cluster's Services and Endpoints imply.
-pub fn records(services: &[Value], endpoints_of: &dyn Fn(&str, &str) -> Option<Value>, domain: &str) -> Records {
+pub fn records(
+    services: &[Value],
+    endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
+    domain: &str,
+) -> Records {
     let mut out: Records = HashMap::new();
     for svc in services {
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -74,7 +78,8 @@ struct Question {
 }
 
 fn parse(packet: &[u8]) -> Option<Question> {
-    if packet.len() < 12 || packet[2] & 0x80 != 0 || u16::from_be_bytes([packet[4], packet[5]]) != 1 {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 || u16::from_be_bytes([packet[4], packet[5]]) != 1
+    {
         return None;
     }
     let mut i = 12;
@@ -151,7 +156,9 @@ impl Zone {
 
     /// The local answer for `q`, or None when it must be forwarded.
     fn resolve(&self, q: &Question) -> Option<Vec<u8>> {
-        if q.qclass != CLASS_IN || !(q.name == self.domain || q.name.ends_with(&format!(".{}", self.domain))) {
+        if q.qclass != CLASS_IN
+            || !(q.name == self.domain || q.name.ends_with(&format!(".{}", self.domain)))
+        {
             return None;
         }
         let records = self.records.read().unwrap_or_else(|p| p.into_inner());
@@ -172,13 +179,22 @@ fn upstreams() -> Vec<SocketAddr> {
 
 async fn forward(query: &[u8]) -> Option<Vec<u8>> {
     for upstream in upstreams() {
-        let bind: SocketAddr = if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
-        let Ok(socket) = UdpSocket::bind(bind).await else { continue };
+        let bind: SocketAddr = if upstream.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .ok()?;
+        let Ok(socket) = UdpSocket::bind(bind).await else {
+            continue;
+        };
         if socket.send_to(query, upstream).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await
+        {
             buf.truncate(n);
             return Some(buf);
         }
@@ -222,7 +238,9 @@ pub async fn serve(zone: Zone, address: Ipv4Addr, port: u16) -> std::io::Result<
 async fn serve_udp(zone: Zone, socket: Arc<UdpSocket>) {
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
         let query = buf[..n].to_vec();
         let (zone, socket) = (zone.clone(), socket.clone());
         tokio::spawn(async move {
@@ -235,7 +253,9 @@ async fn serve_udp(zone: Zone, socket: Arc<UdpSocket>) {
 
 async fn serve_tcp(zone: Zone, listener: TcpListener) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let zone = zone.clone();
         tokio::spawn(async move {
             let mut len = [0u8; 2];
@@ -244,9 +264,12 @@ async fn serve_tcp(zone: Zone, listener: TcpListener) {
                 if stream.read_exact(&mut query).await.is_err() {
                     return;
                 }
-                let Some(reply) = respond(&zone, &query).await else { return };
+                let Some(reply) = respond(&zone, &query).await else {
+                    return;
+                };
                 let size = u16::try_from(reply.len()).unwrap_or(u16::MAX).to_be_bytes();
-                if stream.write_all(&size).await.is_err() || stream.write_all(&reply).await.is_err() {
+                if stream.write_all(&size).await.is_err() || stream.write_all(&reply).await.is_err()
+                {
                     return;
                 }
             }
@@ -279,7 +302,11 @@ mod tests {
         let ep = json!({"subsets": [{"addresses": [
             {"ip": "10.244.0.7", "hostname": "myvm"}, {"ip": "10.244.0.8"}]}]});
         let z = Zone::new("cluster.local");
-        z.set(records(&svcs, &|_, n| (n == "sub").then(|| ep.clone()), "cluster.local"));
+        z.set(records(
+            &svcs,
+            &|_, n| (n == "sub").then(|| ep.clone()),
+            "cluster.local",
+        ));
         z
     }
 
@@ -303,12 +330,18 @@ mod tests {
     fn services_headless_sets_and_vm_hostnames_resolve() {
         let z = zone();
         let q = |name: &str| z.resolve(&parse(&query(name, TYPE_A)).unwrap()).unwrap();
-        assert_eq!(ips(&q("web.ns.svc.cluster.local")), [Ipv4Addr::new(10, 96, 3, 4)]);
+        assert_eq!(
+            ips(&q("web.ns.svc.cluster.local")),
+            [Ipv4Addr::new(10, 96, 3, 4)]
+        );
         assert_eq!(
             ips(&q("sub.ns.svc.cluster.local")),
             [Ipv4Addr::new(10, 244, 0, 7), Ipv4Addr::new(10, 244, 0, 8)]
         );
-        assert_eq!(ips(&q("MyVM.sub.ns.svc.cluster.local")), [Ipv4Addr::new(10, 244, 0, 7)]);
+        assert_eq!(
+            ips(&q("MyVM.sub.ns.svc.cluster.local")),
+            [Ipv4Addr::new(10, 244, 0, 7)]
+        );
         let missing = q("nope.ns.svc.cluster.local");
         assert_eq!(missing[3] & 0x0f, 3, "NXDOMAIN");
         assert_eq!(&missing[..2], &[0x12, 0x34]);
@@ -317,8 +350,12 @@ mod tests {
     #[test]
     fn names_outside_the_cluster_domain_are_forwarded_and_aaaa_is_empty() {
         let z = zone();
-        assert!(z.resolve(&parse(&query("example.com", TYPE_A)).unwrap()).is_none());
-        let aaaa = z.resolve(&parse(&query("web.ns.svc.cluster.local", 28)).unwrap()).unwrap();
+        assert!(z
+            .resolve(&parse(&query("example.com", TYPE_A)).unwrap())
+            .is_none());
+        let aaaa = z
+            .resolve(&parse(&query("web.ns.svc.cluster.local", 28)).unwrap())
+            .unwrap();
         assert_eq!(aaaa[3] & 0x0f, 0);
         assert!(ips(&aaaa).is_empty());
     }
@@ -327,13 +364,22 @@ mod tests {
     async fn the_server_answers_over_udp_and_tcp() {
         let port = serve(zone(), Ipv4Addr::LOCALHOST, 0).await.unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        udp.send_to(&query("web.ns.svc.cluster.local", TYPE_A), ("127.0.0.1", port)).await.unwrap();
+        udp.send_to(
+            &query("web.ns.svc.cluster.local", TYPE_A),
+            ("127.0.0.1", port),
+        )
+        .await
+        .unwrap();
         let mut buf = [0u8; 512];
         let n = udp.recv(&mut buf).await.unwrap();
         assert_eq!(ips(&buf[..n]), [Ipv4Addr::new(10, 96, 3, 4)]);
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
         let q = query("myvm.sub.ns.svc.cluster.local", TYPE_A);
-        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes()).await.unwrap();
+        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
+            .await
+            .unwrap();
         tcp.write_all(&q).await.unwrap();
         let mut len = [0u8; 2];
         tcp.read_exact(&mut len).await.unwrap();

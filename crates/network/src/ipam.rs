@@ -101,7 +101,9 @@ impl Ipam {
             .filter_map(|e| {
                 let ip: Ipv4Addr = e.file_name().to_str()?.parse().ok()?;
                 let owner = std::fs::read_to_string(e.path()).ok()?;
-                self.cidr.contains(ip).then(|| (ip, owner.trim().to_string()))
+                self.cidr
+                    .contains(ip)
+                    .then(|| (ip, owner.trim().to_string()))
             })
             .collect()
     }

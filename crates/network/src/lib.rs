@@ -23,9 +23,9 @@ pub mod masquerade;
 pub mod nmstate;
 pub mod node;
 pub mod plan;
+pub mod pod;
 pub mod routes;
 pub mod secondary;
-pub mod pod;
 pub mod services;
 
 pub use cidr::Cidr;

@@ -116,9 +116,17 @@ pub fn hold(holders: &mut Holders, vm: &Value) -> Vec<(String, String)> {
 /// The interfaces list with a free MAC for every interface that has none (None: nothing
 /// to assign). Allocation is first-free from `range.start`, so freed MACs are reused last
 /// only when the range wraps.
-pub fn assign(vm: &Value, range: MacRange, holders: &mut Holders, next: &mut u64) -> Option<Vec<Value>> {
+pub fn assign(
+    vm: &Value,
+    range: MacRange,
+    holders: &mut Holders,
+    next: &mut u64,
+) -> Option<Vec<Value>> {
     let mut list = interfaces(vm);
-    if list.iter().all(|i| i["macAddress"].as_str().is_some_and(|m| !m.is_empty())) {
+    if list
+        .iter()
+        .all(|i| i["macAddress"].as_str().is_some_and(|m| !m.is_empty()))
+    {
         return None;
     }
     let key = vm_key(vm);
@@ -136,7 +144,11 @@ pub fn assign(vm: &Value, range: MacRange, holders: &mut Holders, next: &mut u64
             }
         }
         let mac = found?;
-        *next = if mac == range.end { range.start } else { mac + 1 };
+        *next = if mac == range.end {
+            range.start
+        } else {
+            mac + 1
+        };
         let name = iface["name"].as_str().unwrap_or_default().to_string();
         holders.insert(mac, (key.clone(), name));
         iface["macAddress"] = json!(format_mac(mac));
@@ -152,8 +164,14 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
     let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine");
     let kind = ApiResource::from_gvk(&gvk);
-    let vms = crate::services::mirror(Api::<DynamicObject>::all_with(client.clone(), &kind), kind.clone(), changed.clone()).await;
-    let namespaces = crate::services::mirror(Api::<Namespace>::all(client.clone()), (), changed.clone()).await;
+    let vms = crate::services::mirror(
+        Api::<DynamicObject>::all_with(client.clone(), &kind),
+        kind.clone(),
+        changed.clone(),
+    )
+    .await;
+    let namespaces =
+        crate::services::mirror(Api::<Namespace>::all(client.clone()), (), changed.clone()).await;
     let mut next = range.start;
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
     loop {
@@ -161,7 +179,12 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
             .state()
             .iter()
             .filter(|n| {
-                n.metadata.labels.as_ref().and_then(|l| l.get(OPT_OUT_LABEL)).map(String::as_str) == Some("ignore")
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(OPT_OUT_LABEL))
+                    .map(String::as_str)
+                    == Some("ignore")
             })
             .filter_map(|n| n.metadata.name.clone())
             .collect();
@@ -172,14 +195,21 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
             .collect();
         // Older VMs keep their MACs when a newer one asks for the same.
         list.sort_by(|a, b| {
-            let t = |v: &Value| v["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string();
+            let t = |v: &Value| {
+                v["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            };
             t(a).cmp(&t(b)).then_with(|| vm_key(a).cmp(&vm_key(b)))
         });
         let mut holders = Holders::new();
         for vm in &list {
             for (iface, owner) in hold(&mut holders, vm) {
                 let key = vm_key(vm);
-                let message = format!("MAC address of interface {iface} is already in use by VirtualMachine {owner}");
+                let message = format!(
+                    "MAC address of interface {iface} is already in use by VirtualMachine {owner}"
+                );
                 if reported.get(&key) != Some(&message) {
                     tracing::warn!(vm = %key, %message, "MAC collision");
                     warn_event(&client, vm, &message).await;
@@ -198,9 +228,14 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
             let name = vm["metadata"]["name"].as_str().unwrap_or_default();
             let patch = json!({"spec": {"template": {"spec": {"domain": {"devices": {"interfaces": assigned}}}}}});
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &kind);
-            match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => tracing::info!(vm = %vm_key(vm), "MAC addresses assigned"),
-                Err(e) => tracing::warn!(vm = %vm_key(vm), error = %e, "cannot assign MAC addresses"),
+                Err(e) => {
+                    tracing::warn!(vm = %vm_key(vm), error = %e, "cannot assign MAC addresses")
+                }
             }
         }
         changed.notified().await;
@@ -242,19 +277,36 @@ mod tests {
 
     #[test]
     fn every_interface_without_a_mac_gets_a_distinct_one_and_set_ones_stay() {
-        let range = MacRange { start: 0x02_00_00_00_00_00, end: 0x02_00_00_00_00_03 };
+        let range = MacRange {
+            start: 0x02_00_00_00_00_00,
+            end: 0x02_00_00_00_00_03,
+        };
         let mut holders = Holders::new();
         let mut next = range.start;
-        let a = vm("ns", "a", json!([{"name": "default"}, {"name": "sec", "macAddress": "02:00:00:00:00:00"}]));
+        let a = vm(
+            "ns",
+            "a",
+            json!([{"name": "default"}, {"name": "sec", "macAddress": "02:00:00:00:00:00"}]),
+        );
         assert!(hold(&mut holders, &a).is_empty());
         let assigned = assign(&a, range, &mut holders, &mut next).unwrap();
-        assert_eq!(assigned[0]["macAddress"], "02:00:00:00:00:01", "the held MAC is skipped");
+        assert_eq!(
+            assigned[0]["macAddress"], "02:00:00:00:00:01",
+            "the held MAC is skipped"
+        );
         assert_eq!(assigned[1]["macAddress"], "02:00:00:00:00:00");
         let b = vm("ns", "b", json!([{"name": "default"}]));
-        assert_eq!(assign(&b, range, &mut holders, &mut next).unwrap()[0]["macAddress"], "02:00:00:00:00:02");
+        assert_eq!(
+            assign(&b, range, &mut holders, &mut next).unwrap()[0]["macAddress"],
+            "02:00:00:00:00:02"
+        );
         let mut done = b.clone();
-        done["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"] = json!([{"name": "default", "macAddress": "x"}]);
-        assert!(assign(&done, range, &mut holders, &mut next).is_none(), "nothing to assign");
+        done["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"] =
+            json!([{"name": "default", "macAddress": "x"}]);
+        assert!(
+            assign(&done, range, &mut holders, &mut next).is_none(),
+            "nothing to assign"
+        );
     }
 
     #[test]
@@ -262,11 +314,22 @@ mod tests {
         let range = MacRange { start: 1, end: 1 };
         let mut holders = Holders::new();
         let mut next = 1;
-        let a = vm("ns", "a", json!([{"name": "n", "macAddress": "00:00:00:00:00:01"}]));
+        let a = vm(
+            "ns",
+            "a",
+            json!([{"name": "n", "macAddress": "00:00:00:00:00:01"}]),
+        );
         hold(&mut holders, &a);
         let b = vm("ns", "b", json!([{"name": "n"}]));
         assert!(assign(&b, range, &mut holders, &mut next).is_none());
-        let c = vm("ns", "c", json!([{"name": "n", "macAddress": "00:00:00:00:00:01"}]));
-        assert_eq!(hold(&mut holders, &c), [("n".to_string(), "ns/a".to_string())]);
+        let c = vm(
+            "ns",
+            "c",
+            json!([{"name": "n", "macAddress": "00:00:00:00:00:01"}]),
+        );
+        assert_eq!(
+            hold(&mut holders, &c),
+            [("n".to_string(), "ns/a".to_string())]
+        );
     }
 }

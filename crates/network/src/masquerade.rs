@@ -74,8 +74,14 @@ pub fn ruleset_v6(pod_if: &str, pod_ip6: std::net::Ipv6Addr, ports: &[Port]) -> 
     let table = format!("{TABLE}6");
     v4.replace(&format!("table ip {TABLE}"), &format!("table ip6 {table}"))
         .replace("ip daddr 0.0.0.0", &format!("ip6 daddr {pod_ip6}"))
-        .replace(&format!("dnat to {GUEST_IP}"), &format!("dnat to {GUEST_IP6}"))
-        .replace(&format!("ip saddr {GUEST_IP}"), &format!("ip6 saddr {GUEST_IP6}"))
+        .replace(
+            &format!("dnat to {GUEST_IP}"),
+            &format!("dnat to {GUEST_IP6}"),
+        )
+        .replace(
+            &format!("ip saddr {GUEST_IP}"),
+            &format!("ip6 saddr {GUEST_IP6}"),
+        )
         .replace(
             &format!("ip daddr {GUEST_IP} ip saddr != 10.0.2.0/24 snat to {GATEWAY_IP}"),
             &format!("ip6 daddr {GUEST_IP6} ip6 saddr != fd10:0:2::/120 snat to fd10:0:2::1"),
@@ -89,21 +95,36 @@ mod tests {
     #[test]
     fn omitted_ports_open_everything_but_the_reserved_ones() {
         let rules = ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[]);
-        assert!(rules.contains("th dport != { 49152, 49153 } dnat to 10.0.2.2"), "{rules}");
+        assert!(
+            rules.contains("th dport != { 49152, 49153 } dnat to 10.0.2.2"),
+            "{rules}"
+        );
         assert!(rules.contains("ip saddr 10.0.2.2 oifname \"eth0\" masquerade"));
     }
 
     #[test]
     fn listed_ports_are_the_only_ones_forwarded() {
         let ports = [
-            Port { protocol: "tcp".into(), port: 80 },
-            Port { protocol: "tcp".into(), port: 49152 },
-            Port { protocol: "udp".into(), port: 53 },
+            Port {
+                protocol: "tcp".into(),
+                port: 80,
+            },
+            Port {
+                protocol: "tcp".into(),
+                port: 49152,
+            },
+            Port {
+                protocol: "udp".into(),
+                port: 53,
+            },
         ];
         let rules = ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &ports);
         assert!(rules.contains("tcp dport { 80 } dnat"), "{rules}");
         assert!(rules.contains("udp dport { 53 } dnat"), "{rules}");
-        assert!(!rules.contains("49152 }"), "reserved port forwarded: {rules}");
+        assert!(
+            !rules.contains("49152 }"),
+            "reserved port forwarded: {rules}"
+        );
     }
 }
 
@@ -118,7 +139,10 @@ mod nft_check {
             eprintln!("skipped: {reason}");
             return;
         }
-        let ports = [Port { protocol: "tcp".into(), port: 80 }];
+        let ports = [Port {
+            protocol: "tcp".into(),
+            port: 80,
+        }];
         for rules in [
             ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[]),
             ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &ports),

@@ -34,7 +34,10 @@ fn resource(kind: &str, plural: &str, version: &str) -> ApiResource {
 
 /// The commands that bring one desired interface about (pure, for tests and logs).
 pub fn commands(iface: &Value) -> Result<Vec<Vec<String>>, String> {
-    let name = iface["name"].as_str().ok_or("an interface has no name")?.to_string();
+    let name = iface["name"]
+        .as_str()
+        .ok_or("an interface has no name")?
+        .to_string();
     let kind = iface["type"].as_str().unwrap_or("ethernet");
     let state = iface["state"].as_str().unwrap_or("up");
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -46,21 +49,42 @@ pub fn commands(iface: &Value) -> Result<Vec<Vec<String>>, String> {
         "linux-bridge" => {
             let stp = iface["bridge"]["options"]["stp"]["enabled"] == true;
             out.push(s(&["link", "add", &name, "type", "bridge"]));
-            out.push(s(&["link", "set", &name, "type", "bridge", "stp_state", if stp { "1" } else { "0" }]));
+            out.push(s(&[
+                "link",
+                "set",
+                &name,
+                "type",
+                "bridge",
+                "stp_state",
+                if stp { "1" } else { "0" },
+            ]));
             for port in iface["bridge"]["port"].as_array().into_iter().flatten() {
                 let port = port["name"].as_str().ok_or("a bridge port has no name")?;
                 out.push(s(&["link", "set", port, "master", &name, "up"]));
             }
         }
         "vlan" => {
-            let base = iface["vlan"]["base-iface"].as_str().ok_or("vlan.base-iface is missing")?;
-            let id = iface["vlan"]["id"].as_u64().ok_or("vlan.id is missing")?.to_string();
-            out.push(s(&["link", "add", "link", base, "name", &name, "type", "vlan", "id", &id]));
+            let base = iface["vlan"]["base-iface"]
+                .as_str()
+                .ok_or("vlan.base-iface is missing")?;
+            let id = iface["vlan"]["id"]
+                .as_u64()
+                .ok_or("vlan.id is missing")?
+                .to_string();
+            out.push(s(&[
+                "link", "add", "link", base, "name", &name, "type", "vlan", "id", &id,
+            ]));
         }
         "bond" => {
-            let mode = iface["link-aggregation"]["mode"].as_str().unwrap_or("balance-rr");
+            let mode = iface["link-aggregation"]["mode"]
+                .as_str()
+                .unwrap_or("balance-rr");
             out.push(s(&["link", "add", &name, "type", "bond", "mode", mode]));
-            for port in iface["link-aggregation"]["port"].as_array().into_iter().flatten() {
+            for port in iface["link-aggregation"]["port"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let port = port.as_str().ok_or("a bond port is not a name")?;
                 out.push(s(&["link", "set", port, "down"]));
                 out.push(s(&["link", "set", port, "master", &name]));
@@ -76,24 +100,40 @@ pub fn commands(iface: &Value) -> Result<Vec<Vec<String>>, String> {
         let (Some(ip), Some(len)) = (a["ip"].as_str(), a["prefix-length"].as_u64()) else {
             continue;
         };
-        out.push(s(&["addr", "replace", &format!("{ip}/{len}"), "dev", &name]));
+        out.push(s(&[
+            "addr",
+            "replace",
+            &format!("{ip}/{len}"),
+            "dev",
+            &name,
+        ]));
     }
     if let Some(mtu) = iface["mtu"].as_u64() {
         out.push(s(&["link", "set", &name, "mtu", &mtu.to_string()]));
     }
-    out.push(s(&["link", "set", &name, if state == "down" { "down" } else { "up" }]));
+    out.push(s(&[
+        "link",
+        "set",
+        &name,
+        if state == "down" { "down" } else { "up" },
+    ]));
     Ok(out)
 }
 
 async fn enact(policy: &Value) -> Result<(), String> {
-    for iface in policy["spec"]["desiredState"]["interfaces"].as_array().into_iter().flatten() {
+    for iface in policy["spec"]["desiredState"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         for args in commands(iface)? {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             let creating = refs.get(1) == Some(&"add");
             match exec::ip(None, &refs).await {
                 Ok(_) => {}
                 // Creating what exists already is how a re-applied policy looks.
-                Err(exec::Error::Failed { stderr, .. }) if creating && stderr.contains("File exists") => {}
+                Err(exec::Error::Failed { stderr, .. })
+                    if creating && stderr.contains("File exists") => {}
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -102,14 +142,21 @@ async fn enact(policy: &Value) -> Result<(), String> {
 }
 
 fn matches(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    selector
-        .as_object()
-        .is_none_or(|s| s.iter().all(|(k, v)| v.as_str().is_some_and(|v| labels.get(k).map(String::as_str) == Some(v))))
+    selector.as_object().is_none_or(|s| {
+        s.iter().all(|(k, v)| {
+            v.as_str()
+                .is_some_and(|v| labels.get(k).map(String::as_str) == Some(v))
+        })
+    })
 }
 
 fn conditions(ok: Result<(), String>, now: &str) -> Value {
     let (available, reason, message) = match ok {
-        Ok(()) => ("True", "SuccessfullyConfigured", "1/1 nodes successfully configured".to_string()),
+        Ok(()) => (
+            "True",
+            "SuccessfullyConfigured",
+            "1/1 nodes successfully configured".to_string(),
+        ),
         Err(m) => ("False", "FailedToConfigure", m),
     };
     let degraded = if available == "True" { "False" } else { "True" };
@@ -161,9 +208,18 @@ async fn current_state() -> Value {
 pub async fn run(client: kube::Client, node_name: String) -> anyhow::Result<()> {
     let enact_allowed = std::env::var("OXIVIRT_NMSTATE").is_ok_and(|v| v == "enact");
     let changed = Arc::new(Notify::new());
-    let nncp = resource("NodeNetworkConfigurationPolicy", "nodenetworkconfigurationpolicies", "v1");
+    let nncp = resource(
+        "NodeNetworkConfigurationPolicy",
+        "nodenetworkconfigurationpolicies",
+        "v1",
+    );
     let nns = resource("NodeNetworkState", "nodenetworkstates", "v1beta1");
-    let policies = crate::services::mirror(Api::<DynamicObject>::all_with(client.clone(), &nncp), nncp.clone(), changed.clone()).await;
+    let policies = crate::services::mirror(
+        Api::<DynamicObject>::all_with(client.clone(), &nncp),
+        nncp.clone(),
+        changed.clone(),
+    )
+    .await;
     let nodes: Api<Node> = Api::all(client.clone());
     let policy_api: Api<DynamicObject> = Api::all_with(client.clone(), &nncp);
     let state_api: Api<DynamicObject> = Api::all_with(client.clone(), &nns);
@@ -179,9 +235,14 @@ pub async fn run(client: kube::Client, node_name: String) -> anyhow::Result<()> 
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for policy in policies.state() {
             let value = serde_json::to_value(policy.as_ref()).unwrap_or_default();
-            let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let generation = value["metadata"]["generation"].as_i64().unwrap_or(0);
-            if !matches(&value["spec"]["nodeSelector"], &labels) || applied.get(&name).is_some_and(|(g, _)| *g == generation) {
+            if !matches(&value["spec"]["nodeSelector"], &labels)
+                || applied.get(&name).is_some_and(|(g, _)| *g == generation)
+            {
                 continue;
             }
             let outcome = if enact_allowed {
@@ -196,13 +257,19 @@ pub async fn run(client: kube::Client, node_name: String) -> anyhow::Result<()> 
                     c["reason"] = json!("EnactmentDisabled");
                 }
             }
-            let patch = json!({"status": {"conditions": conds, "lastUnavailableNodeCountUpdate": now}});
-            match policy_api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            let patch =
+                json!({"status": {"conditions": conds, "lastUnavailableNodeCountUpdate": now}});
+            match policy_api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(policy = %name, ok, "NodeNetworkConfigurationPolicy handled");
                     applied.insert(name, (generation, ok));
                 }
-                Err(e) => tracing::warn!(policy = %name, error = %e, "cannot write the policy status"),
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "cannot write the policy status")
+                }
             }
         }
         let state = json!({"apiVersion": "nmstate.io/v1beta1", "kind": "NodeNetworkState",
@@ -211,7 +278,10 @@ pub async fn run(client: kube::Client, node_name: String) -> anyhow::Result<()> 
             let _ = state_api.create(&PostParams::default(), &obj).await;
         }
         let status = json!({"status": {"currentState": current_state().await, "lastSuccessfulUpdateTime": now}});
-        if let Err(e) = state_api.patch_status(&node_name, &PatchParams::default(), &Patch::Merge(&status)).await {
+        if let Err(e) = state_api
+            .patch_status(&node_name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+        {
             tracing::debug!(error = %e, "cannot write NodeNetworkState");
         }
         tokio::select! {
@@ -229,7 +299,11 @@ mod tests {
     fn the_manuals_bridge_policy_becomes_ip_commands() {
         let iface = json!({"name": "br1", "type": "linux-bridge", "state": "up", "ipv4": {"enabled": false},
                            "bridge": {"options": {"stp": {"enabled": false}}, "port": [{"name": "eth1"}]}});
-        let cmds: Vec<String> = commands(&iface).unwrap().iter().map(|c| c.join(" ")).collect();
+        let cmds: Vec<String> = commands(&iface)
+            .unwrap()
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
         assert_eq!(
             cmds,
             [
@@ -244,10 +318,17 @@ mod tests {
 
     #[test]
     fn vlan_bond_and_absent_interfaces() {
-        let vlan = json!({"name": "eth1.100", "type": "vlan", "vlan": {"base-iface": "eth1", "id": 100}});
-        assert_eq!(commands(&vlan).unwrap()[0].join(" "), "link add link eth1 name eth1.100 type vlan id 100");
+        let vlan =
+            json!({"name": "eth1.100", "type": "vlan", "vlan": {"base-iface": "eth1", "id": 100}});
+        assert_eq!(
+            commands(&vlan).unwrap()[0].join(" "),
+            "link add link eth1 name eth1.100 type vlan id 100"
+        );
         let bond = json!({"name": "bond0", "type": "bond", "link-aggregation": {"mode": "active-backup", "port": ["eth1", "eth2"]}});
-        assert_eq!(commands(&bond).unwrap()[0].join(" "), "link add bond0 type bond mode active-backup");
+        assert_eq!(
+            commands(&bond).unwrap()[0].join(" "),
+            "link add bond0 type bond mode active-backup"
+        );
         let gone = json!({"name": "br1", "type": "linux-bridge", "state": "absent"});
         assert_eq!(commands(&gone).unwrap(), [vec!["link", "del", "br1"]]);
         assert!(commands(&json!({"name": "x", "type": "ovs-bridge"})).is_err());

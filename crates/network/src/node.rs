@@ -141,9 +141,7 @@ impl NodeNetwork {
             .and_then(|p| p.pod_cidr.parse::<Cidr>().ok())
             .filter(|c| config.cluster_cidr.overlaps(*c));
         let pod_cidr = choose_prefix(config, &id, &bridge, previous).await?;
-        let gateway = pod_cidr
-            .nth(1)
-            .ok_or(Error::Exhausted { cidr: pod_cidr })?;
+        let gateway = pod_cidr.nth(1).ok_or(Error::Exhausted { cidr: pod_cidr })?;
         ensure_bridge(&bridge, Cidr::new(gateway, pod_cidr.len), config.mtu).await?;
         let persisted = serde_json::to_vec(&Persisted {
             pod_cidr: pod_cidr.to_string(),
@@ -157,9 +155,12 @@ impl NodeNetwork {
         });
         if let Some(prefix) = pod_prefix_v6 {
             let gateway6 = format!("{}/64", v6_host(prefix, 1));
-            exec::ip(None, &["-6", "addr", "replace", &gateway6, "dev", &bridge, "nodad"])
-                .await
-                .map_err(host_err(format!("address {gateway6} on {bridge}")))?;
+            exec::ip(
+                None,
+                &["-6", "addr", "replace", &gateway6, "dev", &bridge, "nodad"],
+            )
+            .await
+            .map_err(host_err(format!("address {gateway6} on {bridge}")))?;
         }
         let node = NodeNetwork {
             pod_prefix_v6,

@@ -105,7 +105,12 @@ pub fn default_mac(vmi_uid: &str, interface: &str) -> String {
 fn boot_rom(model: &str) -> Option<String> {
     ["/usr/share/qemu", "/usr/lib/ipxe/qemu"]
         .iter()
-        .flat_map(|dir| [format!("{dir}/efi-{model}.rom"), format!("{dir}/pxe-{model}.rom")])
+        .flat_map(|dir| {
+            [
+                format!("{dir}/efi-{model}.rom"),
+                format!("{dir}/pxe-{model}.rom"),
+            ]
+        })
         .find(|p| std::path::Path::new(p).exists())
 }
 
@@ -158,7 +163,10 @@ impl Step<'_> {
 
 /// The VMI interfaces on the pod network, with their binding: (interface, binding).
 fn pod_interfaces(vmi: &Value) -> Vec<(Value, Binding)> {
-    let networks = vmi["spec"]["networks"].as_array().cloned().unwrap_or_default();
+    let networks = vmi["spec"]["networks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let on_pod = |name: &str| {
         networks
             .iter()
@@ -213,8 +221,12 @@ fn nic_plan(
         tap: "tap0".into(),
         model,
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
-        boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
-        rom: iface["bootOrder"].as_u64().and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
+        boot_order: iface["bootOrder"]
+            .as_u64()
+            .and_then(|b| u32::try_from(b).ok()),
+        rom: iface["bootOrder"]
+            .as_u64()
+            .and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
         mtu: node.config.mtu,
         vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: Some(dhcp),
@@ -269,8 +281,11 @@ pub async fn attach(
         )
         .await?;
     }
-    step.ip(false, &["link", "set", &host_veth, "master", &node.bridge, "up"])
-        .await?;
+    step.ip(
+        false,
+        &["link", "set", &host_veth, "master", &node.bridge, "up"],
+    )
+    .await?;
 
     let ifaces = pod_interfaces(vmi);
     if ifaces.len() > 1 {
@@ -305,14 +320,31 @@ pub async fn attach(
             step.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
                 .await?;
             let ports = ports(iface);
-            step.nft(&masquerade::ruleset(POD_IF, pod_ip, &ports)).await?;
+            step.nft(&masquerade::ruleset(POD_IF, pod_ip, &ports))
+                .await?;
             if let Some(ip6) = pod_ip6 {
                 // Dual stack as upstream: the guest sets fd10:0:2::2/120 itself (cloud-init),
                 // the Pod routes its IPv6 address to it.
-                step.ip(true, &["-6", "addr", "replace", masquerade::GATEWAY_IP6_CIDR, "dev", &format!("k6t-{POD_IF}"), "nodad"])
+                step.ip(
+                    true,
+                    &[
+                        "-6",
+                        "addr",
+                        "replace",
+                        masquerade::GATEWAY_IP6_CIDR,
+                        "dev",
+                        &format!("k6t-{POD_IF}"),
+                        "nodad",
+                    ],
+                )
+                .await?;
+                step.run(
+                    "sh",
+                    &["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"],
+                )
+                .await?;
+                step.nft(&masquerade::ruleset_v6(POD_IF, ip6, &ports))
                     .await?;
-                step.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"]).await?;
-                step.nft(&masquerade::ruleset_v6(POD_IF, ip6, &ports)).await?;
             }
             let dhcp = DhcpPlan {
                 server_interface: k6t,
@@ -334,8 +366,11 @@ pub async fn attach(
             let k6t = format!("k6t-{POD_IF}");
             let server = Cidr::new(BRIDGE_DHCP_SERVER, 32);
             in_pod_bridge(&step, &k6t, &server.to_string(), &mtu).await?;
-            step.ip(true, &["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"])
-                .await?;
+            step.ip(
+                true,
+                &["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"],
+            )
+            .await?;
             tap(&step, &k6t, &mtu, vmi).await?;
             let dhcp = DhcpPlan {
                 server_interface: k6t,
@@ -353,7 +388,10 @@ pub async fn attach(
         }
     }
     let mut spoof = Vec::new();
-    for (index, (iface, net)) in secondary_interfaces(vmi, secondary)?.into_iter().enumerate() {
+    for (index, (iface, net)) in secondary_interfaces(vmi, secondary)?
+        .into_iter()
+        .enumerate()
+    {
         let n = index + 1;
         let nic = attach_secondary(node, &step, pod_uid, vmi, &iface, &net, n).await?;
         if net.macspoofchk {
@@ -379,8 +417,12 @@ pub async fn attach(
         .flatten()
         .filter_map(|i| i["name"].as_str().map(str::to_string))
         .collect();
-    plan.interfaces
-        .sort_by_key(|nic| order.iter().position(|n| *n == nic.name).unwrap_or(usize::MAX));
+    plan.interfaces.sort_by_key(|nic| {
+        order
+            .iter()
+            .position(|n| *n == nic.name)
+            .unwrap_or(usize::MAX)
+    });
     Ok(Attachment {
         netns,
         host_veth,
@@ -395,9 +437,16 @@ fn secondary_interfaces(
     vmi: &Value,
     secondary: &BTreeMap<String, BridgeNetwork>,
 ) -> Result<Vec<(Value, BridgeNetwork)>, Error> {
-    let networks = vmi["spec"]["networks"].as_array().cloned().unwrap_or_default();
+    let networks = vmi["spec"]["networks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut out = Vec::new();
-    for iface in vmi["spec"]["domain"]["devices"]["interfaces"].as_array().into_iter().flatten() {
+    for iface in vmi["spec"]["domain"]["devices"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let name = iface["name"].as_str().unwrap_or_default();
         let Some(network) = networks.iter().find(|n| n["name"] == name) else {
             continue;
@@ -411,10 +460,13 @@ fn secondary_interfaces(
                 message: "only the bridge binding is supported on secondary networks".into(),
             });
         }
-        let net = secondary.get(name).cloned().ok_or_else(|| Error::Unsupported {
-            interface: name.into(),
-            message: "its NetworkAttachmentDefinition was not resolved".into(),
-        })?;
+        let net = secondary
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::Unsupported {
+                interface: name.into(),
+                message: "its NetworkAttachmentDefinition was not resolved".into(),
+            })?;
         out.push((iface.clone(), net));
     }
     Ok(out)
@@ -443,27 +495,47 @@ async fn attach_secondary(
     if step.ip(false, &["link", "show", &host]).await.is_err() {
         step.ip(
             false,
-            &["link", "add", &host, "mtu", &mtu, "type", "veth", "peer", "name", &pod_if, "netns", step.netns],
+            &[
+                "link", "add", &host, "mtu", &mtu, "type", "veth", "peer", "name", &pod_if,
+                "netns", step.netns,
+            ],
         )
         .await?;
     }
-    step.ip(false, &["link", "set", &host, "master", &joined, "up"]).await?;
-    secondary::set_vlan(net, &joined, &host).await.map_err(|source| Error::Host {
-        pod: step.pod.into(),
-        what: format!("VLAN {:?} on {host}", net.vlan),
-        source,
-    })?;
+    step.ip(false, &["link", "set", &host, "master", &joined, "up"])
+        .await?;
+    secondary::set_vlan(net, &joined, &host)
+        .await
+        .map_err(|source| Error::Host {
+            pod: step.pod.into(),
+            what: format!("VLAN {:?} on {host}", net.vlan),
+            source,
+        })?;
     let k6t = format!("k6t-{pod_if}");
     if step.ip(true, &["link", "show", &k6t]).await.is_err() {
-        step.ip(true, &["link", "add", &k6t, "type", "bridge"]).await?;
+        step.ip(true, &["link", "add", &k6t, "type", "bridge"])
+            .await?;
     }
-    step.ip(true, &["link", "set", &k6t, "mtu", &mtu, "up"]).await?;
-    step.ip(true, &["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"]).await?;
+    step.ip(true, &["link", "set", &k6t, "mtu", &mtu, "up"])
+        .await?;
+    step.ip(
+        true,
+        &["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"],
+    )
+    .await?;
     let tap_name = format!("tap{n}");
     if step.ip(true, &["link", "show", &tap_name]).await.is_err() {
-        step.ip(true, &["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"]).await?;
+        step.ip(
+            true,
+            &["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"],
+        )
+        .await?;
     }
-    step.ip(true, &["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"]).await?;
+    step.ip(
+        true,
+        &["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"],
+    )
+    .await?;
     let uid = mac_seed(vmi);
     Ok(InterfacePlan {
         mac: iface["macAddress"]
@@ -476,8 +548,12 @@ async fn attach_secondary(
         model: iface["model"].as_str().unwrap_or("virtio").to_string(),
         queues: 1,
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
-        boot_order: iface["bootOrder"].as_u64().and_then(|b| u32::try_from(b).ok()),
-        rom: iface["bootOrder"].as_u64().and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
+        boot_order: iface["bootOrder"]
+            .as_u64()
+            .and_then(|b| u32::try_from(b).ok()),
+        rom: iface["bootOrder"]
+            .as_u64()
+            .and_then(|_| boot_rom(iface["model"].as_str().unwrap_or("virtio"))),
         mtu: net.mtu.unwrap_or(node.config.mtu),
         vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: None,
@@ -485,33 +561,69 @@ async fn attach_secondary(
 }
 
 async fn pod_address(step: &Step<'_>, address: Cidr, gateway: Ipv4Addr) -> Result<(), Error> {
-    step.ip(true, &["addr", "replace", &address.to_string(), "dev", POD_IF])
-        .await?;
+    step.ip(
+        true,
+        &["addr", "replace", &address.to_string(), "dev", POD_IF],
+    )
+    .await?;
     step.ip(true, &["link", "set", POD_IF, "up"]).await?;
     step.ip(
         true,
-        &["route", "replace", "default", "via", &gateway.to_string(), "dev", POD_IF],
+        &[
+            "route",
+            "replace",
+            "default",
+            "via",
+            &gateway.to_string(),
+            "dev",
+            POD_IF,
+        ],
     )
     .await?;
     Ok(())
 }
 
-async fn pod_address_v6(step: &Step<'_>, node: &NodeNetwork, ip: Option<std::net::Ipv6Addr>) -> Result<(), Error> {
+async fn pod_address_v6(
+    step: &Step<'_>,
+    node: &NodeNetwork,
+    ip: Option<std::net::Ipv6Addr>,
+) -> Result<(), Error> {
     let (Some(ip), Some(prefix)) = (ip, node.pod_prefix_v6) else {
         return Ok(());
     };
-    step.ip(true, &["-6", "addr", "replace", &format!("{ip}/64"), "dev", POD_IF, "nodad"]).await?;
+    step.ip(
+        true,
+        &[
+            "-6",
+            "addr",
+            "replace",
+            &format!("{ip}/64"),
+            "dev",
+            POD_IF,
+            "nodad",
+        ],
+    )
+    .await?;
     let gateway = crate::node::v6_host(prefix, 1).to_string();
-    step.ip(true, &["-6", "route", "replace", "default", "via", &gateway, "dev", POD_IF]).await?;
+    step.ip(
+        true,
+        &[
+            "-6", "route", "replace", "default", "via", &gateway, "dev", POD_IF,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 async fn in_pod_bridge(step: &Step<'_>, name: &str, address: &str, mtu: &str) -> Result<(), Error> {
     if step.ip(true, &["link", "show", name]).await.is_err() {
-        step.ip(true, &["link", "add", name, "type", "bridge"]).await?;
+        step.ip(true, &["link", "add", name, "type", "bridge"])
+            .await?;
     }
-    step.ip(true, &["addr", "replace", address, "dev", name]).await?;
-    step.ip(true, &["link", "set", name, "mtu", mtu, "up"]).await?;
+    step.ip(true, &["addr", "replace", address, "dev", name])
+        .await?;
+    step.ip(true, &["link", "set", name, "mtu", mtu, "up"])
+        .await?;
     Ok(())
 }
 
@@ -523,8 +635,11 @@ async fn tap(step: &Step<'_>, bridge: &str, mtu: &str, vmi: &Value) -> Result<()
         }
         step.ip(true, &args).await?;
     }
-    step.ip(true, &["link", "set", "tap0", "master", bridge, "mtu", mtu, "up"])
-        .await?;
+    step.ip(
+        true,
+        &["link", "set", "tap0", "master", bridge, "mtu", mtu, "up"],
+    )
+    .await?;
     Ok(())
 }
 
@@ -548,7 +663,17 @@ pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
     let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
     let _ = exec::ip(None, &["link", "del", &host_veth]).await;
     // Secondary veths die with the namespace; the spoof table is the node's.
-    let _ = exec::run(None, "nft", &["delete", "table", "bridge", &secondary::spoof_table(node, pod_uid)]).await;
+    let _ = exec::run(
+        None,
+        "nft",
+        &[
+            "delete",
+            "table",
+            "bridge",
+            &secondary::spoof_table(node, pod_uid),
+        ],
+    )
+    .await;
     let _ = exec::ip(None, &["netns", "del", &netns]).await;
     Ipam::new(node.state_dir.join("ipam"), node.pod_cidr).release(pod_uid);
 }

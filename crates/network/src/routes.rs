@@ -39,7 +39,12 @@ pub fn wanted(nodes: &[Node], own_name: &str, own_ip: &str) -> BTreeMap<Cidr, St
 ///
 /// # Errors
 /// Never in practice: failures are logged and retried on the next change.
-pub async fn run(client: kube::Client, node: Arc<NodeNetwork>, own_name: String, own_ip: String) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    node: Arc<NodeNetwork>,
+    own_name: String,
+    own_ip: String,
+) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
     let nodes = crate::services::mirror(Api::<Node>::all(client), (), changed.clone()).await;
     let mut installed: BTreeMap<Cidr, String> = BTreeMap::new();
@@ -55,10 +60,16 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>, own_name: String,
                     tracing::info!(%cidr, %via, "route to another node's Pods");
                     installed.insert(*cidr, via.clone());
                 }
-                Err(e) => tracing::warn!(%cidr, %via, error = %e, "cannot route to another node's Pods"),
+                Err(e) => {
+                    tracing::warn!(%cidr, %via, error = %e, "cannot route to another node's Pods")
+                }
             }
         }
-        let stale: Vec<Cidr> = installed.keys().filter(|c| !want.contains_key(c)).copied().collect();
+        let stale: Vec<Cidr> = installed
+            .keys()
+            .filter(|c| !want.contains_key(c))
+            .copied()
+            .collect();
         for cidr in stale {
             let _ = exec::ip(None, &["route", "del", &cidr.to_string()]).await;
             installed.remove(&cidr);
@@ -73,8 +84,10 @@ mod tests {
     use serde_json::json;
 
     fn node(name: &str, cidr: &str, ip: &str) -> Node {
-        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr},
-            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
+        )
         .unwrap()
     }
 
@@ -87,6 +100,10 @@ mod tests {
         ];
         let want = wanted(&nodes, "a", "192.0.2.1");
         assert_eq!(want.len(), 1);
-        assert_eq!(want.get(&"10.244.2.0/24".parse().unwrap()).map(String::as_str), Some("192.0.2.2"));
+        assert_eq!(
+            want.get(&"10.244.2.0/24".parse().unwrap())
+                .map(String::as_str),
+            Some("192.0.2.2")
+        );
     }
 }

@@ -83,7 +83,10 @@ pub fn parse_nad(name: &str, config: &str) -> Result<BridgeNetwork, NadError> {
 
 /// The host end of the veth of a Pod's secondary interface.
 pub fn host_veth(pod_uid: &str, interface: &str) -> String {
-    format!("oxs{:08x}", stable_hash(&format!("{pod_uid}/{interface}")) & 0xffff_ffff)
+    format!(
+        "oxs{:08x}",
+        stable_hash(&format!("{pod_uid}/{interface}")) & 0xffff_ffff
+    )
 }
 
 /// The bridge-family table holding a Pod's MAC spoof checks.
@@ -124,7 +127,10 @@ async fn ensure_bridge(name: &str, mtu: u32, alias: Option<&str>) -> Result<(), 
 /// `<bridge>.vlan<id>`. Ports of one VLAN share it, other VLANs cannot reach them; the
 /// isolation holds on this host only (no tagged uplink without kernel VLAN support).
 pub fn vlan_bridge(bridge: &str, vlan: u16) -> String {
-    format!("oxq{:08x}", stable_hash(&format!("{bridge}.{vlan}")) & 0xffff_ffff)
+    format!(
+        "oxq{:08x}",
+        stable_hash(&format!("{bridge}.{vlan}")) & 0xffff_ffff
+    )
 }
 
 /// Makes sure the host bridge exists (the bridge CNI creates a missing one), with VLAN
@@ -138,8 +144,19 @@ pub async fn ensure_host_bridge(net: &BridgeNetwork, mtu: u32) -> Result<String,
     let Some(vlan) = net.vlan else {
         return Ok(net.bridge.clone());
     };
-    let filtering =
-        exec::ip(None, &["link", "set", &net.bridge, "type", "bridge", "vlan_filtering", "1"]).await;
+    let filtering = exec::ip(
+        None,
+        &[
+            "link",
+            "set",
+            &net.bridge,
+            "type",
+            "bridge",
+            "vlan_filtering",
+            "1",
+        ],
+    )
+    .await;
     match filtering {
         Ok(_) => Ok(net.bridge.clone()),
         Err(exec::Error::Failed { stderr, .. }) if stderr.contains("not supported") => {
@@ -166,7 +183,12 @@ pub async fn set_vlan(net: &BridgeNetwork, joined: &str, port: &str) -> Result<(
         let _ = exec::run(None, "bridge", &["vlan", "del", "dev", port, "vid", "1"]).await;
     }
     // Untagged frames of the guest enter on the VLAN and leave it untagged (an access port).
-    exec::run(None, "bridge", &["vlan", "add", "dev", port, "vid", &vid, "pvid", "untagged"]).await?;
+    exec::run(
+        None,
+        "bridge",
+        &["vlan", "add", "dev", port, "vid", &vid, "pvid", "untagged"],
+    )
+    .await?;
     Ok(())
 }
 
@@ -189,16 +211,31 @@ mod tests {
 
     #[test]
     fn layer2_networks_of_the_same_name_share_a_bridge() {
-        let a = parse_nad("a/l2", r#"{"type": "ovn-k8s-cni-overlay", "topology": "layer2", "name": "shared"}"#).unwrap();
-        let b = parse_nad("b/l2", r#"{"type": "ovn-k8s-cni-overlay", "topology": "layer2", "name": "shared"}"#).unwrap();
+        let a = parse_nad(
+            "a/l2",
+            r#"{"type": "ovn-k8s-cni-overlay", "topology": "layer2", "name": "shared"}"#,
+        )
+        .unwrap();
+        let b = parse_nad(
+            "b/l2",
+            r#"{"type": "ovn-k8s-cni-overlay", "topology": "layer2", "name": "shared"}"#,
+        )
+        .unwrap();
         assert_eq!(a.bridge, b.bridge);
         assert!(a.bridge.len() <= 15);
     }
 
     #[test]
     fn ipam_and_unknown_types_are_refused_with_the_nads_name() {
-        let e = parse_nad("ns/x", r#"{"type": "bridge", "ipam": {"type": "host-local"}}"#).unwrap_err();
-        assert!(e.to_string().contains("ns/x") && e.to_string().contains("IPAM"), "{e}");
+        let e = parse_nad(
+            "ns/x",
+            r#"{"type": "bridge", "ipam": {"type": "host-local"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("ns/x") && e.to_string().contains("IPAM"),
+            "{e}"
+        );
         let e = parse_nad("ns/y", r#"{"type": "macvlan"}"#).unwrap_err();
         assert!(e.to_string().contains("macvlan"), "{e}");
         assert!(parse_nad("ns/z", "not json").is_err());
@@ -207,6 +244,9 @@ mod tests {
     #[test]
     fn spoof_rules_pin_each_port_to_its_guest_mac() {
         let rules = spoof_ruleset("oxi-1-2", &[("oxs1".into(), "02:00:00:00:00:01".into())]);
-        assert!(rules.contains("iifname \"oxs1\" ether saddr != 02:00:00:00:00:01 drop"), "{rules}");
+        assert!(
+            rules.contains("iifname \"oxs1\" ether saddr != 02:00:00:00:00:01 drop"),
+            "{rules}"
+        );
     }
 }

@@ -9,8 +9,15 @@ use oxivirt_network::{pod, NetworkConfig, NodeNetwork};
 use serde_json::json;
 
 fn sh(script: &str) -> (bool, String) {
-    let out = Command::new("sh").args(["-c", script]).output().expect("sh");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -40,13 +47,20 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let node = NodeNetwork::start(&NetworkConfig::default(), data.path()).await.unwrap();
+    let node = NodeNetwork::start(&NetworkConfig::default(), data.path())
+        .await
+        .unwrap();
     let _cleanup = Cleanup(node.id.clone());
     let (up, text) = sh(&format!("ip -br addr show {}", node.bridge));
-    assert!(up && text.contains(&format!("{}/24", node.gateway)), "{text}");
+    assert!(
+        up && text.contains(&format!("{}/24", node.gateway)),
+        "{text}"
+    );
 
     let uid = "pod-uid-masq";
-    let a = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new()).await.unwrap();
+    let a = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new())
+        .await
+        .unwrap();
     assert!(node.pod_cidr.contains(a.pod_ip));
     let ns = &a.netns;
     let (_, addrs) = sh(&format!("ip netns exec {ns} ip -br addr"));
@@ -54,7 +68,9 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
     assert!(addrs.contains("10.0.2.1/24"), "{addrs}");
     let (_, links) = sh(&format!("ip netns exec {ns} ip -br link"));
     assert!(links.contains("tap0"), "{links}");
-    let (_, rules) = sh(&format!("ip netns exec {ns} nft list table ip oxivirt-masquerade"));
+    let (_, rules) = sh(&format!(
+        "ip netns exec {ns} nft list table ip oxivirt-masquerade"
+    ));
     assert!(rules.contains("tcp dport 80 dnat to 10.0.2.2"), "{rules}");
     // Port 22 is not in `ports`: the Pod's own stack refuses it, which proves the host
     // reaches the pod IP (a missing route would time out instead).
@@ -68,23 +84,53 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
         "the host cannot reach the pod IP"
     );
     // Attaching again (an agent restart) finds the same attachment.
-    let again = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new()).await.unwrap();
+    let again = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new())
+        .await
+        .unwrap();
     assert_eq!(again, a);
-    assert_eq!(a.plan.interfaces[0].dhcp.as_ref().unwrap().address.to_string(), "10.0.2.2");
+    assert_eq!(
+        a.plan.interfaces[0]
+            .dhcp
+            .as_ref()
+            .unwrap()
+            .address
+            .to_string(),
+        "10.0.2.2"
+    );
 
-    let b = pod::attach(&node, "pod-uid-bridge", &vmi("bridge"), &BTreeMap::new()).await.unwrap();
+    let b = pod::attach(&node, "pod-uid-bridge", &vmi("bridge"), &BTreeMap::new())
+        .await
+        .unwrap();
     assert_ne!(b.pod_ip, a.pod_ip);
     let lease = b.plan.interfaces[0].dhcp.clone().unwrap();
-    assert_eq!((lease.address, lease.gateway), (b.pod_ip, Some(node.gateway)));
+    assert_eq!(
+        (lease.address, lease.gateway),
+        (b.pod_ip, Some(node.gateway))
+    );
     let (_, addrs) = sh(&format!("ip netns exec {} ip -br addr show eth0", b.netns));
-    assert!(!addrs.contains(&b.pod_ip.to_string()), "the bridge binding left the pod IP on eth0: {addrs}");
+    assert!(
+        !addrs.contains(&b.pod_ip.to_string()),
+        "the bridge binding left the pod IP on eth0: {addrs}"
+    );
 
     pod::detach(&node, uid).await;
     pod::detach(&node, "pod-uid-bridge").await;
     let (_, netns) = sh("ip netns list");
-    assert!(!netns.contains(ns.as_str()) && !netns.contains(&b.netns), "{netns}");
-    assert!(!sh(&format!("ip link show {}", a.host_veth)).0, "the host veth is left");
+    assert!(
+        !netns.contains(ns.as_str()) && !netns.contains(&b.netns),
+        "{netns}"
+    );
+    assert!(
+        !sh(&format!("ip link show {}", a.host_veth)).0,
+        "the host veth is left"
+    );
     node.shutdown().await;
-    assert!(!sh(&format!("ip link show {}", node.bridge)).0, "the node bridge is left");
-    assert!(!sh(&format!("nft list table ip {}", node.nat_table_name())).0, "the node table is left");
+    assert!(
+        !sh(&format!("ip link show {}", node.bridge)).0,
+        "the node bridge is left"
+    );
+    assert!(
+        !sh(&format!("nft list table ip {}", node.nat_table_name())).0,
+        "the node table is left"
+    );
 }

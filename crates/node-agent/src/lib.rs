@@ -68,7 +68,10 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
         endpoint.cert_pem.clone(),
     );
     node::register(&client, &node).await?;
-    let state = std::sync::Arc::new(endpoint::State::new(config.data_dir.clone(), client.clone()));
+    let state = std::sync::Arc::new(endpoint::State::new(
+        config.data_dir.clone(),
+        client.clone(),
+    ));
     tokio::spawn(endpoint::serve(endpoint, state));
     tokio::spawn(credentials::run(client.clone(), config.data_dir.clone()));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;

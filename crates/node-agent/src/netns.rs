@@ -32,7 +32,11 @@ pub(crate) struct PodNet {
 
 impl PodNet {
     /// Brings up the node's pod network, or explains (logs and Node annotation) why not.
-    pub(crate) async fn start(client: &kube::Client, node_name: &str, data_dir: &std::path::Path) -> Self {
+    pub(crate) async fn start(
+        client: &kube::Client,
+        node_name: &str,
+        data_dir: &std::path::Path,
+    ) -> Self {
         let config = NetworkConfig::from_env();
         let outcome = match config {
             Err(e) => Err(e.to_string()),
@@ -57,7 +61,8 @@ impl PodNet {
         let nodes: Api<Node> = Api::all(client.clone());
         let mut patch = json!({"metadata": {"annotations": {"oxivirt.io/pod-network": note}}});
         if let Some(n) = &node {
-            patch["spec"] = json!({"podCIDR": n.pod_cidr.to_string(), "podCIDRs": [n.pod_cidr.to_string()]});
+            patch["spec"] =
+                json!({"podCIDR": n.pod_cidr.to_string(), "podCIDRs": [n.pod_cidr.to_string()]});
         }
         if let Err(e) = nodes
             .patch(node_name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -74,18 +79,26 @@ impl PodNet {
 
     /// Starts the node's nmstate handler, and its Service proxy (nftables) and cluster DNS
     /// when the node has a pod network.
-    pub(crate) fn start_node_services(&self, client: &kube::Client, node_name: &str, node_ip: &str) {
+    pub(crate) fn start_node_services(
+        &self,
+        client: &kube::Client,
+        node_name: &str,
+        node_ip: &str,
+    ) {
         let (nmstate_client, name) = (client.clone(), node_name.to_string());
         tokio::spawn(async move {
             if let Err(e) = oxivirt_network::nmstate::run(nmstate_client, name).await {
                 tracing::error!(error = %e, "the nmstate handler stopped");
             }
         });
-        let Some(node) = self.node.clone() else { return };
+        let Some(node) = self.node.clone() else {
+            return;
+        };
         let (routes_client, routes_node) = (client.clone(), node.clone());
         let (name, ip) = (node_name.to_string(), node_ip.to_string());
         tokio::spawn(async move {
-            if let Err(e) = oxivirt_network::routes::run(routes_client, routes_node, name, ip).await {
+            if let Err(e) = oxivirt_network::routes::run(routes_client, routes_node, name, ip).await
+            {
                 tracing::error!(error = %e, "the pod route keeper stopped");
             }
         });
@@ -284,7 +297,10 @@ async fn resolve_networks(
         let config = nad.data["spec"]["config"].as_str().unwrap_or_default();
         let parsed = oxivirt_network::secondary::parse_nad(&format!("{ns}/{name}"), config)
             .map_err(|e| e.to_string())?;
-        out.insert(network["name"].as_str().unwrap_or_default().to_string(), parsed);
+        out.insert(
+            network["name"].as_str().unwrap_or_default().to_string(),
+            parsed,
+        );
     }
     Ok(out)
 }
@@ -305,9 +321,13 @@ async fn with_vm_macs(client: &kube::Client, vmi: &Value) -> Value {
     let (true, Some(owner)) = (missing, owner) else {
         return vmi;
     };
-    let ns = vmi["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let ns = vmi["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine");
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::from_gvk(&gvk));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &ApiResource::from_gvk(&gvk));
     let Ok(Some(vm)) = api.get_opt(&owner).await else {
         return vmi;
     };

@@ -341,24 +341,40 @@ impl Supervisor {
             Ok(claimed) => disks.extend(claimed),
             Err(e) => {
                 self.retry_at = Some(Instant::now() + Duration::from_secs(2));
-                let observed = Observed::Preparing { reason: "ContainerCreating".into(), message: chain(&e) };
+                let observed = Observed::Preparing {
+                    reason: "ContainerCreating".into(),
+                    message: chain(&e),
+                };
                 return self.sync(pod, observed).await;
             }
         }
-        let config = crate::config_volumes::materialise(&ctx.client, &ctx.config.cluster_ca, pod, &vmi, &self.dir.path);
+        let config = crate::config_volumes::materialise(
+            &ctx.client,
+            &ctx.config.cluster_ca,
+            pod,
+            &vmi,
+            &self.dir.path,
+        );
         match config.await {
             Ok(found) => disks.extend(found),
             Err(e) => {
                 let message = chain(&e);
-                ctx.events.publish(pod, About::Pod, true, "FailedMount", message.clone()).await;
+                ctx.events
+                    .publish(pod, About::Pod, true, "FailedMount", message.clone())
+                    .await;
                 if !e.is_permanent() {
                     self.retry_at = Some(Instant::now() + Duration::from_secs(2));
-                    let observed = Observed::Preparing { reason: "ContainerCreating".into(), message };
+                    let observed = Observed::Preparing {
+                        reason: "ContainerCreating".into(),
+                        message,
+                    };
                     return self.sync(pod, observed).await;
                 }
                 let reason = "FailedMount".to_string();
                 self.cannot_run = Some((reason.clone(), message.clone()));
-                return self.sync(pod, Observed::CannotRun { reason, message }).await;
+                return self
+                    .sync(pod, Observed::CannotRun { reason, message })
+                    .await;
             }
         }
         let network = match ctx.network.attach(&ctx.client, pod, &vmi).await {
@@ -368,16 +384,26 @@ impl Supervisor {
                 // The kubelet's reason for a Pod whose network cannot be set up; the Event
                 // outlives the Pod, which the VM controller replaces.
                 ctx.events
-                    .publish(pod, About::Pod, true, "FailedCreatePodSandBox", message.clone())
+                    .publish(
+                        pod,
+                        About::Pod,
+                        true,
+                        "FailedCreatePodSandBox",
+                        message.clone(),
+                    )
                     .await;
                 self.cannot_run = Some((reason.clone(), message.clone()));
-                return self.sync(pod, Observed::CannotRun { reason, message }).await;
+                return self
+                    .sync(pod, Observed::CannotRun { reason, message })
+                    .await;
             }
         };
         let spec = LaunchSpec {
             network,
             vmi,
-            accel: crate::accel::for_launch(&ctx.client, &ctx.accel).await.accel,
+            accel: crate::accel::for_launch(&ctx.client, &ctx.accel)
+                .await
+                .accel,
             disks,
             qemu: ctx.config.qemu.clone(),
             uid: None,
@@ -389,7 +415,9 @@ impl Supervisor {
             .and_then(|()| self.dir.write_launch_spec(&spec));
         let spawned = match started {
             Ok(()) => {
-                let command = ctx.network.launcher_command(&ctx.config.launcher_command, &pod.uid().unwrap_or_default());
+                let command = ctx
+                    .network
+                    .launcher_command(&ctx.config.launcher_command, &pod.uid().unwrap_or_default());
                 launcher::spawn(&command, &self.dir).map_err(|e| chain(&e))
             }
             Err(e) => Err(chain(&e)),
@@ -419,7 +447,8 @@ impl Supervisor {
         let pod_json = serde_json::to_value(pod).unwrap_or_default();
         let start = self.start_time.clone().unwrap_or_else(status::now);
         let mut pod_status = status::pod_status(&pod_json, &observed, &ctx.host_ip, &start);
-        ctx.network.add_pod_ips(&mut pod_status, &pod.uid().unwrap_or_default());
+        ctx.network
+            .add_pod_ips(&mut pod_status, &pod.uid().unwrap_or_default());
         if self.written_pod_status.as_ref() != Some(&pod_status) {
             match realise::write_pod_status(&ctx.client, pod, &pod_status).await {
                 Ok(()) => {

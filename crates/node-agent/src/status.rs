@@ -234,7 +234,10 @@ pub(crate) fn apply_vmi_status(vmi: &mut Value, observed: &Observed, facts: &Vmi
     if accel == Accel::Tcg {
         // TCG on a KVM node: the cluster configuration's useEmulation chose it.
         let why = if facts.accel.accel == Accel::Kvm {
-            (crate::accel::USE_EMULATION, crate::accel::USE_EMULATION_MESSAGE)
+            (
+                crate::accel::USE_EMULATION,
+                crate::accel::USE_EMULATION_MESSAGE,
+            )
         } else {
             (facts.accel.reason.as_str(), facts.accel.message.as_str())
         };
@@ -407,9 +410,16 @@ mod tests {
             now: "T1",
         };
         let mut vmi = json!({"status": {"phase": "Scheduled"}});
-        apply_vmi_status(&mut vmi, &Observed::Running(launcher(LauncherPhase::Running)), &facts);
+        apply_vmi_status(
+            &mut vmi,
+            &Observed::Running(launcher(LauncherPhase::Running)),
+            &facts,
+        );
         let conditions = vmi["status"]["conditions"].as_array().unwrap();
-        let emulation = conditions.iter().find(|c| c["type"] == "SoftwareEmulation").unwrap();
+        let emulation = conditions
+            .iter()
+            .find(|c| c["type"] == "SoftwareEmulation")
+            .unwrap();
         assert_eq!(emulation["reason"], "UseEmulation", "{emulation}");
     }
 
@@ -439,7 +449,15 @@ mod tests {
             .map(|c| c["type"].as_str().unwrap().to_string())
             .collect();
         // The guest agent answered (the launcher has its OS info): AgentConnected.
-        assert_eq!(kinds, ["PodScheduled", "AgentConnected", "Ready", "SoftwareEmulation"]);
+        assert_eq!(
+            kinds,
+            [
+                "PodScheduled",
+                "AgentConnected",
+                "Ready",
+                "SoftwareEmulation"
+            ]
+        );
         assert_eq!(s["conditions"][3]["reason"], "KVMProbeFailed");
         apply_vmi_status(
             &mut vmi,

@@ -156,8 +156,11 @@ pub fn layout_with(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
 }
 
 pub fn push(layout: &Path, reference: &str, auth: Option<&str>) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scripts/test-guest/push-containerdisk.sh");
+    let script = Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../scripts/test-guest/push-containerdisk.sh");
     let mut command = Command::new("bash");
     command.arg(script).arg("-d").arg(layout);
     if let Some(auth) = auth {

@@ -181,12 +181,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     agent_config(&server, &token, &ca)?
                 }
             };
-            let mut agent = oxivirt_node_agent::AgentConfig::new(node_name.unwrap_or_else(host_name), data_dir);
+            let mut agent =
+                oxivirt_node_agent::AgentConfig::new(node_name.unwrap_or_else(host_name), data_dir);
             agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
             let client = kube::Client::try_from(config)?;
             spawn_storage_node(client.clone(), &agent.node_name, &agent.data_dir)?;
-            oxivirt_node_agent::run(client, agent)
-            .await
+            oxivirt_node_agent::run(client, agent).await
         }
         Command::Server { data_dir, listen } => {
             let server = oxivirt_apiserver::start(ServerConfig {
@@ -201,9 +201,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tokio::spawn(oxivirt_controllers::run(client.clone()));
             match oxivirt_network::NetworkConfig::from_env() {
                 Ok(network) => {
-                    tokio::spawn(oxivirt_network::services::controller::run(client.clone(), network));
+                    tokio::spawn(oxivirt_network::services::controller::run(
+                        client.clone(),
+                        network,
+                    ));
                     match oxivirt_network::macpool::MacRange::from_env() {
-                        Ok(range) => drop(tokio::spawn(oxivirt_network::macpool::run(client.clone(), range))),
+                        Ok(range) => drop(tokio::spawn(oxivirt_network::macpool::run(
+                            client.clone(),
+                            range,
+                        ))),
                         Err(e) => tracing::error!(error = %e, "no MAC pool"),
                     }
                 }
@@ -225,7 +231,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// The node half of storage (volume directories, CDI worker Pods) for `node_name`.
-fn spawn_storage_node(client: kube::Client, node_name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn spawn_storage_node(
+    client: kube::Client,
+    node_name: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let config = oxivirt_storage::NodeConfig {
         node_name: node_name.to_string(),
         data_dir: data_dir.to_path_buf(),
@@ -244,7 +254,9 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, cli.verbosity);
     // One launcher runs per VM: a single-threaded runtime keeps its footprint small.
     let mut builder = match cli.command {
-        Command::Launcher { .. } | Command::Importer => tokio::runtime::Builder::new_current_thread(),
+        Command::Launcher { .. } | Command::Importer => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {

@@ -42,7 +42,13 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 fn shared_dir() -> PathBuf {
     std::env::var_os("OXIVIRT_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                &*std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+            )
+            .join("../../../shared")
+        })
 }
 
 /// (file, kind, name, object) of every document in the example folders.

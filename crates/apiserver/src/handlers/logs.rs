@@ -16,7 +16,11 @@ use crate::service::Api;
 fn containers(pod: &Value) -> Vec<String> {
     pod["spec"]["containers"]
         .as_array()
-        .map(|c| c.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -79,7 +83,12 @@ pub async fn pod_log(
     if !response.status().is_success() {
         use http_body_util::BodyExt;
         let status = response.status();
-        let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         return Err(agent_refusal(status, &body));
     }
     Response::builder()

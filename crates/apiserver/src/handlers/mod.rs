@@ -1,8 +1,8 @@
 //! REST handlers for `/api/v1/...` and `/apis/{group}/{version}/...`.
 
 mod eviction;
-mod logs;
 mod list;
+mod logs;
 mod patch;
 pub mod request;
 mod token;

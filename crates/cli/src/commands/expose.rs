@@ -91,15 +91,22 @@ impl ExposeRequest {
     /// [`Error::Invalid`] / [`Error::Flag`] with upstream's wording.
     pub fn from_args(args: ExposeArgs, connection: ConnectionOptions) -> Result<Self> {
         let [kind, name] = args.args.as_slice() else {
-            return Err(Error::Invalid("usage: virtctl expose (TYPE NAME) --name SERVICE --port PORT".into()));
+            return Err(Error::Invalid(
+                "usage: virtctl expose (TYPE NAME) --name SERVICE --port PORT".into(),
+            ));
         };
         let target = match kind.to_lowercase().as_str() {
             "vm" | "vms" | "virtualmachine" | "virtualmachines" => Target::Vm,
             "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => Target::Vmi,
-            "vmirs" | "vmirss" | "virtualmachineinstancereplicaset" | "virtualmachineinstancereplicasets" => {
-                Target::ReplicaSet
+            "vmirs"
+            | "vmirss"
+            | "virtualmachineinstancereplicaset"
+            | "virtualmachineinstancereplicasets" => Target::ReplicaSet,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unsupported resource type: {other}"
+                )))
             }
-            other => return Err(Error::Invalid(format!("unsupported resource type: {other}"))),
         };
         let service_name = args
             .name
@@ -109,11 +116,17 @@ impl ExposeRequest {
             .port
             .ok_or_else(|| Error::Invalid("port must be specified".into()))?;
         if !(1..=65535).contains(&port) {
-            return Err(Error::Flag { flag: "port", reason: format!("{port} is not a valid port number") });
+            return Err(Error::Flag {
+                flag: "port",
+                reason: format!("{port} is not a valid port number"),
+            });
         }
         let protocol = args.protocol.to_uppercase();
         if !matches!(protocol.as_str(), "TCP" | "UDP" | "SCTP") {
-            return Err(Error::Flag { flag: "protocol", reason: format!("unsupported protocol {}", args.protocol) });
+            return Err(Error::Flag {
+                flag: "protocol",
+                reason: format!("unsupported protocol {}", args.protocol),
+            });
         }
         let service_type = match args.service_type.to_lowercase().as_str() {
             "clusterip" => "ClusterIP",
@@ -124,7 +137,10 @@ impl ExposeRequest {
         };
         let target_port = match args.target_port.as_deref() {
             None => json!(port),
-            Some(text) => text.parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(text)),
+            Some(text) => text
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| json!(text)),
         };
         let mut port_entry = json!({"port": port, "protocol": protocol, "targetPort": target_port});
         if let Some(port_name) = args.port_name {
@@ -160,7 +176,12 @@ impl ExposeRequest {
 ///
 /// # Errors
 /// [`Error::Invalid`] when there are no labels to select by.
-pub fn selector(target: Target, target_word: &str, name: &str, obj: &Value) -> Result<Map<String, Value>> {
+pub fn selector(
+    target: Target,
+    target_word: &str,
+    name: &str,
+    obj: &Value,
+) -> Result<Map<String, Value>> {
     let labels = match target {
         Target::Vm => obj["spec"]["template"]["metadata"]["labels"].clone(),
         Target::Vmi => obj["metadata"]["labels"].clone(),
@@ -170,7 +191,9 @@ pub fn selector(target: Target, target_word: &str, name: &str, obj: &Value) -> R
     // The node a VMI runs on is no property of the Service's backends.
     labels.remove("kubevirt.io/nodeName");
     if labels.is_empty() {
-        return Err(Error::Invalid(format!("missing label information for {target_word}: {name}")));
+        return Err(Error::Invalid(format!(
+            "missing label information for {target_word}: {name}"
+        )));
     }
     Ok(labels)
 }
@@ -185,10 +208,15 @@ pub fn run(request: &ExposeRequest, out: &mut dyn Write) -> Result<()> {
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let session = client::connect(&request.connection).await.map_err(Error::Config)?;
+        let session = client::connect(&request.connection)
+            .await
+            .map_err(Error::Config)?;
         let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", request.target.kind());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(session.client.clone(), &session.namespace, &ApiResource::from_gvk(&gvk));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            session.client.clone(),
+            &session.namespace,
+            &ApiResource::from_gvk(&gvk),
+        );
         let refused = |e: kube::Error| match e {
             kube::Error::Api(status) => Error::Refused(status.message),
             other => Error::Refused(other.to_string()),
@@ -203,8 +231,13 @@ pub fn run(request: &ExposeRequest, out: &mut dyn Write) -> Result<()> {
             serde_json::from_value(service).map_err(|e| Error::Invalid(e.to_string()))?;
         let services: Api<k8s_openapi::api::core::v1::Service> =
             Api::namespaced(session.client.clone(), &session.namespace);
-        services.create(&PostParams::default(), &service).await.map_err(refused)?;
-        let service_name = request.service["metadata"]["name"].as_str().unwrap_or_default();
+        services
+            .create(&PostParams::default(), &service)
+            .await
+            .map_err(refused)?;
+        let service_name = request.service["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
         writeln!(
             out,
             "Service {service_name} successfully exposed for {} {}",
@@ -233,29 +266,61 @@ mod tests {
     #[test]
     fn a_node_port_service_for_a_vm_has_upstreams_shape() {
         let req = ExposeRequest::from_args(
-            args(&["vm", "web", "--name", "web-ssh", "--type", "NodePort", "--port", "27017", "--target-port", "22"]),
+            args(&[
+                "vm",
+                "web",
+                "--name",
+                "web-ssh",
+                "--type",
+                "NodePort",
+                "--port",
+                "27017",
+                "--target-port",
+                "22",
+            ]),
             ConnectionOptions::default(),
         )
         .unwrap();
         assert_eq!(req.target, Target::Vm);
         assert_eq!(req.service["spec"]["type"], "NodePort");
-        assert_eq!(req.service["spec"]["ports"][0], json!({"port": 27017, "protocol": "TCP", "targetPort": 22}));
+        assert_eq!(
+            req.service["spec"]["ports"][0],
+            json!({"port": 27017, "protocol": "TCP", "targetPort": 22})
+        );
     }
 
     #[test]
     fn missing_name_port_or_bad_type_are_refused() {
-        let no_name = ExposeRequest::from_args(args(&["vmi", "a", "--port", "80"]), ConnectionOptions::default());
-        assert!(no_name.unwrap_err().to_string().contains("service name is missing"));
-        let no_port = ExposeRequest::from_args(args(&["vmi", "a", "--name", "s"]), ConnectionOptions::default());
+        let no_name = ExposeRequest::from_args(
+            args(&["vmi", "a", "--port", "80"]),
+            ConnectionOptions::default(),
+        );
+        assert!(no_name
+            .unwrap_err()
+            .to_string()
+            .contains("service name is missing"));
+        let no_port = ExposeRequest::from_args(
+            args(&["vmi", "a", "--name", "s"]),
+            ConnectionOptions::default(),
+        );
         assert!(no_port.unwrap_err().to_string().contains("port"));
-        let bad = ExposeRequest::from_args(args(&["pod", "a", "--name", "s", "--port", "1"]), ConnectionOptions::default());
-        assert!(bad.unwrap_err().to_string().contains("unsupported resource type"));
+        let bad = ExposeRequest::from_args(
+            args(&["pod", "a", "--name", "s", "--port", "1"]),
+            ConnectionOptions::default(),
+        );
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported resource type"));
     }
 
     #[test]
     fn selectors_come_from_template_labels_vmi_labels_or_the_replica_set() {
         let vm = json!({"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}});
-        assert_eq!(selector(Target::Vm, "vm", "web", &vm).unwrap()["app"], "web");
+        assert_eq!(
+            selector(Target::Vm, "vm", "web", &vm).unwrap()["app"],
+            "web"
+        );
         let vmi = json!({"metadata": {"labels": {"app": "x", "kubevirt.io/nodeName": "n1"}}});
         let s = selector(Target::Vmi, "vmi", "x", &vmi).unwrap();
         assert!(s.get("kubevirt.io/nodeName").is_none() && s["app"] == "x");

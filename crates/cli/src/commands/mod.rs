@@ -9,6 +9,6 @@ pub mod scp;
 pub mod ssh;
 pub mod stream;
 pub mod version;
-pub mod vnc;
 pub mod vm_state;
 pub mod vmi_ops;
+pub mod vnc;

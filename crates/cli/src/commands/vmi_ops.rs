@@ -82,10 +82,18 @@ impl VmiOpRequest {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a kind other than vm/vmi or a missing name.
-    pub fn from_args(op: VmiOp, args: &[String], connection: ConnectionOptions, dry_run: bool) -> Result<Self> {
+    pub fn from_args(
+        op: VmiOp,
+        args: &[String],
+        connection: ConnectionOptions,
+        dry_run: bool,
+    ) -> Result<Self> {
         let name = match (op, args) {
             (VmiOp::Pause | VmiOp::Unpause, [kind, name])
-                if matches!(kind.as_str(), "vm" | "vmi" | "virtualmachine" | "virtualmachineinstance") =>
+                if matches!(
+                    kind.as_str(),
+                    "vm" | "vmi" | "virtualmachine" | "virtualmachineinstance"
+                ) =>
             {
                 name.clone()
             }
@@ -96,7 +104,12 @@ impl VmiOpRequest {
                 )))
             }
             (_, [name]) => name.clone(),
-            _ => return Err(Error::Invalid(format!("usage: virtctl {} NAME", op.command()))),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "usage: virtctl {} NAME",
+                    op.command()
+                )))
+            }
         };
         Ok(VmiOpRequest {
             op,
@@ -141,21 +154,29 @@ pub fn run(request: &VmiOpRequest, out: &mut dyn Write) -> Result<()> {
                 .body(body.to_string().into_bytes())
         }
         .map_err(|e| Error::Refused(format!("{failure}: {e}")))?;
-        let text = session
-            .client
-            .request_text(http_request)
-            .await
-            .map_err(|source| match source {
-                kube::Error::Api(status) => Error::Refused(format!("{failure}: {}", status.message)),
-                other => Error::Refused(format!("{failure}: {other}")),
-            })?;
+        let text =
+            session
+                .client
+                .request_text(http_request)
+                .await
+                .map_err(|source| match source {
+                    kube::Error::Api(status) => {
+                        Error::Refused(format!("{failure}: {}", status.message))
+                    }
+                    other => Error::Refused(format!("{failure}: {other}")),
+                })?;
         if request.op.is_query() {
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Refused(format!("{failure}: the server answered {e}")))?;
-            let pretty = serde_json::to_string_pretty(&value).map_err(|e| Error::Serialize(Box::new(e)))?;
+            let pretty =
+                serde_json::to_string_pretty(&value).map_err(|e| Error::Serialize(Box::new(e)))?;
             return writeln!(out, "{pretty}").map_err(Error::Output);
         }
-        let dry = if request.dry_run { " (server dry run)" } else { "" };
+        let dry = if request.dry_run {
+            " (server dry run)"
+        } else {
+            ""
+        };
         writeln!(
             out,
             "VMI {} was scheduled to {}{dry}",
@@ -177,13 +198,27 @@ mod tests {
     #[test]
     fn pause_needs_a_kind_and_soft_reboot_only_a_name() {
         let c = ConnectionOptions::default();
-        assert!(VmiOpRequest::from_args(VmiOp::Pause, &args(&["vm", "a"]), c.clone(), false).is_ok());
+        assert!(
+            VmiOpRequest::from_args(VmiOp::Pause, &args(&["vm", "a"]), c.clone(), false).is_ok()
+        );
         assert!(VmiOpRequest::from_args(VmiOp::Pause, &args(&["a"]), c.clone(), false).is_err());
-        assert!(VmiOpRequest::from_args(VmiOp::Unpause, &args(&["pod", "a"]), c.clone(), false).is_err());
+        assert!(
+            VmiOpRequest::from_args(VmiOp::Unpause, &args(&["pod", "a"]), c.clone(), false)
+                .is_err()
+        );
         let r = VmiOpRequest::from_args(VmiOp::SoftReboot, &args(&["a"]), c, false).expect("valid");
         assert_eq!(r.name, "a");
-        assert_eq!(r.op.failure("a"), "Error soft rebooting VirtualMachineInstance a");
-        let r = VmiOpRequest::from_args(VmiOp::FsList, &args(&["a"]), ConnectionOptions::default(), false).expect("valid");
+        assert_eq!(
+            r.op.failure("a"),
+            "Error soft rebooting VirtualMachineInstance a"
+        );
+        let r = VmiOpRequest::from_args(
+            VmiOp::FsList,
+            &args(&["a"]),
+            ConnectionOptions::default(),
+            false,
+        )
+        .expect("valid");
         assert_eq!(r.op.subresource(), "filesystemlist");
         assert!(r.op.is_query() && !VmiOp::Reset.is_query());
     }

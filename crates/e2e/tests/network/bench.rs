@@ -16,14 +16,27 @@ use crate::support::{self, NetServer};
 
 fn ssh(ip: &str, command: &str) -> String {
     let out = Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+        ])
         .arg("-i")
         .arg(support::ssh_key_path())
         .arg(format!("root@{ip}"))
         .arg(command)
         .output()
         .expect("cannot run ssh");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// MB/s of `megabytes` sent from the guest at `from` to `to_ip` with busybox nc; the
@@ -31,7 +44,10 @@ fn ssh(ip: &str, command: &str) -> String {
 fn throughput(from: &str, server: &str, to_ip: &str, megabytes: u32) -> f64 {
     // busybox nc quits when its stdin ends: the receiver's stdin is a long sleep, and the
     // whole pipeline runs detached so ssh returns at once.
-    ssh(server, "rm -f /tmp/rx; (sleep 600 | nc -l -p 5001 | wc -c > /tmp/rx) >/dev/null 2>&1 &");
+    ssh(
+        server,
+        "rm -f /tmp/rx; (sleep 600 | nc -l -p 5001 | wc -c > /tmp/rx) >/dev/null 2>&1 &",
+    );
     std::thread::sleep(Duration::from_millis(500));
     // busybox date has no %N: /proc/uptime gives centiseconds, enough for seconds-long runs.
     let out = ssh(
@@ -44,7 +60,9 @@ fn throughput(from: &str, server: &str, to_ip: &str, megabytes: u32) -> f64 {
     let expected = (u64::from(megabytes) << 20).to_string();
     let received = wait_until("the receiver's byte count", Duration::from_secs(60), || {
         let n = ssh(server, "cat /tmp/rx 2>/dev/null");
-        n.lines().any(|l| !l.trim().is_empty() && l.chars().all(|c| c.is_ascii_digit())).then_some(n)
+        n.lines()
+            .any(|l| !l.trim().is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+            .then_some(n)
     });
     assert!(
         received.lines().any(|l| l.trim() == expected),
@@ -78,16 +96,22 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let k = server.kubectl();
     let bridge = format!("oxtb{:05x}", std::process::id() & 0xfffff);
     let _cleanup = DeleteLink(bridge.clone());
-    let config = json!({"cniVersion": "0.3.1", "name": "plain", "type": "bridge", "bridge": bridge});
-    k.create(&json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-                     "metadata": {"name": "plain"}, "spec": {"config": config.to_string()}}).to_string());
+    let config =
+        json!({"cniVersion": "0.3.1", "name": "plain", "type": "bridge", "bridge": bridge});
+    k.create(
+        &json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                     "metadata": {"name": "plain"}, "spec": {"config": config.to_string()}})
+        .to_string(),
+    );
     for (name, ip) in [("perf-a", "192.168.90.1"), ("perf-b", "192.168.90.2")] {
         let mut vm = support::vm(name, json!({"app": name}), &[], json!({}));
         let spec = &mut vm["spec"]["template"]["spec"];
-        spec["domain"]["devices"]["interfaces"] = json!([{"name": "default", "masquerade": {}}, {"name": "plain", "bridge": {}}]);
+        spec["domain"]["devices"]["interfaces"] =
+            json!([{"name": "default", "masquerade": {}}, {"name": "plain", "bridge": {}}]);
         spec["networks"] = json!([{"name": "default", "pod": {}}, {"name": "plain", "multus": {"networkName": "plain"}}]);
-        spec["volumes"][1]["cloudInitNoCloud"]["networkData"] =
-            json!(format!("version: 2\nethernets:\n  eth0:\n    dhcp4: true\n  eth1:\n    addresses: [{ip}/24]\n"));
+        spec["volumes"][1]["cloudInitNoCloud"]["networkData"] = json!(format!(
+            "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n  eth1:\n    addresses: [{ip}/24]\n"
+        ));
         k.create(&vm.to_string());
     }
     let a_pod = support::wait_guest_ready(&k, "perf-a");
@@ -96,7 +120,10 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let (a, b) = (ip(&a_pod), ip(&b_pod));
     let runs = 3;
     let mut rows = Vec::new();
-    for (label, target) in [("pod network (masquerade both ends)", b.as_str()), ("Linux-bridge NAD (no NAT)", "192.168.90.2")] {
+    for (label, target) in [
+        ("pod network (masquerade both ends)", b.as_str()),
+        ("Linux-bridge NAD (no NAT)", "192.168.90.2"),
+    ] {
         let mbps: Vec<f64> = (0..runs).map(|_| throughput(&a, &b, target, 16)).collect();
         let best = mbps.iter().cloned().fold(0.0, f64::max);
         let rtt = latency(&a, target);
@@ -106,7 +133,10 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     for (label, mbps, rtt) in &rows {
         eprintln!("| {label} | {mbps:.1} | {rtt:.3} |");
     }
-    eprintln!("pod network / NAD throughput ratio: {:.2}", rows[0].1 / rows[1].1);
+    eprintln!(
+        "pod network / NAD throughput ratio: {:.2}",
+        rows[0].1 / rows[1].1
+    );
 }
 
 /// Deletes a host link when the benchmark ends, passed or not.
@@ -140,7 +170,9 @@ fn bench_time_from_virtctl_expose_to_a_reachable_service() {
     k.create(&support::vm("svc-time", json!({"app": "svc-time"}), &[80], json!({})).to_string());
     let pod = support::wait_guest_ready(&k, "svc-time");
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
-    wait_until("the guest", Duration::from_secs(30), || support::curl(&format!("http://{pod_ip}/")));
+    wait_until("the guest", Duration::from_secs(30), || {
+        support::curl(&format!("http://{pod_ip}/"))
+    });
     let mut samples = Vec::new();
     for n in 0..10u32 {
         // A ClusterIP chosen up front, so the clock needs no API read.
@@ -151,7 +183,17 @@ fn bench_time_from_virtctl_expose_to_a_reachable_service() {
         let mut virtctl = Command::new(virtctl_bin())
             .arg("--kubeconfig")
             .arg(server.server.kubeconfig())
-            .args(["expose", "vm", "svc-time", "--name", &name, "--port", "80", "--cluster-ip", &cluster_ip])
+            .args([
+                "expose",
+                "vm",
+                "svc-time",
+                "--name",
+                &name,
+                "--port",
+                "80",
+                "--cluster-ip",
+                &cluster_ip,
+            ])
             .spawn()
             .expect("virtctl");
         let mut exited = None;
@@ -161,7 +203,10 @@ fn bench_time_from_virtctl_expose_to_a_reachable_service() {
                     exited = Some(started.elapsed());
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "Service {name} never answered");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "Service {name} never answered"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         let reachable = started.elapsed();

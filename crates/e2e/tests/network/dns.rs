@@ -12,14 +12,25 @@ use crate::support::{self, NetServer};
 /// Runs `command` in the guest at `ip` over ssh (root, the test key); its stdout on success.
 fn guest_ssh(ip: &str, command: &str) -> Option<String> {
     let out = Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+        ])
         .arg("-i")
         .arg(support::ssh_key_path())
         .arg(format!("root@{ip}"))
         .arg(command)
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 #[test]
@@ -46,9 +57,14 @@ fn a_vm_resolves_another_vms_headless_name_and_reaches_it() {
     let target_ip = k.ok(&["get", "pod", &target_pod, "-o", "jsonpath={.status.podIP}"]);
     let client_ip = k.ok(&["get", "pod", &client_pod, "-o", "jsonpath={.status.podIP}"]);
     let name = "myvm.mysubdomain.default.svc.cluster.local";
-    let answer = wait_until("the headless name from the client guest", Duration::from_secs(60), || {
-        guest_ssh(&client_ip, &format!("nslookup {name}")).filter(|out| out.contains(&target_ip))
-    });
+    let answer = wait_until(
+        "the headless name from the client guest",
+        Duration::from_secs(60),
+        || {
+            guest_ssh(&client_ip, &format!("nslookup {name}"))
+                .filter(|out| out.contains(&target_ip))
+        },
+    );
     assert!(answer.contains(&target_ip), "{answer}");
     // DHCP gave the guest the cluster DNS and a Pod's search list.
     let resolv = guest_ssh(&client_ip, "cat /etc/resolv.conf").unwrap_or_default();
@@ -58,9 +74,16 @@ fn a_vm_resolves_another_vms_headless_name_and_reaches_it() {
         "{resolv}"
     );
     let target_resolv = guest_ssh(&target_ip, "cat /etc/resolv.conf").unwrap_or_default();
-    assert!(target_resolv.contains("search mysubdomain.default.svc.cluster.local "), "{target_resolv}");
+    assert!(
+        target_resolv.contains("search mysubdomain.default.svc.cluster.local "),
+        "{target_resolv}"
+    );
     let body = guest_ssh(&client_ip, &format!("wget -qO- http://{name}/")).unwrap_or_default();
     assert_eq!(body.trim(), "vm-fedora:80");
-    let missing = guest_ssh(&client_ip, "nslookup nothing.default.svc.cluster.local").unwrap_or_default();
-    assert!(!missing.contains("10.244."), "an unknown name resolved:\n{missing}");
+    let missing =
+        guest_ssh(&client_ip, "nslookup nothing.default.svc.cluster.local").unwrap_or_default();
+    assert!(
+        !missing.contains("10.244."),
+        "an unknown name resolved:\n{missing}"
+    );
 }

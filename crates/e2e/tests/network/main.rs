@@ -4,12 +4,12 @@
 
 mod support;
 
+mod bench;
+mod dns;
 mod macpool;
 mod multinode;
 mod nmstate;
 mod pod_network;
 mod pxe;
-mod bench;
-mod dns;
 mod secondary;
 mod services;

@@ -22,15 +22,25 @@ fn a_vm_gets_its_address_by_dhcp_and_the_host_reaches_it_through_the_pod_ip() {
     );
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
     let bridge_cidr = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDR}"]);
-    let prefix = bridge_cidr.rsplit_once('.').map(|(p, _)| p).unwrap_or_default().to_string();
-    assert!(pod_ip.starts_with(&prefix), "pod IP {pod_ip} is not in the node's {bridge_cidr}");
+    let prefix = bridge_cidr
+        .rsplit_once('.')
+        .map(|(p, _)| p)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        pod_ip.starts_with(&prefix),
+        "pod IP {pod_ip} is not in the node's {bridge_cidr}"
+    );
     assert_eq!(
         k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIPs[0].ip}"]),
         pod_ip
     );
     let interfaces = wait_until("VMI status.interfaces", Duration::from_secs(30), || {
         let v = k.json(&["get", "vmi", "web"]);
-        v["status"]["interfaces"].as_array().filter(|l| !l.is_empty()).cloned()
+        v["status"]["interfaces"]
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .cloned()
     });
     assert_eq!(interfaces[0]["name"], "default");
     assert_eq!(interfaces[0]["ipAddress"], pod_ip.as_str());
@@ -39,12 +49,18 @@ fn a_vm_gets_its_address_by_dhcp_and_the_host_reaches_it_through_the_pod_ip() {
     // The VMI printer column IP shows it too.
     assert!(k.ok(&["get", "vmi", "web"]).contains(&pod_ip));
 
-    let body = wait_until("the guest's HTTP server through the pod IP", Duration::from_secs(30), || {
-        curl(&format!("http://{pod_ip}/"))
-    });
+    let body = wait_until(
+        "the guest's HTTP server through the pod IP",
+        Duration::from_secs(30),
+        || curl(&format!("http://{pod_ip}/")),
+    );
     assert_eq!(body, "web:80");
     // Upstream reserves 49152/49153: the guest listens there, yet the pod IP does not forward.
-    assert_eq!(curl(&format!("http://{pod_ip}:49152/")), None, "reserved port 49152 reached the guest");
+    assert_eq!(
+        curl(&format!("http://{pod_ip}:49152/")),
+        None,
+        "reserved port 49152 reached the guest"
+    );
 }
 
 #[test]
@@ -66,11 +82,17 @@ fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
     k.create(&vm.to_string());
     let pod = support::wait_guest_ready(&k, "ports");
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
-    let body = wait_until("port 8080 through the pod IP", Duration::from_secs(30), || {
-        curl(&format!("http://{pod_ip}:8080/"))
-    });
+    let body = wait_until(
+        "port 8080 through the pod IP",
+        Duration::from_secs(30),
+        || curl(&format!("http://{pod_ip}:8080/")),
+    );
     assert_eq!(body, "ports:8080");
-    assert_eq!(curl(&format!("http://{pod_ip}:80/")), None, "port 80 is not in `ports` yet reached the guest");
+    assert_eq!(
+        curl(&format!("http://{pod_ip}:80/")),
+        None,
+        "port 80 is not in `ports` yet reached the guest"
+    );
 }
 
 #[test]
@@ -91,18 +113,25 @@ fn with_the_bridge_binding_the_guest_owns_the_pod_ip() {
     k.create(&support::vm("bridged", json!({"app": "bridged"}), &[80], extra).to_string());
     let pod = support::wait_guest_ready(&k, "bridged");
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
-    let gateway = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDR}"]).replace(".0/24", ".1");
+    let gateway = k
+        .ok(&["get", "nodes", "-o", "jsonpath={.items[0].spec.podCIDR}"])
+        .replace(".0/24", ".1");
     let log = k.ok(&["logs", &pod, "-c", "guest-console-log"]);
     assert!(
         log.contains(&format!("dhcp: eth0 {pod_ip}/24 via {gateway}")),
         "the guest did not get the pod IP {pod_ip} by DHCP:\n{log}"
     );
     let interfaces = wait_until("VMI status.interfaces", Duration::from_secs(30), || {
-        k.json(&["get", "vmi", "bridged"])["status"]["interfaces"].as_array().filter(|l| !l.is_empty()).cloned()
+        k.json(&["get", "vmi", "bridged"])["status"]["interfaces"]
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .cloned()
     });
     assert_eq!(interfaces[0]["mac"], "02:00:00:00:be:ef");
     assert_eq!(interfaces[0]["ipAddress"], pod_ip.as_str());
-    let body = wait_until("the guest at the pod IP", Duration::from_secs(30), || curl(&format!("http://{pod_ip}/")));
+    let body = wait_until("the guest at the pod IP", Duration::from_secs(30), || {
+        curl(&format!("http://{pod_ip}/"))
+    });
     assert_eq!(body, "bridged:80");
 }
 
@@ -122,18 +151,36 @@ fn dual_stack_masquerade_routes_the_pods_ipv6_address_to_the_guests_fd10_0_2_2()
     let ips: Vec<&str> = ips.split_whitespace().collect();
     assert_eq!(ips.len(), 2, "{ips:?}");
     assert!(ips[1].starts_with("fd00:10:244:"), "{ips:?}");
-    let addresses = wait_until("both addresses in status.interfaces", Duration::from_secs(30), || {
-        let v = k.json(&["get", "vmi", "v6"]);
-        let list = v["status"]["interfaces"][0]["ipAddresses"].as_array()?.clone();
-        (list.len() == 2).then_some(list)
-    });
+    let addresses = wait_until(
+        "both addresses in status.interfaces",
+        Duration::from_secs(30),
+        || {
+            let v = k.json(&["get", "vmi", "v6"]);
+            let list = v["status"]["interfaces"][0]["ipAddresses"]
+                .as_array()?
+                .clone();
+            (list.len() == 2).then_some(list)
+        },
+    );
     assert_eq!(addresses[1], ips[1]);
-    let body = wait_until("the guest through the Pod's IPv6 address", Duration::from_secs(30), || {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-g", "--max-time", "3", &format!("http://[{}]/", ips[1])])
-            .output()
-            .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    });
+    let body = wait_until(
+        "the guest through the Pod's IPv6 address",
+        Duration::from_secs(30),
+        || {
+            let out = std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-g",
+                    "--max-time",
+                    "3",
+                    &format!("http://[{}]/", ips[1]),
+                ])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        },
+    );
     assert_eq!(body, "v6:80");
 }

@@ -64,20 +64,34 @@ fn vm_on(name: &str, nad: &str, address: &str) -> Value {
             "networks": [{"name": "default", "pod": {}}, {"name": "sec", "multus": {"networkName": nad}}]
         }),
     );
-    vm["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"]["networkData"] = json!(network_data);
+    vm["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"]["networkData"] =
+        json!(network_data);
     vm
 }
 
 fn guest_ssh(ip: &str, command: &str) -> (bool, String) {
     let out = Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+        ])
         .arg("-i")
         .arg(support::ssh_key_path())
         .arg(format!("root@{ip}"))
         .arg(command)
         .output()
         .expect("cannot run ssh");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -108,10 +122,14 @@ fn vms_on_one_vlan_reach_each_other_another_vlan_and_spoofed_macs_do_not() {
         .unwrap_or_else(|| panic!("no secondary interface in {interfaces}"));
     assert_eq!(sec["infoSource"], "domain, multus-status");
 
-    let (same_vlan, out) = wait_until("vlan-a to reach vlan-b on VLAN 100", Duration::from_secs(60), || {
-        let r = guest_ssh(&a_ip, "ping -c 2 -W 2 192.168.77.2");
-        r.0.then_some(r)
-    });
+    let (same_vlan, out) = wait_until(
+        "vlan-a to reach vlan-b on VLAN 100",
+        Duration::from_secs(60),
+        || {
+            let r = guest_ssh(&a_ip, "ping -c 2 -W 2 192.168.77.2");
+            r.0.then_some(r)
+        },
+    );
     assert!(same_vlan, "{out}");
     let (other_vlan, out) = guest_ssh(&a_ip, "ping -c 3 -W 2 192.168.77.3");
     assert!(!other_vlan, "vlan-a reached vlan-c on another VLAN:\n{out}");
@@ -133,7 +151,12 @@ fn a_nad_missing_from_the_vms_namespace_fails_the_launcher_pod_with_a_clear_mess
     // The failed Pod is replaced by the VM controller at once, so its Warning Event (which
     // outlives it) carries the message.
     let message = wait_until("the launcher Pod to fail", Duration::from_secs(60), || {
-        let events = k.json(&["get", "events", "--field-selector", "reason=FailedCreatePodSandBox"]);
+        let events = k.json(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=FailedCreatePodSandBox",
+        ]);
         events["items"].as_array()?.iter().find_map(|e| {
             let name = e["involvedObject"]["name"].as_str().unwrap_or_default();
             (name.starts_with("virt-launcher-lost-") && e["type"] == "Warning")

@@ -34,70 +34,185 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
     let pod = support::wait_guest_ready(&k, "db");
 
     let started = Instant::now();
-    let said = virtctl(&server, &["expose", "vm", "db", "--name", "db-http", "--port", "8080", "--target-port", "80"]);
+    let said = virtctl(
+        &server,
+        &[
+            "expose",
+            "vm",
+            "db",
+            "--name",
+            "db-http",
+            "--port",
+            "8080",
+            "--target-port",
+            "80",
+        ],
+    );
     assert_eq!(said, "Service db-http successfully exposed for vm db");
     let cluster_ip = wait_until("a ClusterIP", Duration::from_secs(10), || {
         let ip = k.ok(&["get", "svc", "db-http", "-o", "jsonpath={.spec.clusterIP}"]);
         (!ip.is_empty()).then_some(ip)
     });
-    let body = wait_until("the guest through the ClusterIP", Duration::from_secs(10), || {
-        curl(&format!("http://{cluster_ip}:8080/"))
-    });
-    eprintln!("ClusterIP Service reachable {:?} after virtctl expose", started.elapsed());
+    let body = wait_until(
+        "the guest through the ClusterIP",
+        Duration::from_secs(10),
+        || curl(&format!("http://{cluster_ip}:8080/")),
+    );
+    eprintln!(
+        "ClusterIP Service reachable {:?} after virtctl expose",
+        started.elapsed()
+    );
     assert_eq!(body, "db:80");
 
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
-    assert_eq!(k.ok(&["get", "endpoints", "db-http", "-o", "jsonpath={.subsets[0].addresses[0].ip}"]), pod_ip);
-    assert_eq!(k.ok(&["get", "endpoints", "db-http", "-o", "jsonpath={.subsets[0].ports[0].port}"]), "80");
-    let slice = k.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=db-http"]);
-    assert_eq!(slice["items"][0]["endpoints"][0]["addresses"][0], pod_ip.as_str());
-    assert_eq!(slice["items"][0]["endpoints"][0]["conditions"]["ready"], true);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "endpoints",
+            "db-http",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].ip}"
+        ]),
+        pod_ip
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "endpoints",
+            "db-http",
+            "-o",
+            "jsonpath={.subsets[0].ports[0].port}"
+        ]),
+        "80"
+    );
+    let slice = k.json(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=db-http",
+    ]);
+    assert_eq!(
+        slice["items"][0]["endpoints"][0]["addresses"][0],
+        pod_ip.as_str()
+    );
+    assert_eq!(
+        slice["items"][0]["endpoints"][0]["conditions"]["ready"],
+        true
+    );
 
-    virtctl(&server, &["expose", "vm", "db", "--name", "db-np", "--type", "NodePort", "--port", "80"]);
-    let node_ip = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].status.addresses[0].address}"]);
+    virtctl(
+        &server,
+        &[
+            "expose", "vm", "db", "--name", "db-np", "--type", "NodePort", "--port", "80",
+        ],
+    );
+    let node_ip = k.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.addresses[0].address}",
+    ]);
     let node_port = wait_until("a NodePort", Duration::from_secs(10), || {
-        let p = k.ok(&["get", "svc", "db-np", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+        let p = k.ok(&[
+            "get",
+            "svc",
+            "db-np",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ]);
         (!p.is_empty()).then_some(p)
     });
     let port: u16 = node_port.parse().unwrap();
-    assert!((30000..=32767).contains(&port), "NodePort {port} out of range");
-    let body = wait_until("the guest through the NodePort", Duration::from_secs(10), || {
-        curl(&format!("http://{node_ip}:{node_port}/"))
-    });
+    assert!(
+        (30000..=32767).contains(&port),
+        "NodePort {port} out of range"
+    );
+    let body = wait_until(
+        "the guest through the NodePort",
+        Duration::from_secs(10),
+        || curl(&format!("http://{node_ip}:{node_port}/")),
+    );
     assert_eq!(body, "db:80");
 
-    virtctl(&server, &["expose", "vmi", "db", "--name", "db-lb", "--type", "LoadBalancer", "--port", "8081", "--target-port", "80"]);
+    virtctl(
+        &server,
+        &[
+            "expose",
+            "vmi",
+            "db",
+            "--name",
+            "db-lb",
+            "--type",
+            "LoadBalancer",
+            "--port",
+            "8081",
+            "--target-port",
+            "80",
+        ],
+    );
     let lb_ip = wait_until("a LoadBalancer IP", Duration::from_secs(10), || {
-        let ip = k.ok(&["get", "svc", "db-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]);
+        let ip = k.ok(&[
+            "get",
+            "svc",
+            "db-lb",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
         (!ip.is_empty()).then_some(ip)
     });
-    let body = wait_until("the guest through the LoadBalancer IP", Duration::from_secs(10), || {
-        curl(&format!("http://{lb_ip}:8081/"))
-    });
+    let body = wait_until(
+        "the guest through the LoadBalancer IP",
+        Duration::from_secs(10),
+        || curl(&format!("http://{lb_ip}:8081/")),
+    );
     assert_eq!(body, "db:80");
 
-    virtctl(&server, &["expose", "vm", "db", "--name", "db-ssh", "--type", "NodePort", "--port", "22"]);
+    virtctl(
+        &server,
+        &[
+            "expose", "vm", "db", "--name", "db-ssh", "--type", "NodePort", "--port", "22",
+        ],
+    );
     let ssh_port = wait_until("the ssh NodePort", Duration::from_secs(10), || {
-        let p = k.ok(&["get", "svc", "db-ssh", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+        let p = k.ok(&[
+            "get",
+            "svc",
+            "db-ssh",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ]);
         (!p.is_empty()).then_some(p)
     });
     let key = support::ssh_key_path();
     let hostname = wait_until("ssh through the NodePort", Duration::from_secs(30), || {
         let out = Command::new("ssh")
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+            ])
             .arg("-i")
             .arg(&key)
             .args(["-p", &ssh_port, &format!("root@{node_ip}"), "hostname"])
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     });
     assert_eq!(hostname, "db");
 
     // Deleting the Service removes its rules: the ClusterIP no longer leads to the guest
     // (this host's network may still answer for unknown addresses, so compare the body).
     k.ok(&["delete", "svc", "db-http"]);
-    wait_until("the deleted Service to stop leading to the guest", Duration::from_secs(10), || {
-        (curl(&format!("http://{cluster_ip}:8080/")).as_deref() != Some("db:80")).then_some(())
-    });
+    wait_until(
+        "the deleted Service to stop leading to the guest",
+        Duration::from_secs(10),
+        || (curl(&format!("http://{cluster_ip}:8080/")).as_deref() != Some("db:80")).then_some(()),
+    );
 }

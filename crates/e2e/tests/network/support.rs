@@ -58,7 +58,11 @@ pub fn guest_dir() -> PathBuf {
             .stdin(Stdio::null())
             .output()
             .expect("cannot run scripts/test-guest/build.sh");
-        assert!(out.status.success(), "build.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "build.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
     })
@@ -115,7 +119,9 @@ pub struct NetServer {
 
 impl NetServer {
     pub fn start() -> Self {
-        NetServer { server: Server::start() }
+        NetServer {
+            server: Server::start(),
+        }
     }
 
     pub fn kubectl(&self) -> Kubectl {
@@ -131,7 +137,12 @@ impl NetServer {
             .stdout;
         notes
             .lines()
-            .filter_map(|n| n.split_whitespace().last()?.strip_prefix("oxb").map(str::to_string))
+            .filter_map(|n| {
+                n.split_whitespace()
+                    .last()?
+                    .strip_prefix("oxb")
+                    .map(str::to_string)
+            })
             .collect()
     }
 }
@@ -154,7 +165,10 @@ pub struct EnvServer {
 
 impl EnvServer {
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let root = tempfile::Builder::new().prefix("oxivirt-e2e-net-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("oxivirt-e2e-net-")
+            .tempdir()
+            .unwrap();
         let data = root.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         let log = std::fs::File::create(root.path().join("server.log")).unwrap();
@@ -170,11 +184,17 @@ impl EnvServer {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = EnvServer { root, child: Some(child) };
+        let server = EnvServer {
+            root,
+            child: Some(child),
+        };
         let k = server.kubectl();
         wait_until("the server to be ready", Duration::from_secs(60), || {
             server.kubeconfig().exists().then_some(())?;
-            k.run(&["get", "--raw", "/readyz"]).status.success().then_some(())
+            k.run(&["get", "--raw", "/readyz"])
+                .status
+                .success()
+                .then_some(())
         });
         server
     }
@@ -191,7 +211,8 @@ impl EnvServer {
 impl Drop for EnvServer {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default();
             eprintln!("server log:\n{log}");
         }
         let notes = self
@@ -200,7 +221,12 @@ impl Drop for EnvServer {
             .stdout;
         let ids = notes
             .lines()
-            .filter_map(|n| n.split_whitespace().last()?.strip_prefix("oxb").map(str::to_string))
+            .filter_map(|n| {
+                n.split_whitespace()
+                    .last()?
+                    .strip_prefix("oxb")
+                    .map(str::to_string)
+            })
             .collect();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -217,9 +243,12 @@ fn remove_leftovers(data: &std::path::Path, ids: Vec<String>) {
         let needle = data.to_string_lossy().to_string();
         if let Ok(procs) = std::fs::read_dir("/proc") {
             for p in procs.flatten() {
-                let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
+                let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
                 let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-                if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() {
+                if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id()
+                {
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 }
             }
@@ -249,7 +278,10 @@ pub fn vm(name: &str, labels: Value, ports: &[u16], extra: Value) -> Value {
     let user_data = format!(
         "#cloud-config\nssh_authorized_keys:\n  - {}\nruncmd:\n{}",
         ssh_public_key(),
-        runcmd.iter().map(|c| format!("  - {c}\n")).collect::<String>()
+        runcmd
+            .iter()
+            .map(|c| format!("  - {c}\n"))
+            .collect::<String>()
     );
     let mut spec = json!({
         "domain": {
@@ -278,7 +310,11 @@ pub fn vm(name: &str, labels: Value, ports: &[u16], extra: Value) -> Value {
 pub fn ssh_key_path() -> PathBuf {
     static KEY: OnceLock<PathBuf> = OnceLock::new();
     KEY.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("oxivirt-net-ssh-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("oxivirt-net-ssh-")
+            .tempdir()
+            .unwrap()
+            .keep();
         let key = dir.join("id_ed25519");
         let ok = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -298,20 +334,36 @@ pub fn ssh_public_key() -> String {
 
 /// Waits until the VM's guest printed its READY banner; returns the launcher Pod's name.
 pub fn wait_guest_ready(k: &Kubectl, vm: &str) -> String {
-    wait_until(&format!("the guest of {vm} to be ready"), BOOT_TIMEOUT, || {
-        let pod = k
-            .run(&["get", "pods", "-l", &format!("vm.kubevirt.io/name={vm}"), "-o", "jsonpath={.items[0].metadata.name}"])
-            .stdout;
-        if pod.is_empty() {
-            return None;
-        }
-        let log = k.run(&["logs", &pod, "-c", "guest-console-log"]).stdout;
-        log.contains("OXIVIRT-TEST-GUEST READY").then_some(pod)
-    })
+    wait_until(
+        &format!("the guest of {vm} to be ready"),
+        BOOT_TIMEOUT,
+        || {
+            let pod = k
+                .run(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    &format!("vm.kubevirt.io/name={vm}"),
+                    "-o",
+                    "jsonpath={.items[0].metadata.name}",
+                ])
+                .stdout;
+            if pod.is_empty() {
+                return None;
+            }
+            let log = k.run(&["logs", &pod, "-c", "guest-console-log"]).stdout;
+            log.contains("OXIVIRT-TEST-GUEST READY").then_some(pod)
+        },
+    )
 }
 
 /// `curl -s --max-time 3 URL`: the body on success.
 pub fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "--max-time", "3", url]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "3", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -13,7 +13,8 @@ pub const BOOT: Duration = Duration::from_secs(180);
 /// A VM running the test guest from the registry, with no network (networking has its own
 /// tests) and `user_data` as NoCloud user data when given.
 pub fn vm(name: &str, run_strategy: &str, user_data: Option<&str>) -> String {
-    let mut volumes = vec![json!({"name": "root", "containerDisk": {"image": guest_registry().image()}})];
+    let mut volumes =
+        vec![json!({"name": "root", "containerDisk": {"image": guest_registry().image()}})];
     let mut disks = vec![json!({"name": "root", "disk": {"bus": "virtio"}})];
     if let Some(user_data) = user_data {
         volumes.push(json!({"name": "cloudinit", "cloudInitNoCloud": {"userData": user_data}}));
@@ -77,16 +78,26 @@ pub fn wait_vm_status(k: &Kubectl, name: &str, status: &str) {
 pub fn wait_vmi_running(k: &Kubectl, name: &str) -> String {
     wait_until(&format!("VMI {name} to run"), BOOT, || {
         let vmi = get(k, "vmi", name)?;
-        (vmi["status"]["phase"] == "Running").then(|| vmi["metadata"]["uid"].as_str().unwrap_or_default().to_string())
+        (vmi["status"]["phase"] == "Running").then(|| {
+            vmi["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
     })
 }
 
 /// The name of the VMI's launcher Pod.
 pub fn launcher_pod(k: &Kubectl, name: &str) -> String {
     wait_until(&format!("the launcher Pod of {name}"), BOOT, || {
-        let pods: Value = serde_json::from_str(
-            &k.ok(&["get", "pods", "-l", &format!("vm.kubevirt.io/name={name}"), "-o", "json"]),
-        )
+        let pods: Value = serde_json::from_str(&k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            &format!("vm.kubevirt.io/name={name}"),
+            "-o",
+            "json",
+        ]))
         .ok()?;
         pods["items"]
             .as_array()?
@@ -104,7 +115,13 @@ pub fn console_log(k: &Kubectl, name: &str) -> String {
 
 /// Waits until the guest has printed its banner on the serial console.
 pub fn wait_banner(k: &Kubectl, name: &str) {
-    wait_until(&format!("the banner of {name} on its console log"), BOOT, || {
-        console_log(k, name).contains("OXIVIRT-TEST-GUEST READY").then_some(())
-    });
+    wait_until(
+        &format!("the banner of {name} on its console log"),
+        BOOT,
+        || {
+            console_log(k, name)
+                .contains("OXIVIRT-TEST-GUEST READY")
+                .then_some(())
+        },
+    );
 }

@@ -10,7 +10,10 @@ use serde_json::Value;
 use crate::common::{get, virtctl, vm, wait_banner, wait_vmi_running, BOOT};
 
 #[path = "../access/pty.rs"]
-#[allow(dead_code, reason = "shared with the access tests, which use all of it")]
+#[allow(
+    dead_code,
+    reason = "shared with the access tests, which use all of it"
+)]
 mod pty;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -57,14 +60,26 @@ fn userlist_and_fslist_show_the_guest_and_freeze_unfreeze_round_trip() {
         .unwrap_or_else(|| panic!("no /data in {filesystems}"))
         .clone();
     assert_eq!(data["fileSystemType"], "ext4", "{data}");
-    assert!(data["totalBytes"].as_u64().unwrap_or(0) > 10 << 20, "{data}");
-    assert!(data["diskName"].as_str().is_some_and(|d| d.starts_with("vd")), "{data}");
+    assert!(
+        data["totalBytes"].as_u64().unwrap_or(0) > 10 << 20,
+        "{data}"
+    );
+    assert!(
+        data["diskName"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("vd")),
+        "{data}"
+    );
 
     // Users: nobody yet; then root logs in on the serial console and is listed.
     let users = json_of(virtctl(&server, &["userlist", "agent"]));
     assert!(users["items"].is_array(), "{users}");
     let kubeconfig = server.kubeconfig();
-    let mut console = pty::Terminal::spawn(&virtctl_bin(), &["console", "agent"], &[("KUBECONFIG", &kubeconfig)]);
+    let mut console = pty::Terminal::spawn(
+        &virtctl_bin(),
+        &["console", "agent"],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
     let at = console.expect("Successfully connected to agent console", 0, WAIT);
     console.send(b"\r");
     let at = console.expect("oxivirt-test-guest login: ", at, WAIT);
@@ -72,7 +87,9 @@ fn userlist_and_fslist_show_the_guest_and_freeze_unfreeze_round_trip() {
     console.expect("BusyBox", at, WAIT);
     let users = wait_until("root in the user list", WAIT, || {
         let run = virtctl(&server, &["userlist", "agent"]);
-        run.stdout.contains("\"userName\": \"root\"").then_some(run.stdout)
+        run.stdout
+            .contains("\"userName\": \"root\"")
+            .then_some(run.stdout)
     });
     assert!(users.contains("\"loginTime\""), "{users}");
 
@@ -87,12 +104,18 @@ fn userlist_and_fslist_show_the_guest_and_freeze_unfreeze_round_trip() {
     put(&k, "agent", "freeze", r#"{"unfreezeTimeout":"3s"}"#).ok();
     virtctl(&server, &["fslist", "agent"]).fails();
     wait_until("the automatic thaw", WAIT, || {
-        virtctl(&server, &["fslist", "agent"]).status.success().then_some(())
+        virtctl(&server, &["fslist", "agent"])
+            .status
+            .success()
+            .then_some(())
     });
 
     // Upstream's refusals of a freeze without a timeout.
     let missing = put(&k, "agent", "freeze", "{}").fails();
-    assert!(missing.contains("Unfreeze timeout must be specified"), "{missing}");
+    assert!(
+        missing.contains("Unfreeze timeout must be specified"),
+        "{missing}"
+    );
 }
 
 #[test]
@@ -106,21 +129,39 @@ fn a_vmi_that_is_not_running_has_no_user_list() {
 
 /// Reuses the access tests' SSH key, VM manifest with a pod network and bounded runs.
 #[path = "../access/common.rs"]
-#[allow(dead_code, reason = "shared with the access tests, which use all of it")]
+#[allow(
+    dead_code,
+    reason = "shared with the access tests, which use all of it"
+)]
 mod access;
 
 /// `ssh root@vm/NAME.default` through the manual's ProxyCommand with `key`; the command's
 /// output when the login worked.
 fn ssh_root(server: &oxivirt_e2e::Server, name: &str, key: &std::path::Path) -> Option<String> {
-    let virtctl_dir = virtctl_bin().parent().expect("virtctl has a directory").to_path_buf();
-    let config = server.write_file("ssh_config", "Host vm/*\n  ProxyCommand virtctl port-forward --stdio=true %h %p\n");
-    let path = format!("{}:{}", virtctl_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let virtctl_dir = virtctl_bin()
+        .parent()
+        .expect("virtctl has a directory")
+        .to_path_buf();
+    let config = server.write_file(
+        "ssh_config",
+        "Host vm/*\n  ProxyCommand virtctl port-forward --stdio=true %h %p\n",
+    );
+    let path = format!(
+        "{}:{}",
+        virtctl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut ssh = std::process::Command::new("ssh");
     ssh.arg("-F")
         .arg(&config)
         .arg("-i")
         .arg(key)
-        .args(["-oStrictHostKeyChecking=no", "-oUserKnownHostsFile=/dev/null", "-oLogLevel=ERROR", "-oBatchMode=yes"])
+        .args([
+            "-oStrictHostKeyChecking=no",
+            "-oUserKnownHostsFile=/dev/null",
+            "-oLogLevel=ERROR",
+            "-oBatchMode=yes",
+        ])
         .arg(format!("root@vm/{name}.default"))
         .arg("echo agent-keys-$((6*7))")
         .env("PATH", path)
@@ -133,7 +174,12 @@ fn ssh_root(server: &oxivirt_e2e::Server, name: &str, key: &std::path::Path) -> 
 
 /// A Secret `name` whose data holds `files` (key name, path of the file), applied.
 fn apply_secret(k: &Kubectl, name: &str, files: &[(&str, &std::path::Path)]) {
-    let mut args = vec!["create".to_string(), "secret".into(), "generic".into(), name.into()];
+    let mut args = vec![
+        "create".to_string(),
+        "secret".into(),
+        "generic".into(),
+        name.into(),
+    ];
     for (key, path) in files {
         args.push(format!("--from-file={key}={}", path.display()));
     }
@@ -171,7 +217,8 @@ fn a_key_added_to_the_secret_lets_ssh_in_through_the_guest_agent_and_a_removed_k
     let password = server.write_file("root-password", "oxivirt-e2e-pass");
     apply_secret(&k, "creds-passwords", &[("root", &password)]);
 
-    let mut manifest: Value = serde_json::from_str(&access::vm("creds", None, true)).expect("manifest");
+    let mut manifest: Value =
+        serde_json::from_str(&access::vm("creds", None, true)).expect("manifest");
     manifest["spec"]["template"]["spec"]["accessCredentials"] = serde_json::json!([
         {"sshPublicKey": {"source": {"secret": {"secretName": "creds-keys"}},
             "propagationMethod": {"qemuGuestAgent": {"users": ["root"]}}}},
@@ -184,17 +231,34 @@ fn a_key_added_to_the_secret_lets_ssh_in_through_the_guest_agent_and_a_removed_k
     let condition = wait_until("AccessCredentialsSynchronized", BOOT, || {
         synchronized(&k, "creds").filter(|c| c["status"] == "True")
     });
-    assert_eq!(condition["reason"], "AccessCredentialsSyncSuccess", "{condition}");
-    assert!(ssh_root(&server, "creds", wanted).is_none(), "root let in a key it was never given");
+    assert_eq!(
+        condition["reason"], "AccessCredentialsSyncSuccess",
+        "{condition}"
+    );
+    assert!(
+        ssh_root(&server, "creds", wanted).is_none(),
+        "root let in a key it was never given"
+    );
 
     // The key is added to the Secret: the running guest takes it within a minute.
-    apply_secret(&k, "creds-keys", &[("other", &other_public), ("wanted", &wanted_public)]);
-    wait_until("ssh with the added key", Duration::from_secs(90), || ssh_root(&server, "creds", wanted));
+    apply_secret(
+        &k,
+        "creds-keys",
+        &[("other", &other_public), ("wanted", &wanted_public)],
+    );
+    wait_until("ssh with the added key", Duration::from_secs(90), || {
+        ssh_root(&server, "creds", wanted)
+    });
 
     // And taken out again: the login stops working; the other key stays.
     apply_secret(&k, "creds-keys", &[("other", &other_public)]);
-    wait_until("ssh with the removed key to fail", Duration::from_secs(90), || {
-        ssh_root(&server, "creds", wanted).is_none().then_some(())
-    });
-    assert!(ssh_root(&server, "creds", &other).is_some(), "the key still in the Secret stopped working");
+    wait_until(
+        "ssh with the removed key to fail",
+        Duration::from_secs(90),
+        || ssh_root(&server, "creds", wanted).is_none().then_some(()),
+    );
+    assert!(
+        ssh_root(&server, "creds", &other).is_some(),
+        "the key still in the Secret stopped working"
+    );
 }

@@ -23,12 +23,16 @@ fn one_qemu(server: &Server, name: &str) -> u32 {
 
 fn no_qemu(server: &Server, name: &str) {
     wait_until(&format!("the QEMU of {name} to be gone"), BOOT, || {
-        qemu_pids(&server.data_dir(), "default", name).is_empty().then_some(())
+        qemu_pids(&server.data_dir(), "default", name)
+            .is_empty()
+            .then_some(())
     });
 }
 
 fn run_dirs(data_dir: &Path) -> usize {
-    std::fs::read_dir(data_dir.join("pods")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(data_dir.join("pods"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn condition(k: &Kubectl, name: &str, kind: &str) -> Option<serde_json::Value> {
@@ -73,14 +77,21 @@ fn a_vm_boots_pauses_stops_starts_restarts_and_is_deleted_without_leftovers() {
     });
     assert!(info.contains("\"id\": \"oxivirt-test-guest\""), "{info}");
     assert_eq!(qemu_pids(&server.data_dir(), "default", "life"), vec![pid]);
-    assert_eq!(console_log(&k, "life").matches("OXIVIRT-TEST-GUEST READY").count(), 1);
+    assert_eq!(
+        console_log(&k, "life")
+            .matches("OXIVIRT-TEST-GUEST READY")
+            .count(),
+        1
+    );
     let not_paused = virtctl(&server, &["unpause", "vm", "life"]).fails();
     assert!(not_paused.contains("VMI is not paused"), "{not_paused}");
 
     // Stop: the VMI and QEMU go away, the VM says Stopped.
     virtctl(&server, &["stop", "life"]).ok();
     wait_vm_status(&k, "life", "Stopped");
-    wait_until("the VMI to be deleted", BOOT, || get(&k, "vmi", "life").is_none().then_some(()));
+    wait_until("the VMI to be deleted", BOOT, || {
+        get(&k, "vmi", "life").is_none().then_some(())
+    });
     no_qemu(&server, "life");
     let pause_stopped = virtctl(&server, &["pause", "vm", "life"]).fails();
     assert!(pause_stopped.contains("not found"), "{pause_stopped}");
@@ -108,7 +119,9 @@ fn a_vm_boots_pauses_stops_starts_restarts_and_is_deleted_without_leftovers() {
         (get(&k, "vmi", "life").is_none() && pods.trim().is_empty()).then_some(())
     });
     no_qemu(&server, "life");
-    wait_until("the run directory to be removed", Duration::from_secs(30), || {
-        (run_dirs(&server.data_dir()) == 0).then_some(())
-    });
+    wait_until(
+        "the run directory to be removed",
+        Duration::from_secs(30),
+        || (run_dirs(&server.data_dir()) == 0).then_some(()),
+    );
 }

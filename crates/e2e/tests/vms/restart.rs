@@ -3,7 +3,9 @@
 
 use oxivirt_e2e::{qemu_pids, wait_until, Server};
 
-use crate::common::{console_log, get, virtctl, vm, wait_banner, wait_vm_status, wait_vmi_running, BOOT};
+use crate::common::{
+    console_log, get, virtctl, vm, wait_banner, wait_vm_status, wait_vmi_running, BOOT,
+};
 
 #[test]
 fn running_guests_survive_a_server_restart_and_are_managed_afterwards() {
@@ -25,8 +27,18 @@ fn running_guests_survive_a_server_restart_and_are_managed_afterwards() {
     let k = server.kubectl();
 
     assert_eq!(wait_vmi_running(&k, "steady"), uid, "the same VMI");
-    assert_eq!(qemu_pids(&server.data_dir(), "default", "steady"), pids, "the same QEMU");
-    assert_eq!(console_log(&k, "steady").matches("OXIVIRT-TEST-GUEST READY").count(), 1, "no reboot");
+    assert_eq!(
+        qemu_pids(&server.data_dir(), "default", "steady"),
+        pids,
+        "the same QEMU"
+    );
+    assert_eq!(
+        console_log(&k, "steady")
+            .matches("OXIVIRT-TEST-GUEST READY")
+            .count(),
+        1,
+        "no reboot"
+    );
     // The re-adopted guest obeys: pause through the new agent endpoint, then stop.
     virtctl(&server, &["pause", "vm", "steady"]).ok();
     wait_vm_status(&k, "steady", "Paused");
@@ -34,7 +46,9 @@ fn running_guests_survive_a_server_restart_and_are_managed_afterwards() {
     virtctl(&server, &["stop", "steady"]).ok();
     wait_vm_status(&k, "steady", "Stopped");
     wait_until("QEMU to be gone after stop", BOOT, || {
-        qemu_pids(&server.data_dir(), "default", "steady").is_empty().then_some(())
+        qemu_pids(&server.data_dir(), "default", "steady")
+            .is_empty()
+            .then_some(())
     });
     assert!(get(&k, "vmi", "steady").is_none());
 }

@@ -33,6 +33,13 @@ fn a_vm_larger_than_the_node_stays_error_unschedulable_with_the_reason() {
     assert!(message.contains("Insufficient memory"), "{message}");
     assert_eq!(vmi["status"]["phase"], "Scheduling", "{vmi}");
     // The scheduler's reason is an Event on the Pod too, as `kubectl describe` shows it.
-    let events = k.ok(&["get", "events", "--field-selector", "reason=FailedScheduling", "-o", "jsonpath={.items[*].message}"]);
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedScheduling",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
     assert!(events.contains("Insufficient memory"), "{events}");
 }

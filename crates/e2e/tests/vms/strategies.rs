@@ -11,11 +11,15 @@ use crate::common::{get, virtctl, vm, wait_vm_status, wait_vmi_running, BOOT};
 const POWEROFF: &str = "#cloud-config\nruncmd:\n  - poweroff\n";
 
 fn vmi_uid(k: &Kubectl, name: &str) -> Option<String> {
-    get(k, "vmi", name)?["metadata"]["uid"].as_str().map(str::to_string)
+    get(k, "vmi", name)?["metadata"]["uid"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn vmi_phase(k: &Kubectl, name: &str) -> Option<String> {
-    get(k, "vmi", name)?["status"]["phase"].as_str().map(str::to_string)
+    get(k, "vmi", name)?["status"]["phase"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn kill_qemu(server: &Server, name: &str) {
@@ -50,17 +54,28 @@ fn a_guest_poweroff_ends_rerun_on_failure_and_restarts_always() {
         (stopped && same).then_some(())
     });
     let events = k.ok(&[
-        "get", "events", "--field-selector", "involvedObject.kind=VirtualMachineInstance,involvedObject.name=rerun",
-        "-o", "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}",
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=VirtualMachineInstance,involvedObject.name=rerun",
+        "-o",
+        "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}",
     ]);
-    assert!(!events.contains("Warning"), "a guest shutdown is no failure:\n{events}");
+    assert!(
+        !events.contains("Warning"),
+        "a guest shutdown is no failure:\n{events}"
+    );
 
     // Always: the same shutdown brings a new VMI.
     let first = wait_until("a first VMI for always", BOOT, || vmi_uid(&k, "always"));
-    wait_until("a new VMI for always after its guest powered off", BOOT, || {
-        let uid = vmi_uid(&k, "always")?;
-        (uid != first).then_some(())
-    });
+    wait_until(
+        "a new VMI for always after its guest powered off",
+        BOOT,
+        || {
+            let uid = vmi_uid(&k, "always")?;
+            (uid != first).then_some(())
+        },
+    );
     virtctl(&server, &["stop", "always"]).ok();
     wait_vm_status(&k, "always", "Stopped");
 
@@ -68,7 +83,10 @@ fn a_guest_poweroff_ends_rerun_on_failure_and_restarts_always() {
     // succeeded VMI is cleaned up, as upstream's controller stops it).
     std::thread::sleep(Duration::from_secs(2));
     let phase = vmi_phase(&k, "rerun");
-    assert!(matches!(phase.as_deref(), None | Some("Succeeded")), "{phase:?}");
+    assert!(
+        matches!(phase.as_deref(), None | Some("Succeeded")),
+        "{phase:?}"
+    );
     assert_eq!(
         get(&k, "vm", "rerun").expect("vm")["status"]["printableStatus"],
         "Stopped"
@@ -79,7 +97,11 @@ fn a_guest_poweroff_ends_rerun_on_failure_and_restarts_always() {
 fn killing_qemu_restarts_always_and_rerun_on_failure_but_not_manual() {
     let server = Server::start();
     let k = server.kubectl();
-    for (name, strategy) in [("always", "Always"), ("rerun", "RerunOnFailure"), ("manual", "Manual")] {
+    for (name, strategy) in [
+        ("always", "Always"),
+        ("rerun", "RerunOnFailure"),
+        ("manual", "Manual"),
+    ] {
         k.create(&vm(name, strategy, None));
     }
     virtctl(&server, &["start", "manual"]).ok();
@@ -92,21 +114,33 @@ fn killing_qemu_restarts_always_and_rerun_on_failure_but_not_manual() {
     }
     // The crash is a failure: the VMI fails and the two restarting strategies start anew.
     for (name, old) in [("always", &before[0]), ("rerun", &before[1])] {
-        wait_until(&format!("{name} to be restarted after its QEMU was killed"), BOOT, || {
-            let uid = wait_vmi_running(&k, name);
-            (&uid != old).then_some(())
-        });
+        wait_until(
+            &format!("{name} to be restarted after its QEMU was killed"),
+            BOOT,
+            || {
+                let uid = wait_vmi_running(&k, name);
+                (&uid != old).then_some(())
+            },
+        );
     }
     wait_until("manual's VMI to fail", BOOT, || {
         (vmi_phase(&k, "manual")? == "Failed").then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(vmi_uid(&k, "manual").as_deref(), Some(before[2].as_str()), "Manual is not restarted");
+    assert_eq!(
+        vmi_uid(&k, "manual").as_deref(),
+        Some(before[2].as_str()),
+        "Manual is not restarted"
+    );
     assert_eq!(vmi_phase(&k, "manual").as_deref(), Some("Failed"));
     // The user is told why in an Event on the VMI.
     let events = k.ok(&[
-        "get", "events", "--field-selector", "involvedObject.kind=VirtualMachineInstance,involvedObject.name=manual",
-        "-o", "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}",
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=VirtualMachineInstance,involvedObject.name=manual",
+        "-o",
+        "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}",
     ]);
     assert!(events.lines().any(|l| l.starts_with("Warning")), "{events}");
 }

@@ -226,13 +226,24 @@ mod tests {
     fn a_cluster_ip_service_gets_a_free_address_in_the_range() {
         let config = NetworkConfig::default();
         let mut taken = Taken::default();
-        let s = svc("a", "web", json!({"type": "ClusterIP", "ports": [{"port": 80}]}));
+        let s = svc(
+            "a",
+            "web",
+            json!({"type": "ClusterIP", "ports": [{"port": 80}]}),
+        );
         let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
-        let ip: Ipv4Addr = patch["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+        let ip: Ipv4Addr = patch["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(config.service_cidr.contains(ip) && ip != config.cluster_dns);
         assert_eq!(patch["spec"]["clusterIPs"], json!([ip.to_string()]));
         assert!(taken.cluster_ips.contains(&ip));
-        assert!(patch["spec"]["ports"].is_null(), "ClusterIP needs no NodePort");
+        assert!(
+            patch["spec"]["ports"].is_null(),
+            "ClusterIP needs no NodePort"
+        );
     }
 
     #[test]
@@ -242,7 +253,11 @@ mod tests {
         let dns = svc("kube-system", "kube-dns", json!({"ports": [{"port": 53}]}));
         let patch = spec_patch(&dns, &config, &mut taken).unwrap().unwrap();
         assert_eq!(patch["spec"]["clusterIP"], "10.96.0.10");
-        let headless = svc("a", "sub", json!({"clusterIP": "None", "ports": [{"port": 1}]}));
+        let headless = svc(
+            "a",
+            "sub",
+            json!({"clusterIP": "None", "ports": [{"port": 1}]}),
+        );
         let patch = spec_patch(&headless, &config, &mut taken).unwrap().unwrap();
         assert_eq!(patch["spec"]["clusterIPs"], json!(["None"]));
     }
@@ -254,7 +269,11 @@ mod tests {
             ..NetworkConfig::default()
         };
         let mut taken = Taken::default();
-        let s = svc("a", "np", json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}));
+        let s = svc(
+            "a",
+            "np",
+            json!({"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}),
+        );
         let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
         let ports: HashSet<u64> = patch["spec"]["ports"]
             .as_array()
@@ -263,7 +282,11 @@ mod tests {
             .map(|p| p["nodePort"].as_u64().unwrap())
             .collect();
         assert_eq!(ports, HashSet::from([30000, 30001]));
-        let more = svc("a", "np2", json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        let more = svc(
+            "a",
+            "np2",
+            json!({"type": "NodePort", "ports": [{"port": 80}]}),
+        );
         let err = spec_patch(&more, &config, &mut taken).unwrap_err();
         assert!(err.to_string().contains("NodePort"), "{err}");
     }
@@ -272,11 +295,21 @@ mod tests {
     fn load_balancers_take_pool_addresses_once() {
         let config = NetworkConfig::default();
         let mut taken = Taken::default();
-        let s = svc("a", "lb", json!({"type": "LoadBalancer", "ports": [{"port": 80}]}));
+        let s = svc(
+            "a",
+            "lb",
+            json!({"type": "LoadBalancer", "ports": [{"port": 80}]}),
+        );
         let first = status_patch(&s, &config, &mut taken).unwrap().unwrap();
-        assert_eq!(first["status"]["loadBalancer"]["ingress"][0]["ip"], "10.99.0.1");
+        assert_eq!(
+            first["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "10.99.0.1"
+        );
         let second = status_patch(&s, &config, &mut taken).unwrap().unwrap();
-        assert_eq!(second["status"]["loadBalancer"]["ingress"][0]["ip"], "10.99.0.2");
+        assert_eq!(
+            second["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "10.99.0.2"
+        );
         let mut done = s.clone();
         done["status"] = first["status"].clone();
         assert!(status_patch(&done, &config, &mut taken).unwrap().is_none());

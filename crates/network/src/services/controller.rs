@@ -84,12 +84,23 @@ async fn ensure_dns_service(client: &kube::Client) {
 
 fn key(obj: &Value) -> (String, String) {
     (
-        obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-        obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
-async fn allocate_all(client: &kube::Client, config: &NetworkConfig, svcs: &[Value], allocated: &mut Taken) {
+async fn allocate_all(
+    client: &kube::Client,
+    config: &NetworkConfig,
+    svcs: &[Value],
+    allocated: &mut Taken,
+) {
     let mut taken = allocated.clone();
     for svc in svcs {
         taken.add(svc);
@@ -99,7 +110,10 @@ async fn allocate_all(client: &kube::Client, config: &NetworkConfig, svcs: &[Val
         let api: Api<Service> = Api::namespaced(client.clone(), &ns);
         match allocate::spec_patch(svc, config, &mut taken) {
             Ok(Some(patch)) => {
-                if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                if let Err(e) = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     tracing::warn!(service = %format!("{ns}/{name}"), error = %e, "cannot write Service addresses");
                 } else {
                     tracing::info!(service = %format!("{ns}/{name}"), clusterIP = %patch["spec"]["clusterIP"], "Service addresses allocated");
@@ -148,7 +162,9 @@ async fn endpoints_all(
         .collect();
     written.retain(|k, _| live.contains(k.trim_end_matches("#slice")));
     for svc in svcs {
-        if svc["spec"]["selector"].as_object().is_none_or(|s| s.is_empty())
+        if svc["spec"]["selector"]
+            .as_object()
+            .is_none_or(|s| s.is_empty())
             || svc["spec"]["type"] == "ExternalName"
         {
             continue;
@@ -158,12 +174,22 @@ async fn endpoints_all(
         let ep = endpoints::endpoints(svc, pods, &found);
         let slice = endpoints::endpoint_slice(svc, pods, &found);
         let ep_key = format!("{ns}/{name}");
-        if written.get(&ep_key) != Some(&ep) && apply(client, &ns, &ep, "v1", "Endpoints", "endpoints").await {
+        if written.get(&ep_key) != Some(&ep)
+            && apply(client, &ns, &ep, "v1", "Endpoints", "endpoints").await
+        {
             written.insert(ep_key.clone(), ep);
         }
         let slice_key = format!("{ep_key}#slice");
         if written.get(&slice_key) != Some(&slice)
-            && apply(client, &ns, &slice, "discovery.k8s.io/v1", "EndpointSlice", "endpointslices").await
+            && apply(
+                client,
+                &ns,
+                &slice,
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                "endpointslices",
+            )
+            .await
         {
             written.insert(slice_key, slice);
         }
@@ -171,7 +197,14 @@ async fn endpoints_all(
 }
 
 /// Server-side applies `obj`; true on success.
-async fn apply(client: &kube::Client, ns: &str, obj: &Value, api_version: &str, kind: &str, plural: &str) -> bool {
+async fn apply(
+    client: &kube::Client,
+    ns: &str,
+    obj: &Value,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+) -> bool {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let resource = ApiResource {
         group: group.into(),
@@ -183,7 +216,11 @@ async fn apply(client: &kube::Client, ns: &str, obj: &Value, api_version: &str, 
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     match api
-        .patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
+        .patch(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
         .await
     {
         Ok(_) => true,

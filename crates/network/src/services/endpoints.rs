@@ -45,7 +45,11 @@ pub struct Backend {
 }
 
 /// The backends of `svc` among `pods`; `vmi_of` finds the VMI a launcher Pod runs.
-pub fn backends(svc: &Value, pods: &[Value], vmi_of: &dyn Fn(&Value) -> Option<Value>) -> Vec<Backend> {
+pub fn backends(
+    svc: &Value,
+    pods: &[Value],
+    vmi_of: &dyn Fn(&Value) -> Option<Value>,
+) -> Vec<Backend> {
     let svc_name = svc["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = svc["metadata"]["namespace"].as_str().unwrap_or_default();
     let mut out: Vec<Backend> = pods
@@ -71,12 +75,21 @@ pub fn backends(svc: &Value, pods: &[Value], vmi_of: &dyn Fn(&Value) -> Option<V
                 ip: ip.to_string(),
                 ready: condition_true(p, "Ready") && vmi_ready && !terminating,
                 terminating,
-                node: p["spec"]["nodeName"].as_str().unwrap_or_default().to_string(),
+                node: p["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 hostname,
                 pod: (
                     namespace.to_string(),
-                    p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    p["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+                    p["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["metadata"]["uid"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 ),
             })
         })
@@ -104,7 +117,8 @@ fn endpoint_ports(svc: &Value, pods: &[Value]) -> Vec<Value> {
                 }),
                 _ => p["port"].as_u64(),
             }?;
-            let mut out = json!({"port": port, "protocol": p["protocol"].as_str().unwrap_or("TCP")});
+            let mut out =
+                json!({"port": port, "protocol": p["protocol"].as_str().unwrap_or("TCP")});
             if let Some(name) = p["name"].as_str() {
                 out["name"] = json!(name);
             }
@@ -144,7 +158,11 @@ pub fn endpoints(svc: &Value, pods: &[Value], backends: &[Backend]) -> Value {
     if !not_ready.is_empty() {
         subset["notReadyAddresses"] = json!(not_ready);
     }
-    let subsets = if backends.is_empty() { json!([]) } else { json!([subset]) };
+    let subsets = if backends.is_empty() {
+        json!([])
+    } else {
+        json!([subset])
+    };
     json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {
@@ -212,7 +230,10 @@ mod tests {
         let ep = endpoints(&svc, &pods, &found);
         assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.244.0.3");
         assert_eq!(ep["subsets"][0]["notReadyAddresses"][0]["ip"], "10.244.0.2");
-        assert_eq!(ep["subsets"][0]["ports"][0], json!({"port": 8080, "protocol": "TCP", "name": "http"}));
+        assert_eq!(
+            ep["subsets"][0]["ports"][0],
+            json!({"port": 8080, "protocol": "TCP", "name": "http"})
+        );
         let slice = endpoint_slice(&svc, &pods, &found);
         assert_eq!(slice["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
         assert_eq!(slice["endpoints"][1]["conditions"]["ready"], true);

@@ -68,13 +68,20 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
             .collect();
         let endpoints_of =
             |ns: &str, name: &str| eps.get(&(ns.to_string(), name.to_string())).cloned();
-        zone.set(dns::records(&svcs, &endpoints_of, &node.config.cluster_domain));
+        zone.set(dns::records(
+            &svcs,
+            &endpoints_of,
+            &node.config.cluster_domain,
+        ));
         let text = rules::ruleset(&side, &svcs, &endpoints_of);
         if text != loaded {
             let started = Instant::now();
             match exec::nft(None, &text).await {
                 Ok(_) => {
-                    tracing::debug!(ms = started.elapsed().as_millis() as u64, "Service rules loaded");
+                    tracing::debug!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "Service rules loaded"
+                    );
                     loaded = text;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot load the Service rules"),

@@ -40,7 +40,8 @@ fn ready_backends(port: &Value, endpoints: Option<&Value>) -> Vec<(String, u64)>
         let ports = subset["ports"].as_array().cloned().unwrap_or_default();
         let target = ports.iter().find(|p| {
             p["name"].as_str().unwrap_or_default() == port["name"].as_str().unwrap_or_default()
-                && p["protocol"].as_str().unwrap_or("TCP") == port["protocol"].as_str().unwrap_or("TCP")
+                && p["protocol"].as_str().unwrap_or("TCP")
+                    == port["protocol"].as_str().unwrap_or("TCP")
         });
         let Some(number) = target.and_then(|t| t["port"].as_u64()) else {
             continue;
@@ -66,8 +67,14 @@ pub fn ruleset(
     let mut sorted: Vec<&Value> = services.iter().collect();
     sorted.sort_by_key(|s| {
         (
-            s["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-            s["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            s["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     });
     for (n, svc) in sorted.iter().enumerate() {
@@ -78,7 +85,11 @@ pub fn ruleset(
             .as_str()
             .and_then(|s| s.parse::<Ipv4Addr>().ok());
         let mut front_ips: Vec<String> = cluster_ip.map(|ip| ip.to_string()).into_iter().collect();
-        for ing in svc["status"]["loadBalancer"]["ingress"].as_array().into_iter().flatten() {
+        for ing in svc["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let Some(ip) = ing["ip"].as_str() {
                 front_ips.push(ip.to_string());
             }
@@ -124,7 +135,10 @@ pub fn ruleset(
                 }
             }
             for ip in &front_ips {
-                let _ = writeln!(matches, "\t\tip daddr {ip} {proto} dport {number} goto {chain}");
+                let _ = writeln!(
+                    matches,
+                    "\t\tip daddr {ip} {proto} dport {number} goto {chain}"
+                );
             }
             if let Some(node_port) = port["nodePort"].as_u64().filter(|p| *p > 0) {
                 let _ = writeln!(
@@ -167,7 +181,11 @@ mod tests {
             table: "oxi-test-svc".into(),
             bridge: "oxbtest".into(),
             pod_cidr: "10.244.1.0/24".parse().unwrap(),
-            dns: Some((Ipv4Addr::new(10, 96, 0, 10), Ipv4Addr::new(10, 244, 1, 1), 53)),
+            dns: Some((
+                Ipv4Addr::new(10, 96, 0, 10),
+                Ipv4Addr::new(10, 244, 1, 1),
+                53,
+            )),
         }
     }
 
@@ -186,12 +204,20 @@ mod tests {
     fn cluster_ip_load_balancer_and_node_port_lead_to_ready_endpoints_only() {
         let (svcs, ep) = services();
         let rules = ruleset(&node(), &svcs, &|_, _| Some(ep.clone()));
-        assert!(rules.contains("ip daddr 10.96.5.5 tcp dport 80 goto svc-0-0"), "{rules}");
+        assert!(
+            rules.contains("ip daddr 10.96.5.5 tcp dport 80 goto svc-0-0"),
+            "{rules}"
+        );
         assert!(rules.contains("ip daddr 10.99.0.1 tcp dport 80 goto svc-0-0"));
         assert!(rules.contains("fib daddr type local tcp dport 30080 goto svc-0-0"));
         assert!(rules.contains("numgen random mod 2 vmap"));
-        assert!(rules.contains("dnat to 10.244.1.2:8080") && rules.contains("dnat to 10.244.1.3:8080"));
-        assert!(!rules.contains("10.244.1.4"), "a not-ready address got traffic");
+        assert!(
+            rules.contains("dnat to 10.244.1.2:8080") && rules.contains("dnat to 10.244.1.3:8080")
+        );
+        assert!(
+            !rules.contains("10.244.1.4"),
+            "a not-ready address got traffic"
+        );
         assert!(rules.contains("ip daddr 10.96.0.10 udp dport 53 dnat to 10.244.1.1:53"));
     }
 

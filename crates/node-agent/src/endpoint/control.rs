@@ -38,5 +38,10 @@ pub(crate) async fn send(socket: &Path, request: &Value) -> Result<Value, String
     };
     tokio::time::timeout(REPLY_TIMEOUT, exchange)
         .await
-        .map_err(|_| format!("the launcher at {} did not answer within {REPLY_TIMEOUT:?}", socket.display()))?
+        .map_err(|_| {
+            format!(
+                "the launcher at {} did not answer within {REPLY_TIMEOUT:?}",
+                socket.display()
+            )
+        })?
 }

@@ -178,7 +178,9 @@ mod tests {
 
     #[test]
     fn query_is_read_as_kubectl_sends_it() {
-        let o = LogOptions::from_query(Some("container=compute&follow=true&tailLines=10&limitBytes=5"));
+        let o = LogOptions::from_query(Some(
+            "container=compute&follow=true&tailLines=10&limitBytes=5",
+        ));
         assert!(o.follow);
         assert_eq!(o.tail_lines, Some(10));
         assert_eq!(o.limit_bytes, Some(5));

@@ -112,7 +112,8 @@ pub(crate) async fn serve(endpoint: Endpoint, state: Arc<State>) {
                     return;
                 }
             };
-            let trusted = tls::is_api_server(tls.get_ref().1.peer_certificates().and_then(|c| c.first()));
+            let trusted =
+                tls::is_api_server(tls.get_ref().1.peer_certificates().and_then(|c| c.first()));
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move {
@@ -189,31 +190,43 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     if req.uri().query().is_some_and(|q| q.contains("dryRun=All")) {
                         return full(StatusCode::OK, "application/json", "{\"ok\":true}");
                     }
-                    match control::send(&dir.file("control.sock"), &json!({"command": command})).await {
+                    match control::send(&dir.file("control.sock"), &json!({"command": command}))
+                        .await
+                    {
                         Ok(reply) if reply["ok"] == json!(true) => {
                             full(StatusCode::OK, "application/json", reply.to_string())
                         }
                         Ok(reply) => error(
                             StatusCode::CONFLICT,
-                            reply["error"].as_str().unwrap_or("the launcher refused the command"),
+                            reply["error"]
+                                .as_str()
+                                .unwrap_or("the launcher refused the command"),
                         ),
                         Err(message) => error(StatusCode::SERVICE_UNAVAILABLE, message),
                     }
                 }
-                (Method::GET, ["guestosinfo"]) => match dir.read_status().and_then(|s| s.guest_os_info) {
-                    Some(info) => full(
-                        StatusCode::OK,
-                        "application/json",
-                        crate::guest_info::agent_info(&info).to_string(),
-                    ),
-                    None => error(StatusCode::CONFLICT, guest::NOT_CONNECTED),
-                },
-                (Method::GET, [which @ ("userlist" | "filesystemlist")]) => guest::list(&dir, which).await,
+                (Method::GET, ["guestosinfo"]) => {
+                    match dir.read_status().and_then(|s| s.guest_os_info) {
+                        Some(info) => full(
+                            StatusCode::OK,
+                            "application/json",
+                            crate::guest_info::agent_info(&info).to_string(),
+                        ),
+                        None => error(StatusCode::CONFLICT, guest::NOT_CONNECTED),
+                    }
+                }
+                (Method::GET, [which @ ("userlist" | "filesystemlist")]) => {
+                    guest::list(&dir, which).await
+                }
                 (Method::PUT, [verb @ ("freeze" | "unfreeze")]) => {
                     guest::freeze(&dir, verb, req.uri().query()).await
                 }
                 (Method::GET, [kind @ ("console" | "vnc")]) => {
-                    let socket = dir.file(if *kind == "console" { "console.sock" } else { "vnc.sock" });
+                    let socket = dir.file(if *kind == "console" {
+                        "console.sock"
+                    } else {
+                        "vnc.sock"
+                    });
                     match tokio::net::UnixStream::connect(&socket).await {
                         Ok(target) => upgrade(req, target, Some((state.clone(), socket))),
                         Err(e) => error(
@@ -225,7 +238,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 (Method::GET, ["portforward", port, protocol @ ..]) => {
                     port_forward(&state, req, &dir, port, protocol).await
                 }
-                _ => error(StatusCode::NOT_FOUND, format!("no such VMI endpoint: {path}")),
+                _ => error(
+                    StatusCode::NOT_FOUND,
+                    format!("no such VMI endpoint: {path}"),
+                ),
             }
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
@@ -264,10 +280,15 @@ where
             Err(error) => tracing::debug!(%error, "agent stream upgrade failed"),
         }
     });
-    let mut response = full(StatusCode::SWITCHING_PROTOCOLS, "application/octet-stream", Bytes::new());
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+    let mut response = full(
+        StatusCode::SWITCHING_PROTOCOLS,
+        "application/octet-stream",
+        Bytes::new(),
+    );
+    response.headers_mut().insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
     response.headers_mut().insert(
         header::UPGRADE,
         http::HeaderValue::from_static(AGENT_STREAM_UPGRADE),
@@ -286,7 +307,13 @@ async fn port_forward(
         return error(StatusCode::BAD_REQUEST, format!("invalid port {port:?}"));
     };
     if !matches!(protocol, [] | ["tcp"]) {
-        return error(StatusCode::BAD_REQUEST, format!("unsupported protocol {:?}: only tcp is forwarded", protocol.join("/")));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unsupported protocol {:?}: only tcp is forwarded",
+                protocol.join("/")
+            ),
+        );
     }
     let Some(owner) = &dir.owner else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the VM's Pod is unknown");
@@ -295,7 +322,12 @@ async fn port_forward(
         kube::Api::namespaced(state.client.clone(), &owner.namespace);
     let ip = match pods.get(&owner.name).await {
         Ok(pod) => pod.status.and_then(|s| s.pod_ip),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read Pod {}: {e}", owner.name)),
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read Pod {}: {e}", owner.name),
+            )
+        }
     };
     let Some(ip) = ip else {
         return error(
@@ -305,7 +337,10 @@ async fn port_forward(
     };
     match tokio::net::TcpStream::connect((ip.as_str(), port)).await {
         Ok(target) => upgrade(req, target, None),
-        Err(e) => error(StatusCode::BAD_GATEWAY, format!("cannot connect to {ip}:{port}: {e}")),
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot connect to {ip}:{port}: {e}"),
+        ),
     }
 }
 
@@ -317,7 +352,10 @@ async fn container_logs(
     query: Option<&str>,
 ) -> Response<Body> {
     let Some(dir) = locate::pod_run_dir(&state.data_dir, ns, pod) else {
-        return error(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} does not run on this node"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("pod {ns}/{pod} does not run on this node"),
+        );
     };
     let Some(path) = logs::file_of(&dir, container) else {
         return error(
@@ -336,7 +374,9 @@ async fn container_logs(
             );
             response
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the log of {container}: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the log of {container}: {e}"),
+        ),
     }
 }
-

@@ -46,7 +46,10 @@ impl Sessions {
             Ok(active) => active,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if active.get(socket).is_some_and(|(current, _)| *current == id) {
+        if active
+            .get(socket)
+            .is_some_and(|(current, _)| *current == id)
+        {
             active.remove(socket);
         }
     }
@@ -84,7 +87,10 @@ mod tests {
         let socket = PathBuf::from("/run/x/console.sock");
         let (first, mut first_kicked) = sessions.take_over(&socket);
         let (second, mut second_kicked) = sessions.take_over(&socket);
-        assert!(first_kicked.try_recv().is_ok(), "the first session is told to close");
+        assert!(
+            first_kicked.try_recv().is_ok(),
+            "the first session is told to close"
+        );
         // The first session's late release must not drop the second's registration.
         sessions.release(&socket, first);
         let (_third, _) = sessions.take_over(&socket);

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // One launcher per VM: a single-threaded runtime keeps its footprint small.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
