@@ -359,9 +359,14 @@ impl ImageCache {
 
     /// A fresh scratch directory for one pull (removed by the caller).
     fn scratch(&self, digest: &str) -> Result<PathBuf> {
+        // Unique per pull: two VMs of one image start together on a fresh node, and a shared
+        // scratch directory would be wiped by the second pull under the first.
+        static PULLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PULLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = digest.get(7..19).unwrap_or(digest);
         let tmp = self
             .root
-            .join(format!(".pull-{}-{}", std::process::id(), &digest[7..19]));
+            .join(format!(".pull-{}-{n}-{prefix}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|source| Error::Io {
             path: tmp.clone(),
@@ -455,10 +460,17 @@ impl ImageCache {
                 std::fs::create_dir_all(parent).map_err(io_err(parent))?;
             }
             if std::fs::rename(&tmp, &dest).is_err() && self.cached(digest).is_none() {
-                return Err(Error::Io {
-                    path: dest,
-                    source: std::io::Error::other("cannot move the pulled image into the cache"),
-                });
+                // A concurrent pull won the rename, or an interrupted one left an incomplete
+                // entry: an entry without its image.json and disk is replaced, never trusted.
+                let _ = std::fs::remove_dir_all(&dest);
+                if std::fs::rename(&tmp, &dest).is_err() && self.cached(digest).is_none() {
+                    return Err(Error::Io {
+                        path: dest,
+                        source: std::io::Error::other(
+                            "cannot move the pulled image into the cache",
+                        ),
+                    });
+                }
             }
             Ok(PulledImage {
                 digest: digest.into(),

@@ -524,3 +524,39 @@ async fn kernel_boot_files_are_unpacked_alone_refusing_dot_dot_and_cached() {
         .unwrap_err();
     assert!(err.to_string().contains("/boot/missing"), "{err}");
 }
+
+/// Two VMs of one image starting together on a fresh node pull it concurrently: both get
+/// the image, and the cache entry is whole afterwards (a shared scratch directory once made
+/// one pull wipe the other's and left a broken entry that failed every later start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pulls_of_one_image_both_succeed_and_leave_a_whole_entry() {
+    if let Some(tool) = missing_tool() {
+        eprintln!(
+            "skipped: {tool} is not installed (apt-get install docker-registry qemu-utils curl)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = start_registry(tmp.path(), false);
+    let disk = tmp.path().join("guest.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "4M"]);
+    let image = format!("127.0.0.1:{}/oxivirt/disk:v1", registry.port);
+    let digest = push(&layout(tmp.path(), &disk), &image, None);
+    let cache = std::sync::Arc::new(ImageCache::new(&tmp.path().join("node")));
+    let pulls: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, image) = (cache.clone(), image.clone());
+            tokio::spawn(async move { cache.pull(&request(&image, PullPolicy::Always)).await })
+        })
+        .collect();
+    for pull in pulls {
+        let pulled = pull.await.unwrap().unwrap();
+        assert_eq!(pulled.digest, digest);
+        assert!(pulled.path.is_file());
+    }
+    let again = cache
+        .pull(&request(&image, PullPolicy::IfNotPresent))
+        .await
+        .unwrap();
+    assert!(again.cached, "the entry is whole and used from the cache");
+}
