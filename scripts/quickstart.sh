@@ -118,7 +118,7 @@ running_vm() {
         echo $! >"$reg_dir/registry.pid"
         for _ in $(seq 100); do curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
     fi
-    "$repo/scripts/test-guest/push-containerdisk.sh" -d "$guest/containerdisk" "$registry/oxivirt/test-guest:latest" >/dev/null
+    "$repo/scripts/test-guest/push-containerdisk.sh" -d "$guest/containerdisk" "$registry/oxivirt/test-guest:latest" >/dev/null 2>&1
     echo "==> kubectl apply: VirtualMachine testguest (runStrategy Always)"
     kubectl --kubeconfig "$kubeconfig" apply -f - <<YAML
 apiVersion: kubevirt.io/v1
@@ -149,6 +149,7 @@ YAML
         sleep 1
     done
     kubectl --kubeconfig "$kubeconfig" logs "$pod" -c guest-console-log | tail -n 4
+    echo
     kubectl --kubeconfig "$kubeconfig" get vm,vmi,pods
     echo "    console: $target_dir/release/virtctl console testguest   (root, no password; Ctrl+] leaves)"
 }
