@@ -226,12 +226,27 @@ impl NodeRelay {
     }
 }
 
-/// The agent's answer `{"message": ...}` with `status`, as an API error.
-pub fn agent_refusal(status: StatusCode, body: &[u8]) -> ApiError {
-    let message = serde_json::from_slice::<Value>(body)
+/// The relay of `api`.
+///
+/// # Errors
+/// 503 for an API without one (the in-memory APIs of component tests).
+pub fn of(api: &Api) -> ApiResult<&NodeRelay> {
+    api.node_relay
+        .get()
+        .ok_or_else(|| ApiError::ServiceUnavailable("this API server has no node relay".into()))
+}
+
+/// The message of an agent's refusal body `{"message": ...}` (else the body as text).
+pub fn agent_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+/// The agent's answer `{"message": ...}` with `status`, as an API error.
+pub fn agent_refusal(status: StatusCode, body: &[u8]) -> ApiError {
+    let message = agent_message(body);
     match status {
         StatusCode::CONFLICT => ApiError::conflict_plain("", "", "", &message),
         StatusCode::BAD_REQUEST => ApiError::BadRequest(message),

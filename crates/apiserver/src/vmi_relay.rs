@@ -87,19 +87,6 @@ fn running_node(vmi: &Value, name: &str) -> ApiResult<String> {
         .ok_or_else(|| conflict(name, "VMI is not running on a node"))
 }
 
-fn refusal_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
-}
-
-fn relay(api: &Api) -> ApiResult<&crate::node_relay::NodeRelay> {
-    api.node_relay
-        .get()
-        .ok_or_else(|| ApiError::ServiceUnavailable("this API server has no node relay".into()))
-}
-
 fn agent_path(ns: &str, name: &str, rest: &str) -> String {
     format!("/v1/namespaces/{ns}/virtualmachineinstances/{name}/{rest}")
 }
@@ -126,10 +113,12 @@ pub async fn command(
     } else {
         path
     };
-    let (status, body) = relay(api)?.call(api, &node, Method::PUT, &path).await?;
+    let (status, body) = crate::node_relay::of(api)?
+        .call(api, &node, Method::PUT, &path)
+        .await?;
     match status {
         s if s.is_success() => Ok(()),
-        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        StatusCode::CONFLICT => Err(conflict(name, &crate::node_relay::agent_message(&body))),
         s => Err(agent_refusal(s, &body)),
     }
 }
@@ -141,7 +130,7 @@ pub async fn command(
 pub async fn guest_os_info(api: &Api, ns: &str, name: &str) -> ApiResult<Response> {
     let vmi = vmi(api, ns, name).await?;
     let node = running_node(&vmi, name)?;
-    let (status, body) = relay(api)?
+    let (status, body) = crate::node_relay::of(api)?
         .call(
             api,
             &node,
@@ -180,7 +169,7 @@ pub async fn guest_list(api: &Api, ns: &str, name: &str, which: &str) -> ApiResu
     if !agent_connected(&vmi) {
         return Err(conflict(name, NO_AGENT));
     }
-    let (status, body) = relay(api)?
+    let (status, body) = crate::node_relay::of(api)?
         .call(api, &node, Method::GET, &agent_path(ns, name, which))
         .await?;
     match status {
@@ -189,7 +178,7 @@ pub async fn guest_list(api: &Api, ns: &str, name: &str, which: &str) -> ApiResu
                 .map_err(|e| ApiError::Internal(format!("the agent's {which}: {e}")))?;
             Ok(json_response(StatusCode::OK, &list, vec![]))
         }
-        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        StatusCode::CONFLICT => Err(conflict(name, &crate::node_relay::agent_message(&body))),
         s => Err(agent_refusal(s, &body)),
     }
 }
@@ -218,10 +207,12 @@ pub async fn freeze(
         }
         None => agent_path(ns, name, "unfreeze"),
     };
-    let (status, body) = relay(api)?.call(api, &node, Method::PUT, &path).await?;
+    let (status, body) = crate::node_relay::of(api)?
+        .call(api, &node, Method::PUT, &path)
+        .await?;
     match status {
         s if s.is_success() => Ok(()),
-        StatusCode::CONFLICT => Err(conflict(name, &refusal_message(&body))),
+        StatusCode::CONFLICT => Err(conflict(name, &crate::node_relay::agent_message(&body))),
         s => Err(agent_refusal(s, &body)),
     }
 }
@@ -342,7 +333,7 @@ pub async fn open(
         Stream::Vnc => "vnc".to_string(),
         Stream::PortForward { port, protocol } => format!("portforward/{port}/{protocol}"),
     };
-    let agent = relay(&api)?
+    let agent = crate::node_relay::of(&api)?
         .open_stream(&api, &node, &agent_path(ns, name, &rest))
         .await?;
     Ok(upgrade

@@ -223,7 +223,7 @@ async fn sync_one(
     }
     let target = wanted(credentials, &secrets)?;
     for request in requests(previous, &target) {
-        let reply = crate::endpoint::control::send(&dir.file("control.sock"), &request).await?;
+        let reply = crate::endpoint::control::send(dir, &request).await?;
         if reply["ok"] != json!(true) {
             let what = request["command"].as_str().unwrap_or_default();
             let user = request["user"].as_str().unwrap_or_default();

@@ -131,20 +131,8 @@ pub(crate) fn is_our_launcher(pid: u32, dir: &Path) -> bool {
 pub(crate) async fn control(dir: &RunDir, request: Value) -> Result<Value, Error> {
     let socket = dir.file("control.sock");
     let command = request["command"].as_str().unwrap_or("?").to_string();
-    let exchange = async {
-        let stream = connect(&socket).await?;
-        let (read, mut write) = stream.into_split();
-        let mut line = serde_json::to_vec(&request)?;
-        line.push(b'\n');
-        write.write_all(&line).await?;
-        let mut reply = String::new();
-        BufReader::new(read).read_line(&mut reply).await?;
-        let value: Value = serde_json::from_str(&reply)?;
-        io::Result::Ok(value)
-    };
-    let reply = tokio::time::timeout(CONTROL_TIMEOUT, exchange)
+    let reply = exchange(dir, &request, CONTROL_TIMEOUT)
         .await
-        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no reply")))
         .map_err(|source| Error::Control {
             command: command.clone(),
             socket,
@@ -158,6 +146,33 @@ pub(crate) async fn control(dir: &RunDir, request: Value) -> Result<Value, Error
             message: reply["error"].as_str().unwrap_or("no reason given").into(),
         })
     }
+}
+
+/// One request line over `control.sock` and the launcher's reply line, whatever it says
+/// (`{"ok": false, …}` included), within `timeout`.
+///
+/// # Errors
+/// The I/O error of the socket, a reply that is not JSON, or `TimedOut`.
+pub(crate) async fn exchange(
+    dir: &RunDir,
+    request: &Value,
+    timeout: Duration,
+) -> io::Result<Value> {
+    let socket = dir.file("control.sock");
+    let exchange = async {
+        let stream = connect(&socket).await?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(request)?;
+        line.push(b'\n');
+        write.write_all(&line).await?;
+        let mut reply = String::new();
+        BufReader::new(read).read_line(&mut reply).await?;
+        let value: Value = serde_json::from_str(&reply)?;
+        io::Result::Ok(value)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no reply")))
 }
 
 /// Connects to a Unix socket whose path may exceed `sun_path` (108 bytes, easily passed by

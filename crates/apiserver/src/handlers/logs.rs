@@ -64,10 +64,7 @@ pub async fn pod_log(
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
         )));
     };
-    let relay = api
-        .node_relay
-        .get()
-        .ok_or_else(|| ApiError::ServiceUnavailable("this API server has no node relay".into()))?;
+    let relay = crate::node_relay::of(api)?;
     // The serializer is not Send: finish it before the first await.
     let forwarded = {
         let mut forwarded = url::form_urlencoded::Serializer::new(String::new());

@@ -1,47 +1,28 @@
-//! Relaying a VM command to the launcher's `control.sock` (design 0004): one JSON line in,
-//! one JSON line out.
+//! Relaying a VM command to the launcher's `control.sock` (design 0004) for the endpoint:
+//! the agent's own control client with a longer wait and the reply passed on as it is.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
+
+use crate::rundir::RunDir;
 
 /// How long a launcher may take to answer; pause and reset answer in milliseconds, but a
-/// soft reboot may wait for the guest agent.
+/// soft reboot or a filesystem freeze may wait for the guest agent.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sends `request` to the `control.sock` at `socket` and returns the launcher's reply.
+/// Sends `request` to the launcher of `dir` and returns its reply (`{"ok": false, …}`
+/// included, for the caller to map).
 ///
 /// # Errors
 /// A message naming the socket when it cannot be reached or answers nonsense.
-pub(crate) async fn send(socket: &Path, request: &Value) -> Result<Value, String> {
-    let exchange = async {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| format!("cannot reach the launcher at {}: {e}", socket.display()))?;
-        let (read, mut write) = stream.into_split();
-        let mut line = request.to_string();
-        line.push('\n');
-        write
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| format!("cannot write to {}: {e}", socket.display()))?;
-        let mut reply = String::new();
-        BufReader::new(read)
-            .read_line(&mut reply)
-            .await
-            .map_err(|e| format!("cannot read from {}: {e}", socket.display()))?;
-        serde_json::from_str::<Value>(&reply)
-            .map_err(|e| format!("the launcher answered {reply:?}: {e}"))
-    };
-    tokio::time::timeout(REPLY_TIMEOUT, exchange)
+pub(crate) async fn send(dir: &RunDir, request: &Value) -> Result<Value, String> {
+    crate::launcher::exchange(dir, request, REPLY_TIMEOUT)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
             format!(
-                "the launcher at {} did not answer within {REPLY_TIMEOUT:?}",
-                socket.display()
+                "cannot reach the launcher at {}: {e}",
+                dir.file("control.sock").display()
             )
-        })?
+        })
 }

@@ -58,7 +58,7 @@ fn unfreeze_timeout(query: Option<&str>) -> u64 {
 /// refused, 503 when
 /// the launcher cannot be reached.
 async fn ask(dir: &RunDir, request: &Value) -> Result<Value, http::Response<Body>> {
-    match control::send(&dir.file("control.sock"), request).await {
+    match control::send(dir, request).await {
         Ok(reply) if reply["ok"] == json!(true) => Ok(reply),
         Ok(reply) if reply["reason"] == AGENT_NOT_CONNECTED => {
             Err(error(StatusCode::CONFLICT, NOT_CONNECTED))

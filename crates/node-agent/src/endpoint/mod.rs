@@ -190,9 +190,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     if req.uri().query().is_some_and(|q| q.contains("dryRun=All")) {
                         return full(StatusCode::OK, "application/json", "{\"ok\":true}");
                     }
-                    match control::send(&dir.file("control.sock"), &json!({"command": command}))
-                        .await
-                    {
+                    match control::send(&dir, &json!({"command": command})).await {
                         Ok(reply) if reply["ok"] == json!(true) => {
                             full(StatusCode::OK, "application/json", reply.to_string())
                         }
