@@ -38,6 +38,7 @@ mod tokens;
 mod unsupported;
 mod vm_actions;
 mod vmi_relay;
+mod vnc_token;
 mod webhook;
 
 pub use context::{RequestCtx, UserInfo};

@@ -123,6 +123,7 @@ async fn route(State(api): State<Arc<Api>>, req: Request) -> Response {
             openapi::v3_group_version(&api, &rest.join("/"), hashed)
         }
         ["apis", "subresources.kubevirt.io", ..] => crate::subresources::handle(api, req).await,
+        ["apis", crate::vnc_token::GROUP, ..] => crate::vnc_token::handle(api, req).await,
         ["api", ..] | ["apis", ..] => handlers::dispatch(State(api), req).await,
         _ => ApiError::NotFound {
             message: "the server could not find the requested resource".into(),

@@ -253,6 +253,18 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
                 Err(e) => e.into_response(),
             }
         }
+        (
+            &Method::GET,
+            [_, "namespaces", ns, "virtualmachineinstances", name, "vnc", "screenshot"],
+        ) => {
+            let move_cursor = req.uri().query().is_some_and(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .any(|(k, v)| k == "moveCursor" && v == "true")
+            });
+            crate::vmi_relay::screenshot(&api, ns, name, move_cursor)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
         (&Method::GET, [_, "namespaces", ns, "virtualmachineinstances", name, "guestosinfo"]) => {
             crate::vmi_relay::guest_os_info(&api, ns, name)
                 .await

@@ -146,6 +146,34 @@ pub async fn guest_os_info(api: &Api, ns: &str, name: &str) -> ApiResult<Respons
     Ok(json_response(StatusCode::OK, &info, vec![]))
 }
 
+/// `GET …/virtualmachineinstances/{name}/vnc/screenshot[?moveCursor=true]`: a PNG of the
+/// guest's screen, taken by the node agent over the VM's VNC display.
+///
+/// # Errors
+/// 404 for a missing VMI, 400 without a graphics device, 409 when it is not running, 503
+/// when the agent or the display cannot be reached.
+pub async fn screenshot(api: &Api, ns: &str, name: &str, move_cursor: bool) -> ApiResult<Response> {
+    let vmi = vmi(api, ns, name).await?;
+    if vmi["spec"]["domain"]["devices"]["autoattachGraphicsDevice"] == Value::Bool(false) {
+        return Err(ApiError::BadRequest(
+            "No graphics devices are present.".into(),
+        ));
+    }
+    let node = running_node(&vmi, name)?;
+    let rest = if move_cursor {
+        "vnc/screenshot?moveCursor=true"
+    } else {
+        "vnc/screenshot"
+    };
+    let (status, body) = crate::node_relay::of(api)?
+        .call(api, &node, Method::GET, &agent_path(ns, name, rest))
+        .await?;
+    if !status.is_success() {
+        return Err(agent_refusal(status, &body));
+    }
+    Ok(([(http::header::CONTENT_TYPE, "image/png")], body).into_response())
+}
+
 /// Upstream's conflict when a guest-agent subresource meets a VMI without an agent.
 const NO_AGENT: &str = "VMI does not have guest agent connected";
 
@@ -247,7 +275,7 @@ pub fn unfreeze_timeout(body: &[u8]) -> ApiResult<std::time::Duration> {
 }
 
 /// A Go `time.Duration` string (`1h2m3.5s`, `300ms`, `0`), as `time.ParseDuration` reads it.
-fn go_duration(text: &str) -> Option<std::time::Duration> {
+pub(crate) fn go_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim().trim_start_matches('+');
     if text == "0" {
         return Some(std::time::Duration::ZERO);

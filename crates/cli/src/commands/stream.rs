@@ -114,6 +114,39 @@ pub async fn open(client: &kube::Client, path_and_query: &str) -> Result<Stream,
     Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await)
 }
 
+/// `GET path_and_query` for a binary answer (the VNC screenshot's PNG).
+///
+/// # Errors
+/// As [`open`]: the server's message for an error status, else the transport failure.
+pub async fn get_bytes(client: &kube::Client, path_and_query: &str) -> Result<Vec<u8>, OpenError> {
+    let failed = |source: kube::Error| {
+        OpenError::Failed(Error::Api {
+            action: format!("cannot get {path_and_query}"),
+            source: ClientError::Request {
+                path: path_and_query.to_owned(),
+                source,
+            },
+        })
+    };
+    let request = http::Request::get(path_and_query)
+        .body(kube::client::Body::from(Vec::new()))
+        .map_err(|e| failed(kube::Error::HttpError(e)))?;
+    let response = client.send(request).await.map_err(failed)?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .map_err(|e| failed(kube::Error::Service(Box::new(e))))?;
+    if !status.is_success() {
+        return Err(OpenError::Refused {
+            code: status.as_u16(),
+            message: status_message(status, &body),
+        });
+    }
+    Ok(body.to_vec())
+}
+
 /// `Status.message` of an error body, else the body as text, else the HTTP reason.
 fn status_message(status: http::StatusCode, body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();

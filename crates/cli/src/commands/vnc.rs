@@ -18,9 +18,13 @@ const VIEWERS: &[&str] = &["remote-viewer", "vncviewer"];
 
 /// `virtctl vnc` as parsed.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct VncArgs {
+    /// `virtctl vnc screenshot NAME`.
+    #[command(subcommand)]
+    pub action: Option<VncAction>,
     /// Name of the VirtualMachineInstance.
-    pub name: String,
+    pub name: Option<String>,
     /// Only start the local proxy and print its port as JSON; start no viewer.
     #[arg(long)]
     pub proxy_only: bool,
@@ -38,6 +42,26 @@ pub struct VncArgs {
     pub vnc_path: Option<PathBuf>,
 }
 
+/// Subcommands of `virtctl vnc`.
+#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
+pub enum VncAction {
+    /// Create a VNC screenshot of a virtual machine instance.
+    Screenshot(ScreenshotArgs),
+}
+
+/// `virtctl vnc screenshot NAME --file F [--move-cursor]` as parsed (upstream's flags).
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ScreenshotArgs {
+    /// Name of the VirtualMachineInstance.
+    pub name: String,
+    /// Where to store the VNC screenshot in PNG format. Use '-' for stdout.
+    #[arg(short = 'f', long = "file", required = true)]
+    pub file: String,
+    /// Move the cursor to wake up the screen in case of screensavers.
+    #[arg(short = 'm', long)]
+    pub move_cursor: bool,
+}
+
 /// The validated command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VncRequest {
@@ -52,6 +76,12 @@ pub struct VncRequest {
 /// viewer installed when one is needed.
 pub fn run(request: &VncRequest, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let args = &request.args;
+    if let Some(VncAction::Screenshot(shot)) = &args.action {
+        return screenshot(shot, &request.connection, out);
+    }
+    let Some(name) = args.name.as_deref() else {
+        return Err(Error::Invalid("accepts 1 arg(s), received 0".into()));
+    };
     let viewer = if args.proxy_only {
         None
     } else {
@@ -70,7 +100,7 @@ pub fn run(request: &VncRequest, out: &mut dyn Write, err: &mut dyn Write) -> Re
         if args.preserve_session {
             sub.push_str("?preserveSession=true");
         }
-        let path = stream::path(Kind::Vmi, &session.namespace, &args.name, &sub);
+        let path = stream::path(Kind::Vmi, &session.namespace, name, &sub);
         let ws = stream::open(&session.client, &path).await?;
         let listener = TcpListener::bind((args.address.as_str(), args.port))
             .await
@@ -111,6 +141,42 @@ pub fn run(request: &VncRequest, out: &mut dyn Write, err: &mut dyn Write) -> Re
             let _ = child.wait().await;
         }
         Ok(())
+    })
+}
+
+/// `virtctl vnc screenshot`: the PNG of `GET …/vnc/screenshot`, to a file or stdout.
+fn screenshot(
+    args: &ScreenshotArgs,
+    connection: &ConnectionOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let png = runtime.block_on(async {
+        let session = client::connect(connection).await.map_err(Error::Config)?;
+        let mut sub = String::from("vnc/screenshot");
+        if args.move_cursor {
+            sub.push_str("?moveCursor=true");
+        }
+        let path = stream::path(Kind::Vmi, &session.namespace, &args.name, &sub);
+        stream::get_bytes(&session.client, &path)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Refused(message) => {
+                    Error::Refused(format!("Can't access VMI {}: {message}", args.name))
+                }
+                other => other,
+            })
+    })?;
+    if args.file == "-" {
+        out.write_all(&png).map_err(Error::Output)?;
+        return out.flush().map_err(Error::Output);
+    }
+    std::fs::write(&args.file, &png).map_err(|source| Error::Local {
+        action: format!("Can't write image to a file {}", args.file),
+        source,
     })
 }
 

@@ -11,3 +11,4 @@ mod pty;
 mod rbac;
 mod ssh;
 mod vnc;
+mod vnc_token;

@@ -11,6 +11,7 @@
 //! | PUT | `/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,reset,softreboot}` | command to the launcher |
 //! | GET | `…/{name}/{console,vnc}` | upgrade to a raw stream to the launcher's socket |
 //! | GET | `…/{name}/portforward/{port}[/tcp]` | upgrade to a raw stream to the Pod's port |
+//! | GET | `…/{name}/vnc/screenshot[?moveCursor=true]` | PNG of the screen, read over `vnc.sock` |
 //! | GET | `…/{name}/guestosinfo` | what the guest agent reported |
 //! | GET | `…/{name}/{userlist,filesystemlist}` | asked of the guest agent live |
 //! | PUT | `…/{name}/freeze[?unfreezeTimeoutSeconds=N]`, `…/{name}/unfreeze` | guest filesystem freeze |
@@ -22,6 +23,7 @@ pub(crate) mod control;
 mod guest;
 mod locate;
 mod logs;
+mod screenshot;
 mod streams;
 pub mod tls;
 
@@ -218,6 +220,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 }
                 (Method::PUT, [verb @ ("freeze" | "unfreeze")]) => {
                     guest::freeze(&dir, verb, req.uri().query()).await
+                }
+                (Method::GET, ["vnc", "screenshot"]) => {
+                    let move_cursor = req
+                        .uri()
+                        .query()
+                        .is_some_and(|q| q.split('&').any(|p| p == "moveCursor=true"));
+                    match screenshot::capture(&dir.file("vnc.sock"), move_cursor).await {
+                        Ok(frame) => full(StatusCode::OK, "image/png", screenshot::png(&frame)),
+                        Err(message) => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("cannot take a screenshot of VMI {ns}/{name}: {message}"),
+                        ),
+                    }
                 }
                 (Method::GET, [kind @ ("console" | "vnc")]) => {
                     let socket = dir.file(if *kind == "console" {
