@@ -12,6 +12,7 @@
 //! Host state is changed through `ip` and `nft` ([`exec`]); without root or those tools the
 //! pod network is unavailable and VMs run without NICs.
 
+pub mod batch;
 pub mod cidr;
 pub mod config;
 pub mod dhcp;

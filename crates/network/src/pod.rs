@@ -3,8 +3,9 @@
 //! NAT for masquerade). The result is an [`Attachment`]: what the agent records and the
 //! [`PodNetworkPlan`] the launcher needs.
 //!
-//! Idempotent: attaching an already attached Pod returns the same attachment, so an agent
-//! that restarts mid-way simply runs it again.
+//! Safe to repeat: attaching a Pod again rebuilds its namespace (same address, same MACs),
+//! so an agent that restarts mid-way simply runs it again. The plumbing runs as one `ip`
+//! script on the host and one inside the namespace ([`batch`]), not a process per step.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -12,6 +13,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::batch::{self, InsideSteps, IpScript};
 use crate::cidr::Cidr;
 use crate::exec;
 use crate::ipam::{self, Ipam};
@@ -125,40 +127,12 @@ fn mac_seed(vmi: &Value) -> &str {
         .unwrap_or_default()
 }
 
-struct Step<'a> {
-    pod: &'a str,
-    netns: &'a str,
-}
-
-impl Step<'_> {
-    async fn ip(&self, inside: bool, args: &[&str]) -> Result<String, Error> {
-        let ns = inside.then_some(self.netns);
-        exec::ip(ns, args).await.map_err(|source| Error::Host {
-            pod: self.pod.into(),
-            what: format!("ip {}", args.join(" ")),
-            source,
-        })
-    }
-
-    async fn run(&self, program: &str, args: &[&str]) -> Result<String, Error> {
-        exec::run(Some(self.netns), program, args)
-            .await
-            .map_err(|source| Error::Host {
-                pod: self.pod.into(),
-                what: format!("{program} {}", args.join(" ")),
-                source,
-            })
-    }
-
-    async fn nft(&self, script: &str) -> Result<String, Error> {
-        exec::nft(Some(self.netns), script)
-            .await
-            .map_err(|source| Error::Host {
-                pod: self.pod.into(),
-                what: "loading the masquerade rules".into(),
-                source,
-            })
-    }
+/// A Pod's plumbing as two scripts: the host's steps and the steps inside the Pod's
+/// namespace `netns` (see [`batch`]).
+struct Plumbing {
+    netns: String,
+    host: IpScript,
+    inside: InsideSteps,
 }
 
 /// The VMI interfaces on the pod network, with their binding: (interface, binding).
@@ -233,7 +207,8 @@ fn nic_plan(
     }
 }
 
-/// Creates (or finds) the Pod's namespace, veth, address and binding plumbing.
+/// Creates the Pod's namespace, veth, address and binding plumbing (rebuilding what an
+/// earlier attempt left).
 ///
 /// # Errors
 /// [`Error`] naming the step; a half-made namespace is left for [`detach`].
@@ -249,43 +224,14 @@ pub async fn attach(
         vmi["metadata"]["namespace"].as_str().unwrap_or_default(),
         vmi["metadata"]["name"].as_str().unwrap_or_default()
     );
-    let step = Step {
-        pod: &pod,
-        netns: &netns,
-    };
     let ipam = Ipam::new(node.state_dir.join("ipam"), node.pod_cidr);
     let pod_ip = ipam.allocate(pod_uid)?;
-    let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
+    let host_veth = host_veth_name(pod_uid);
     let pod_cidr = Cidr::new(pod_ip, node.pod_cidr.len);
     let pod_ip6 = node
         .pod_prefix_v6
         .map(|prefix| crate::node::v6_host(prefix, u16::from(pod_ip.octets()[3])));
     let mtu = node.config.mtu.to_string();
-
-    if !exec::ip(None, &["netns", "list"])
-        .await
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(netns.as_str()))
-    {
-        step.ip(false, &["netns", "add", &netns]).await?;
-    }
-    step.ip(true, &["link", "set", "lo", "up"]).await?;
-    if step.ip(false, &["link", "show", &host_veth]).await.is_err() {
-        step.ip(
-            false,
-            &[
-                "link", "add", &host_veth, "mtu", &mtu, "type", "veth", "peer", "name", POD_IF,
-                "netns", &netns,
-            ],
-        )
-        .await?;
-    }
-    step.ip(
-        false,
-        &["link", "set", &host_veth, "master", &node.bridge, "up"],
-    )
-    .await?;
 
     let ifaces = pod_interfaces(vmi);
     if ifaces.len() > 1 {
@@ -294,6 +240,30 @@ pub async fn attach(
             message: "only one interface may use the pod network".into(),
         });
     }
+    let secondaries = secondary_interfaces(vmi, secondary)?;
+    let host_error = |what: String| {
+        let pod = pod.clone();
+        move |source| Error::Host { pod, what, source }
+    };
+    // Attach runs before the Pod's launcher exists; a namespace found now is what an earlier
+    // attempt left (the agent restarted, or a later step failed), so it is rebuilt whole.
+    if netns_exists(&netns) {
+        remove_links(node, pod_uid).await;
+    }
+    let mut work = Plumbing {
+        netns: netns.clone(),
+        host: IpScript::default(),
+        inside: InsideSteps::default(),
+    };
+    work.host.push(&["netns", "add", &netns]);
+    work.host.push(&[
+        "link", "add", &host_veth, "mtu", &mtu, "type", "veth", "peer", "name", POD_IF, "netns",
+        &netns,
+    ]);
+    work.host
+        .push(&["link", "set", &host_veth, "master", &node.bridge, "up"]);
+    work.inside.ip.push(&["link", "set", "lo", "up"]);
+
     let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
     let subdomain = vmi["spec"]["subdomain"].as_str();
     let hostname = vmi["spec"]["hostname"]
@@ -307,44 +277,38 @@ pub async fn attach(
         None => {
             // No NIC on the pod network: the Pod still owns its IP (Services may point at
             // it), like a Pod whose VM ignores it.
-            pod_address(&step, pod_cidr, node.gateway).await?;
-            pod_address_v6(&step, node, pod_ip6).await?;
+            pod_address(&mut work, pod_cidr, node.gateway);
+            pod_address_v6(&mut work, node, pod_ip6);
         }
         Some((iface, Binding::Masquerade)) => {
-            pod_address(&step, pod_cidr, node.gateway).await?;
-            pod_address_v6(&step, node, pod_ip6).await?;
+            pod_address(&mut work, pod_cidr, node.gateway);
+            pod_address_v6(&mut work, node, pod_ip6);
             let k6t = format!("k6t-{POD_IF}");
             let gateway = Cidr::new(masquerade::GATEWAY_IP, masquerade::PREFIX);
-            in_pod_bridge(&step, &k6t, &gateway.to_string(), &mtu).await?;
-            tap(&step, &k6t, &mtu, vmi).await?;
-            step.run("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
-                .await?;
+            in_pod_bridge(&mut work, &k6t, &gateway.to_string(), &mtu);
+            tap(&mut work, "tap0", &k6t, &mtu, vmi);
+            work.inside.sysctls.push("/proc/sys/net/ipv4/ip_forward");
             let ports = ports(iface);
-            step.nft(&masquerade::ruleset(POD_IF, pod_ip, &ports))
-                .await?;
+            work.inside
+                .nft
+                .push(masquerade::ruleset(POD_IF, pod_ip, &ports));
             if let Some(ip6) = pod_ip6 {
                 // Dual stack as upstream: the guest sets fd10:0:2::2/120 itself (cloud-init),
                 // the Pod routes its IPv6 address to it.
-                step.ip(
-                    true,
-                    &[
-                        "-6",
-                        "addr",
-                        "replace",
-                        masquerade::GATEWAY_IP6_CIDR,
-                        "dev",
-                        &format!("k6t-{POD_IF}"),
-                        "nodad",
-                    ],
-                )
-                .await?;
-                step.run(
-                    "sh",
-                    &["-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"],
-                )
-                .await?;
-                step.nft(&masquerade::ruleset_v6(POD_IF, ip6, &ports))
-                    .await?;
+                work.inside.ip.push(&[
+                    "addr",
+                    "replace",
+                    masquerade::GATEWAY_IP6_CIDR,
+                    "dev",
+                    &k6t,
+                    "nodad",
+                ]);
+                work.inside
+                    .sysctls
+                    .push("/proc/sys/net/ipv6/conf/all/forwarding");
+                work.inside
+                    .nft
+                    .push(masquerade::ruleset_v6(POD_IF, ip6, &ports));
             }
             let dhcp = DhcpPlan {
                 server_interface: k6t,
@@ -362,16 +326,13 @@ pub async fn attach(
         }
         Some((iface, Binding::Bridge)) => {
             // The guest owns the pod IP: eth0 keeps no address and joins the in-Pod bridge.
-            step.ip(true, &["addr", "flush", "dev", POD_IF]).await?;
             let k6t = format!("k6t-{POD_IF}");
             let server = Cidr::new(BRIDGE_DHCP_SERVER, 32);
-            in_pod_bridge(&step, &k6t, &server.to_string(), &mtu).await?;
-            step.ip(
-                true,
-                &["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"],
-            )
-            .await?;
-            tap(&step, &k6t, &mtu, vmi).await?;
+            in_pod_bridge(&mut work, &k6t, &server.to_string(), &mtu);
+            work.inside
+                .ip
+                .push(&["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"]);
+            tap(&mut work, "tap0", &k6t, &mtu, vmi);
             let dhcp = DhcpPlan {
                 server_interface: k6t,
                 server_ip: BRIDGE_DHCP_SERVER,
@@ -388,26 +349,45 @@ pub async fn attach(
         }
     }
     let mut spoof = Vec::new();
-    for (index, (iface, net)) in secondary_interfaces(vmi, secondary)?
-        .into_iter()
-        .enumerate()
-    {
-        let n = index + 1;
-        let nic = attach_secondary(node, &step, pod_uid, vmi, &iface, &net, n).await?;
+    let mut vlans = Vec::new();
+    for (index, (iface, net)) in secondaries.into_iter().enumerate() {
+        let name = iface["name"].as_str().unwrap_or_default().to_string();
+        let host = secondary::host_veth(pod_uid, &name);
+        let joined = secondary::ensure_host_bridge(&net, node.config.mtu)
+            .await
+            .map_err(host_error(format!("host bridge {}", net.bridge)))?;
+        let nic = attach_secondary(
+            node,
+            &mut work,
+            vmi,
+            &iface,
+            &net,
+            &host,
+            &joined,
+            index + 1,
+        );
         if net.macspoofchk {
-            spoof.push((secondary::host_veth(pod_uid, &nic.name), nic.mac.clone()));
+            spoof.push((host.clone(), nic.mac.clone()));
         }
+        vlans.push((net, joined, host));
         plan.interfaces.push(nic);
     }
+    batch::run_host(work.host)
+        .await
+        .map_err(host_error("the host side of the Pod's network".into()))?;
+    for (net, joined, host) in &vlans {
+        secondary::set_vlan(net, joined, host)
+            .await
+            .map_err(host_error(format!("VLAN {:?} on {host}", net.vlan)))?;
+    }
+    batch::run_inside(&netns, work.inside)
+        .await
+        .map_err(host_error("the Pod's side of its network".into()))?;
     if !spoof.is_empty() {
         let table = secondary::spoof_table(node, pod_uid);
         exec::nft(None, &secondary::spoof_ruleset(&table, &spoof))
             .await
-            .map_err(|source| Error::Host {
-                pod: pod.clone(),
-                what: "loading the MAC spoof check".into(),
-                source,
-            })?;
+            .map_err(host_error("loading the MAC spoof check".into()))?;
     }
     // QEMU places NICs in argv order, and the guest names them in that order: keep the
     // order of spec.domain.devices.interfaces.
@@ -472,72 +452,57 @@ fn secondary_interfaces(
     Ok(out)
 }
 
-async fn attach_secondary(
+/// Adds secondary NIC `n` (bridge binding on a Linux-bridge network): a veth from the host
+/// bridge `joined` (host end `host`) to `net<n>`, an in-Pod bridge and tap `tap<n>`.
+#[allow(clippy::too_many_arguments)]
+fn attach_secondary(
     node: &NodeNetwork,
-    step: &Step<'_>,
-    pod_uid: &str,
+    work: &mut Plumbing,
     vmi: &Value,
     iface: &Value,
     net: &BridgeNetwork,
+    host: &str,
+    joined: &str,
     n: usize,
-) -> Result<InterfacePlan, Error> {
+) -> InterfacePlan {
     let name = iface["name"].as_str().unwrap_or_default().to_string();
-    let host = secondary::host_veth(pod_uid, &name);
     let pod_if = format!("net{n}");
     let mtu = net.mtu.unwrap_or(node.config.mtu).to_string();
-    let joined = secondary::ensure_host_bridge(net, node.config.mtu)
-        .await
-        .map_err(|source| Error::Host {
-            pod: step.pod.into(),
-            what: format!("host bridge {}", net.bridge),
-            source,
-        })?;
-    if step.ip(false, &["link", "show", &host]).await.is_err() {
-        step.ip(
-            false,
-            &[
-                "link", "add", &host, "mtu", &mtu, "type", "veth", "peer", "name", &pod_if,
-                "netns", step.netns,
-            ],
-        )
-        .await?;
-    }
-    step.ip(false, &["link", "set", &host, "master", &joined, "up"])
-        .await?;
-    secondary::set_vlan(net, &joined, &host)
-        .await
-        .map_err(|source| Error::Host {
-            pod: step.pod.into(),
-            what: format!("VLAN {:?} on {host}", net.vlan),
-            source,
-        })?;
+    work.host.push(&[
+        "link",
+        "add",
+        host,
+        "mtu",
+        &mtu,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &pod_if,
+        "netns",
+        &work.netns.clone(),
+    ]);
+    work.host
+        .push(&["link", "set", host, "master", joined, "up"]);
     let k6t = format!("k6t-{pod_if}");
-    if step.ip(true, &["link", "show", &k6t]).await.is_err() {
-        step.ip(true, &["link", "add", &k6t, "type", "bridge"])
-            .await?;
-    }
-    step.ip(true, &["link", "set", &k6t, "mtu", &mtu, "up"])
-        .await?;
-    step.ip(
-        true,
-        &["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"],
-    )
-    .await?;
+    work.inside
+        .ip
+        .push(&["link", "add", &k6t, "type", "bridge"]);
+    work.inside
+        .ip
+        .push(&["link", "set", &k6t, "mtu", &mtu, "up"]);
+    work.inside
+        .ip
+        .push(&["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"]);
     let tap_name = format!("tap{n}");
-    if step.ip(true, &["link", "show", &tap_name]).await.is_err() {
-        step.ip(
-            true,
-            &["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"],
-        )
-        .await?;
-    }
-    step.ip(
-        true,
-        &["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"],
-    )
-    .await?;
+    work.inside
+        .ip
+        .push(&["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"]);
+    work.inside
+        .ip
+        .push(&["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"]);
     let uid = mac_seed(vmi);
-    Ok(InterfacePlan {
+    InterfacePlan {
         mac: iface["macAddress"]
             .as_str()
             .map(str::to_lowercase)
@@ -557,90 +522,54 @@ async fn attach_secondary(
         mtu: net.mtu.unwrap_or(node.config.mtu),
         vhost: std::path::Path::new("/dev/vhost-net").exists(),
         dhcp: None,
-    })
+    }
 }
 
-async fn pod_address(step: &Step<'_>, address: Cidr, gateway: Ipv4Addr) -> Result<(), Error> {
-    step.ip(
-        true,
-        &["addr", "replace", &address.to_string(), "dev", POD_IF],
-    )
-    .await?;
-    step.ip(true, &["link", "set", POD_IF, "up"]).await?;
-    step.ip(
-        true,
-        &[
-            "route",
-            "replace",
-            "default",
-            "via",
-            &gateway.to_string(),
-            "dev",
-            POD_IF,
-        ],
-    )
-    .await?;
-    Ok(())
+fn pod_address(work: &mut Plumbing, address: Cidr, gateway: Ipv4Addr) {
+    let (address, gateway) = (address.to_string(), gateway.to_string());
+    let ip = &mut work.inside.ip;
+    ip.push(&["addr", "replace", &address, "dev", POD_IF]);
+    ip.push(&["link", "set", POD_IF, "up"]);
+    ip.push(&[
+        "route", "replace", "default", "via", &gateway, "dev", POD_IF,
+    ]);
 }
 
-async fn pod_address_v6(
-    step: &Step<'_>,
-    node: &NodeNetwork,
-    ip: Option<std::net::Ipv6Addr>,
-) -> Result<(), Error> {
+fn pod_address_v6(work: &mut Plumbing, node: &NodeNetwork, ip: Option<std::net::Ipv6Addr>) {
     let (Some(ip), Some(prefix)) = (ip, node.pod_prefix_v6) else {
-        return Ok(());
+        return;
     };
-    step.ip(
-        true,
-        &[
-            "-6",
-            "addr",
-            "replace",
-            &format!("{ip}/64"),
-            "dev",
-            POD_IF,
-            "nodad",
-        ],
-    )
-    .await?;
     let gateway = crate::node::v6_host(prefix, 1).to_string();
-    step.ip(
-        true,
-        &[
-            "-6", "route", "replace", "default", "via", &gateway, "dev", POD_IF,
-        ],
-    )
-    .await?;
-    Ok(())
+    let script = &mut work.inside.ip;
+    script.push(&[
+        "addr",
+        "replace",
+        &format!("{ip}/64"),
+        "dev",
+        POD_IF,
+        "nodad",
+    ]);
+    script.push(&[
+        "route", "replace", "default", "via", &gateway, "dev", POD_IF,
+    ]);
 }
 
-async fn in_pod_bridge(step: &Step<'_>, name: &str, address: &str, mtu: &str) -> Result<(), Error> {
-    if step.ip(true, &["link", "show", name]).await.is_err() {
-        step.ip(true, &["link", "add", name, "type", "bridge"])
-            .await?;
-    }
-    step.ip(true, &["addr", "replace", address, "dev", name])
-        .await?;
-    step.ip(true, &["link", "set", name, "mtu", mtu, "up"])
-        .await?;
-    Ok(())
+fn in_pod_bridge(work: &mut Plumbing, name: &str, address: &str, mtu: &str) {
+    let ip = &mut work.inside.ip;
+    ip.push(&["link", "add", name, "type", "bridge"]);
+    ip.push(&["addr", "replace", address, "dev", name]);
+    ip.push(&["link", "set", name, "mtu", mtu, "up"]);
 }
 
-async fn tap(step: &Step<'_>, bridge: &str, mtu: &str, vmi: &Value) -> Result<(), Error> {
-    if step.ip(true, &["link", "show", "tap0"]).await.is_err() {
-        let mut args = vec!["tuntap", "add", "dev", "tap0", "mode", "tap", "vnet_hdr"];
-        if vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true {
-            args.push("multi_queue");
-        }
-        step.ip(true, &args).await?;
+fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value) {
+    let mut args = vec!["tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"];
+    if vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true {
+        args.push("multi_queue");
     }
-    step.ip(
-        true,
-        &["link", "set", "tap0", "master", bridge, "mtu", mtu, "up"],
-    )
-    .await?;
-    Ok(())
+    work.inside.ip.push(&args);
+    work.inside
+        .ip
+        .push(&["link", "set", name, "master", bridge, "mtu", mtu, "up"]);
 }
 
 fn ports(iface: &Value) -> Vec<masquerade::Port> {
@@ -659,10 +588,8 @@ fn ports(iface: &Value) -> Vec<masquerade::Port> {
 
 /// Removes the Pod's namespace and veth and frees its address. Safe to repeat.
 pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
-    let netns = node.netns_name(pod_uid);
-    let host_veth = format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff);
-    let _ = exec::ip(None, &["link", "del", &host_veth]).await;
-    // Secondary veths die with the namespace; the spoof table is the node's.
+    remove_links(node, pod_uid).await;
+    // The spoof table is the node's, not the namespace's.
     let _ = exec::run(
         None,
         "nft",
@@ -674,8 +601,26 @@ pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
         ],
     )
     .await;
-    let _ = exec::ip(None, &["netns", "del", &netns]).await;
     Ipam::new(node.state_dir.join("ipam"), node.pod_cidr).release(pod_uid);
+}
+
+/// Whether the namespace exists (`ip netns add` bind-mounts it under `/run/netns`).
+fn netns_exists(netns: &str) -> bool {
+    std::path::Path::new("/run/netns").join(netns).exists()
+}
+
+/// Deletes the Pod's host veth and namespace, whatever exists of them (secondary veths and
+/// everything inside die with the namespace).
+async fn remove_links(node: &NodeNetwork, pod_uid: &str) {
+    let mut script = IpScript::default();
+    script.push(&["link", "del", &host_veth_name(pod_uid)]);
+    script.push(&["netns", "del", &node.netns_name(pod_uid)]);
+    // Missing pieces are fine: this also cleans up after a half-made attach.
+    let _ = batch::run_host_forced(script).await;
+}
+
+fn host_veth_name(pod_uid: &str) -> String {
+    format!("oxv{:08x}", stable_hash(pod_uid) & 0xffff_ffff)
 }
 
 #[cfg(test)]

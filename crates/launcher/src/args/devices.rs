@@ -56,7 +56,7 @@ pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Buil
         out.arg("-vnc", format!("unix:{}", vnc.replace(',', ",,")));
         out.device(Props::new("VGA").set("id", "video0"));
     }
-    inputs(vmi, graphics, out)?;
+    inputs(vmi, out)?;
 
     if devices.rng.is_some() {
         out.arg("-object", "rng-random,id=objrng0,filename=/dev/urandom");
@@ -131,9 +131,11 @@ fn socket_chardev(out: &mut Builder, id: &str, path: &std::path::Path) -> Result
     Ok(())
 }
 
-/// The tablet: explicit `inputs` win; otherwise VNC gets a USB tablet so the pointer
-/// follows the client's without acceleration.
-fn inputs(vmi: &VirtualMachineInstance, graphics: bool, out: &mut Builder) -> Result<()> {
+/// Input devices: only the `inputs` the VMI asks for, as upstream (which gives libvirt a USB
+/// controller of model `none` unless a USB device needs one). VNC works with the PS/2
+/// mouse and keyboard every q35 machine has; a default USB tablet would also cost each
+/// guest's firmware a USB enumeration (under TCG, doubling SeaBIOS' start-up work).
+fn inputs(vmi: &VirtualMachineInstance, out: &mut Builder) -> Result<()> {
     let inputs = &vmi.spec.domain.devices.inputs;
     let mut usb_controller = false;
     let mut usb = |out: &mut Builder| {
@@ -142,17 +144,6 @@ fn inputs(vmi: &VirtualMachineInstance, graphics: bool, out: &mut Builder) -> Re
             usb_controller = true;
         }
     };
-    if inputs.is_empty() {
-        if graphics {
-            usb(out);
-            out.device(
-                Props::new("usb-tablet")
-                    .set("id", "input0")
-                    .set("bus", "usb.0"),
-            );
-        }
-        return Ok(());
-    }
     for (index, input) in inputs.iter().enumerate() {
         let field = format!("spec.domain.devices.inputs[{}]", input.name);
         let kind = input.input_type.as_deref().unwrap_or("tablet");
