@@ -35,6 +35,23 @@ pub fn wanted(nodes: &[Node], own_name: &str, own_ip: &str) -> BTreeMap<Cidr, St
         .collect()
 }
 
+/// The gateway for a route to `node_ip`'s Pods: the node itself when it is on a connected
+/// network, else the router this host reaches it through (a node in a network namespace
+/// behind its host), as `ip route get` says.
+async fn next_hop(node_ip: &str) -> String {
+    match exec::ip(None, &["-o", "route", "get", node_ip]).await {
+        Ok(out) => gateway_of(&out).unwrap_or(node_ip).to_string(),
+        Err(_) => node_ip.to_string(),
+    }
+}
+
+/// The `via` of one `ip -o route get` line, if the destination is not on-link.
+fn gateway_of(route: &str) -> Option<&str> {
+    let mut words = route.split_whitespace();
+    words.find(|w| *w == "via")?;
+    words.next()
+}
+
 /// Keeps the routes to other nodes' pod prefixes until the task is dropped.
 ///
 /// # Errors
@@ -55,9 +72,10 @@ pub async fn run(
             if installed.get(cidr) == Some(via) || *cidr == node.pod_cidr {
                 continue;
             }
-            match exec::ip(None, &["route", "replace", &cidr.to_string(), "via", via]).await {
+            let hop = next_hop(via).await;
+            match exec::ip(None, &["route", "replace", &cidr.to_string(), "via", &hop]).await {
                 Ok(_) => {
-                    tracing::info!(%cidr, %via, "route to another node's Pods");
+                    tracing::info!(%cidr, %via, %hop, "route to another node's Pods");
                     installed.insert(*cidr, via.clone());
                 }
                 Err(e) => {
@@ -89,6 +107,18 @@ mod tests {
             "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_gateway_is_the_router_only_when_the_node_is_not_on_link() {
+        assert_eq!(
+            gateway_of("192.0.2.2 via 10.213.5.1 dev oxh1b src 10.213.5.2 uid 0 \\    cache"),
+            Some("10.213.5.1")
+        );
+        assert_eq!(
+            gateway_of("10.213.5.2 dev oxh1a src 10.213.5.1 uid 0"),
+            None
+        );
     }
 
     #[test]

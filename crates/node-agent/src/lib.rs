@@ -30,6 +30,7 @@ mod endpoint;
 mod events;
 mod guest_info;
 mod heartbeat;
+mod identity;
 mod launcher;
 mod netns;
 mod node;
@@ -52,6 +53,7 @@ pub use config::AgentConfig;
 /// When the data directory cannot be prepared or the Node cannot be registered at start.
 /// Later API errors are retried (logged), never returned.
 pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()> {
+    identity::require_component(&client).await?;
     let accel = accel::decide(&config).await?;
     tracing::info!(node = %config.node_name, accel = %accel.accel, reason = %accel.reason, "acceleration decided");
     let mut node = node::NodeInfo::gather(&config, &accel)?;

@@ -43,6 +43,33 @@ fn guest_ssh(ip: &str, command: &str) -> Option<String> {
 }
 
 #[test]
+fn an_agent_joined_with_user_credentials_refuses_to_start_and_names_the_right_ones() {
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let dir = server.server.data_dir().join("node-user");
+    let out = Command::new(oxivirt_bin())
+        .arg("agent")
+        .arg("--kubeconfig")
+        .arg(server.server.kubeconfig())
+        .args(["--node-name", "node-user", "--data-dir"])
+        .arg(&dir)
+        .env("OXIVIRT_ACCEL", "tcg")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the agent ran with admin credentials: {stderr}");
+    assert!(
+        stderr.contains("components.kubeconfig") && stderr.contains("Scheduled"),
+        "{stderr}"
+    );
+    assert!(
+        !server.kubectl().exists(&["node", "node-user"]),
+        "the refused agent registered a Node"
+    );
+}
+
+#[test]
 fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
     crate::skip_unless_possible!();
     let server = NetServer::start();
@@ -55,7 +82,7 @@ fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
         Command::new(oxivirt_bin())
             .arg("agent")
             .arg("--kubeconfig")
-            .arg(server.server.kubeconfig())
+            .arg(server.server.data_dir().join("components.kubeconfig"))
             .args(["--node-name", "node2", "--data-dir"])
             .arg(&node2_dir)
             .env("OXIVIRT_ACCEL", "tcg")
@@ -86,6 +113,10 @@ fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
     }
     let pod_one = support::wait_guest_ready(&k, "one");
     let pod_two = support::wait_guest_ready(&k, "two");
+    wait_until("VMI two Running on node2", Duration::from_secs(30), || {
+        let out = k.ok(&["get", "vmi", "two", "-o", "jsonpath={.status.phase} {.status.nodeName}"]);
+        (out == "Running node2").then_some(())
+    });
     let ip = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
     let (one, two) = (ip(&pod_one), ip(&pod_two));
     assert_eq!(
@@ -106,4 +137,171 @@ fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
         guest_ssh(&one, &format!("wget -qO- http://{two}/")).filter(|b| !b.is_empty())
     });
     assert_eq!(body, "two:80");
+}
+
+/// A host made of a network namespace `oxi-h<pid>` joined to this machine by a veth pair
+/// (`oxh<pid>a` here with `.1`, `oxh<pid>b` inside with `.2` of a /24 of 10.213.0.0/16),
+/// its default route through this machine. Removed when dropped.
+struct NsHost {
+    netns: String,
+    host_link: String,
+    host_ip: String,
+    ip: String,
+}
+
+impl NsHost {
+    fn create() -> Self {
+        let pid = std::process::id();
+        let third = pid % 200 + 20;
+        let host = NsHost {
+            netns: format!("oxi-h{pid}"),
+            host_link: format!("oxh{pid}a"),
+            host_ip: format!("10.213.{third}.1"),
+            ip: format!("10.213.{third}.2"),
+        };
+        let (ns, a, b) = (&host.netns, &host.host_link, format!("oxh{pid}b"));
+        let script = format!(
+            "set -e; ip netns add {ns}; ip link add {a} type veth peer name {b}; \
+             ip link set {b} netns {ns}; ip addr add {}/24 dev {a}; ip link set {a} up; \
+             sysctl -qw net.ipv4.conf.{a}.forwarding=1; \
+             ip -n {ns} link set lo up; ip -n {ns} addr add {}/24 dev {b}; ip -n {ns} link set {b} up; \
+             ip -n {ns} route add default via {}; ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1",
+            host.host_ip, host.ip, host.host_ip
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cannot make the namespace host: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        host
+    }
+}
+
+impl Drop for NsHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip").args(["link", "del", &self.host_link]).status();
+    }
+}
+
+/// Forwards TCP connections to `listen_ip:<returned port>` to `target` (the test registry
+/// listens on loopback, which another network namespace cannot reach).
+fn tcp_forward(listen_ip: &str, target: String) -> u16 {
+    let listener = std::net::TcpListener::bind((listen_ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            let (mut c1, mut u1) = (conn.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c2, mut u2) = (conn, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_node() {
+    crate::skip_unless_possible!();
+    let host = NsHost::create();
+    let server = support::EnvServer::start_on(&format!("{}:0", host.host_ip), &[]);
+    let k = server.kubectl();
+    let first = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    // The second node pulls the guest through the host's end of the veth: an insecure
+    // registry as far as it knows, so HyperConverged must list it.
+    let image = support::guest_image();
+    let (registry, path) = image.split_once('/').unwrap();
+    let port = tcp_forward(&host.host_ip, registry.to_string());
+    let remote_registry = format!("{}:{port}", host.host_ip);
+    k.ok(&[
+        "patch", "hyperconverged", "kubevirt-hyperconverged", "-n", "openshift-cnv",
+        "--type", "merge", "-p",
+        &json!({"spec": {"storageImport": {"insecureRegistries": [remote_registry]}}}).to_string(),
+    ]);
+    let node2_dir = server.data_dir().join("node2");
+    std::fs::create_dir_all(&node2_dir).unwrap();
+    let log_path = server.data_dir().join("node2.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let agent = Agent(
+        Command::new("ip")
+            .args(["netns", "exec", &host.netns])
+            .arg(oxivirt_bin())
+            .arg("agent")
+            .arg("--kubeconfig")
+            .arg(server.data_dir().join("components.kubeconfig"))
+            .args(["--node-name", "node2", "--data-dir"])
+            .arg(&node2_dir)
+            .env("OXIVIRT_ACCEL", "tcg")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start the second agent"),
+    );
+    let node2_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let address = wait_until("node2 with its address", Duration::from_secs(60), || {
+        let out = k.run(&["get", "node", "node2", "-o",
+            "jsonpath={.spec.podCIDR} {.status.addresses[?(@.type==\"InternalIP\")].address}"]).stdout;
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        (fields.len() == 2).then(|| fields[1].to_string())
+    });
+    assert_eq!(address, host.ip, "node2's InternalIP is not its namespace's address");
+    let one = support::vm(
+        "one",
+        json!({"app": "one"}),
+        &[80],
+        json!({"nodeSelector": {"kubernetes.io/hostname": first}}),
+    );
+    k.create(&one.to_string());
+    let mut two = support::vm(
+        "two",
+        json!({"app": "two"}),
+        &[80],
+        json!({"nodeSelector": {"kubernetes.io/hostname": "node2"}}),
+    );
+    two["spec"]["template"]["spec"]["volumes"][0]["containerDisk"]["image"] =
+        json!(format!("{remote_registry}/{path}"));
+    k.create(&two.to_string());
+    let running = std::panic::catch_unwind(|| {
+        wait_until("VMI two Running on node2", support::BOOT_TIMEOUT, || {
+            let out = k.run(&["get", "vmi", "two", "-o", "jsonpath={.status.phase} {.status.nodeName}"]).stdout;
+            (out == "Running node2").then_some(())
+        })
+    });
+    if running.is_err() {
+        let run_dirs = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for f in {}/pods/*/*; do echo \"== $f\"; case $f in *.json|*.log|*.pid) tail -c 3000 $f;; esac; echo; done",
+                node2_dir.display()
+            ))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        panic!(
+            "VMI two: {}\nnode2 run directories:\n{run_dirs}\nnode2 log:\n{}\nserver log:\n{}",
+            k.run(&["get", "vmi", "two", "-o", "yaml"]).stdout,
+            node2_log(),
+            server.log()
+        );
+    }
+    let pod_one = support::wait_guest_ready(&k, "one");
+    let pod_two = support::wait_guest_ready(&k, "two");
+    let ip = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
+    let (ip_one, ip_two) = (ip(&pod_one), ip(&pod_two));
+    let body = wait_until("two → one by pod IP", Duration::from_secs(60), || {
+        guest_ssh(&ip_two, &format!("wget -qO- http://{ip_one}/")).filter(|b| !b.is_empty())
+    });
+    assert_eq!(body, "one:80");
+    drop(agent);
 }

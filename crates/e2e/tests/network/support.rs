@@ -165,6 +165,12 @@ pub struct EnvServer {
 
 impl EnvServer {
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1:0", env)
+    }
+
+    /// A server listening on `listen` (an address other hosts, such as nodes in network
+    /// namespaces, can reach; it becomes a name in the serving certificate).
+    pub fn start_on(listen: &str, env: &[(&str, &str)]) -> Self {
         let root = tempfile::Builder::new()
             .prefix("oxivirt-e2e-net-")
             .tempdir()
@@ -176,7 +182,7 @@ impl EnvServer {
             .arg("server")
             .arg("--data-dir")
             .arg(&data)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .env("OXIVIRT_ACCEL", "tcg")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -205,6 +211,16 @@ impl EnvServer {
 
     pub fn kubectl(&self) -> Kubectl {
         Kubectl::new(self.kubeconfig(), self.root.path().join("kube-cache"))
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
     }
 }
 
