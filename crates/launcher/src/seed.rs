@@ -45,12 +45,21 @@ pub fn no_cloud(
     source: &CloudInit,
 ) -> Result<SeedImage> {
     let field = format!("{field}.cloudInitNoCloud");
-    let meta = format!(
+    let mut meta = format!(
         "instance-id: {}.{}\nlocal-hostname: {}\n",
         vmi.metadata.name,
         vmi.namespace(),
         hostname(vmi)
     );
+    // Access-credential keys go to the metadata, as upstream, so user data stays the
+    // user's: cloud-init gives `public-keys` to the default user. JSON strings are valid
+    // YAML double-quoted scalars, so any key text is safe.
+    if !source.public_ssh_keys.is_empty() {
+        meta.push_str("public-keys:\n");
+        for (index, key) in source.public_ssh_keys.iter().enumerate() {
+            meta.push_str(&format!("  \"{index}\": {}\n", json!(key)));
+        }
+    }
     let mut files = vec![SeedFile::new("meta-data", meta)];
     files.push(SeedFile::new(
         "user-data",
@@ -81,11 +90,21 @@ pub fn config_drive(
         .uid
         .clone()
         .unwrap_or_else(|| format!("{}.{}", vmi.metadata.name, vmi.namespace()));
-    let meta = json!({
+    let mut meta = json!({
         "uuid": uuid,
         "hostname": hostname(vmi),
         "name": vmi.metadata.name,
     });
+    // OpenStack's metadata names access-credential keys `public_keys`, by index.
+    if !source.public_ssh_keys.is_empty() {
+        let keys: serde_json::Map<String, serde_json::Value> = source
+            .public_ssh_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (index.to_string(), json!(key)))
+            .collect();
+        meta["public_keys"] = serde_json::Value::Object(keys);
+    }
     let dir = "openstack/latest";
     let mut files = vec![SeedFile::new(
         &format!("{dir}/meta_data.json"),
@@ -198,6 +217,28 @@ mod tests {
         assert_eq!(meta["uuid"], "u-1");
         assert_eq!(meta["hostname"], "box");
         assert_eq!(seed.files[1].path, "openstack/latest/user_data");
+    }
+
+    #[test]
+    fn access_credential_keys_go_to_the_metadata_and_leave_user_data_alone() {
+        let source = CloudInit {
+            user_data: Some("#cloud-config\nuser: cloud-user\n".to_owned()),
+            public_ssh_keys: vec!["ssh-ed25519 AAAA a@b".into(), "ssh-rsa BBBB # x: y".into()],
+            ..CloudInit::default()
+        };
+        let seed = no_cloud(&vmi(), "v", &source).expect("seed");
+        assert_eq!(
+            String::from_utf8_lossy(&seed.files[0].data),
+            "instance-id: vm1.ns\nlocal-hostname: box\npublic-keys:\n  \"0\": \"ssh-ed25519 AAAA a@b\"\n  \"1\": \"ssh-rsa BBBB # x: y\"\n"
+        );
+        assert_eq!(seed.files[1].data, b"#cloud-config\nuser: cloud-user\n");
+        let seed = config_drive(&vmi(), "v", &source).expect("seed");
+        let meta: serde_json::Value = serde_json::from_slice(&seed.files[0].data).expect("json");
+        assert_eq!(
+            meta["public_keys"],
+            json!({"0": "ssh-ed25519 AAAA a@b", "1": "ssh-rsa BBBB # x: y"})
+        );
+        assert_eq!(seed.files[1].data, b"#cloud-config\nuser: cloud-user\n");
     }
 
     #[test]

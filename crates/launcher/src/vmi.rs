@@ -467,6 +467,10 @@ pub struct CloudInit {
     pub secret_ref: Option<serde_json::Value>,
     /// A Secret holding network-config (resolved by the node agent, not here).
     pub network_data_secret_ref: Option<serde_json::Value>,
+    /// SSH public keys of `accessCredentials` propagated through this data source
+    /// (`noCloud` / `configDrive`). Not an API field: the node agent reads the Secrets and
+    /// fills it in its copy of the VMI in `launch.json`.
+    pub public_ssh_keys: Vec<String>,
 }
 
 impl VirtualMachineInstance {

@@ -22,6 +22,7 @@
 
 mod accel;
 mod adopt;
+mod cloud_init;
 mod config;
 mod config_volumes;
 mod credentials;

@@ -293,7 +293,7 @@ impl Supervisor {
         if let Err(e) = realise::set_finalizer(&ctx.client, pod, true).await {
             return tracing::warn!(error = %chain(&e), "cannot add the launcher finalizer; retrying");
         }
-        let vmi = match realise::fetch_vmi(&ctx.client, pod).await {
+        let mut vmi = match realise::fetch_vmi(&ctx.client, pod).await {
             Ok(vmi) => vmi,
             Err(e @ (realise::Error::NoDomain { .. } | realise::Error::VmiNotFound { .. })) => {
                 let (reason, message) = ("VirtualMachineInstanceNotFound".to_string(), chain(&e));
@@ -348,13 +348,19 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         }
-        let config = crate::config_volumes::materialise(
-            &ctx.client,
-            &ctx.config.cluster_ca,
-            pod,
-            &vmi,
-            &self.dir.path,
-        );
+        let config = async {
+            let found = crate::config_volumes::materialise(
+                &ctx.client,
+                &ctx.config.cluster_ca,
+                pod,
+                &vmi,
+                &self.dir.path,
+            )
+            .await?;
+            // cloud-init's Secrets go into the launcher's copy of the VMI.
+            crate::cloud_init::resolve(&ctx.client, &mut vmi).await?;
+            Ok::<_, crate::config_volumes::Error>(found)
+        };
         match config.await {
             Ok(found) => disks.extend(found),
             Err(e) => {

@@ -6,6 +6,7 @@
 
 mod common;
 mod console;
+mod first_boot_keys;
 mod port_forward;
 mod pty;
 mod rbac;
