@@ -25,10 +25,12 @@ pub fn router(api: Arc<Api>, auth: Arc<Authenticator>) -> Router {
         .with_state(api.clone())
         // Inner to authentication: RBAC decides for the user it attached.
         .layer(axum::middleware::from_fn_with_state(
-            crate::rbac::Authorizer::start(api),
+            crate::rbac::Authorizer::start(api.clone()),
             crate::rbac::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(auth, require_user))
+        // The upload proxy authenticates by upload token, not as a user.
+        .merge(handlers::upload::router(api.clone()))
         .layer(axum::middleware::from_fn(log_request))
 }
 

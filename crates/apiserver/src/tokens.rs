@@ -48,6 +48,23 @@ impl TokenSigner {
         }
     }
 
+    /// A signer whose key is derived from this one for `purpose`: tokens of one purpose
+    /// (CDI upload tokens, say) never verify as another's.
+    pub fn derive(&self, purpose: &str) -> TokenSigner {
+        let tag = hmac::sign(&self.key, purpose.as_bytes());
+        TokenSigner::new(tag.as_ref())
+    }
+
+    /// The HS256 signature of `input` (for JWTs of other shapes than ServiceAccount tokens).
+    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
+        hmac::sign(&self.key, input).as_ref().to_vec()
+    }
+
+    /// Whether `signature` is this key's signature of `input`.
+    pub fn verify_signature(&self, input: &[u8], signature: &[u8]) -> bool {
+        hmac::verify(&self.key, input, signature).is_ok()
+    }
+
     /// Issues a token for a ServiceAccount valid for `ttl_secs` from `now`.
     pub fn issue(
         &self,

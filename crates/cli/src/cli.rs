@@ -11,6 +11,7 @@ use crate::client::ConnectionOptions;
 use crate::commands::console::ConsoleArgs;
 use crate::commands::create::CreateCommand;
 use crate::commands::expose::ExposeArgs;
+use crate::commands::image_upload::ImageUploadArgs;
 use crate::commands::port_forward::PortForwardArgs;
 use crate::commands::scp::ScpArgs;
 use crate::commands::ssh::SshArgs;
@@ -219,8 +220,8 @@ pub enum Command {
     MemoryDump(Passthrough),
     /// Expose a virtual machine instance, virtual machine, or virtual machine instance replica set as a new service.
     Expose(ExposeArgs),
-    /// Upload a VM image to a DataVolume or PVC. [not supported by this build yet]
-    ImageUpload(Passthrough),
+    /// Upload a VM image to a DataVolume/PersistentVolumeClaim.
+    ImageUpload(ImageUploadArgs),
     /// Export a VM volume. [not supported by this build yet]
     Vmexport(Passthrough),
     /// Start a shell into a libguestfs pod. [not supported by this build yet]

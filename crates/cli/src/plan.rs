@@ -12,6 +12,7 @@ use crate::client::ConnectionOptions;
 use crate::commands::console::{self, ConsoleRequest};
 use crate::commands::create::{self, Manifest};
 use crate::commands::expose::{self, ExposeRequest};
+use crate::commands::image_upload::{self, ImageUploadRequest};
 use crate::commands::port_forward::{self, PortForwardRequest};
 use crate::commands::scp::{self, ScpRequest};
 use crate::commands::ssh::{self, SshRequest};
@@ -46,6 +47,7 @@ pub enum Plan {
     Scp(Box<ScpRequest>),
     /// Create a Service for a VM, VMI or replica set.
     Expose(Box<ExposeRequest>),
+    ImageUpload(Box<ImageUploadRequest>),
 }
 
 impl Plan {
@@ -126,6 +128,8 @@ impl Plan {
             Command::Expose(args) => {
                 ExposeRequest::from_args(args, connection).map(|r| Plan::Expose(Box::new(r)))
             }
+            Command::ImageUpload(args) => ImageUploadRequest::from_args(args, connection)
+                .map(|r| Plan::ImageUpload(Box::new(r))),
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -150,6 +154,7 @@ impl Plan {
             Plan::Scp(request) => scp::run(&request),
             Plan::VmiOp(request) => vmi_ops::run(&request, out),
             Plan::Expose(request) => expose::run(&request, out),
+            Plan::ImageUpload(request) => image_upload::run(&request, out, err),
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum Source {
     /// Another volume's directory (host-assisted clone): its `disk.img` in the format its
     /// `.disk-format` records (written by oxivirt's provisioner, so trusted).
     Pvc(PathBuf),
+    /// The body of one request to the worker's upload server (CDI's `cdi-uploadserver`).
+    Upload,
 }
 
 /// Basic-auth credentials (`secretRef` keys `accessKeyId` / `secretKey`).
@@ -74,6 +76,7 @@ impl Config {
             "http" => Source::Http(required(env::ENDPOINT)?),
             "registry" => Source::Registry(required(env::ENDPOINT)?),
             "pvc" => Source::Pvc(PathBuf::from(required(env::ENDPOINT)?)),
+            "upload" => Source::Upload,
             "none" | "blank" | "" => Source::Blank,
             other => {
                 return Err(Error::Invalid {

@@ -10,11 +10,13 @@
 mod config;
 mod format;
 mod http;
+mod multipart;
 mod process;
 mod progress;
 mod qemu;
 mod registry;
 mod transfer;
+mod upload;
 
 use std::process::ExitCode;
 
@@ -62,8 +64,12 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = process::import(&config).await;
+    let result = match config.source {
+        Source::Upload => upload::serve(&config).await,
+        _ => process::import(&config).await,
+    };
     let message = match &result {
+        Ok(()) if config.source == Source::Upload => "Upload Complete".to_string(),
         Ok(()) => "Import Complete".to_string(),
         Err(e) => e.to_string(),
     };

@@ -51,11 +51,32 @@ impl Run<'_> {
     }
 }
 
+/// Bytes arriving on a request of the upload server, and whom to tell once they are all in
+/// scratch space (the async upload paths answer then, before validation and conversion).
+pub(crate) struct Stream {
+    pub(crate) input: Input,
+    pub(crate) length: Option<u64>,
+    pub(crate) received: Option<tokio::sync::oneshot::Sender<u64>>,
+}
+
 /// Runs the import described by `config`.
 ///
 /// # Errors
 /// [`Error`] saying which step failed and why; the target is left without `disk.img`.
 pub async fn import(config: &Config) -> Result<(), Error> {
+    import_from(config, None).await
+}
+
+/// Runs the import of an upload: `stream` goes through the same transfer, limits,
+/// validation and conversion as an HTTP body.
+///
+/// # Errors
+/// As [`import`].
+pub(crate) async fn import_upload(config: &Config, stream: Stream) -> Result<(), Error> {
+    import_from(config, Some(stream)).await
+}
+
+async fn import_from(config: &Config, stream: Option<Stream>) -> Result<(), Error> {
     let scratch_dir = config.status_dir.join("scratch");
     std::fs::create_dir_all(&scratch_dir)
         .map_err(|e| Error::Transfer(format!("creating {}: {e}", scratch_dir.display())))?;
@@ -67,7 +88,7 @@ pub async fn import(config: &Config) -> Result<(), Error> {
         visited: Vec::new(),
     };
     let _ = std::fs::remove_file(&run.tmp);
-    let result = steps(&mut run).await;
+    let result = steps(&mut run, stream).await;
     let _ = std::fs::remove_file(&run.scratch);
     if result.is_err() {
         let _ = std::fs::remove_file(&run.tmp);
@@ -75,7 +96,7 @@ pub async fn import(config: &Config) -> Result<(), Error> {
     result
 }
 
-async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
+async fn steps(run: &mut Run<'_>, stream: Option<Stream>) -> Result<(), Error> {
     let config = run.config;
     let usable = config.usable();
     run.enter(Phase::Info)?;
@@ -86,27 +107,13 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
         }
         Source::Http(url) => {
             let download = http::get(config, url).await?;
-            run.enter(Phase::TransferScratch)?;
-            let limit = |format: Detected| match format {
-                Detected::Raw => usable,
-                _ => usable + metadata_allowance(usable),
-            };
-            let written = transfer(
-                Input::Http(download.body),
-                download.length,
-                &run.progress,
-                &run.scratch,
-                limit,
-            )
-            .await?;
-            tracing::info!(bytes = written.bytes, format = ?written.format, "transferred to scratch space");
-            let format = written.format.qemu_format().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{:?} content is not a disk image (archives need contentType: archive)",
-                    written.format
-                ))
+            to_scratch(run, Input::Http(download.body), download.length, None).await?
+        }
+        Source::Upload => {
+            let stream = stream.ok_or_else(|| {
+                Error::Transfer("an upload worker imports only what a request sends".into())
             })?;
-            (run.scratch.clone(), format.to_string())
+            to_scratch(run, stream.input, stream.length, stream.received).await?
         }
         Source::Registry(url) => {
             run.enter(Phase::TransferScratch)?;
@@ -152,6 +159,34 @@ async fn steps(run: &mut Run<'_>) -> Result<(), Error> {
     resize_and_finish(run, usable).await
 }
 
+/// Streams `input` into scratch space (decompressing, bounded by what the volume can hold)
+/// and names the format found; `received` learns the byte count once all is in.
+async fn to_scratch(
+    run: &mut Run<'_>,
+    input: Input,
+    length: Option<u64>,
+    received: Option<tokio::sync::oneshot::Sender<u64>>,
+) -> Result<(PathBuf, String), Error> {
+    let usable = run.config.usable();
+    run.enter(Phase::TransferScratch)?;
+    let limit = |format: Detected| match format {
+        Detected::Raw => usable,
+        _ => usable + metadata_allowance(usable),
+    };
+    let written = transfer(input, length, &run.progress, &run.scratch, limit).await?;
+    tracing::info!(bytes = written.bytes, format = ?written.format, "transferred to scratch space");
+    if let Some(received) = received {
+        let _ = received.send(written.bytes);
+    }
+    let format = written.format.qemu_format().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{:?} content is not a disk image (archives need contentType: archive)",
+            written.format
+        ))
+    })?;
+    Ok((run.scratch.clone(), format.to_string()))
+}
+
 /// Refuses what must never reach qemu-img convert or a VM: unknown formats, backing files,
 /// external data files, images larger than the volume, corrupt or truncated metadata.
 async fn validate(file: &Path, format: &str, usable: u64, image: &str) -> Result<(), Error> {
@@ -186,6 +221,7 @@ fn source_name(source: &Source) -> String {
     match source {
         Source::Http(url) | Source::Registry(url) => url.clone(),
         Source::Blank => "blank".into(),
+        Source::Upload => "upload".into(),
         Source::Pvc(dir) => dir.display().to_string(),
     }
 }

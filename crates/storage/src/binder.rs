@@ -174,7 +174,7 @@ async fn claim_pass(
         crate::ops::merge(client, PVC, ns, claim_name, &patch).await?;
     }
     let delayed = class["volumeBindingMode"] == "WaitForFirstConsumer"
-        && annotation(claim, wk::ann::BIND_IMMEDIATE) != Some("true");
+        && !crate::claim::binds_immediately(claim);
     if is_ours(provisioner) && annotation(claim, wk::ANN_SELECTED_NODE).is_none() {
         let mut node = if delayed {
             first_consumer_node(world, claim)

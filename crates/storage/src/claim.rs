@@ -123,6 +123,14 @@ pub fn with_overhead(bytes: u64, overhead: f64) -> u64 {
     quantity::round_up_mib(grown)
 }
 
+/// Whether a claim is bound without waiting for a consumer: CDI's
+/// `storage.bind.immediate.requested` (present and not "false", as upstream reads it), or an
+/// upload target, whose upload worker is its first consumer.
+pub fn binds_immediately(claim: &Value) -> bool {
+    crate::kinds::annotation(claim, ann::BIND_IMMEDIATE).is_some_and(|v| v != "false")
+        || crate::kinds::annotation(claim, ann::UPLOAD_TARGET).is_some()
+}
+
 /// The claim for `dv`, with the annotations CDI's workers read.
 ///
 /// # Errors
@@ -156,6 +164,7 @@ pub fn claim_for(world: &World, dv: &Value) -> Result<Value, Invalid> {
                 str_at(source, "/registry/certConfigMap"),
             );
         }
+        Some("upload") => put(ann::UPLOAD_TARGET, Some("")),
         _ => put(ann::SOURCE, Some(wk::source::NONE)),
     }
     put(

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::claim::{self, source_type};
 use crate::clone;
 use crate::events::Recorder;
-use crate::importer_pod::{importer_pod, pod_name};
+use crate::importer_pod::{importer_pod, pod_name, upload_pod_name};
 use crate::kinds::{
     self, annotation, name, namespace, phase, str_at, uid, DATA_VOLUME, POD, PVC, STORAGE_CLASS,
 };
@@ -26,7 +26,7 @@ use crate::well_known::{self as wk, ann};
 use crate::world::World;
 
 /// Sources this controller imports (the others wait with a condition saying so).
-const SUPPORTED: [&str; 4] = ["http", "registry", "blank", "pvc"];
+const SUPPORTED: [&str; 5] = ["http", "registry", "blank", "pvc", "upload"];
 
 /// One pass over every DataVolume.
 pub async fn reconcile(client: &kube::Client, world: &World, events: &Recorder) {
@@ -77,7 +77,7 @@ async fn reconcile_one(
     let source = source_type(dv).unwrap_or_default().to_string();
     let Some(claim) = world.get(PVC, ns, dv_name) else {
         if !SUPPORTED.contains(&source.as_str()) {
-            let message = format!("source {source:?} is not supported by oxivirt yet (supported: http, registry, blank, pvc)");
+            let message = format!("source {source:?} is not supported by oxivirt yet (supported: http, registry, blank, pvc, upload)");
             conditions.set_bound(false, "NotSupported", &message);
             return write(
                 client,
@@ -183,6 +183,8 @@ async fn reconcile_one(
     }
     let flavor = if clone::is_clone(dv) {
         Flavor::COPY
+    } else if source == "upload" {
+        Flavor::UPLOAD
     } else {
         Flavor::IMPORT
     };
@@ -257,6 +259,13 @@ async fn reconcile_one(
                     restarts,
                     conditions,
                 },
+                // An upload is ready when its worker listens (the Pod is Ready).
+                "Running" if flavor.waits_for_ready && !pod_ready(pod) => Decision {
+                    phase: flavor.scheduled,
+                    progress,
+                    restarts,
+                    conditions,
+                },
                 "Running" => Decision {
                     phase: flavor.in_progress,
                     progress,
@@ -281,6 +290,8 @@ struct Flavor {
     scheduled: &'static str,
     in_progress: &'static str,
     complete: &'static str,
+    /// The in-progress phase needs the Pod Ready, not only running.
+    waits_for_ready: bool,
 }
 
 impl Flavor {
@@ -289,13 +300,27 @@ impl Flavor {
         scheduled: "ImportScheduled",
         in_progress: "ImportInProgress",
         complete: "Import Complete",
+        waits_for_ready: false,
     };
     const COPY: Flavor = Flavor {
         pod_name: copy_pod_name,
         scheduled: "CloneScheduled",
         in_progress: "CloneInProgress",
         complete: "Clone Complete",
+        waits_for_ready: false,
     };
+    const UPLOAD: Flavor = Flavor {
+        pod_name: upload_pod_name,
+        scheduled: "UploadScheduled",
+        in_progress: "UploadReady",
+        complete: "Upload Complete",
+        waits_for_ready: true,
+    };
+}
+
+/// Whether a worker Pod's container is Ready (an upload worker: its socket listens).
+pub fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/containerStatuses/0/ready") == Some(&Value::Bool(true))
 }
 
 fn copy_pod_name(claim: &str) -> String {
@@ -355,7 +380,7 @@ fn waits_for_consumer(world: &World, claim: &Value) -> bool {
     let class = crate::classes::class_of_claim(claim).and_then(|c| world.get(STORAGE_CLASS, "", c));
     class.is_some_and(|c| c["volumeBindingMode"] == "WaitForFirstConsumer")
         && annotation(claim, wk::ANN_SELECTED_NODE).is_none()
-        && annotation(claim, ann::BIND_IMMEDIATE) != Some("true")
+        && !claim::binds_immediately(claim)
 }
 
 fn restart_count(claim: &Value, pod: Option<&Value>) -> i64 {
@@ -398,7 +423,7 @@ pub fn running_from_pod(pod: &Value) -> (bool, String, String) {
 }
 
 /// Writes the worker's state into the claim's annotations (what CDI's tools read).
-async fn mirror_pod(
+pub(crate) async fn mirror_pod(
     client: &kube::Client,
     claim: &Value,
     pod: &Value,
@@ -408,7 +433,7 @@ async fn mirror_pod(
     let wanted = [
         (ann::POD_PHASE, phase(pod).to_string()),
         (ann::POD_RESTARTS, restarts.to_string()),
-        (ann::POD_READY, running.to_string()),
+        (ann::POD_READY, (running && pod_ready(pod)).to_string()),
         (ann::RUNNING, running.to_string()),
         (ann::RUNNING_REASON, reason),
         (ann::RUNNING_MESSAGE, message),
@@ -484,6 +509,18 @@ async fn write(
                 "CloneFailed",
                 format!("Cloning from {source} into {target} failed"),
             )),
+            "UploadScheduled" => Some((
+                "UploadScheduled",
+                format!("Upload into {dv_name} scheduled"),
+            )),
+            "UploadReady" => Some(("UploadReady", format!("Upload into {dv_name} ready"))),
+            "Succeeded" if source_type(dv) == Some("upload") => Some((
+                "UploadSucceeded",
+                format!("Successfully uploaded into {dv_name}"),
+            )),
+            "Failed" if source_type(dv) == Some("upload") => {
+                Some(("UploadFailed", format!("Upload into {dv_name} failed")))
+            }
             "ImportScheduled" => Some((
                 "ImportScheduled",
                 format!("Import into {dv_name} scheduled"),

@@ -21,6 +21,11 @@ pub fn pod_name(claim: &str) -> String {
     format!("importer-{claim}")
 }
 
+/// The upload worker Pod's name for a claim (upstream's `cdi-upload-<claim>`).
+pub fn upload_pod_name(claim: &str) -> String {
+    format!("cdi-upload-{claim}")
+}
+
 fn plain(name: &str, value: impl Into<String>) -> Value {
     json!({"name": name, "value": value.into()})
 }
@@ -31,11 +36,21 @@ pub fn importer_pod(world: &World, dv: &Value, claim: &Value) -> Option<Value> {
     let node = claim_node(world, claim)?;
     let source_type = crate::claim::source_type(dv).unwrap_or("blank");
     let source = &dv["spec"]["source"][source_type];
+    let upload = source_type == "upload";
+    let (pod, component) = if upload {
+        (upload_pod_name(name(claim)), wk::UPLOAD_COMPONENT)
+    } else {
+        (pod_name(name(claim)), "importer")
+    };
     let class = str_at(claim, "/spec/storageClassName").unwrap_or_default();
     let mut env_vars = vec![
         plain(
             env::SOURCE,
-            annotation(claim, wk::ann::SOURCE).unwrap_or(wk::source::NONE),
+            if upload {
+                wk::source::UPLOAD
+            } else {
+                annotation(claim, wk::ann::SOURCE).unwrap_or(wk::source::NONE)
+            },
         ),
         plain(env::ENDPOINT, source["url"].as_str().unwrap_or_default()),
         plain(
@@ -110,10 +125,10 @@ pub fn importer_pod(world: &World, dv: &Value, claim: &Value) -> Option<Value> {
     Some(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
-            "name": pod_name(name(claim)), "namespace": namespace(claim),
+            "name": pod, "namespace": namespace(claim),
             "labels": {
                 wk::APP_LABEL: wk::CDI_APP,
-                wk::CDI_COMPONENT_LABEL: "importer",
+                wk::CDI_COMPONENT_LABEL: component,
                 "prometheus.cdi.kubevirt.io": "true",
             },
             "annotations": annotations,

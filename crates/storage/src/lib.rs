@@ -29,6 +29,7 @@ mod ops;
 mod profile;
 pub mod quantity;
 mod status;
+mod upload;
 pub mod well_known;
 mod world;
 
@@ -76,6 +77,7 @@ pub async fn run(client: kube::Client) {
         cdiconfig::reconcile(&client, &world).await;
         binder::reconcile(&client, &world, &binder_events).await;
         datavolume::reconcile(&client, &world, &dv_events).await;
+        upload::reconcile(&client, &world).await;
         datasource::reconcile(&client, &world).await;
         golden::reconcile(&client, &world).await;
         dataimportcron::reconcile(&client, &world, &cron_events).await;

@@ -72,6 +72,8 @@ pub mod ann {
     pub const BIND_IMMEDIATE: &str = "cdi.kubevirt.io/storage.bind.immediate.requested";
     pub const POPULATED_FOR: &str = "cdi.kubevirt.io/storage.populatedFor";
     pub const REQUESTED_SIZE: &str = "cdi.kubevirt.io/storage.requested.size";
+    /// A claim to be filled by an upload (value empty; virtctl and upload DataVolumes set it).
+    pub const UPLOAD_TARGET: &str = "cdi.kubevirt.io/storage.upload.target";
     pub const IMPORT_FATAL: &str = "cdi.kubevirt.io/storage.import.fatalError";
 }
 
@@ -80,7 +82,14 @@ pub mod source {
     pub const HTTP: &str = "http";
     pub const REGISTRY: &str = "registry";
     pub const NONE: &str = "none";
+    /// oxivirt's: the worker is an upload server (upstream runs a separate image).
+    pub const UPLOAD: &str = "upload";
 }
+
+/// The `cdi.kubevirt.io` label of an upload worker Pod (upstream's).
+pub const UPLOAD_COMPONENT: &str = "cdi-upload-server";
+/// The socket an upload worker serves in its status directory (the node agent relays to it).
+pub const UPLOAD_SOCKET: &str = "upload.sock";
 
 /// Environment of the importer process (upstream's variable names).
 pub mod env {

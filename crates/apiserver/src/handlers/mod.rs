@@ -6,6 +6,8 @@ mod logs;
 mod patch;
 pub mod request;
 mod token;
+pub mod upload;
+mod upload_token;
 mod watch;
 
 use std::sync::Arc;
@@ -122,6 +124,14 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
             &info.plural,
             path.name.as_deref().unwrap_or(""),
         ));
+    }
+    if info.group == upload_token::GROUP && info.plural == "uploadtokenrequests" {
+        let request = match parts.method {
+            Method::POST => decode_body(&read_body(body).await?, &content_type(&parts.headers))?,
+            _ => Value::Null,
+        };
+        let ns = ns.clone().unwrap_or_default();
+        return upload_token::handle(&api, &parts.method, &ns, path.name.as_deref(), request);
     }
     if path.subresource.as_deref() == Some("eviction")
         && info.group.is_empty()

@@ -4,10 +4,12 @@
 pub mod console;
 pub mod create;
 pub mod expose;
+pub mod image_upload;
 pub mod port_forward;
 pub mod scp;
 pub mod ssh;
 pub mod stream;
+mod upload_http;
 pub mod version;
 pub mod vm_state;
 pub mod vmi_ops;

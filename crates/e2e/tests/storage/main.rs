@@ -8,4 +8,5 @@ mod common;
 mod hostile;
 mod import;
 mod provisioner;
+mod upload;
 mod vm;

@@ -8,7 +8,7 @@ use oxivirt_e2e::{wait_until, Server};
 use crate::common::{have, test_guest, FileServer, Serve};
 
 /// Whether some launcher's console printed the guest's banner.
-fn guest_ready(server: &Server) -> bool {
+pub(crate) fn guest_ready(server: &Server) -> bool {
     let Ok(pods) = std::fs::read_dir(server.data_dir().join("pods")) else {
         return false;
     };

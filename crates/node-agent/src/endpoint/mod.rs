@@ -16,6 +16,7 @@
 //! | GET | `…/{name}/{userlist,filesystemlist}` | asked of the guest agent live |
 //! | PUT | `…/{name}/freeze[?unfreezeTimeoutSeconds=N]`, `…/{name}/unfreeze` | guest filesystem freeze |
 //! | GET | `/containerLogs/{ns}/{pod}/{container}` | `compute` / `guest-console-log` logs |
+//! | GET | `/cdiUpload/{pod uid}` | upgrade to a raw stream to a CDI upload worker's server |
 //!
 //! [`AGENT_CERTIFICATE_ANNOTATION`]: oxivirt_api::well_known::AGENT_CERTIFICATE_ANNOTATION
 
@@ -165,6 +166,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (req.method().clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => full(StatusCode::OK, "text/plain", "ok"),
+        (Method::GET, ["cdiUpload", pod_uid]) => upload_stream(req, &state, pod_uid).await,
         (Method::GET, ["containerLogs", ns, pod, container]) => {
             container_logs(&state, ns, pod, container, req.uri().query()).await
         }
@@ -258,6 +260,26 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             }
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+    }
+}
+
+/// Bridges the upload proxy to the upload server of CDI worker Pod `pod_uid` (its socket in
+/// the worker directory the node's storage gives it).
+async fn upload_stream(req: Request<Incoming>, state: &State, pod_uid: &str) -> Response<Body> {
+    if pod_uid.is_empty() || !pod_uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return error(StatusCode::BAD_REQUEST, format!("invalid Pod uid {pod_uid:?}"));
+    }
+    let socket = state
+        .data_dir
+        .join("storage/workers")
+        .join(pod_uid)
+        .join("upload.sock");
+    match tokio::net::UnixStream::connect(&socket).await {
+        Ok(target) => upgrade(req, target, None),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the upload server of Pod {pod_uid} is not listening: {e}"),
+        ),
     }
 }
 

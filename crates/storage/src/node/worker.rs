@@ -193,7 +193,10 @@ impl Workers {
         let (status, progress) = {
             let mut workers = self.lock();
             let w = workers.entry(pod_uid.clone()).or_default();
-            let status = pod_status(pod, w);
+            // An upload worker is Ready once its socket exists (it binds before serving).
+            let upload = label(pod, wk::CDI_COMPONENT_LABEL) == Some(wk::UPLOAD_COMPONENT);
+            let ready = w.child.is_some() && (!upload || dir.join(wk::UPLOAD_SOCKET).exists());
+            let status = pod_status(pod, w, ready);
             let progress = if w.child.is_some() || w.finished.is_some() {
                 std::fs::read_to_string(dir.join("progress"))
                     .ok()
@@ -417,7 +420,7 @@ fn condition(kind: &str, status: bool, now: &str) -> Value {
 }
 
 /// The Pod status a kubelet would report for this worker.
-fn pod_status(pod: &Value, w: &Worker) -> Value {
+fn pod_status(pod: &Value, w: &Worker, ready: bool) -> Value {
     let running = w.child.is_some();
     let pod_phase = match (w.finished, running || w.restarts > 0) {
         (Some(done), _) => done,
@@ -447,7 +450,7 @@ fn pod_status(pod: &Value, w: &Worker) -> Value {
         pod["spec"]["containers"][0]["image"].clone(),
     );
     container.insert("imageID".into(), json!(""));
-    container.insert("ready".into(), json!(running));
+    container.insert("ready".into(), json!(ready));
     container.insert("started".into(), json!(running));
     container.insert("restartCount".into(), json!(w.restarts));
     container.insert("state".into(), state);
@@ -461,8 +464,8 @@ fn pod_status(pod: &Value, w: &Worker) -> Value {
         "conditions": [
             condition("PodScheduled", true, &start),
             condition("Initialized", true, &start),
-            condition("ContainersReady", running, &start),
-            condition("Ready", running, &start),
+            condition("ContainersReady", ready, &start),
+            condition("Ready", ready, &start),
         ],
         "containerStatuses": [Value::Object(container)],
     })
@@ -490,7 +493,7 @@ mod tests {
             waiting: Some(("CrashLoopBackOff".into(), "back-off".into())),
             ..Worker::default()
         };
-        let status = pod_status(&pod, &w);
+        let status = pod_status(&pod, &w, false);
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["containerStatuses"][0]["restartCount"], 1);
         assert_eq!(
