@@ -50,6 +50,10 @@ pub enum Request {
     },
     /// `guest-fsfreeze-thaw`.
     Unfreeze,
+    /// `guest-network-get-interfaces`: the guest's NICs and addresses (reply `data`).
+    Interfaces,
+    /// `guest-info`: the agent's version and commands (reply `data`).
+    Guestinfo,
     /// Makes `user`'s `~/.ssh/authorized_keys` hold exactly `keys` (through the guest agent).
     Sshkeys {
         /// The guest user.
@@ -76,6 +80,8 @@ impl Request {
                 | Request::Filesystemlist
                 | Request::Freeze { .. }
                 | Request::Unfreeze
+                | Request::Interfaces
+                | Request::Guestinfo
                 | Request::Sshkeys { .. }
                 | Request::Setpassword { .. }
         )

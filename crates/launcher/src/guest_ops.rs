@@ -58,6 +58,20 @@ impl GuestOps {
                 Ok(filesystems) => with_data(filesystems),
                 Err(error) => failure(&error),
             },
+            Request::Interfaces => {
+                match self
+                    .agent
+                    .execute("guest-network-get-interfaces", None)
+                    .await
+                {
+                    Ok(interfaces) => with_data(interfaces),
+                    Err(error) => failure(&error),
+                }
+            }
+            Request::Guestinfo => match self.agent.execute("guest-info", None).await {
+                Ok(info) => with_data(info),
+                Err(error) => failure(&error),
+            },
             Request::Freeze {
                 unfreeze_timeout_seconds,
             } => self.freeze(unfreeze_timeout_seconds.unwrap_or(0)).await,

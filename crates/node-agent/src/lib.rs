@@ -30,6 +30,7 @@ mod downward_api;
 mod endpoint;
 mod events;
 mod guest_info;
+mod guest_interfaces;
 mod heartbeat;
 mod identity;
 mod launcher;
@@ -77,6 +78,7 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     ));
     tokio::spawn(endpoint::serve(endpoint, state));
     tokio::spawn(credentials::run(client.clone(), config.data_dir.clone()));
+    tokio::spawn(guest_interfaces::run(client.clone(), config.data_dir.clone()));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     network.start_node_services(&client, &config.node_name, &node.internal_ip);
     let ctx = pods::Ctx {

@@ -7,6 +7,7 @@
 mod common;
 mod console;
 mod first_boot_keys;
+mod guest_interfaces;
 mod port_forward;
 mod pty;
 mod rbac;
