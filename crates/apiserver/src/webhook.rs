@@ -35,6 +35,25 @@ impl Cluster for StoreCluster<'_> {
             .await
             .is_ok_and(|n| n > 0)
     }
+
+    async fn list(&self, group: &str, resource: &str) -> Vec<Value> {
+        let Some(info) = self.api.registry.by_group_resource(group, resource) else {
+            return Vec::new();
+        };
+        let Ok(listed) = self
+            .api
+            .store
+            .list(&info.key_prefix(None), Default::default())
+            .await
+        else {
+            return Vec::new();
+        };
+        listed
+            .items
+            .iter()
+            .filter_map(|kv| self.api.decode(&info, kv, &info.storage_version).ok())
+            .collect()
+    }
 }
 
 pub async fn run(

@@ -1,10 +1,11 @@
-//! KubeMacPool: every NIC of a VirtualMachine gets a unique MAC from a configurable range,
-//! written into the VM's template so it stays the same across restarts (the manual's
-//! §8.1.5). Namespaces labelled `mutatevirtualmachines.kubemacpool.io=ignore` opt out;
-//! standalone VMIs are left alone. Upstream assigns in a mutating webhook; oxivirt assigns
-//! from a controller within milliseconds of the VM's creation, and the node agent takes the
-//! VM's MAC for a VMI created before that (see `oxivirt-node-agent` `netns`). A MAC that a
-//! VM sets itself and another VM already holds is reported as a Warning event on the VM.
+//! KubeMacPool's controller half. MACs are assigned, and collisions rejected, at admission
+//! (`oxivirt_webhooks::macpool`, the `mutatevirtualmachines.kubemacpool.io` webhook); this
+//! controller is the safety net behind it: it gives a MAC to a VM template interface that
+//! still has none (a VM admitted while its namespace opted out, then opted back in) and
+//! reports a MAC two VMs hold anyway (two VMs admitted at the same instant, each unseen by
+//! the other's admission) as a `MacAddressCollision` Warning event on the younger VM.
+//! Namespaces labelled `mutatevirtualmachines.kubemacpool.io=ignore` and standalone VMIs are
+//! left alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,64 +17,7 @@ use kube::Api;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-/// The opt-out label (and value `ignore`) of a namespace.
-pub const OPT_OUT_LABEL: &str = "mutatevirtualmachines.kubemacpool.io";
-
-/// A MAC range, inclusive, as 48-bit numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MacRange {
-    /// First MAC.
-    pub start: u64,
-    /// Last MAC.
-    pub end: u64,
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` into a number.
-pub fn parse_mac(text: &str) -> Option<u64> {
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    parts.iter().try_fold(0u64, |acc, p| {
-        (p.len() == 2).then_some(())?;
-        Some(acc << 8 | u64::from(u8::from_str_radix(p, 16).ok()?))
-    })
-}
-
-/// Formats a number as `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: u64) -> String {
-    (0..6)
-        .rev()
-        .map(|i| format!("{:02x}", (mac >> (i * 8)) & 0xff))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-impl MacRange {
-    /// KubeMacPool's default range.
-    pub fn default_range() -> Self {
-        MacRange {
-            start: 0x02_00_00_00_00_00,
-            end: 0x02_ff_ff_ff_ff_ff,
-        }
-    }
-
-    /// `OXIVIRT_MAC_RANGE=START-END`, else the default.
-    ///
-    /// # Errors
-    /// A message naming the bad value.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("OXIVIRT_MAC_RANGE") {
-            Err(_) => Ok(Self::default_range()),
-            Ok(text) => text
-                .split_once('-')
-                .and_then(|(a, b)| Some((parse_mac(a.trim())?, parse_mac(b.trim())?)))
-                .filter(|(a, b)| a <= b)
-                .map(|(start, end)| MacRange { start, end })
-                .ok_or_else(|| format!("OXIVIRT_MAC_RANGE={text:?} is not START-END (two MACs)")),
-        }
-    }
-}
+pub use oxivirt_webhooks::macpool::{format_mac, parse_mac, MacRange, OPT_OUT_LABEL};
 
 /// Who holds which MAC: MAC → (namespace/vm, interface).
 pub type Holders = HashMap<u64, (String, String)>;
@@ -265,14 +209,6 @@ mod tests {
     fn vm(ns: &str, name: &str, ifaces: Value) -> Value {
         json!({"metadata": {"namespace": ns, "name": name},
                "spec": {"template": {"spec": {"domain": {"devices": {"interfaces": ifaces}}}}}})
-    }
-
-    #[test]
-    fn macs_round_trip_and_ranges_parse() {
-        assert_eq!(parse_mac("02:00:00:00:00:2a"), Some(0x02_00_00_00_00_2a));
-        assert_eq!(format_mac(0x02_00_00_00_00_2a), "02:00:00:00:00:2a");
-        assert_eq!(parse_mac("02:00:00"), None);
-        assert_eq!(parse_mac("zz:00:00:00:00:00"), None);
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub(crate) async fn require_component(client: &kube::Client) -> anyhow::Result<(
     let review = api
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot ask the API server who this agent is (SelfSubjectReview): {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot ask the API server who this agent is (SelfSubjectReview): {e}")
+        })?;
     let user = review
         .status
         .and_then(|s| s.user_info)

@@ -20,6 +20,7 @@ mod hyperconverged;
 mod ids;
 mod instancetype;
 mod json;
+pub mod macpool;
 mod names;
 mod quantity;
 mod review;
@@ -50,6 +51,9 @@ pub trait Cluster: Send + Sync {
     ) -> Option<serde_json::Value>;
     /// Whether any object of the resource exists (in any namespace).
     async fn any(&self, group: &str, resource: &str) -> bool;
+    /// Every object of the resource, in all namespaces (KubeMacPool's view of the MACs in
+    /// use); empty when they cannot be read.
+    async fn list(&self, group: &str, resource: &str) -> Vec<serde_json::Value>;
 }
 
 /// Mutates (defaults) then validates `obj`; an empty `causes` means admitted.

@@ -119,7 +119,13 @@ pub fn denial(group: &str, kind: &str, operation: Operation, causes: &[Cause]) -
     if causes.is_empty() {
         return None;
     }
+    let from_pool = causes
+        .iter()
+        .all(|c| c.message.starts_with(crate::macpool::REJECTION_PREFIX));
     let (webhook, code, reason) = match (group, kind, operation) {
+        ("kubevirt.io", "VirtualMachine", _) if from_pool => {
+            (crate::macpool::WEBHOOK, 422, "Invalid")
+        }
         ("kubevirt.io", "VirtualMachineInstance", Operation::Create) => (
             "virtualmachineinstances-create-validator.kubevirt.io",
             422,

@@ -41,6 +41,14 @@ impl Cluster for FakeCluster {
         let prefix = format!("{group}/{resource}/");
         self.objects.keys().any(|k| k.starts_with(&prefix))
     }
+    async fn list(&self, group: &str, resource: &str) -> Vec<Value> {
+        let prefix = format!("{group}/{resource}/");
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 /// Runs a future that never waits on I/O (every [`FakeCluster`] answer is immediate).

@@ -37,6 +37,12 @@ pub(crate) async fn admit(
     if has(obj, &["metadata", "deletionTimestamp"]) {
         return;
     }
+    // KubeMacPool is its own mutating webhook: a rejection there ends admission, as
+    // kube-apiserver stops at the first webhook that denies.
+    crate::macpool::admit(req, obj, cluster, out).await;
+    if !out.causes.is_empty() {
+        return;
+    }
     validate(req, obj, cluster, out).await;
 }
 

@@ -27,6 +27,14 @@ impl Cluster for Store {
         let prefix = format!("{group}/{resource}/");
         self.0.keys().any(|k| k.starts_with(&prefix))
     }
+    async fn list(&self, group: &str, resource: &str) -> Vec<Value> {
+        let prefix = format!("{group}/{resource}/");
+        self.0
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 fn block_on<F: Future>(fut: F) -> F::Output {

@@ -1,8 +1,7 @@
-//! KubeMacPool: unique MACs from the pool for VMs, kept across restarts; opted-out
-//! namespaces and standalone VMIs untouched; a collision reported.
+//! KubeMacPool: unique MACs from the pool for VMs at admission, kept across restarts;
+//! a MAC another VM holds rejected; opted-out namespaces and standalone VMIs untouched.
 
 use std::process::Command;
-use std::time::Duration;
 
 use oxivirt_e2e::{virtctl_bin, wait_until};
 use serde_json::{json, Value};
@@ -34,23 +33,28 @@ fn template_mac(k: &oxivirt_e2e::Kubectl, ns: &str, name: &str) -> String {
 }
 
 #[test]
-fn vms_get_unique_pool_macs_unless_their_namespace_opts_out_and_collisions_are_reported() {
+fn vms_get_unique_pool_macs_at_admission_collisions_are_rejected_and_opt_outs_are_left_alone() {
     crate::skip_unless_possible!();
     let server = NetServer::start();
     let k = server.kubectl();
-    k.create(&stopped_vm("a", "default", None).to_string());
-    k.create(&stopped_vm("b", "default", None).to_string());
-    let wait_mac = |name: &str| {
-        wait_until(
-            &format!("a MAC for {name}"),
-            Duration::from_secs(10),
-            || {
-                let mac = template_mac(&k, "default", name);
-                (!mac.is_empty()).then_some(mac)
-            },
-        )
+    // The webhook writes the MAC into the object kubectl gets back: no waiting.
+    let created = |vm: Value| -> Value {
+        let out = k.run_stdin(&["create", "-o", "json", "-f", "-"], &vm.to_string());
+        assert!(out.status.success(), "{}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
     };
-    let (a, b) = (wait_mac("a"), wait_mac("b"));
+    let mac_of = |vm: &Value| {
+        vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["macAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let a = mac_of(&created(stopped_vm("a", "default", None)));
+    let b = mac_of(&created(stopped_vm("b", "default", None)));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "no MAC at admission: {a:?} {b:?}"
+    );
     assert_ne!(a, b);
     for mac in [&a, &b] {
         assert!(
@@ -58,32 +62,70 @@ fn vms_get_unique_pool_macs_unless_their_namespace_opts_out_and_collisions_are_r
             "{mac} is outside the default pool 02:00:00:00:00:00-02:ff:ff:ff:ff:ff"
         );
     }
+    assert_eq!(template_mac(&k, "default", "a"), a, "the stored VM differs");
+
+    let refused = k.run_stdin(
+        &["create", "-f", "-"],
+        &stopped_vm("d", "default", Some(&a)).to_string(),
+    );
+    assert!(!refused.status.success(), "a VM reusing {a} was admitted");
+    for needle in [
+        "spec.template.spec.domain.devices.interfaces[0].macAddress",
+        &format!("failed to allocate requested mac address {a}"),
+        "VirtualMachine default/a",
+    ] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle:?} not in: {}",
+            refused.stderr
+        );
+    }
+    assert!(!k.exists(&["vm", "d"]), "the refused VM exists");
+    // Changing a VM's MAC to a held one is refused the same way.
+    let patch = json!({"spec": {"template": {"spec": {"domain": {"devices": {"interfaces": [
+        {"name": "default", "masquerade": {}, "macAddress": a}]}}}}}});
+    let refused = k.run(&[
+        "patch",
+        "vm",
+        "b",
+        "--type",
+        "merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    assert!(
+        !refused.status.success() && refused.stderr.contains("already in use"),
+        "{}",
+        refused.stderr
+    );
+
     k.create(
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "optout",
         "labels": {"mutatevirtualmachines.kubemacpool.io": "ignore"}}})
         .to_string(),
     );
-    k.create(&stopped_vm("c", "optout", None).to_string());
-    k.create(&stopped_vm("d", "default", Some(&a)).to_string());
-    let event = wait_until("the collision event", Duration::from_secs(10), || {
-        let events = k.json(&["get", "events", "--field-selector", "involvedObject.name=d"]);
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| e["reason"] == "MacAddressCollision")
-            .cloned()
-    });
-    assert!(
-        event["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("default/a"),
-        "{event}"
-    );
     assert_eq!(
-        template_mac(&k, "optout", "c"),
+        mac_of(&created(stopped_vm("c", "optout", None))),
         "",
         "an opted-out namespace got a MAC"
+    );
+    assert_eq!(
+        mac_of(&created(stopped_vm("e", "optout", Some(&a)))),
+        a,
+        "an opted-out namespace is checked for collisions"
+    );
+    // A standalone VMI is not KubeMacPool's.
+    let vmi = json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "metadata": {"name": "standalone"},
+        "spec": {"domain": {"devices": {"interfaces": [{"name": "default", "masquerade": {}}]},
+                            "resources": {"requests": {"memory": "128Mi"}}},
+                 "networks": [{"name": "default", "pod": {}}]}});
+    let out = k.run_stdin(&["create", "-o", "json", "-f", "-"], &vmi.to_string());
+    assert!(out.status.success(), "{}", out.stderr);
+    let vmi: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        vmi["spec"]["domain"]["devices"]["interfaces"][0]["macAddress"].is_null(),
+        "a standalone VMI got a MAC: {vmi}"
     );
 }
 

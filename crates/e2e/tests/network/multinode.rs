@@ -58,7 +58,10 @@ fn an_agent_joined_with_user_credentials_refuses_to_start_and_names_the_right_on
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the agent ran with admin credentials: {stderr}");
+    assert!(
+        !out.status.success(),
+        "the agent ran with admin credentials: {stderr}"
+    );
     assert!(
         stderr.contains("components.kubeconfig") && stderr.contains("Scheduled"),
         "{stderr}"
@@ -114,7 +117,13 @@ fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
     let pod_one = support::wait_guest_ready(&k, "one");
     let pod_two = support::wait_guest_ready(&k, "two");
     wait_until("VMI two Running on node2", Duration::from_secs(30), || {
-        let out = k.ok(&["get", "vmi", "two", "-o", "jsonpath={.status.phase} {.status.nodeName}"]);
+        let out = k.ok(&[
+            "get",
+            "vmi",
+            "two",
+            "-o",
+            "jsonpath={.status.phase} {.status.nodeName}",
+        ]);
         (out == "Running node2").then_some(())
     });
     let ip = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
@@ -180,8 +189,12 @@ impl NsHost {
 
 impl Drop for NsHost {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
-        let _ = Command::new("ip").args(["link", "del", &self.host_link]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_link])
+            .status();
     }
 }
 
@@ -224,8 +237,14 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     let port = tcp_forward(&host.host_ip, registry.to_string());
     let remote_registry = format!("{}:{port}", host.host_ip);
     k.ok(&[
-        "patch", "hyperconverged", "kubevirt-hyperconverged", "-n", "openshift-cnv",
-        "--type", "merge", "-p",
+        "patch",
+        "hyperconverged",
+        "kubevirt-hyperconverged",
+        "-n",
+        "openshift-cnv",
+        "--type",
+        "merge",
+        "-p",
         &json!({"spec": {"storageImport": {"insecureRegistries": [remote_registry]}}}).to_string(),
     ]);
     let node2_dir = server.data_dir().join("node2");
@@ -250,12 +269,22 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     );
     let node2_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let address = wait_until("node2 with its address", Duration::from_secs(60), || {
-        let out = k.run(&["get", "node", "node2", "-o",
-            "jsonpath={.spec.podCIDR} {.status.addresses[?(@.type==\"InternalIP\")].address}"]).stdout;
+        let out = k
+            .run(&[
+                "get",
+                "node",
+                "node2",
+                "-o",
+                "jsonpath={.spec.podCIDR} {.status.addresses[?(@.type==\"InternalIP\")].address}",
+            ])
+            .stdout;
         let fields: Vec<&str> = out.split_whitespace().collect();
         (fields.len() == 2).then(|| fields[1].to_string())
     });
-    assert_eq!(address, host.ip, "node2's InternalIP is not its namespace's address");
+    assert_eq!(
+        address, host.ip,
+        "node2's InternalIP is not its namespace's address"
+    );
     let one = support::vm(
         "one",
         json!({"app": "one"}),
@@ -274,7 +303,15 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     k.create(&two.to_string());
     let running = std::panic::catch_unwind(|| {
         wait_until("VMI two Running on node2", support::BOOT_TIMEOUT, || {
-            let out = k.run(&["get", "vmi", "two", "-o", "jsonpath={.status.phase} {.status.nodeName}"]).stdout;
+            let out = k
+                .run(&[
+                    "get",
+                    "vmi",
+                    "two",
+                    "-o",
+                    "jsonpath={.status.phase} {.status.nodeName}",
+                ])
+                .stdout;
             (out == "Running node2").then_some(())
         })
     });
