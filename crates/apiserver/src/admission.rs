@@ -71,6 +71,7 @@ pub async fn admit(
     }
     crate::unsupported::warn(info, obj, ctx);
     crate::rbac::escalation::check(api, info, obj, ctx).await?;
+    crate::handlers::clone_auth::check(api, info, obj, old, ctx).await?;
     crate::webhook::run(api, info, obj, old, ctx).await
 }
 

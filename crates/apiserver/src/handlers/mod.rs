@@ -1,5 +1,6 @@
 //! REST handlers for `/api/v1/...` and `/apis/{group}/{version}/...`.
 
+pub mod clone_auth;
 mod eviction;
 mod list;
 mod logs;

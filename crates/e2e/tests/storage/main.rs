@@ -4,6 +4,7 @@
 
 mod bench;
 mod clone;
+mod clone_auth;
 mod common;
 mod hostile;
 mod import;
