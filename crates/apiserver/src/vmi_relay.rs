@@ -361,13 +361,67 @@ pub async fn open(
         Stream::Vnc => "vnc".to_string(),
         Stream::PortForward { port, protocol } => format!("portforward/{port}/{protocol}"),
     };
+    let datagrams = matches!(&stream, Stream::PortForward { protocol, .. } if protocol == "udp");
     let agent = crate::node_relay::of(&api)?
         .open_stream(&api, &node, &agent_path(ns, name, &rest))
         .await?;
     Ok(upgrade
         .protocols([PLAIN_SUBPROTOCOL])
-        .on_upgrade(move |socket| bridge(socket, agent))
+        .on_upgrade(move |socket| async move {
+            if datagrams {
+                bridge_datagrams(socket, agent).await
+            } else {
+                bridge(socket, agent).await
+            }
+        })
         .into_response())
+}
+
+/// UDP port-forward: one websocket message is one datagram, as upstream. The agent hop is a
+/// byte stream, so there each datagram travels as a 2-byte big-endian length and its bytes.
+async fn bridge_datagrams(socket: WebSocket, agent: Upgraded) {
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let (mut agent_rx, mut agent_tx) = tokio::io::split(TokioIo::new(agent));
+    let to_agent = async {
+        while let Some(Ok(message)) = ws_rx.next().await {
+            let bytes = match message {
+                Message::Binary(b) => b,
+                Message::Text(t) => bytes::Bytes::copy_from_slice(t.as_str().as_bytes()),
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            // A datagram cannot be longer than 65535 bytes; longer messages are cut.
+            let len = bytes.len().min(usize::from(u16::MAX));
+            let mut frame = Vec::with_capacity(len + 2);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+            frame.extend_from_slice(&bytes[..len]);
+            if agent_tx.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = agent_tx.shutdown().await;
+    };
+    let from_agent = async {
+        let mut buffer = vec![0u8; usize::from(u16::MAX)];
+        loop {
+            let Ok(len) = agent_rx.read_u16().await else {
+                break;
+            };
+            let datagram = &mut buffer[..usize::from(len)];
+            if agent_rx.read_exact(datagram).await.is_err() {
+                break;
+            }
+            let chunk = bytes::Bytes::copy_from_slice(datagram);
+            if ws_tx.send(Message::Binary(chunk)).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws_tx.send(Message::Close(None)).await;
+    };
+    tokio::select! {
+        () = to_agent => {}
+        () = from_agent => {}
+    }
 }
 
 /// Copies websocket messages to the agent stream and the stream's bytes back as binary

@@ -1,11 +1,13 @@
-//! `virtctl port-forward TYPE/NAME[.NAMESPACE] [PROTOCOL/]LOCAL[:REMOTE]…`: local TCP ports
-//! (or, with `--stdio`, this process's stdin and stdout) forwarded to ports of a VM's guest
-//! through the `portforward/{port}/{protocol}` websocket. `--stdio=true` is what the
+//! `virtctl port-forward TYPE/NAME[.NAMESPACE] [PROTOCOL/]LOCAL[:REMOTE]…`: local TCP and UDP
+//! ports (or, with `--stdio`, this process's stdin and stdout) forwarded to ports of a VM's
+//! guest through the `portforward/{port}/{protocol}` websocket (UDP: see [`udp`]). `--stdio=true` is what the
 //! manual's `~/.ssh/config` ProxyCommand and `virtctl ssh|scp` use.
 
 use std::io::Write;
 
 use tokio::net::{TcpListener, TcpStream};
+
+mod udp;
 
 use super::stream::{self, Kind};
 use crate::client::{self, ConnectionOptions};
@@ -93,30 +95,28 @@ fn parse_kind(kind: &str) -> Result<Kind> {
 pub struct PortSpec {
     pub local: u16,
     pub remote: u16,
+    /// `udp/…`; TCP otherwise.
+    pub udp: bool,
 }
 
 impl PortSpec {
     /// # Errors
-    /// A port that is not a number in 1–65535 (0 allowed locally: any free port), or UDP,
-    /// which this build does not forward.
+    /// A port that is not a number in 1–65535 (0 allowed locally: any free port), or a
+    /// protocol other than `tcp` and `udp`.
     pub fn parse(text: &str) -> Result<PortSpec> {
         let (protocol, ports) = match text.split_once('/') {
             Some((p, rest)) => (p, rest),
             None => ("tcp", text),
         };
-        match protocol {
-            "tcp" => {}
-            "udp" => {
-                return Err(Error::Unsupported {
-                    command: "port-forward udp/…".into(),
-                })
-            }
+        let udp = match protocol {
+            "tcp" => false,
+            "udp" => true,
             other => {
                 return Err(Error::Invalid(format!(
                     "unknown protocol {other:?} in {text:?}"
                 )))
             }
-        }
+        };
         let number = |s: &str, zero_ok: bool| -> Result<u16> {
             s.parse::<u16>()
                 .ok()
@@ -130,7 +130,7 @@ impl PortSpec {
                 (p, p)
             }
         };
-        Ok(PortSpec { local, remote })
+        Ok(PortSpec { local, remote, udp })
     }
 }
 
@@ -159,6 +159,11 @@ impl PortForwardRequest {
                 "--stdio forwards exactly one port".to_owned(),
             ));
         }
+        if args.stdio && ports[0].udp {
+            return Err(Error::Invalid(
+                "--stdio forwards a TCP port (a byte stream); UDP needs a local port".to_owned(),
+            ));
+        }
         Ok(PortForwardRequest {
             target,
             ports,
@@ -176,11 +181,22 @@ async fn open(
     namespace: &str,
     port: u16,
 ) -> Result<stream::Stream> {
+    open_protocol(client, target, namespace, port, "tcp").await
+}
+
+/// Opens the stream to `port`/`protocol` of the target.
+async fn open_protocol(
+    client: &kube::Client,
+    target: &Target,
+    namespace: &str,
+    port: u16,
+    protocol: &str,
+) -> Result<stream::Stream> {
     let path = stream::path(
         target.kind,
         namespace,
         &target.name,
-        &format!("portforward/{port}/tcp"),
+        &format!("portforward/{port}/{protocol}"),
     );
     Ok(stream::open(client, &path).await?)
 }
@@ -216,6 +232,28 @@ pub fn run(request: &PortForwardRequest, err: &mut dyn Write) -> Result<()> {
             return Ok(());
         }
         for spec in &request.ports {
+            if spec.udp {
+                let socket = tokio::net::UdpSocket::bind((request.address.as_str(), spec.local))
+                    .await
+                    .map_err(|source| Error::Local {
+                        action: format!("cannot listen on {}:{}/udp", request.address, spec.local),
+                        source,
+                    })?;
+                let local = socket.local_addr().map_err(|source| Error::Local {
+                    action: "cannot read the listening address".into(),
+                    source,
+                })?;
+                writeln!(err, "Forwarding from {local}/udp -> {}", spec.remote)
+                    .map_err(Error::Output)?;
+                tokio::spawn(udp::serve(
+                    socket,
+                    session.client.clone(),
+                    request.target.clone(),
+                    namespace.clone(),
+                    spec.remote,
+                ));
+                continue;
+            }
             let listener = TcpListener::bind((request.address.as_str(), spec.local))
                 .await
                 .map_err(|source| Error::Local {
@@ -317,28 +355,36 @@ mod tests {
             PortSpec::parse("22").expect("ok"),
             PortSpec {
                 local: 22,
-                remote: 22
+                remote: 22,
+                udp: false
             }
         );
         assert_eq!(
             PortSpec::parse("tcp/2222:22").expect("ok"),
             PortSpec {
                 local: 2222,
-                remote: 22
+                remote: 22,
+                udp: false
             }
         );
         assert_eq!(
             PortSpec::parse("0:80").expect("ok"),
             PortSpec {
                 local: 0,
-                remote: 80
+                remote: 80,
+                udp: false
             }
         );
         assert!(PortSpec::parse("x").is_err());
         assert!(PortSpec::parse("80:0").is_err());
-        assert!(matches!(
-            PortSpec::parse("udp/53"),
-            Err(Error::Unsupported { .. })
-        ));
+        assert_eq!(
+            PortSpec::parse("udp/5353").expect("ok"),
+            PortSpec {
+                local: 5353,
+                remote: 5353,
+                udp: true
+            }
+        );
+        assert!(PortSpec::parse("sctp/53").is_err());
     }
 }

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | PUT | `/v1/namespaces/{ns}/virtualmachineinstances/{name}/{pause,unpause,reset,softreboot}` | command to the launcher |
 //! | GET | `…/{name}/{console,vnc}` | upgrade to a raw stream to the launcher's socket |
-//! | GET | `…/{name}/portforward/{port}[/tcp]` | upgrade to a raw stream to the Pod's port |
+//! | GET | `…/{name}/portforward/{port}[/tcp\|/udp]` | upgrade to a raw stream to the Pod's port (UDP: length-framed datagrams) |
 //! | GET | `…/{name}/vnc/screenshot[?moveCursor=true]` | PNG of the screen, read over `vnc.sock` |
 //! | GET | `…/{name}/guestosinfo` | what the guest agent reported |
 //! | GET | `…/{name}/{userlist,filesystemlist}` | asked of the guest agent live |
@@ -27,6 +27,7 @@ mod logs;
 mod screenshot;
 mod streams;
 pub mod tls;
+mod udp;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -341,15 +342,19 @@ async fn port_forward(
     let Ok(port) = port.parse::<u16>() else {
         return error(StatusCode::BAD_REQUEST, format!("invalid port {port:?}"));
     };
-    if !matches!(protocol, [] | ["tcp"]) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unsupported protocol {:?}: only tcp is forwarded",
-                protocol.join("/")
-            ),
-        );
-    }
+    let udp = match protocol {
+        [] | ["tcp"] => false,
+        ["udp"] => true,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unsupported protocol {:?}: tcp or udp",
+                    protocol.join("/")
+                ),
+            )
+        }
+    };
     let Some(owner) = &dir.owner else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the VM's Pod is unknown");
     };
@@ -370,6 +375,21 @@ async fn port_forward(
             "the VM has no pod network address to forward to",
         );
     };
+    if udp {
+        return match udp::connect(&ip, port).await {
+            Ok(socket) => {
+                // The upgraded connection is bridged to one end of a pipe; the other end
+                // carries the framed datagrams to and from the socket.
+                let (near, far) = tokio::io::duplex(1 << 17);
+                tokio::spawn(udp::relay(far, socket));
+                upgrade(req, near, None)
+            }
+            Err(e) => error(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot open UDP to {ip}:{port}: {e}"),
+            ),
+        };
+    }
     match tokio::net::TcpStream::connect((ip.as_str(), port)).await {
         Ok(target) => upgrade(req, target, None),
         Err(e) => error(
