@@ -147,6 +147,13 @@ fn a_missing_image_reports_upstreams_404_error_and_retries() {
             .ok()?;
         (restarts >= 1).then_some(())
     });
+    // `kubectl logs` shows the importer's own log (served by the node agent).
+    wait_until("the importer's log names the failure", IMPORT, || {
+        let log = kubectl.run(&["logs", "importer-gone"]);
+        (log.status.success() && log.stdout.contains(text)).then_some(())
+    });
+    let tail = kubectl.ok(&["logs", "importer-gone", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
     assert_ne!(
         kubectl.jsonpath(&["dv", "gone"], "{.status.phase}"),
         "Succeeded"

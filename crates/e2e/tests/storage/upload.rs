@@ -204,6 +204,8 @@ fn the_upload_proxy_checks_tokens_and_refuses_hostile_and_oversized_images() {
             READY,
         );
     }
+    let log = kubectl.ok(&["logs", "cdi-upload-target-a"]);
+    assert!(log.contains("upload server ready"), "{log}");
     let base = server_url(&kubectl);
     let url = format!("{base}/v1beta1/upload");
     // Header missing or malformed: 400; a token not ours: 401.

@@ -28,6 +28,7 @@ mod screenshot;
 mod streams;
 pub mod tls;
 mod udp;
+mod worker_logs;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -399,6 +400,46 @@ async fn port_forward(
     }
 }
 
+/// The log of a CDI worker Pod (importer, upload, clone) the node's storage runs.
+async fn worker_log(
+    state: &State,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    query: Option<&str>,
+) -> Response<Body> {
+    let path =
+        match worker_logs::file_of(&state.client, &state.data_dir, ns, pod, container).await {
+            Ok(Some(path)) => path,
+            Ok(None) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("pod {ns}/{pod} does not run on this node"),
+                )
+            }
+            Err((code, message)) => {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+                return error(status, message);
+            }
+        };
+    match worker_logs::stream(path, logs::LogOptions::from_query(query)).await {
+        Ok(chunks) => {
+            use futures::StreamExt;
+            let body = StreamBody::new(chunks.map(|chunk| chunk.map(Frame::data)));
+            let mut response = Response::new(BodyExt::boxed(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain"),
+            );
+            response
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the log of {container}: {e}"),
+        ),
+    }
+}
+
 async fn container_logs(
     state: &State,
     ns: &str,
@@ -407,10 +448,7 @@ async fn container_logs(
     query: Option<&str>,
 ) -> Response<Body> {
     let Some(dir) = locate::pod_run_dir(&state.data_dir, ns, pod) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("pod {ns}/{pod} does not run on this node"),
-        );
+        return worker_log(state, ns, pod, container, query).await;
     };
     let Some(path) = logs::file_of(&dir, container) else {
         return error(
