@@ -126,3 +126,105 @@ fn clone_of_a_10gib_volume_takes_constant_time() {
         println!("BENCH clone of a {size} volume: provisioner clone {core:.1} ms; DataVolume created → Succeeded {}", secs(total));
     }
 }
+
+/// Seconds until `dv` has Succeeded, polled every 100 ms.
+fn until_succeeded(kubectl: &oxivirt_e2e::Kubectl, dv: &str, started: Instant) -> Duration {
+    wait_for(
+        kubectl,
+        &["get", "dv", dv],
+        "{.status.phase}",
+        "Succeeded",
+        WAIT,
+    );
+    started.elapsed()
+}
+
+#[test]
+#[ignore = "benchmark: run by hand"]
+fn upload_with_virtctl_against_curl_data_binary() {
+    if !have(&["curl"]) {
+        return;
+    }
+    let mib: u64 = std::env::var("OXIVIRT_BENCH_UPLOAD_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let image = server.scratch().join("upload.raw");
+    // Incompressible raw data: no conversion, so the figure is the transfer path's.
+    sh(&format!(
+        "head -c {} /dev/urandom > {}",
+        mib << 20,
+        image.display()
+    ));
+    let size = format!("{}Mi", mib + 64);
+    let url = kubectl.ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+
+    // Baseline: curl --data-binary to the same proxy (sync path: answers once stored).
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {{"name": "by-curl"}},
+            "spec": {{"source": {{"upload": {{}}}}, "storage": {{"resources": {{"requests": {{"storage": "{size}"}}}}}}}}}}"#
+    ));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "by-curl"],
+        "{.status.phase}",
+        "UploadReady",
+        WAIT,
+    );
+    let token = kubectl
+        .run_stdin(
+            &["create", "-f", "-", "-o", "jsonpath={.status.token}"],
+            r#"{"apiVersion": "upload.cdi.kubevirt.io/v1beta1", "kind": "UploadTokenRequest",
+                "metadata": {"name": "t"}, "spec": {"pvcName": "by-curl"}}"#,
+        )
+        .stdout;
+    sh("sync");
+    let started = Instant::now();
+    sh(&format!(
+        "curl -sSfk --http1.1 -H 'Authorization: Bearer {token}' --data-binary @{} {url}/v1beta1/upload",
+        image.display()
+    ));
+    let curl = until_succeeded(&kubectl, "by-curl", started);
+
+    // virtctl: creates the DataVolume, waits for the worker, uploads (async), waits.
+    let image_arg = image.display().to_string();
+    let started = Instant::now();
+    let out = std::process::Command::new(oxivirt_e2e::virtctl_bin())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args([
+            "image-upload",
+            "dv",
+            "by-virtctl",
+            "--insecure",
+            "--size",
+            &size,
+            "--image-path",
+            &image_arg,
+        ])
+        .output()
+        .expect("run virtctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let virtctl = until_succeeded(&kubectl, "by-virtctl", started);
+    let rate = |d: Duration| mib as f64 / d.as_secs_f64();
+    println!(
+        "upload of {mib} MiB raw: curl --data-binary {} ({:.0} MiB/s), virtctl image-upload (incl. DataVolume creation and worker start) {} ({:.0} MiB/s): {:.2}x",
+        secs(curl),
+        rate(curl),
+        secs(virtctl),
+        rate(virtctl),
+        curl.as_secs_f64() / virtctl.as_secs_f64()
+    );
+}
