@@ -4,6 +4,7 @@
 //! booted under TCG (see `docs/test-guest.md`) and drive it with real clients: `virtctl` on
 //! a pseudo-terminal, the system `ssh`/`scp`, and a VNC client library (`vncdotool`).
 
+mod bench;
 mod common;
 mod console;
 mod first_boot_keys;
