@@ -242,6 +242,34 @@ fn the_upload_proxy_checks_tokens_and_refuses_hostile_and_oversized_images() {
         ],
     );
     assert_eq!(code, "401");
+    // A token for a claim that is no upload target in waiting: 503, nothing to upload to.
+    let token_nope = token_for(&kubectl, "nope");
+    let (code, body) = curl(
+        &url,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {token_nope}"),
+            "--data-binary",
+            "x",
+        ],
+    );
+    assert_eq!(code, "503", "{body}");
+    assert!(body.contains("PVC default/nope not found"), "{body}");
+    // Tokens are for those allowed to create UploadTokenRequests (not a viewer).
+    kubectl.ok(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    let denied = kubectl.run_stdin(
+        &["--as", "bob", "create", "-f", "-"],
+        r#"{"apiVersion": "upload.cdi.kubevirt.io/v1beta1", "kind": "UploadTokenRequest",
+            "metadata": {"name": "t-bob"}, "spec": {"pvcName": "target-a"}}"#,
+    );
+    assert!(!denied.status.success());
+    assert!(denied.stderr.contains("forbidden"), "{}", denied.stderr);
     // UploadTokenRequests are create-only.
     let refused = kubectl.fails(&["get", "uploadtokenrequests"]);
     assert!(refused.contains("can only be created"), "{refused}");
