@@ -3,13 +3,15 @@
 # VirtualMachine example with the stock kubectl, and (as root) boots a VM that really runs:
 # the project's test guest, served as a containerDisk by a local docker-registry.
 #
-# Environment: OXIVIRT_DATA_DIR (default ~/.local/share/oxivirt), OXIVIRT_LISTEN (default
+# Environment: OXIVIRT_DATA_DIR (default /var/lib/oxivirt as root — a directory uid 107 can
+# reach, so QEMU runs unprivileged — else ~/.local/share/oxivirt), OXIVIRT_LISTEN (default
 # 127.0.0.1:6443), CARGO_TARGET_DIR (default <repo>/target), OXIVIRT_QUICKSTART_REGISTRY
 # (default 127.0.0.1:5055).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-data_dir="${OXIVIRT_DATA_DIR:-$HOME/.local/share/oxivirt}"
+if [ "$(id -u)" = 0 ]; then default_data_dir=/var/lib/oxivirt; else default_data_dir="$HOME/.local/share/oxivirt"; fi
+data_dir="${OXIVIRT_DATA_DIR:-$default_data_dir}"
 listen="${OXIVIRT_LISTEN:-127.0.0.1:6443}"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 kubeconfig="$data_dir/admin.kubeconfig"

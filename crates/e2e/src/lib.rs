@@ -23,7 +23,7 @@ pub use manifest::{
     cluster_scoped_kinds, describe, items, namespace_of, namespaces, placed_in, stream,
     yaml_documents,
 };
-pub use server::{Server, READY_TIMEOUT};
+pub use server::{unprivileged_qemu, Server, READY_TIMEOUT};
 pub use shared::SharedServer;
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.

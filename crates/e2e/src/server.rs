@@ -29,6 +29,12 @@ pub struct Server {
     accel: Option<String>,
 }
 
+/// Whether test servers let the node agent run QEMU unprivileged (uid 107); set
+/// `OXIVIRT_E2E_UNPRIVILEGED=0` to keep QEMU as root.
+pub fn unprivileged_qemu() -> bool {
+    std::env::var("OXIVIRT_E2E_UNPRIVILEGED").map_or(true, |v| v != "0")
+}
+
 impl Server {
     /// Starts a server in a fresh temporary directory and waits until it is ready.
     ///
@@ -50,6 +56,13 @@ impl Server {
             .tempdir()
             .expect("cannot create a temporary directory");
         std::fs::create_dir_all(root.path().join("data")).expect("cannot create the data dir");
+        if unprivileged_qemu() {
+            // A traversable root lets the node agent run QEMU as uid 107, as on a real host
+            // (the data directory's own files stay private).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))
+                .expect("cannot open the test directory for traversal");
+        }
         let mut server = Self {
             root,
             child: None,

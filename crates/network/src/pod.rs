@@ -131,6 +131,8 @@ fn mac_seed(vmi: &Value) -> &str {
 /// namespace `netns` (see [`batch`]).
 struct Plumbing {
     netns: String,
+    /// The user QEMU runs as: it gets the taps (`None`: QEMU is as privileged as we are).
+    tap_owner: Option<(String, String)>,
     host: IpScript,
     inside: InsideSteps,
 }
@@ -217,6 +219,7 @@ pub async fn attach(
     pod_uid: &str,
     vmi: &Value,
     secondary: &BTreeMap<String, BridgeNetwork>,
+    qemu_owner: Option<(u32, u32)>,
 ) -> Result<Attachment, Error> {
     let netns = node.netns_name(pod_uid);
     let pod = format!(
@@ -252,6 +255,7 @@ pub async fn attach(
     }
     let mut work = Plumbing {
         netns: netns.clone(),
+        tap_owner: qemu_owner.map(|(uid, gid)| (uid.to_string(), gid.to_string())),
         host: IpScript::default(),
         inside: InsideSteps::default(),
     };
@@ -388,6 +392,12 @@ pub async fn attach(
         exec::nft(None, &secondary::spoof_ruleset(&table, &spoof))
             .await
             .map_err(host_error("loading the MAC spoof check".into()))?;
+    }
+    if qemu_owner.is_some() && !open_to_others(std::path::Path::new("/dev/vhost-net")) {
+        // An unprivileged QEMU cannot open a root-only vhost-net: virtio in QEMU instead.
+        for nic in &mut plan.interfaces {
+            nic.vhost = false;
+        }
     }
     // QEMU places NICs in argv order, and the guest names them in that order: keep the
     // order of spec.domain.devices.interfaces.
@@ -554,6 +564,20 @@ fn pod_address_v6(work: &mut Plumbing, node: &NodeNetwork, ip: Option<std::net::
     ]);
 }
 
+/// Creates tap `name`, owned by QEMU's user when QEMU is unprivileged (a tap's owner may
+/// attach to it without CAP_NET_ADMIN).
+fn add_tap(work: &mut Plumbing, name: &str, multiqueue: bool) {
+    let mut args = vec!["tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"];
+    if multiqueue {
+        args.push("multi_queue");
+    }
+    let owner = work.tap_owner.clone();
+    if let Some((uid, gid)) = &owner {
+        args.extend(["user", uid.as_str(), "group", gid.as_str()]);
+    }
+    work.inside.ip.push(&args);
+}
+
 fn in_pod_bridge(work: &mut Plumbing, name: &str, address: &str, mtu: &str) {
     let ip = &mut work.inside.ip;
     ip.push(&["link", "add", name, "type", "bridge"]);
@@ -562,11 +586,8 @@ fn in_pod_bridge(work: &mut Plumbing, name: &str, address: &str, mtu: &str) {
 }
 
 fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value) {
-    let mut args = vec!["tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr"];
-    if vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true {
-        args.push("multi_queue");
-    }
-    work.inside.ip.push(&args);
+    let multiqueue = vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true;
+    add_tap(work, name, multiqueue);
     work.inside
         .ip
         .push(&["link", "set", name, "master", bridge, "mtu", mtu, "up"]);
@@ -602,6 +623,11 @@ pub async fn detach(node: &NodeNetwork, pod_uid: &str) {
     )
     .await;
     Ipam::new(node.state_dir.join("ipam"), node.pod_cidr).release(pod_uid);
+}
+
+fn open_to_others(device: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(device).is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
 }
 
 /// Whether the namespace exists (`ip netns add` bind-mounts it under `/run/netns`).

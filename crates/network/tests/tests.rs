@@ -58,7 +58,7 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
     );
 
     let uid = "pod-uid-masq";
-    let a = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new())
+    let a = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new(), None)
         .await
         .unwrap();
     assert!(node.pod_cidr.contains(a.pod_ip));
@@ -84,7 +84,7 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
         "the host cannot reach the pod IP"
     );
     // Attaching again (an agent restart) finds the same attachment.
-    let again = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new())
+    let again = pod::attach(&node, uid, &vmi("masquerade"), &BTreeMap::new(), None)
         .await
         .unwrap();
     assert_eq!(again, a);
@@ -98,9 +98,21 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
         "10.0.2.2"
     );
 
-    let b = pod::attach(&node, "pod-uid-bridge", &vmi("bridge"), &BTreeMap::new())
-        .await
-        .unwrap();
+    // An unprivileged QEMU's taps are its user's, so it can attach without CAP_NET_ADMIN.
+    let b = pod::attach(
+        &node,
+        "pod-uid-bridge",
+        &vmi("bridge"),
+        &BTreeMap::new(),
+        Some((107, 107)),
+    )
+    .await
+    .unwrap();
+    let (_, tap) = sh(&format!(
+        "ip netns exec {} ip -details link show tap0",
+        b.netns
+    ));
+    assert!(tap.contains("user 107 group "), "{tap}");
     assert_ne!(b.pod_ip, a.pod_ip);
     let lease = b.plan.interfaces[0].dhcp.clone().unwrap();
     assert_eq!(

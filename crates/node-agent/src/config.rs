@@ -31,6 +31,9 @@ pub struct AgentConfig {
     /// DER certificates of the cluster CA: the endpoint accepts the API server's client
     /// certificate only when it chains to one of them.
     pub cluster_ca: Vec<Vec<u8>>,
+    /// The uid and gid QEMU runs as (`None`: the agent's own user); decided at start by
+    /// `qemu_user::decide`.
+    pub qemu_owner: Option<(u32, u32)>,
 }
 
 impl AgentConfig {
@@ -57,6 +60,7 @@ impl AgentConfig {
             version: env!("CARGO_PKG_VERSION").into(),
             endpoint_listen: "0.0.0.0:0".into(),
             cluster_ca: Vec::new(),
+            qemu_owner: None,
         }
     }
 }

@@ -37,6 +37,7 @@ mod launcher;
 mod netns;
 mod node;
 mod pods;
+mod qemu_user;
 mod realise;
 pub mod registry;
 mod rundir;
@@ -54,8 +55,14 @@ pub use config::AgentConfig;
 /// # Errors
 /// When the data directory cannot be prepared or the Node cannot be registered at start.
 /// Later API errors are retried (logged), never returned.
-pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, mut config: AgentConfig) -> anyhow::Result<()> {
     identity::require_component(&client).await?;
+    let (qemu_owner, why) = qemu_user::decide(&config.data_dir);
+    match qemu_owner {
+        Some(_) => tracing::info!(node = %config.node_name, "{why}"),
+        None => tracing::warn!(node = %config.node_name, "{why}"),
+    }
+    config.qemu_owner = qemu_owner;
     let accel = accel::decide(&config).await?;
     tracing::info!(node = %config.node_name, accel = %accel.accel, reason = %accel.reason, "acceleration decided");
     let mut node = node::NodeInfo::gather(&config, &accel)?;
@@ -78,7 +85,10 @@ pub async fn run(client: kube::Client, config: AgentConfig) -> anyhow::Result<()
     ));
     tokio::spawn(endpoint::serve(endpoint, state));
     tokio::spawn(credentials::run(client.clone(), config.data_dir.clone()));
-    tokio::spawn(guest_interfaces::run(client.clone(), config.data_dir.clone()));
+    tokio::spawn(guest_interfaces::run(
+        client.clone(),
+        config.data_dir.clone(),
+    ));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     network.start_node_services(&client, &config.node_name, &node.internal_ip);
     let ctx = pods::Ctx {

@@ -77,8 +77,8 @@ impl PodNet {
         }
     }
 
-    /// Starts the node's nmstate handler, and its Service proxy (nftables) and cluster DNS
-    /// when the node has a pod network.
+    /// Starts the node's nmstate handler and bridge marker, and its Service proxy
+    /// (nftables) and cluster DNS when the node has a pod network.
     pub(crate) fn start_node_services(
         &self,
         client: &kube::Client,
@@ -89,6 +89,12 @@ impl PodNet {
         tokio::spawn(async move {
             if let Err(e) = oxivirt_network::nmstate::run(nmstate_client, name).await {
                 tracing::error!(error = %e, "the nmstate handler stopped");
+            }
+        });
+        let (marker_client, name) = (client.clone(), node_name.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = oxivirt_network::bridge_marker::run(marker_client, name).await {
+                tracing::error!(error = %e, "the bridge marker stopped");
             }
         });
         let Some(node) = self.node.clone() else {
@@ -136,6 +142,7 @@ impl PodNet {
         client: &kube::Client,
         pod: &Pod,
         vmi: &Value,
+        qemu_owner: Option<(u32, u32)>,
     ) -> Result<Option<PodNetworkPlan>, String> {
         let Some(node) = &self.node else {
             return Ok(None);
@@ -145,7 +152,7 @@ impl PodNet {
             tracing::warn!(pod = %pod.name_any(), %message, "cannot resolve the VM's networks");
         })?;
         let vmi = &with_vm_macs(client, vmi).await;
-        let attachment = match pod::attach(node, &uid, vmi, &secondary).await {
+        let attachment = match pod::attach(node, &uid, vmi, &secondary, qemu_owner).await {
             Ok(a) => a,
             Err(e) => {
                 // Leave nothing half-made behind: the address and namespace go with the error.

@@ -337,7 +337,7 @@ impl Supervisor {
                 return self.sync(pod, observed).await;
             }
         };
-        match crate::volumes::claim_disks(&ctx.client, &vmi).await {
+        match crate::volumes::claim_disks(&ctx.client, &vmi, ctx.config.qemu_owner).await {
             Ok(claimed) => disks.extend(claimed),
             Err(e) => {
                 self.retry_at = Some(Instant::now() + Duration::from_secs(2));
@@ -383,7 +383,11 @@ impl Supervisor {
                     .await;
             }
         }
-        let network = match ctx.network.attach(&ctx.client, pod, &vmi).await {
+        let network = match ctx
+            .network
+            .attach(&ctx.client, pod, &vmi, ctx.config.qemu_owner)
+            .await
+        {
             Ok(plan) => plan,
             Err(message) => {
                 let reason = "NetworkSetupFailed".to_string();
@@ -412,13 +416,16 @@ impl Supervisor {
                 .accel,
             disks,
             qemu: ctx.config.qemu.clone(),
-            uid: None,
-            gid: None,
+            uid: ctx.config.qemu_owner.map(|(uid, _)| uid),
+            gid: ctx.config.qemu_owner.map(|(_, gid)| gid),
         };
         let started = self
             .dir
             .create()
-            .and_then(|()| self.dir.write_launch_spec(&spec));
+            .and_then(|()| self.dir.write_launch_spec(&spec))
+            .map_err(|e| chain(&e))
+            // QEMU creates its sockets in the run directory.
+            .and_then(|()| crate::qemu_user::hand_over(&self.dir.path, ctx.config.qemu_owner));
         let spawned = match started {
             Ok(()) => {
                 let command = ctx
@@ -426,7 +433,7 @@ impl Supervisor {
                     .launcher_command(&ctx.config.launcher_command, &pod.uid().unwrap_or_default());
                 launcher::spawn(&command, &self.dir).map_err(|e| chain(&e))
             }
-            Err(e) => Err(chain(&e)),
+            Err(message) => Err(message),
         };
         match spawned.and_then(|pid| self.dir.write_pid(pid).map(|()| pid).map_err(|e| chain(&e))) {
             Ok(pid) => {

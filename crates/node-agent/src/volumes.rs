@@ -50,6 +50,7 @@ const FS_OVERHEAD: f64 = 0.055;
 pub(crate) async fn claim_disks(
     client: &kube::Client,
     vmi: &Value,
+    qemu_owner: Option<(u32, u32)>,
 ) -> Result<BTreeMap<String, DiskSpec>, Error> {
     let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
     let mut disks = BTreeMap::new();
@@ -140,6 +141,11 @@ pub(crate) async fn claim_disks(
                 .unwrap_or(0);
             create_blank(&path, capacity)
                 .map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
+        }
+        if !block {
+            // QEMU opens the disk as its own user (CDI makes its images 107's for the same
+            // reason).
+            crate::qemu_user::hand_over(&path, qemu_owner).map_err(not_ready)?;
         }
         let format = if !block && is_qcow2_volume(Path::new(&dir)) {
             "qcow2"

@@ -54,6 +54,17 @@ fn a_vm_boots_pauses_stops_starts_restarts_and_is_deleted_without_leftovers() {
     let first = wait_vmi_running(&k, "life");
     wait_banner(&k, "life");
     let pid = one_qemu(&server, "life");
+    // QEMU is unprivileged: upstream's qemu user (107), as the agent decides on a host that
+    // lets it (the harness opens the test directory for traversal).
+    if oxivirt_e2e::unprivileged_qemu() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+            ["107"; 4],
+            "{uids}"
+        );
+    }
     let pod = launcher_pod(&k, "life");
     let compute = k.ok(&["logs", &pod, "-c", "compute"]);
     assert!(compute.contains("vm running"), "{compute}");

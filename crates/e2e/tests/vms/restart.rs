@@ -50,5 +50,8 @@ fn running_guests_survive_a_server_restart_and_are_managed_afterwards() {
             .is_empty()
             .then_some(())
     });
-    assert!(get(&k, "vmi", "steady").is_none());
+    // The VM shows Stopped once its VMI has finished; the VMI object goes right after.
+    wait_until("the stopped VMI to be deleted", BOOT, || {
+        get(&k, "vmi", "steady").is_none().then_some(())
+    });
 }
