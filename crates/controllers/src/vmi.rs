@@ -11,6 +11,7 @@
 //! node agent ends in a conflict and a retry, never in a phase going backwards. Every
 //! `.await` is a cancellation point.
 
+mod nad_resources;
 mod phase;
 mod pod;
 
@@ -149,10 +150,14 @@ impl Pass<'_> {
 
     async fn create_pod(&self) -> Result<Value> {
         let vmi_name = str_at(&self.vmi, "/metadata/name").unwrap_or_default();
+        let network_resources =
+            nad_resources::network_resources(self.ctx.client(), &self.vmi).await;
         for _ in 0..NAME_ATTEMPTS {
             let name = pod::pod_name(vmi_name);
-            let pod: Pod = serde_json::from_value(pod::launcher_pod(&self.vmi, &name))
-                .map_err(|_| Error::Malformed("a launcher Pod"))?;
+            let mut pod = pod::launcher_pod(&self.vmi, &name);
+            nad_resources::add_to_pod(&mut pod, &network_resources);
+            let pod: Pod =
+                serde_json::from_value(pod).map_err(|_| Error::Malformed("a launcher Pod"))?;
             match self.pods.create(&PostParams::default(), &pod).await {
                 Ok(created) => {
                     let message = format!("Created virtual machine pod {name}");

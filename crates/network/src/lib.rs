@@ -13,6 +13,7 @@
 //! pod network is unavailable and VMs run without NICs.
 
 pub mod batch;
+pub mod bridge_marker;
 pub mod cidr;
 pub mod config;
 pub mod dhcp;

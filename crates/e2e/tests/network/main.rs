@@ -11,5 +11,6 @@ mod multinode;
 mod nmstate;
 mod pod_network;
 mod pxe;
+mod resource_name;
 mod secondary;
 mod services;

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use crate::support::{self, NetServer};
 
 /// A host bridge for one test, deleted when the test ends.
-struct HostBridge(String);
+pub(crate) struct HostBridge(pub(crate) String);
 
 impl HostBridge {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let name = format!("oxt{:06x}", std::process::id() ^ (rand_seed() & 0xff_ffff));
         HostBridge(name)
     }
@@ -45,7 +45,7 @@ fn nad(name: &str, bridge: &str, vlan: u16, spoof: bool) -> Value {
 }
 
 /// A VM on the pod network (for ssh) and on `nad` with `address` on eth1.
-fn vm_on(name: &str, nad: &str, address: &str) -> Value {
+pub(crate) fn vm_on(name: &str, nad: &str, address: &str) -> Value {
     let network_data = format!(
         "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n  eth1:\n    addresses: [{address}/24]\n"
     );
