@@ -8,6 +8,14 @@ use crate::well_known as wk;
 use crate::world::World;
 
 /// Whether a provisioner is ours (both spellings of the hostpath provisioner).
+/// The shared directory of one of our classes (`parameters.sharedPath`, absolute), if any.
+pub fn shared_path(class: &Value) -> Option<&str> {
+    let ours = is_ours(class["provisioner"].as_str().unwrap_or_default());
+    class["parameters"][wk::SHARED_PATH_PARAMETER]
+        .as_str()
+        .filter(|p| ours && p.starts_with('/') && !p.split('/').any(|c| c == ".."))
+}
+
 pub fn is_ours(provisioner: &str) -> bool {
     provisioner == wk::PROVISIONER || provisioner == wk::PROVISIONER_CSI
 }

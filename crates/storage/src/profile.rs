@@ -56,7 +56,14 @@ pub fn status_for(class: &Value, profile: &Value) -> Value {
     status.insert("provisioner".into(), json!(provisioner));
     status.insert("storageClass".into(), json!(name(class)));
     let spec = &profile["spec"];
-    let known = capabilities(provisioner);
+    // A shared-directory class of ours is reachable from every node: ReadWriteMany.
+    let known = match crate::classes::shared_path(class) {
+        Some(_) => Some(Capabilities {
+            claim_property_sets: &[RWX_FS, RWO_FS],
+            clone_strategy: Some("csi-clone"),
+        }),
+        None => capabilities(provisioner),
+    };
     let sets = match (spec["claimPropertySets"].as_array(), &known) {
         (Some(sets), _) if !sets.is_empty() => Some(Value::Array(sets.clone())),
         (_, Some(caps)) => Some(Value::Array(
@@ -173,6 +180,26 @@ mod tests {
             json!([{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}])
         );
         assert_eq!(status["dataImportCronSourceFormat"], "pvc");
+    }
+
+    #[test]
+    fn a_shared_directory_class_offers_rwx_first_and_a_relative_path_is_ignored() {
+        let mut shared = class(crate::well_known::PROVISIONER);
+        shared["parameters"] = json!({"sharedPath": "/mnt/shared"});
+        let status = status_for(&shared, &json!({"spec": {}}));
+        assert_eq!(
+            status["claimPropertySets"][0],
+            json!({"accessModes": ["ReadWriteMany"], "volumeMode": "Filesystem"})
+        );
+        shared["parameters"] = json!({"sharedPath": "../x"});
+        let status = status_for(&shared, &json!({"spec": {}}));
+        assert_eq!(
+            status["claimPropertySets"][0]["accessModes"][0],
+            "ReadWriteOnce"
+        );
+        let mut foreign = class("example.com/unknown");
+        foreign["parameters"] = json!({"sharedPath": "/mnt/shared"});
+        assert!(crate::classes::shared_path(&foreign).is_none());
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub const DEFAULT_CLASS: &str = "hostpath-csi-basic";
 pub const DEFAULT_POOL: &str = "local";
 /// StorageClass parameter naming a HostPathProvisioner pool.
 pub const STORAGE_POOL_PARAMETER: &str = "storagePool";
+/// oxivirt's class parameter: an absolute directory mounted at the same path on every node
+/// (NFS, say); its volumes have no node affinity and offer ReadWriteMany.
+pub const SHARED_PATH_PARAMETER: &str = "sharedPath";
 
 /// Marks the cluster's default StorageClass (Kubernetes).
 pub const ANN_DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";

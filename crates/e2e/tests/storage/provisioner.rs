@@ -320,3 +320,73 @@ fn hyperconverged_data_import_cron_templates_become_crons_unless_disabled() {
             .then_some(())
     });
 }
+
+#[test]
+fn a_shared_directory_class_offers_read_write_many_and_node_local_classes_refuse_it() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let shared = server.scratch().join("shared");
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {{"name": "shared"}},
+            "provisioner": "kubevirt.io/hostpath-provisioner", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate", "parameters": {{"sharedPath": "{}"}}}}"#,
+        shared.display()
+    ));
+    // CDI picks ReadWriteMany for the class (its StorageProfile's first property set).
+    wait_for(
+        &kubectl,
+        &["get", "storageprofile", "shared"],
+        "{.status.claimPropertySets[0].accessModes[0]}",
+        "ReadWriteMany",
+        WAIT,
+    );
+    kubectl.apply(
+        r#"{"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "rwx"},
+            "spec": {"source": {"blank": {}}, "storage": {"storageClassName": "shared",
+              "resources": {"requests": {"storage": "64Mi"}}}}}"#,
+    );
+    wait_for(
+        &kubectl,
+        &["get", "dv", "rwx"],
+        "{.status.phase}",
+        "Succeeded",
+        WAIT,
+    );
+    let pv = kubectl.jsonpath(&["pvc", "rwx"], "{.spec.volumeName}");
+    let volume = kubectl.json(&["get", "pv", &pv]);
+    assert_eq!(volume["spec"]["accessModes"][0], "ReadWriteMany");
+    assert!(
+        volume["spec"]["nodeAffinity"].is_null(),
+        "a shared volume is tied to no node: {volume}"
+    );
+    let dir = volume["spec"]["hostPath"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dir.starts_with(&shared.display().to_string()), "{dir}");
+    assert!(std::path::Path::new(&dir).join("disk.img").exists());
+    // The node-local default class cannot honour ReadWriteMany and says so.
+    kubectl.apply(
+        r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "rwx-local",
+              "annotations": {"cdi.kubevirt.io/storage.bind.immediate.requested": "true"}},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "64Mi"}}}}"#,
+    );
+    wait_until("ProvisioningFailed for ReadWriteMany", WAIT, || {
+        let events = kubectl.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=rwx-local,reason=ProvisioningFailed",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        events
+            .contains("access mode ReadWriteMany is not offered by a node-local class")
+            .then_some(())
+    });
+    // Deleting the DataVolume removes the shared volume's directory (reclaimPolicy Delete).
+    kubectl.ok(&["delete", "dv", "rwx"]);
+    wait_until("the shared directory is removed", WAIT, || {
+        (!std::path::Path::new(&dir).exists()).then_some(())
+    });
+}

@@ -64,6 +64,12 @@ impl Pools {
     /// Every pool directory known now (for checking that a path to delete is inside one).
     pub fn all(&self, world: &World) -> Vec<PathBuf> {
         let mut out = vec![self.default_pool()];
+        out.extend(
+            world
+                .list(crate::kinds::STORAGE_CLASS)
+                .iter()
+                .filter_map(|c| crate::classes::shared_path(c).map(PathBuf::from)),
+        );
         for hpp in world.list(HOSTPATH_PROVISIONER) {
             let pools = hpp["spec"]["storagePools"]
                 .as_array()

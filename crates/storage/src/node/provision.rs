@@ -90,11 +90,28 @@ async fn provision(
         ))
         .await;
     }
+    let shared = crate::classes::shared_path(&class).map(PathBuf::from);
+    let modes: Vec<&str> = claim["spec"]["accessModes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if shared.is_none() {
+        let node_local = ["ReadWriteOnce", "ReadWriteOncePod"];
+        if let Some(mode) = modes.iter().find(|m| !node_local.contains(m)) {
+            return fail(format!(
+                "access mode {mode} is not offered by a node-local class: use a class with parameters.{} (a directory every node mounts)",
+                wk::SHARED_PATH_PARAMETER
+            ))
+            .await;
+        }
+    }
     let pool_name = str_at(
         &class,
         &format!("/parameters/{}", wk::STORAGE_POOL_PARAMETER),
     );
-    let Some(pool) = pools.resolve(world, pool_name) else {
+    let Some(pool) = shared.clone().or_else(|| pools.resolve(world, pool_name)) else {
         let pool_name = pool_name.unwrap_or_default();
         return fail(format!(
             "storage pool \"{pool_name}\" is not defined by any HostPathProvisioner (spec.storagePools)"
@@ -152,7 +169,13 @@ async fn provision(
         name(claim)
     );
     events.normal(claim, PVC, "Provisioning", &message).await;
-    let pv = persistent_volume(claim, &class, &volume, &dir, size, &config.node_name);
+    let mut pv = persistent_volume(claim, &class, &volume, &dir, size, &config.node_name);
+    if shared.is_some() {
+        // Every node mounts the directory: the volume is not tied to the one that made it.
+        if let Some(spec) = pv["spec"].as_object_mut() {
+            spec.remove("nodeAffinity");
+        }
+    }
     match crate::ops::create(client, PV, &pv).await {
         Ok(_) => {
             tracing::info!(volume, path = %dir.display(), "provisioned");
