@@ -411,3 +411,82 @@ fn a_claim_annotated_as_upload_target_takes_a_form_upload() {
     let disk = std::fs::read(volume_dir(&server, "plain").join("disk.img")).unwrap();
     assert!(disk.starts_with(b"FORM-UPLOAD"));
 }
+
+#[test]
+fn virtctl_uploads_a_qcow2_xz_into_a_new_claim_and_refuses_a_volume_smaller_than_the_image() {
+    if !have(&["qemu-img", "xz"]) {
+        return;
+    }
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let base = server.scratch().join("small");
+    let b = base.display();
+    sh(&format!(
+        "qemu-img create -f raw {b}.raw 24M >/dev/null && printf 'XZ-UPLOAD' | dd of={b}.raw conv=notrunc status=none \
+         && qemu-img convert -O qcow2 {b}.raw {b}.qcow2 && xz -k -T0 {b}.qcow2"
+    ));
+    let xz = format!("{b}.qcow2.xz");
+    let out = virtctl(
+        &server,
+        &[
+            "image-upload",
+            "pvc",
+            "up-pvc",
+            "--size=64Mi",
+            "--image-path",
+            &xz,
+            "--insecure",
+        ],
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}\n{}", server.log());
+    assert!(
+        said.contains("PersistentVolumeClaim default/up-pvc created"),
+        "{said}"
+    );
+    assert!(said.contains("Processing completed successfully"), "{said}");
+    let disk = std::fs::read(volume_dir(&server, "up-pvc").join("disk.img")).unwrap();
+    assert!(disk.starts_with(b"XZ-UPLOAD"));
+    assert_eq!(
+        kubectl.jsonpath(
+            &["pvc", "up-pvc"],
+            "{.metadata.annotations.cdi\\.kubevirt\\.io/storage\\.pod\\.phase}"
+        ),
+        "Succeeded"
+    );
+    // The manual's rule: the volume must be larger than the image's virtual size.
+    sh(&format!(
+        "qemu-img create -f qcow2 {b}-big.qcow2 200M >/dev/null"
+    ));
+    let big = format!("{b}-big.qcow2");
+    let out = virtctl(
+        &server,
+        &[
+            "image-upload",
+            "dv",
+            "too-small",
+            "--size=64Mi",
+            "--image-path",
+            &big,
+            "--insecure",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("A larger PVC is required"),
+        "{}",
+        text(&out)
+    );
+    // Missing arguments are refused before anything is created.
+    let out = virtctl(
+        &server,
+        &["image-upload", "dv", "nosize", "--image-path", &big],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("when creating a resource, the size must be specified"),
+        "{}",
+        text(&out)
+    );
+    assert!(!kubectl.exists(&["dv", "nosize"]));
+}
