@@ -447,3 +447,78 @@ async fn wait_processed(kube: &kube::Client, pvc_path: &str) -> Result<()> {
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> ImageUploadArgs {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ImageUploadArgs,
+        }
+        let full = std::iter::once("image-upload").chain(list.iter().copied());
+        <Wrapper as clap::Parser>::try_parse_from(full)
+            .map(|w| w.args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refusal(list: &[&str]) -> String {
+        ImageUploadRequest::from_args(args(list), ConnectionOptions::default())
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn arguments_are_checked_with_upstreams_messages() {
+        assert_eq!(refusal(&["dv", "x", "--image-path", "f"]), "");
+        assert_eq!(
+            refusal(&["vm", "x", "--image-path", "f"]),
+            "invalid resource type vm"
+        );
+        assert_eq!(refusal(&["dv", "--image-path", "f"]), "expecting two args");
+        assert_eq!(
+            refusal(&["dv", "x"]),
+            "required flag(s) \"image-path\" not set"
+        );
+        assert_eq!(
+            refusal(&[
+                "dv",
+                "x",
+                "--image-path",
+                "f",
+                "--size",
+                "1Gi",
+                "--pvc-size",
+                "2Gi"
+            ]),
+            "--pvc-size deprecated, use --size"
+        );
+        assert_eq!(
+            refusal(&["dv", "x", "--image-path", "f", "--volume-mode", "disk"]),
+            "Invalid volume mode 'disk'. Valid values are 'block' and 'filesystem'."
+        );
+    }
+
+    #[test]
+    fn the_deprecated_pvc_name_means_a_claim_and_block_volume_means_block() {
+        let request = ImageUploadRequest::from_args(
+            args(&[
+                "--pvc-name",
+                "p",
+                "--image-path",
+                "f",
+                "--block-volume",
+                "--pvc-size",
+                "1Gi",
+            ]),
+            ConnectionOptions::default(),
+        )
+        .unwrap();
+        assert!(request.pvc);
+        assert_eq!(request.name, "p");
+        assert_eq!(request.size.as_deref(), Some("1Gi"));
+        assert_eq!(request.volume_mode, Some("Block"));
+    }
+}
