@@ -136,6 +136,19 @@ impl Scheduler {
 
     /// Places every waiting Pod, highest priority and oldest first.
     async fn pass(&mut self) {
+        // Most wake-ups are status changes of bound Pods: without a Pod to place there is
+        // nothing to do, and the JSON copies of every Pod and Node below (Nodes carry
+        // hundreds of CPU labels) would cost a starting VM more than its placement.
+        let any_waiting = self.pods.state().iter().any(|pod| {
+            pod.spec
+                .as_ref()
+                .is_none_or(|spec| spec.node_name.as_deref().unwrap_or_default().is_empty())
+        });
+        if !any_waiting {
+            self.assumed.clear();
+            self.reported.clear();
+            return;
+        }
         let nodes: Vec<Value> = self
             .nodes
             .state()

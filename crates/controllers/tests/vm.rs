@@ -67,8 +67,15 @@ async fn always_creates_the_vmi_owned_by_the_vm_and_recreates_it_when_it_ends() 
         vmi["spec"]["domain"]["resources"]["requests"]["memory"],
         "128Mi"
     );
-    let vm = printable(&c, "always", "Starting").await;
-    assert_eq!(vm["status"]["created"], true);
+    printable(&c, "always", "Starting").await;
+    // The pass that creates the VMI shows Starting before its cache has the VMI; `created`
+    // follows on the next pass.
+    let vm = eventually(20, "status.created", || async {
+        let vm = c.vm("always").await;
+        (vm["status"]["created"] == true).then_some(vm)
+    })
+    .await;
+    assert_eq!(vm["status"]["printableStatus"], "Starting");
     assert_eq!(vm["status"]["runStrategy"], "Always");
     assert!(vm["metadata"]["finalizers"]
         .as_array()

@@ -18,10 +18,13 @@ use tokio::task::JoinSet;
 
 use crate::kinds::Kind;
 
+/// How long changes gather before the loops wake (see [`World::start`]).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Caches of several kinds, filled by watches running in [`World::tasks`].
 pub struct World {
     stores: HashMap<Kind, Store<DynamicObject>>,
-    /// Notified on every watch event.
+    /// Notified after watch events (at most once per [`SETTLE`]).
     pub wake: Arc<Notify>,
     /// The watch tasks; dropping the world stops them.
     pub tasks: JoinSet<()>,
@@ -31,7 +34,19 @@ impl World {
     /// Starts watches of `kinds` (each with an optional field selector).
     pub fn start(client: &kube::Client, kinds: &[(Kind, Option<String>)]) -> World {
         let wake = Arc::new(Notify::new());
+        let changed = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
+        // Every watched change wakes the loops, but at most once per SETTLE: a node starting
+        // ten VMs a second makes hundreds of Pod and VMI events, and each pass reconciles
+        // every object of its kinds.
+        let (from, to) = (changed.clone(), wake.clone());
+        tasks.spawn(async move {
+            loop {
+                from.notified().await;
+                tokio::time::sleep(SETTLE).await;
+                to.notify_one();
+            }
+        });
         let mut stores = HashMap::new();
         for (kind, fields) in kinds {
             let resource = kind.resource();
@@ -42,7 +57,7 @@ impl World {
             if let Some(fields) = fields {
                 config = config.fields(fields);
             }
-            let wake = wake.clone();
+            let wake = changed.clone();
             let plural = kind.plural;
             tasks.spawn(async move {
                 let mut stream = watcher::watcher(api, config)

@@ -208,6 +208,17 @@ fn revision_prefix(vm: &DynamicObject) -> String {
     format!("revision-start-vm-{}-", vm.uid().unwrap_or_default())
 }
 
+/// Marks a VM's start revisions, so they are listed by selector: a namespace's full list
+/// (every VM's recorded spec) on each reconcile grew with the square of the VMs starting.
+const START_REVISION_OF: &str = "oxivirt.io/start-revision-of";
+
+fn start_revisions(vm: &DynamicObject) -> ListParams {
+    ListParams::default().labels(&format!(
+        "{START_REVISION_OF}={}",
+        vm.uid().unwrap_or_default()
+    ))
+}
+
 /// What `RestartRequired` compares: the template spec and the instance type and
 /// preference references.
 pub(crate) fn restart_relevant(spec: &Value) -> Value {
@@ -234,7 +245,7 @@ pub(crate) async fn record_start_revision(
     let generation = vm.metadata.generation.unwrap_or(1);
     let name = format!("{}{generation}", revision_prefix(vm));
     let existing = api
-        .list(&ListParams::default())
+        .list(&start_revisions(vm))
         .await
         .map_err(Error::api(format!("ControllerRevisions in {ns}")))?;
     let mut have = false;
@@ -255,6 +266,7 @@ pub(crate) async fn record_start_revision(
     let revision: ControllerRevision = serde_json::from_value(json!({
         "metadata": {
             "name": name, "namespace": ns,
+            "labels": {START_REVISION_OF: vm.uid().unwrap_or_default()},
             "ownerReferences": [controller_ref(vm, "kubevirt.io/v1", "VirtualMachine")],
         },
         "data": {"spec": vm_json["spec"]},
@@ -279,7 +291,7 @@ pub(crate) async fn start_revision_spec(
     let ns = vm.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
     let list = api
-        .list(&ListParams::default())
+        .list(&start_revisions(vm))
         .await
         .map_err(Error::api(format!("ControllerRevisions in {ns}")))?;
     let prefix = revision_prefix(vm);
