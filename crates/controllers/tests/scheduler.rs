@@ -51,9 +51,13 @@ async fn a_pod_that_fits_nowhere_is_marked_unschedulable_with_an_event() {
     let message = "0/1 nodes are available: 1 Insufficient memory.";
     assert_eq!(condition["message"], message);
     let pod_name = pod["metadata"]["name"].as_str().unwrap();
-    let events = c.events("Pod", pod_name).await;
-    let failed = events.iter().find(|e| e["reason"] == "FailedScheduling");
-    assert_eq!(failed.unwrap()["message"], message, "{events:?}");
+    // The Event is recorded right after the condition is written.
+    let failed = eventually(20, "a FailedScheduling Event", || async {
+        let events = c.events("Pod", pod_name).await;
+        events.into_iter().find(|e| e["reason"] == "FailedScheduling")
+    })
+    .await;
+    assert_eq!(failed["message"], message, "{failed}");
     let vmi = eventually(20, "PodScheduled=False on the VMI", || async {
         c.vmi("big").await.filter(|v| pod_scheduled(v).is_some())
     })
