@@ -41,6 +41,8 @@ pub struct Config {
     /// Fraction of the capacity kept free for the filesystem (Filesystem volumes).
     pub fs_overhead: f64,
     pub preallocation: bool,
+    /// The target is a Block volume: `data_dir` is its device, written in place.
+    pub block: bool,
     pub credentials: Option<Credentials>,
     /// Directory of PEM CA certificates to trust (the `certConfigMap`).
     pub cert_dir: Option<PathBuf>,
@@ -120,6 +122,7 @@ impl Config {
             capacity,
             fs_overhead: if filesystem { fs_overhead } else { 0.0 },
             preallocation: get(env::PREALLOCATION).as_deref() == Some("true"),
+            block: !filesystem,
             credentials,
             cert_dir: get(env::CERT_DIR)
                 .filter(|d| !d.is_empty())
@@ -138,8 +141,11 @@ impl Config {
         usable / MIB * MIB
     }
 
-    /// The target disk image.
+    /// The target disk image (a Block volume's device itself).
     pub fn disk_image(&self) -> PathBuf {
+        if self.block {
+            return self.data_dir.clone();
+        }
         self.data_dir.join("disk.img")
     }
 }

@@ -84,13 +84,20 @@ async fn import_from(config: &Config, stream: Option<Stream>) -> Result<(), Erro
         config,
         progress: Progress::to_file(config.status_dir.join("progress")),
         scratch: scratch_dir.join("tmpimage"),
-        tmp: config.data_dir.join("disk.img.tmp"),
+        // A Block volume is written in place: there is no file to rename into place.
+        tmp: if config.block {
+            config.disk_image()
+        } else {
+            config.data_dir.join("disk.img.tmp")
+        },
         visited: Vec::new(),
     };
-    let _ = std::fs::remove_file(&run.tmp);
+    if !config.block {
+        let _ = std::fs::remove_file(&run.tmp);
+    }
     let result = steps(&mut run, stream).await;
     let _ = std::fs::remove_file(&run.scratch);
-    if result.is_err() {
+    if result.is_err() && !config.block {
         let _ = std::fs::remove_file(&run.tmp);
     }
     result
@@ -101,6 +108,8 @@ async fn steps(run: &mut Run<'_>, stream: Option<Stream>) -> Result<(), Error> {
     let usable = config.usable();
     run.enter(Phase::Info)?;
     let (file, format) = match &config.source {
+        // A new Block volume's device reads as zeroes already (its file is sparse).
+        Source::Blank if config.block => return finish(run),
         Source::Blank => {
             qemu::create(&run.tmp, usable, config.preallocation).await?;
             return finish(run);
@@ -147,7 +156,11 @@ async fn steps(run: &mut Run<'_>, stream: Option<Stream>) -> Result<(), Error> {
             return resize_and_finish(run, usable).await;
         }
     };
-    if format == "raw" && file == run.scratch && std::fs::rename(&file, &run.tmp).is_ok() {
+    if !config.block
+        && format == "raw"
+        && file == run.scratch
+        && std::fs::rename(&file, &run.tmp).is_ok()
+    {
         // A raw stream already is the disk (sparse); nothing to validate or convert.
         return resize_and_finish(run, usable).await;
     }
@@ -228,6 +241,9 @@ fn source_name(source: &Source) -> String {
 
 async fn resize_and_finish(run: &mut Run<'_>, usable: u64) -> Result<(), Error> {
     run.enter(Phase::Resize)?;
+    if run.config.block {
+        return finish(run); // a device has the volume's size already
+    }
     let size = std::fs::metadata(&run.tmp)
         .map_err(|e| Error::Convert(format!("reading {}: {e}", run.tmp.display())))?
         .len();
@@ -244,6 +260,10 @@ fn finish(run: &mut Run<'_>) -> Result<(), Error> {
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::Convert(format!("syncing {}: {e}", run.tmp.display())))?;
     let target = run.config.disk_image();
+    if run.config.block {
+        run.progress.complete();
+        return Ok(());
+    }
     std::fs::rename(&run.tmp, &target)
         .map_err(|e| Error::Convert(format!("moving the image to {}: {e}", target.display())))?;
     run.progress.complete();

@@ -127,6 +127,12 @@ pub async fn check(path: &Path, format: &str) -> Result<(), Error> {
 ///
 /// # Errors
 /// [`Error::Convert`] with qemu-img's words.
+/// Whether `path` is a block device (a Block-mode volume's loop device).
+pub fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
 pub async fn convert(
     src: &Path,
     format: &str,
@@ -145,7 +151,10 @@ pub async fn convert(
         "-O",
         "raw",
     ]);
-    if preallocation {
+    if is_block_device(dest) {
+        // A Block volume's device exists and is not created (nor preallocated) by qemu-img.
+        command.arg("-n");
+    } else if preallocation {
         command.args(["-o", "preallocation=falloc"]);
     }
     command

@@ -142,11 +142,9 @@ pub(crate) async fn claim_disks(
             create_blank(&path, capacity)
                 .map_err(|e| not_ready(format!("creating {}: {e}", path.display())))?;
         }
-        if !block {
-            // QEMU opens the disk as its own user (CDI makes its images 107's for the same
-            // reason).
-            crate::qemu_user::hand_over(&path, qemu_owner).map_err(not_ready)?;
-        }
+        // QEMU opens the disk — a Block volume's loop device too — as its own user (CDI
+        // makes its images 107's, virt-handler its block devices, for the same reason).
+        crate::qemu_user::hand_over(&path, qemu_owner).map_err(not_ready)?;
         let format = if !block && is_qcow2_volume(Path::new(&dir)) {
             "qcow2"
         } else {

@@ -4,6 +4,7 @@
 //!
 //! Runs in `oxivirt server` (for the local node) and in `oxivirt agent`.
 
+mod block;
 mod clone;
 mod expand;
 mod pools;
@@ -58,6 +59,7 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()>
     );
     world.ready().await;
     let events = Recorder::new(client.clone(), "hostpath-provisioner");
+    reattach_block_volumes(&world, &events, &config.node_name).await;
     let workers = worker::Workers::new(client.clone(), Arc::new(config.clone()), pools.clone());
     loop {
         provision::reconcile(&client, &world, &events, &config, &pools).await;
@@ -69,6 +71,28 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()>
         tokio::select! {
             () = world.wake.notified() => {}
             () = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Attaches this node's Block volumes to their loop devices again (they do not survive a
+/// reboot); a device now serving another file is reported on the PV.
+async fn reattach_block_volumes(world: &World, events: &Recorder, node_name: &str) {
+    for volume in world.list(PV) {
+        let on_this_node =
+            crate::kinds::annotation(&volume, provision::ANN_PROVISION_ON_NODE) == Some(node_name);
+        let backing = crate::kinds::annotation(&volume, block::ANN_BACKING_FILE);
+        let device = crate::kinds::str_at(&volume, "/spec/hostPath/path");
+        let (true, Some(file), Some(device)) = (on_this_node, backing, device) else {
+            continue;
+        };
+        let (file, device) = (PathBuf::from(file), PathBuf::from(device));
+        let attached =
+            tokio::task::spawn_blocking(move || block::ensure_attached(&device, &file)).await;
+        if let Ok(Err(message)) = attached {
+            events
+                .warning(&volume, PV, "VolumeFailedAttach", &message)
+                .await;
         }
     }
 }

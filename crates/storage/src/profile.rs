@@ -28,7 +28,8 @@ fn capabilities(provisioner: &str) -> Option<Capabilities> {
     };
     Some(match provisioner {
         // Ours clones natively in O(1) (qcow2 overlays, node::clone).
-        p if crate::classes::is_ours(p) => caps(&[RWO_FS], Some("csi-clone")),
+        // Block volumes are loop devices (node::block); Filesystem stays the default.
+        p if crate::classes::is_ours(p) => caps(&[RWO_FS, RWO_BLOCK], Some("csi-clone")),
         "kubernetes.io/host-path" | "rancher.io/local-path" | "topolvm.cybozu.com" => {
             caps(&[RWO_FS], None)
         }
@@ -177,7 +178,10 @@ mod tests {
         let status = status_for(&class(crate::well_known::PROVISIONER), &json!({"spec": {}}));
         assert_eq!(
             status["claimPropertySets"],
-            json!([{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}])
+            json!([
+                {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+                {"accessModes": ["ReadWriteOnce"], "volumeMode": "Block"},
+            ])
         );
         assert_eq!(status["dataImportCronSourceFormat"], "pvc");
     }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod clone;
+mod block;
 mod clone_auth;
 mod common;
 mod hostile;

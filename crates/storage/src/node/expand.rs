@@ -80,6 +80,9 @@ async fn expand(
     volume: &Value,
     wanted: u64,
 ) -> Result<(), String> {
+    if str_at(volume, "/spec/volumeMode") == Some("Block") {
+        return Err("expanding a Block volume (loop device) is not supported yet".into());
+    }
     let dir = provision::volume_dir(world, pools, volume)
         .ok_or("the volume is not a hostpath volume of this node")?;
     let size = quantity::format(wanted);

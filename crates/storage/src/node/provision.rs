@@ -82,12 +82,12 @@ async fn provision(
             .warning(claim, PVC, "ProvisioningFailed", &message)
             .await;
     };
-    if str_at(claim, "/spec/volumeMode") == Some("Block") {
-        return fail(format!(
-            "volumeMode Block is not offered by {} on node {} (Filesystem volumes only)",
-            wk::PROVISIONER,
-            config.node_name
-        ))
+    let block = str_at(claim, "/spec/volumeMode") == Some("Block");
+    if block && clone_source_name(claim).is_some() {
+        return fail(
+            "cloning into a Block volume is not supported yet: clone into a Filesystem volume"
+                .into(),
+        )
         .await;
     }
     let shared = crate::classes::shared_path(&class).map(PathBuf::from);
@@ -163,6 +163,21 @@ async fn provision(
     } else if let Err(e) = std::fs::create_dir_all(&dir) {
         return fail(format!("cannot create {}: {e}", dir.display())).await;
     }
+    let device = if block {
+        let (target, bytes) = (dir.clone(), crate::quantity::parse(size).unwrap_or(0));
+        let attached = tokio::task::spawn_blocking(move || super::block::create(&target, bytes))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match attached {
+            Ok(device) => Some(device),
+            Err(message) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return fail(message).await;
+            }
+        }
+    } else {
+        None
+    };
     let message = format!(
         "External provisioner is provisioning volume for claim \"{}/{}\"",
         namespace(claim),
@@ -170,6 +185,11 @@ async fn provision(
     );
     events.normal(claim, PVC, "Provisioning", &message).await;
     let mut pv = persistent_volume(claim, &class, &volume, &dir, size, &config.node_name);
+    if let Some(device) = &device {
+        pv["spec"]["hostPath"] = json!({"path": device.to_string_lossy(), "type": "BlockDevice"});
+        pv["metadata"]["annotations"][super::block::ANN_BACKING_FILE] =
+            json!(dir.join("disk.img").to_string_lossy());
+    }
     if shared.is_some() {
         // Every node mounts the directory: the volume is not tied to the one that made it.
         if let Some(spec) = pv["spec"].as_object_mut() {
@@ -271,7 +291,11 @@ pub fn persistent_volume(
 
 /// The directory behind one of our volumes, if it is a `pvc-*` directory inside a pool.
 pub fn volume_dir(world: &World, pools: &Pools, volume: &Value) -> Option<PathBuf> {
-    let path = PathBuf::from(str_at(volume, "/spec/hostPath/path")?);
+    // A Block volume's path is its loop device; its directory holds the backing file.
+    let path = match annotation(volume, super::block::ANN_BACKING_FILE) {
+        Some(file) => PathBuf::from(file).parent()?.to_path_buf(),
+        None => PathBuf::from(str_at(volume, "/spec/hostPath/path")?),
+    };
     let inside = path
         .parent()
         .is_some_and(|parent| pools.all(world).iter().any(|p| p == parent));
@@ -290,6 +314,20 @@ async fn delete(
     volume: &Value,
 ) {
     let volume_name = name(volume);
+    if let (Some(file), Some(device)) = (
+        annotation(volume, super::block::ANN_BACKING_FILE),
+        str_at(volume, "/spec/hostPath/path"),
+    ) {
+        let (file, device) = (PathBuf::from(file), PathBuf::from(device));
+        let detached =
+            tokio::task::spawn_blocking(move || super::block::detach(&device, &file)).await;
+        if let Ok(Err(message)) = detached {
+            events
+                .warning(volume, PV, "VolumeFailedDelete", &message)
+                .await;
+            return;
+        }
+    }
     if let Some(dir) = volume_dir(world, pools, volume) {
         let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
