@@ -71,8 +71,20 @@ fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
     }
     if let Some(order) = nic.boot_order {
         device = device.set("bootindex", order.to_string());
-        if let Some(rom) = &nic.rom {
-            device = device.set("romfile", rom.clone());
+        match &nic.rom {
+            // QEMU's own ROM for the model: left to QEMU, which finds it (its search path
+            // includes ipxe-qemu's directory) and patches the ROM's PCI ids to the device's.
+            // Named in `romfile=`, the same file is loaded unpatched, and SeaBIOS skips a
+            // virtio-net ROM whose ids do not match the device: no PXE at all.
+            Some(rom) if is_qemu_default_rom(&nic.model, rom) => {}
+            Some(rom) => device = device.set("romfile", rom.clone()),
+            None => {
+                device = device.set("romfile", "");
+                out.note(format!(
+                    "{field}.bootOrder: this node has no iPXE ROM for model {} (Debian: ipxe-qemu), so the NIC cannot boot from the network",
+                    nic.model
+                ));
+            }
         }
     } else {
         // No PXE attempt unless asked: the guest boots from its disks at once.
@@ -90,6 +102,13 @@ fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
     }
     out.device(device);
     Ok(())
+}
+
+/// Whether `rom` is the file QEMU loads by default for a NIC of `model` (`efi-<model>.rom`).
+fn is_qemu_default_rom(model: &str, rom: &str) -> bool {
+    std::path::Path::new(rom)
+        .file_name()
+        .is_some_and(|name| name.to_string_lossy() == format!("efi-{model}.rom"))
 }
 
 /// `0000:00:SS.F` → `SS.F` (QEMU's `addr`), for addresses on the root bus only.
@@ -152,8 +171,26 @@ mod tests {
         );
         let e1000e = argv(serde_json::json!({"interfaces": [{
             "name": "default", "binding": "bridge", "tap": "tap0", "mac": "02:00:00:00:00:02",
-            "model": "e1000e", "queues": 1, "mtu": 1500, "bootOrder": 1, "rom": "/r/efi-e1000e.rom"}]}));
-        assert!(e1000e.join(" ").contains("-device e1000e,netdev=hostua-default,id=ua-default,mac=02:00:00:00:00:02,bootindex=1,romfile=/r/efi-e1000e.rom"));
+            "model": "e1000e", "queues": 1, "mtu": 1500, "bootOrder": 1, "rom": "/r/pxe-e1000e.rom"}]}));
+        assert!(e1000e.join(" ").contains("-device e1000e,netdev=hostua-default,id=ua-default,mac=02:00:00:00:00:02,bootindex=1,romfile=/r/pxe-e1000e.rom"));
+    }
+
+    #[test]
+    fn a_boot_nic_keeps_qemus_own_rom_and_without_one_cannot_pxe() {
+        let nic = |rom: serde_json::Value| {
+            argv(serde_json::json!({"interfaces": [{
+                "name": "default", "binding": "bridge", "tap": "tap0", "mac": "02:00:00:00:00:03",
+                "model": "virtio", "queues": 1, "mtu": 1500, "bootOrder": 1, "rom": rom}]}))
+            .join(" ")
+        };
+        let own = nic(serde_json::json!("/usr/lib/ipxe/qemu/efi-virtio.rom"));
+        assert!(
+            own.contains("mac=02:00:00:00:00:03,bootindex=1 ") || own.ends_with("bootindex=1"),
+            "QEMU's default ROM must not be named (it is then loaded with the wrong PCI ids): {own}"
+        );
+        assert!(!own.contains("romfile"), "{own}");
+        let none = nic(serde_json::Value::Null);
+        assert!(none.contains("bootindex=1,romfile="), "{none}");
     }
 
     #[test]

@@ -35,7 +35,6 @@ fn run(args: &[&str]) {
 }
 
 #[test]
-#[ignore = "passed once (14:23 run), then SeaBIOS stopped trying the iPXE ROM (no frame on the tap; argv has bootindex=1 and the ROM): under investigation"]
 fn a_nic_with_boot_order_pxe_boots_from_dnsmasq_on_a_bridge_network() {
     crate::skip_unless_possible!();
     if Command::new("sh")
@@ -119,16 +118,23 @@ fn a_nic_with_boot_order_pxe_boots_from_dnsmasq_on_a_bridge_network() {
         }
         if std::time::Instant::now() > deadline {
             let pods = k.run(&["get", "pods", "-o", "wide"]).stdout;
-            let console = k
-                .run(&[
+            let logs = |container: &str| {
+                k.run(&[
                     "logs",
                     "-l",
                     "vm.kubevirt.io/name=netboot",
+                    "--tail=-1",
                     "-c",
-                    "guest-console-log",
+                    container,
                 ])
-                .stdout;
-            panic!("no PXE DHCP+TFTP at dnsmasq within {:?}\ndnsmasq log:\n{text}\npods:\n{pods}\nconsole:\n{console}", support::BOOT_TIMEOUT);
+                .stdout
+            };
+            panic!(
+                "no PXE DHCP+TFTP at dnsmasq within {:?}\ndnsmasq log:\n{text}\npods:\n{pods}\ncompute:\n{}\nconsole:\n{}",
+                support::BOOT_TIMEOUT,
+                logs("compute"),
+                logs("guest-console-log")
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     };
