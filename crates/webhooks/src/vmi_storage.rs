@@ -179,7 +179,8 @@ pub(crate) fn validate_volumes(spec: &Value, path: &str, out: &mut Vec<Cause>) {
                 continue;
             };
             let cf = child(&f, source);
-            let user = ["userDataSecretRef", "userDataBase64", "userData"]
+            // The Go field UserDataSecretRef is `secretRef` in JSON.
+            let user = ["secretRef", "userDataBase64", "userData"]
                 .iter()
                 .filter(|k| present(ci, k))
                 .count();

@@ -110,12 +110,23 @@ fn keys_from_a_secret_reach_the_guest_at_first_boot_through_nocloud_and_configdr
          ssh_authorized_keys:\n      - {}\n",
         user_key.trim()
     );
-    k.apply(&manifest(
+    // The user data comes from a Secret (`userDataSecretRef`, key `userdata`), resolved by
+    // the node agent like the keys.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nc-userdata"},
+        "stringData": {"userdata": no_cloud_data},
+    });
+    k.apply(&secret.to_string());
+    let mut nc: Value = serde_json::from_str(&manifest(
         "keys-nc",
         &no_cloud_data,
         "cloudInitNoCloud",
         "noCloud",
-    ));
+    ))
+    .expect("vm");
+    nc["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"] =
+        json!({"secretRef": {"name": "nc-userdata"}});
+    k.apply(&nc.to_string());
 
     wait_vmi_running(&k, "keys-cd");
     wait_banner(&k, "keys-cd");
