@@ -229,6 +229,34 @@ fn start_viewer(
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<VncArgs, clap::Error> {
+        use clap::Parser;
+        let mut all = vec!["virtctl", "vnc"];
+        all.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(all)?.command {
+            Some(crate::cli::Command::Vnc(args)) => Ok(args),
+            other => panic!("not vnc: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn vnc_takes_a_name_or_the_screenshot_subcommand_with_upstreams_flags() {
+        let plain = parse(&["guest", "--proxy-only"]).expect("parses");
+        assert_eq!(plain.name.as_deref(), Some("guest"));
+        assert!(plain.action.is_none() && plain.proxy_only);
+        let shot = parse(&["screenshot", "guest", "-f", "-", "-m"]).expect("parses");
+        assert_eq!(
+            shot.action,
+            Some(VncAction::Screenshot(ScreenshotArgs {
+                name: "guest".into(),
+                file: "-".into(),
+                move_cursor: true
+            }))
+        );
+        // --file is required, as upstream.
+        assert!(parse(&["screenshot", "guest"]).is_err());
+    }
+
     #[test]
     fn an_explicit_viewer_path_is_used_as_given() {
         let path = find_viewer(Some(Path::new("/opt/viewer"))).expect("explicit path");
