@@ -444,7 +444,8 @@ async fn bridge(socket: WebSocket, agent: Upgraded) {
         let _ = agent_tx.shutdown().await;
     };
     let from_agent = async {
-        let mut buffer = vec![0u8; 32 << 10];
+        // As large as the agent's own copy buffer, so one read is usually one message.
+        let mut buffer = vec![0u8; 64 << 10];
         loop {
             match agent_rx.read(&mut buffer).await {
                 Ok(0) | Err(_) => break,

@@ -186,7 +186,7 @@ pub async fn pump(
     mut local_out: impl AsyncWrite + Unpin,
 ) -> std::io::Result<Ended> {
     let (mut sink, mut source) = stream.split();
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut input_open = true;
     let mut ended = Ended::Remote;
     loop {
