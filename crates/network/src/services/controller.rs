@@ -22,6 +22,8 @@ use super::endpoints;
 use crate::config::NetworkConfig;
 
 const MANAGER: &str = "oxivirt-service-controller";
+/// How long changes gather before a pass.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Runs the controller until the task is dropped.
 ///
@@ -44,19 +46,28 @@ pub async fn run(client: kube::Client, config: NetworkConfig) -> anyhow::Result<
             .iter()
             .filter_map(|s| serde_json::to_value(s.as_ref()).ok())
             .collect();
-        let pod_list: Vec<Value> = pods
-            .state()
-            .iter()
-            .filter_map(|p| serde_json::to_value(p.as_ref()).ok())
-            .collect();
-        let vmi_list: Vec<Value> = vmis
-            .state()
-            .iter()
-            .filter_map(|v| serde_json::to_value(v.as_ref()).ok())
-            .collect();
+        // Pods and VMIs matter only to Services that select them; without one, a node
+        // starting VMs need not copy them all on each of their status changes.
+        let selecting = svcs.iter().any(|s| s["spec"]["selector"].is_object());
+        let (pod_list, vmi_list): (Vec<Value>, Vec<Value>) = if selecting {
+            (
+                pods.state()
+                    .iter()
+                    .filter_map(|p| serde_json::to_value(p.as_ref()).ok())
+                    .collect(),
+                vmis.state()
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v.as_ref()).ok())
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         allocate_all(&client, &config, &svcs, &mut allocated).await;
         endpoints_all(&client, &svcs, &pod_list, &vmi_list, &mut written).await;
         changed.notified().await;
+        // Let a burst of changes (VMs starting) gather into one pass.
+        tokio::time::sleep(SETTLE).await;
     }
 }
 
