@@ -19,6 +19,11 @@ enum LabelRequirement {
 pub struct LabelSelector(Vec<LabelRequirement>);
 
 impl LabelSelector {
+    /// True when it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
     pub fn parse(input: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
@@ -123,6 +128,11 @@ fn valid_key(key: &str, term: &str) -> Result<String, ApiError> {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
+    /// True when it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parses and checks every key against the resource's supported field labels.
     pub fn parse(input: &str, supported: &[String]) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();

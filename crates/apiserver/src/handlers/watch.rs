@@ -199,9 +199,14 @@ fn translate(
         WatchEvent::Put { kv, prev } => {
             let new = api.decode(info, &kv, version).ok()?;
             let now = filter.matches(&new);
-            let before = prev
-                .and_then(|p| api.decode(info, &p, version).ok())
-                .map(|old| filter.matches(&old));
+            // Without selectors the previous object only tells ADDED from MODIFIED: its
+            // existence is enough, and decoding it for every watcher doubled their cost.
+            let before = if filter.is_everything() {
+                prev.map(|_| true)
+            } else {
+                prev.and_then(|p| api.decode(info, &p, version).ok())
+                    .map(|old| filter.matches(&old))
+            };
             match (before, now) {
                 (None, true) | (Some(false), true) => Some(("ADDED", new)),
                 (Some(true), true) => Some(("MODIFIED", new)),
