@@ -24,6 +24,7 @@ pub mod macpool;
 mod names;
 mod quantity;
 mod review;
+mod service;
 mod sriov;
 mod storageclass;
 #[cfg(test)]
@@ -90,6 +91,7 @@ pub async fn admit(
             hyperconverged::admit(req, obj, cluster, &mut out).await
         }
         ("storage.k8s.io", "StorageClass") => storageclass::admit(req, obj, &mut out),
+        ("", "Service") => service::admit(obj, &mut out),
         ("sriovnetwork.openshift.io", "SriovNetworkNodePolicy") => {
             sriov::admit_policy(obj, &mut out)
         }

@@ -216,3 +216,55 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
         || (curl(&format!("http://{cluster_ip}:8080/")).as_deref() != Some("db:80")).then_some(()),
     );
 }
+
+#[test]
+fn a_single_stack_cluster_refuses_require_dual_stack_and_gives_prefer_dual_stack_one_ipv4_address()
+{
+    crate::skip_unless_possible!();
+    let server = NetServer::start();
+    let k = server.kubectl();
+    let service = |name: &str, extra: serde_json::Value| {
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "protocol": "TCP"}]}});
+        for (key, value) in extra.as_object().into_iter().flatten() {
+            svc["spec"][key] = value.clone();
+        }
+        svc.to_string()
+    };
+    let refused = k.run_stdin(
+        &["create", "-f", "-"],
+        &service("required", json!({"ipFamilyPolicy": "RequireDualStack"})),
+    );
+    assert!(!refused.status.success(), "RequireDualStack was accepted");
+    assert!(
+        refused.stderr.contains("The Service \"required\" is invalid: spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"),
+        "{}",
+        refused.stderr
+    );
+    let refused = k.run_stdin(
+        &["create", "-f", "-"],
+        &service("six", json!({"ipFamilies": ["IPv6"]})),
+    );
+    assert!(
+        refused.stderr.contains(
+            "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"
+        ),
+        "{}",
+        refused.stderr
+    );
+    k.create(&service(
+        "preferred",
+        json!({"ipFamilyPolicy": "PreferDualStack"}),
+    ));
+    let families = wait_until("the Service's addresses", Duration::from_secs(10), || {
+        let out = k.ok(&[
+            "get",
+            "service",
+            "preferred",
+            "-o",
+            "jsonpath={.spec.ipFamilies} {.spec.clusterIPs}",
+        ]);
+        out.contains("IPv4").then_some(out)
+    });
+    assert!(families.starts_with("[\"IPv4\"] [\"10."), "{families}");
+}
