@@ -42,7 +42,13 @@ const BUSY_TICK: Duration = Duration::from_millis(100);
 ///
 /// # Errors
 /// When the storage directory cannot be created.
-pub async fn run(client: kube::Client, config: NodeConfig) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, mut config: NodeConfig) -> anyhow::Result<()> {
+    // Workers run this very executable: through /proc/self/exe they still do after the file
+    // was replaced on disk (an upgrade, a rebuild), which would otherwise leave the path
+    // naming a deleted file or a program of another version.
+    if std::env::current_exe().is_ok_and(|own| own == config.worker_program) {
+        config.worker_program = PathBuf::from("/proc/self/exe");
+    }
     let pools = Pools::new(&config.data_dir);
     pools.prepare_default()?;
     let on_node = format!("spec.nodeName={}", config.node_name);

@@ -103,3 +103,83 @@ fn a_block_data_volume_is_a_loop_device_that_imports_boots_and_is_released() {
             .then_some(())
     });
 }
+
+#[test]
+fn virtctl_uploads_into_a_block_data_volume_and_a_shared_class_refuses_block() {
+    if !have(&["qemu-img", "losetup"]) || !Path::new("/dev/loop-control").exists() {
+        return;
+    }
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let base = server.scratch().join("blk");
+    let b = base.display();
+    sh(&format!(
+        "qemu-img create -f raw {b}.raw 16M >/dev/null && printf 'BLOCK-UPLOAD' | dd of={b}.raw conv=notrunc status=none && qemu-img convert -O qcow2 {b}.raw {b}.qcow2"
+    ));
+    let image = format!("{b}.qcow2");
+    let out = std::process::Command::new(oxivirt_e2e::virtctl_bin())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args([
+            "image-upload",
+            "dv",
+            "blk-up",
+            "--size=32Mi",
+            "--volume-mode=block",
+            "--insecure",
+            "--image-path",
+            &image,
+        ])
+        .output()
+        .expect("run virtctl");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pv_name = kubectl.jsonpath(&["pvc", "blk-up"], "{.spec.volumeName}");
+    let pv = kubectl.json(&["get", "pv", &pv_name]);
+    let device = pv["spec"]["hostPath"]["path"].as_str().unwrap().to_string();
+    let backing = pv["metadata"]["annotations"]["storage.oxivirt.io/loop-backing-file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _cleanup = Detach {
+        sysfs: format!(
+            "/sys/block/{}/loop/backing_file",
+            device.trim_start_matches("/dev/")
+        ),
+        device: device.clone(),
+        backing,
+    };
+    let mut head = vec![0u8; 12];
+    std::io::Read::read_exact(&mut std::fs::File::open(&device).unwrap(), &mut head).unwrap();
+    assert_eq!(&head, b"BLOCK-UPLOAD");
+    // A shared directory is no place for a node's loop device.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {{"name": "shared"}},
+            "provisioner": "kubevirt.io/hostpath-provisioner", "volumeBindingMode": "Immediate",
+            "parameters": {{"sharedPath": "{}"}}}}"#,
+        server.scratch().join("shared").display()
+    ));
+    kubectl.apply(
+        r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared-blk"},
+            "spec": {"storageClassName": "shared", "volumeMode": "Block", "accessModes": ["ReadWriteOnce"],
+              "resources": {"requests": {"storage": "32Mi"}}}}"#,
+    );
+    wait_until("ProvisioningFailed for a shared Block claim", WAIT, || {
+        let events = kubectl.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=shared-blk,reason=ProvisioningFailed",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        events
+            .contains("a Block volume is a loop device of one node")
+            .then_some(())
+    });
+    kubectl.ok(&["delete", "dv", "blk-up"]);
+}

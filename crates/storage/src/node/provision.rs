@@ -107,6 +107,13 @@ async fn provision(
             .await;
         }
     }
+    if block && shared.is_some() {
+        return fail(
+            "a Block volume is a loop device of one node: use a class without parameters.sharedPath"
+                .into(),
+        )
+        .await;
+    }
     let pool_name = str_at(
         &class,
         &format!("/parameters/{}", wk::STORAGE_POOL_PARAMETER),
