@@ -324,6 +324,7 @@ mod tests {
                     | "ssh"
                     | "scp"
                     | "expose"
+                    | "image-upload"
                     | "pause"
                     | "unpause"
                     | "soft-reboot"
