@@ -32,15 +32,26 @@ pub struct ObjectMeta {
     pub uid: Option<String>,
 }
 
+/// Reads `null` as the type's default, as the API server treats an explicit null.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// `spec`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VmiSpec {
     /// `spec.domain`.
     pub domain: DomainSpec,
-    /// `spec.volumes`.
+    /// `spec.volumes` (`null` reads as none: a JSON edit of an absent list leaves one).
+    #[serde(deserialize_with = "null_as_default")]
     pub volumes: Vec<Volume>,
     /// `spec.networks` (ignored until the network issue).
+    #[serde(deserialize_with = "null_as_default")]
     pub networks: Vec<serde_json::Value>,
     /// `spec.hostname`.
     pub hostname: Option<String>,
@@ -510,5 +521,21 @@ impl VirtualMachineInstance {
     /// The volume called `name`.
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.spec.volumes.iter().find(|volume| volume.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_volumes_and_networks_read_as_none() {
+        let vmi: VirtualMachineInstance = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "novol"},
+            "spec": {"domain": {"devices": {}}, "volumes": null, "networks": null},
+        }))
+        .unwrap();
+        assert!(vmi.spec.volumes.is_empty());
+        assert!(vmi.spec.networks.is_empty());
     }
 }

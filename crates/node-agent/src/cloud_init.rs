@@ -45,7 +45,11 @@ pub(crate) async fn resolve(client: &kube::Client, vmi: &mut Value) -> Result<()
         .to_string();
     let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
     let keys = propagated_keys(&secrets, &vmi["spec"]["accessCredentials"]).await?;
-    let Some(volumes) = vmi["spec"]["volumes"].as_array_mut() else {
+    // Not `vmi["spec"]["volumes"]`: indexing a missing key would add `"volumes": null`.
+    let Some(volumes) = vmi
+        .pointer_mut("/spec/volumes")
+        .and_then(Value::as_array_mut)
+    else {
         return Ok(());
     };
     for volume in volumes {
