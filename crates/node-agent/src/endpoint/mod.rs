@@ -268,8 +268,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
 /// Bridges the upload proxy to the upload server of CDI worker Pod `pod_uid` (its socket in
 /// the worker directory the node's storage gives it).
 async fn upload_stream(req: Request<Incoming>, state: &State, pod_uid: &str) -> Response<Body> {
-    if pod_uid.is_empty() || !pod_uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return error(StatusCode::BAD_REQUEST, format!("invalid Pod uid {pod_uid:?}"));
+    if pod_uid.is_empty()
+        || !pod_uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid Pod uid {pod_uid:?}"),
+        );
     }
     let socket = state
         .data_dir
@@ -349,10 +356,7 @@ async fn port_forward(
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!(
-                    "unsupported protocol {:?}: tcp or udp",
-                    protocol.join("/")
-                ),
+                format!("unsupported protocol {:?}: tcp or udp", protocol.join("/")),
             )
         }
     };
@@ -408,20 +412,20 @@ async fn worker_log(
     container: &str,
     query: Option<&str>,
 ) -> Response<Body> {
-    let path =
-        match worker_logs::file_of(&state.client, &state.data_dir, ns, pod, container).await {
-            Ok(Some(path)) => path,
-            Ok(None) => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("pod {ns}/{pod} does not run on this node"),
-                )
-            }
-            Err((code, message)) => {
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-                return error(status, message);
-            }
-        };
+    let path = match worker_logs::file_of(&state.client, &state.data_dir, ns, pod, container).await
+    {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("pod {ns}/{pod} does not run on this node"),
+            )
+        }
+        Err((code, message)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return error(status, message);
+        }
+    };
     match worker_logs::stream(path, logs::LogOptions::from_query(query)).await {
         Ok(chunks) => {
             use futures::StreamExt;
