@@ -54,7 +54,9 @@ async fn a_pod_that_fits_nowhere_is_marked_unschedulable_with_an_event() {
     // The Event is recorded right after the condition is written.
     let failed = eventually(20, "a FailedScheduling Event", || async {
         let events = c.events("Pod", pod_name).await;
-        events.into_iter().find(|e| e["reason"] == "FailedScheduling")
+        events
+            .into_iter()
+            .find(|e| e["reason"] == "FailedScheduling")
     })
     .await;
     assert_eq!(failed["message"], message, "{failed}");

@@ -3,8 +3,8 @@
 //! `docker-registry` and, for boots, real QEMU with the project's test guest.
 
 mod bench;
-mod clone;
 mod block;
+mod clone;
 mod clone_auth;
 mod common;
 mod hostile;
