@@ -72,10 +72,7 @@ pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
         .stdout(log)
         .stderr(log2)
         .kill_on_drop(false);
-    // Its own process group (killed as one with its QEMU), out of the agent's: a Ctrl-C or a
-    // stop of the agent does not reach the guests. Unlike setsid in a pre-exec hook, this
-    // lets std spawn without forking the (large) agent process.
-    cmd.process_group(0);
+    new_session(&mut cmd);
     let mut child = cmd.spawn().map_err(spawn_err)?;
     let pid = child
         .id()
@@ -84,6 +81,21 @@ pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
         let _ = child.wait().await;
     });
     Ok(pid)
+}
+
+#[allow(
+    unsafe_code,
+    reason = "setsid between fork and exec has no safe std API"
+)]
+fn new_session(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
 }
 
 /// True when `pid` is a live (not zombie) process whose command line ends with
@@ -204,7 +216,7 @@ pub(crate) async fn stop(dir: &RunDir, pid: u32, grace: u64) {
     signal(pid, rustix::process::Signal::KILL, true);
 }
 
-/// Sends SIGKILL to the launcher and its process group (hence QEMU too).
+/// Sends SIGKILL to the launcher and its process group (its session, hence QEMU too).
 pub(crate) fn kill(pid: u32) {
     signal(pid, rustix::process::Signal::KILL, false);
     signal(pid, rustix::process::Signal::KILL, true);
