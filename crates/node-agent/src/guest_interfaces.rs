@@ -198,15 +198,7 @@ async fn write(
     guest: &Value,
     unsupported: Option<&str>,
 ) -> Result<(), kube::Error> {
-    let resource = kube::discovery::ApiResource {
-        group: "kubevirt.io".into(),
-        version: "v1".into(),
-        api_version: "kubevirt.io/v1".into(),
-        kind: "VirtualMachineInstance".into(),
-        plural: "virtualmachineinstances".into(),
-    };
-    let api: kube::Api<DynamicObject> =
-        kube::Api::namespaced_with(client.clone(), namespace, &resource);
+    let api = crate::realise::vmi_api(client, namespace);
     let vmi = api.get(name).await?;
     let mut value = serde_json::to_value(&vmi).map_err(kube::Error::SerdeError)?;
     let before = value["status"].clone();

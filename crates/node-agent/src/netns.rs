@@ -211,9 +211,7 @@ impl PodNet {
             return;
         };
         let namespace = pod.namespace().unwrap_or_default();
-        let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &namespace, &ApiResource::from_gvk(&gvk));
+        let api = crate::realise::vmi_api(client, &namespace);
         let Ok(Some(vmi)) = api.get_opt(name).await else {
             return;
         };

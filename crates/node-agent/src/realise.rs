@@ -49,7 +49,8 @@ fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Api { action, source }
 }
 
-fn vmi_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+/// The VMIs of `namespace`, as dynamic objects (the agent reads and patches their JSON).
+pub(crate) fn vmi_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
     Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
 }
