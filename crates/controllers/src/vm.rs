@@ -10,6 +10,7 @@
 //! cancellation point; an interrupted pass is redone from the start.
 
 mod instance;
+mod interfaces;
 mod status;
 mod strategy;
 
@@ -395,6 +396,7 @@ impl Pass<'_> {
         let Some(started) = instance::start_revision_spec(self.ctx, &self.vm).await? else {
             return Ok(Some(vmi));
         };
+        let vmi = self.propagate_interfaces(vmi).await?;
         let same =
             instance::restart_relevant(&started) == instance::restart_relevant(&self.json["spec"]);
         self.restart_required = Some(
@@ -422,6 +424,28 @@ impl Pass<'_> {
                 self.what()
             )))?;
         Ok(Some(to_json(&updated)))
+    }
+
+    /// Adds hot-plugged interfaces to the running VMI's spec and marks unplugged ones
+    /// `absent` there (see [`interfaces`]); the VMI as it now is.
+    async fn propagate_interfaces(&mut self, vmi: Value) -> Result<Value> {
+        let template = &self.json["spec"]["template"]["spec"];
+        let Some((ifaces, nets)) = interfaces::requested_on_vmi(template, &vmi["spec"]) else {
+            return Ok(vmi);
+        };
+        let patch = json!({
+            "metadata": {"resourceVersion": resource_version(&vmi)},
+            "spec": {"domain": {"devices": {"interfaces": ifaces}}, "networks": nets},
+        });
+        let updated = self
+            .vmis
+            .patch(&self.vm.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::api(format!(
+                "interfaces of the VirtualMachineInstance of {}",
+                self.what()
+            )))?;
+        Ok(to_json(&updated))
     }
 
     /// Computes the status from what was observed and writes the fields that changed.

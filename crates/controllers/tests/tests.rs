@@ -3,6 +3,7 @@
 
 mod harness;
 mod instancetype;
+mod nic_hotplug;
 mod scheduler;
 mod vm;
 mod vmi;

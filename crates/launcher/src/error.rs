@@ -95,6 +95,12 @@ pub enum Error {
         /// Its diagnostics (or the spawn error).
         stderr: String,
     },
+    /// passt (user-mode networking) could not be started.
+    #[error("passt failed (Debian package passt): {reason}")]
+    Passt {
+        /// What went wrong.
+        reason: String,
+    },
     /// QEMU could not be started at all.
     #[error("cannot start {program}")]
     Spawn {
@@ -172,6 +178,7 @@ impl Error {
             | Error::Overlay { .. }
             | Error::ConfigVolume { .. } => "PrepareFailed",
             Error::Swtpm { .. } => "TpmStartFailed",
+            Error::Passt { .. } => "NetworkStartFailed",
             Error::Spawn { .. } | Error::EarlyExit { .. } => "QemuStartFailed",
             Error::Qmp { .. } => "QmpFailed",
             Error::Interrupted => "StoppedDuringStart",

@@ -36,6 +36,7 @@ mod error;
 pub mod guest_ops;
 pub mod iso9660;
 mod network;
+pub mod nic_hotplug;
 mod prepare;
 pub mod qcow2;
 mod qemu_process;
@@ -45,6 +46,7 @@ pub mod spec;
 pub mod status;
 mod supervisor;
 mod tpm;
+mod user_net;
 pub mod vmi;
 
 pub use args::{qemu_config, FileToCreate, QemuCommand};

@@ -7,13 +7,16 @@ use oxivirt_network::{InterfacePlan, PodNetworkPlan};
 
 use crate::args::{Builder, Props};
 use crate::error::{Error, Result};
-use crate::spec::LaunchSpec;
+use crate::spec::{LaunchSpec, RunPaths};
 
 /// Adds `-netdev tap` and the NIC device for every planned interface.
 ///
 /// # Errors
 /// [`Error::Config`] for a model QEMU cannot express here.
-pub(crate) fn add(spec: &LaunchSpec, out: &mut Builder) -> Result<()> {
+pub(crate) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Result<()> {
+    if let Some(nic) = spec.network.as_ref().and_then(|p| p.user_mode.as_ref()) {
+        crate::user_net::add(nic, paths, out)?;
+    }
     let Some(plan) = &spec.network else {
         let devices = &spec.vmi.spec.domain.devices;
         if !devices.interfaces.is_empty() || !spec.vmi.spec.networks.is_empty() {
@@ -28,6 +31,7 @@ pub(crate) fn add(spec: &LaunchSpec, out: &mut Builder) -> Result<()> {
     for nic in &plan.interfaces {
         add_nic(nic, out)?;
     }
+    crate::nic_hotplug::add_spare_ports(spec, plan.interfaces.len(), out);
     Ok(())
 }
 
@@ -47,19 +51,12 @@ fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
         tap = tap.set("queues", nic.queues.to_string());
     }
     out.arg("-netdev", tap.to_string());
-    let driver = match nic.model.as_str() {
-        "virtio" => "virtio-net-pci",
-        "e1000e" => "e1000e",
-        "e1000" => "e1000",
-        "rtl8139" => "rtl8139",
-        "pcnet" => "pcnet",
-        other => {
-            return Err(Error::config(
-                format!("{field}.model"),
-                format!("unsupported NIC model {other:?}"),
-            ))
-        }
-    };
+    let driver = nic_driver(&nic.model).ok_or_else(|| {
+        Error::config(
+            format!("{field}.model"),
+            format!("unsupported NIC model {:?}", nic.model),
+        )
+    })?;
     let mut device = Props::new(driver)
         .set("netdev", netdev)
         .set("id", format!("ua-{}", nic.name))
@@ -102,6 +99,18 @@ fn add_nic(nic: &InterfacePlan, out: &mut Builder) -> Result<()> {
     }
     out.device(device);
     Ok(())
+}
+
+/// The QEMU device of NIC `model`.
+pub(crate) fn nic_driver(model: &str) -> Option<&'static str> {
+    Some(match model {
+        "virtio" => "virtio-net-pci",
+        "e1000e" => "e1000e",
+        "e1000" => "e1000",
+        "rtl8139" => "rtl8139",
+        "pcnet" => "pcnet",
+        _ => return None,
+    })
 }
 
 /// Whether `rom` is the file QEMU loads by default for a NIC of `model` (`efi-<model>.rom`).

@@ -115,6 +115,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
     prepare::create_files(paths, &command.files, owner).await?;
     crate::network::serve_dhcp(spec.network.as_ref());
     let tpm = crate::tpm::start(&spec, paths, owner).await?;
+    crate::user_net::start(&spec, paths).await?;
 
     let mut qemu = QemuProcess::spawn(&command, paths, owner)?;
     let spawned_ms = millis(started);

@@ -20,11 +20,12 @@ fn fixtures() -> PathBuf {
 const RUN_DIR: &str = "/var/lib/oxivirt/pods/tests_virt-launcher-golden_uid";
 
 /// Every fixture, by file stem.
-pub(crate) const FIXTURES: [&str; 10] = [
+pub(crate) const FIXTURES: [&str; 11] = [
     "buses",
     "cloud-init",
     "config-disks",
     "kernel-boot",
+    "nics",
     "tpm",
     "vmi-alpine-efi",
     "vmi-ephemeral",
@@ -305,4 +306,9 @@ fn a_run_directory_too_long_for_unix_sockets_is_refused() {
         .expect_err("too long")
         .to_string();
     assert!(error.contains("too long"), "{error}");
+}
+
+#[test]
+fn nics_leave_root_ports_free_for_four_hot_pluggable_interfaces() {
+    check("nics");
 }

@@ -33,5 +33,5 @@ pub mod services;
 pub use cidr::Cidr;
 pub use config::NetworkConfig;
 pub use node::NodeNetwork;
-pub use plan::{Binding, DhcpPlan, InterfacePlan, PodNetworkPlan};
+pub use plan::{Binding, DhcpPlan, InterfacePlan, PodNetworkPlan, UserModePlan};
 pub use pod::Attachment;

@@ -12,6 +12,30 @@ use serde::{Deserialize, Serialize};
 pub struct PodNetworkPlan {
     /// The NICs.
     pub interfaces: Vec<InterfacePlan>,
+    /// The pod-network NIC through `passt` (user-mode networking), when this node has no
+    /// pod network (the agent is not root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_mode: Option<UserModePlan>,
+}
+
+/// A NIC whose frames go to a `passt` process the launcher starts: the guest gets the
+/// host's address by passt's DHCP and reaches out through the host's own sockets; inbound,
+/// only the forwarded ports reach it (on the host's addresses).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserModePlan {
+    /// The VMI interface (and network) name.
+    pub name: String,
+    /// The guest MAC.
+    pub mac: String,
+    /// The NIC model (`virtio`, `e1000e`, ...).
+    pub model: String,
+    /// Host TCP ports forwarded to the same guest ports (the interface's `ports`).
+    #[serde(default)]
+    pub tcp_ports: Vec<u16>,
+    /// Host UDP ports forwarded likewise.
+    #[serde(default)]
+    pub udp_ports: Vec<u16>,
 }
 
 /// How the NIC is bound (upstream's binding names).

@@ -42,6 +42,7 @@ mod realise;
 pub mod registry;
 mod rundir;
 mod status;
+mod user_net;
 mod vmis;
 mod volumes;
 mod well_known;

@@ -26,6 +26,9 @@ use crate::well_known as wk;
 #[derive(Clone)]
 pub(crate) struct PodNet {
     node: Option<Arc<NodeNetwork>>,
+    /// Without a pod network, whether VMs get passt user-mode networking instead
+    /// ([`crate::user_net`]).
+    user_mode: bool,
     dir: PathBuf,
     cache: Arc<Mutex<HashMap<String, Attachment>>>,
 }
@@ -38,6 +41,9 @@ impl PodNet {
         data_dir: &std::path::Path,
     ) -> Self {
         let config = NetworkConfig::from_env();
+        // Turned off on purpose means no NICs; otherwise passt stands in when installed.
+        let user_mode =
+            !matches!(&config, Ok(c) if !c.enabled) && crate::user_net::passt_installed();
         let outcome = match config {
             Err(e) => Err(e.to_string()),
             Ok(c) if !c.enabled => Err("turned off (OXIVIRT_POD_NETWORK=off)".into()),
@@ -53,9 +59,14 @@ impl PodNet {
                 let note = format!("{} on bridge {}", n.pod_cidr, n.bridge);
                 (Some(Arc::new(n)), note)
             }
+            Err(reason) if user_mode => {
+                tracing::warn!(%reason, "no pod network on this node: VMs use passt user-mode networking");
+                let note = format!("unavailable: {reason}; VMs use passt user-mode networking");
+                (None, note)
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "no pod network on this node: VMs run without NICs");
-                (None, format!("unavailable: {reason}; VMs run without NICs"))
+                (None, format!("unavailable: {reason}; VMs run without NICs (install passt for user-mode networking)"))
             }
         };
         let nodes: Api<Node> = Api::all(client.clone());
@@ -72,6 +83,7 @@ impl PodNet {
         }
         PodNet {
             node,
+            user_mode,
             dir: data_dir.join("node").join("netns"),
             cache: Arc::default(),
         }
@@ -144,10 +156,17 @@ impl PodNet {
         vmi: &Value,
         qemu_owner: Option<(u32, u32)>,
     ) -> Result<Option<PodNetworkPlan>, String> {
-        let Some(node) = &self.node else {
-            return Ok(None);
-        };
         let uid = pod.uid().unwrap_or_default();
+        let Some(node) = &self.node else {
+            if !self.user_mode {
+                return Ok(None);
+            }
+            let plan = crate::user_net::plan(&with_vm_macs(client, vmi).await);
+            if let Some(plan) = &plan {
+                crate::user_net::record(&self.dir, &uid, plan)?;
+            }
+            return Ok(plan);
+        };
         let secondary = resolve_networks(client, vmi).await.inspect_err(|message| {
             tracing::warn!(pod = %pod.name_any(), %message, "cannot resolve the VM's networks");
         })?;
@@ -205,7 +224,7 @@ impl PodNet {
     pub(crate) async fn report_interfaces(&self, client: &kube::Client, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
         let Some(attachment) = self.attachment(&uid) else {
-            return;
+            return crate::user_net::report(client, &self.dir, pod).await;
         };
         let Some(name) = pod.annotations().get(wk::DOMAIN_ANNOTATION) else {
             return;
@@ -250,7 +269,9 @@ impl PodNet {
 
     /// Removes the Pod's namespace and frees its address (after its launcher stopped).
     pub(crate) async fn detach(&self, uid: &str) {
-        let Some(node) = &self.node else { return };
+        let Some(node) = &self.node else {
+            return crate::user_net::forget(&self.dir, uid);
+        };
         if self.attachment(uid).is_none() {
             return;
         }

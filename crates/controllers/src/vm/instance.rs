@@ -28,7 +28,7 @@ pub(crate) fn vmi_from_vm(vm: &DynamicObject, vm_json: &Value, expanded: &Value)
         VM_GENERATION_ANNOTATION.into(),
         json!(generation.to_string()),
     );
-    let mut spec = template["spec"].clone();
+    let mut spec = super::interfaces::without_detached(&template["spec"]);
     if has_start_paused_request(vm_json) {
         spec["startStrategy"] = json!("Paused");
     }
@@ -226,7 +226,11 @@ pub(crate) fn restart_relevant(spec: &Value) -> Value {
     for key in ["instancetype", "preference"] {
         out.insert(key.into(), spec[key].clone());
     }
-    out.insert("template".into(), spec["template"]["spec"].clone());
+    // Without `absent` interfaces: dropping one from the spec once it is gone is no change.
+    out.insert(
+        "template".into(),
+        super::interfaces::without_detached(&spec["template"]["spec"]),
+    );
     Value::Object(out)
 }
 

@@ -37,7 +37,7 @@ impl Drop for HostBridge {
     }
 }
 
-fn nad(name: &str, bridge: &str, vlan: u16, spoof: bool) -> Value {
+pub(crate) fn nad(name: &str, bridge: &str, vlan: u16, spoof: bool) -> Value {
     let config = json!({"cniVersion": "0.3.1", "name": name, "type": "cnv-bridge", "bridge": bridge,
                         "macspoofchk": spoof, "vlan": vlan, "preserveDefaultVlan": false});
     json!({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
@@ -69,7 +69,7 @@ pub(crate) fn vm_on(name: &str, nad: &str, address: &str) -> Value {
     vm
 }
 
-fn guest_ssh(ip: &str, command: &str) -> (bool, String) {
+pub(crate) fn guest_ssh(ip: &str, command: &str) -> (bool, String) {
     let out = Command::new("ssh")
         .args([
             "-o",

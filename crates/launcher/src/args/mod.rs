@@ -219,7 +219,7 @@ pub fn qemu_config(spec: &LaunchSpec, paths: &RunPaths) -> Result<QemuCommand> {
     firmware::add(spec, secure_boot, paths, &mut out)?;
     disks::add(spec, paths, &mut out)?;
     devices::add(vmi, paths, &mut out)?;
-    crate::network::add(spec, &mut out)?;
+    crate::network::add(spec, paths, &mut out)?;
 
     Ok(QemuCommand {
         program: spec.qemu.clone(),
