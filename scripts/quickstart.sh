@@ -160,6 +160,8 @@ if [[ $EUID -eq 0 ]]; then
     running_vm
 else
     echo "==> not root: skipping the running test-guest VM (building the guest image needs root)"
+    # Without root there is no pod network: VMs get passt user-mode networking instead.
+    command -v passt >/dev/null || echo "    note: install passt (apt-get install passt) so VMs have a network without root"
 fi
 
 cat <<EOT
