@@ -6,6 +6,7 @@
 //! scheduler that binds launcher Pods to Nodes (contract: `docs/design/0004`).
 //! Must not: talk to QEMU or touch a node's resources (that is the node agent's job).
 
+mod cache;
 mod context;
 mod error;
 mod events;

@@ -21,6 +21,7 @@ use futures::StreamExt;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Map, Value};
@@ -39,16 +40,30 @@ use strategy::Decision;
 /// How often a VM is looked at even when nothing about it changed.
 const RESYNC: Duration = Duration::from_secs(300);
 
+/// What a pass reads besides the API: the VMI cache, filled by the watch that also wakes
+/// the controller for VMI changes.
+struct Shared {
+    ctx: Context,
+    vmis: Store<DynamicObject>,
+}
+
 /// Runs the controller until its watches end.
 pub async fn run(ctx: Context) {
     let client = ctx.client().clone();
     let vms: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
-    let vmis: Api<DynamicObject> = Api::all_with(client.clone(), &vmi_resource());
+    let (vmi_cache, vmi_changes) = crate::cache::reflected(
+        Api::<DynamicObject>::all_with(client.clone(), &vmi_resource()),
+        vmi_resource(),
+    );
     let dvs: Api<DynamicObject> = Api::all_with(client, &data_volume_resource());
+    let shared = Shared {
+        ctx,
+        vmis: vmi_cache,
+    };
     Controller::new_with(vms, watcher::Config::default(), vm_resource())
-        .owns_with(vmis, vmi_resource(), watcher::Config::default())
+        .owns_stream_with(vmi_changes, vmi_resource())
         .owns_with(dvs, data_volume_resource(), watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(ctx))
+        .run(reconcile, error_policy, Arc::new(shared))
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "virtualmachine reconcile failed");
@@ -57,7 +72,7 @@ pub async fn run(ctx: Context) {
         .await;
 }
 
-fn error_policy(_vm: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_vm: Arc<DynamicObject>, error: &Error, _shared: Arc<Shared>) -> Action {
     match error {
         Error::Api { source, .. } if is_conflict(source) => {
             Action::requeue(Duration::from_millis(200))
@@ -73,6 +88,7 @@ fn is_conflict(e: &kube::Error) -> bool {
 /// One pass over a VM: the state it observed and what it did.
 struct Pass<'a> {
     ctx: &'a Context,
+    vmi_cache: &'a Store<DynamicObject>,
     vms: Api<DynamicObject>,
     vmis: Api<DynamicObject>,
     vm: DynamicObject,
@@ -88,20 +104,22 @@ struct Pass<'a> {
 
 /// # Errors
 /// API failures (conflicts are retried quickly by [`error_policy`]).
-async fn reconcile(vm: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+///
+/// The VM is the one from the controller's cache: a pass that computed from a VM older
+/// than the stored one writes with its resourceVersion and gets a conflict (and a quick
+/// retry), so reading it again from the API on every pass bought nothing.
+async fn reconcile(vm: Arc<DynamicObject>, shared: Arc<Shared>) -> Result<Action> {
     let ns = vm
         .namespace()
         .ok_or(Error::Malformed("metadata.namespace"))?;
-    let name = vm.name_any();
+    let ctx = &shared.ctx;
     let vms: Api<DynamicObject> = Api::namespaced_with(ctx.client().clone(), &ns, &vm_resource());
     let vmis: Api<DynamicObject> = Api::namespaced_with(ctx.client().clone(), &ns, &vmi_resource());
-    let what = format!("VirtualMachine {ns}/{name}");
-    let Some(vm) = vms.get_opt(&name).await.map_err(Error::api(&what))? else {
-        return Ok(Action::await_change());
-    };
+    let vm = DynamicObject::clone(&vm);
     let json = to_json(&vm);
     let mut pass = Pass {
-        ctx: &ctx,
+        ctx,
+        vmi_cache: &shared.vmis,
         regarding: Regarding::of(&json, "kubevirt.io/v1", "VirtualMachine"),
         vms,
         vmis,
@@ -168,13 +186,20 @@ impl Pass<'_> {
 
     /// The VMI of the same name if this VM controls it; an orphan is adopted, one
     /// controlled by something else is left alone (and blocks starting).
+    ///
+    /// From the VMI cache; only a miss asks the API, so a VMI the previous pass created
+    /// and the cache has not seen yet is never created twice.
     async fn current_vmi(&mut self) -> Result<Option<Value>> {
         let name = self.vm.name_any();
         let what = format!("VirtualMachineInstance of {}", self.what());
-        let Some(vmi) = self.vmis.get_opt(&name).await.map_err(Error::api(&what))? else {
-            return Ok(None);
+        let ns = self.vm.namespace().unwrap_or_default();
+        let vmi = match crate::cache::cached(self.vmi_cache, &vmi_resource(), &ns, &name) {
+            Some(vmi) => to_json(&*vmi),
+            None => match self.vmis.get_opt(&name).await.map_err(Error::api(&what))? {
+                Some(vmi) => to_json(&vmi),
+                None => return Ok(None),
+            },
         };
-        let vmi = to_json(&vmi);
         let uid = self.vm.uid().unwrap_or_default();
         if is_controlled_by(&vmi, &uid) {
             return Ok(Some(vmi));
@@ -234,6 +259,8 @@ impl Pass<'_> {
                 Err(e) => return Err(Error::api(what)(e)),
             }
         }
+        self.ctx
+            .remember_start_revision(&self.vm.uid().unwrap_or_default(), None);
         Ok(())
     }
 

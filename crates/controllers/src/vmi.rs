@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Map, Value};
@@ -39,14 +40,25 @@ use crate::well_known::{reason, CREATED_BY_LABEL, VMI_FINALIZER};
 /// How many names a Pod creation tries before giving up on name collisions.
 const NAME_ATTEMPTS: usize = 3;
 
+/// What a pass reads besides the API: the Pod cache, filled by the watch that also wakes
+/// the controller for Pod changes.
+struct Shared {
+    ctx: Context,
+    pods: Store<Pod>,
+}
+
 /// Runs the controller until its watches end.
 pub async fn run(ctx: Context) {
     let client = ctx.client().clone();
     let vmis: Api<DynamicObject> = Api::all_with(client.clone(), &vmi_resource());
-    let pods: Api<Pod> = Api::all(client);
+    let (pod_cache, pod_changes) = crate::cache::reflected(Api::<Pod>::all(client), ());
+    let shared = Shared {
+        ctx,
+        pods: pod_cache,
+    };
     Controller::new_with(vmis, watcher::Config::default(), vmi_resource())
-        .owns(pods, watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(ctx))
+        .owns_stream(pod_changes)
+        .run(reconcile, error_policy, Arc::new(shared))
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "virtualmachineinstance reconcile failed");
@@ -55,7 +67,7 @@ pub async fn run(ctx: Context) {
         .await;
 }
 
-fn error_policy(_vmi: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_vmi: Arc<DynamicObject>, error: &Error, _shared: Arc<Shared>) -> Action {
     match error {
         Error::Api {
             source: kube::Error::Api(s),
@@ -67,6 +79,7 @@ fn error_policy(_vmi: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> 
 
 struct Pass<'a> {
     ctx: &'a Context,
+    pod_cache: &'a Store<Pod>,
     vmis: Api<DynamicObject>,
     pods: Api<Pod>,
     vmi: Value,
@@ -76,19 +89,22 @@ struct Pass<'a> {
 
 /// # Errors
 /// API failures (conflicts are retried quickly by [`error_policy`]).
-async fn reconcile(vmi: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+///
+/// The VMI is the one from the controller's cache: status writes carry its
+/// resourceVersion, so a pass computed from an older VMI than the stored one ends in a
+/// conflict and a quick retry instead of a phase going backwards.
+async fn reconcile(vmi: Arc<DynamicObject>, shared: Arc<Shared>) -> Result<Action> {
     let ns = vmi
         .namespace()
         .ok_or(Error::Malformed("metadata.namespace"))?;
     let name = vmi.name_any();
+    let ctx = &shared.ctx;
     let vmis: Api<DynamicObject> = Api::namespaced_with(ctx.client().clone(), &ns, &vmi_resource());
     let what = format!("VirtualMachineInstance {ns}/{name}");
-    let Some(vmi) = vmis.get_opt(&name).await.map_err(Error::api(&what))? else {
-        return Ok(Action::await_change());
-    };
     let vmi = to_json(&vmi);
     let pass = Pass {
-        ctx: &ctx,
+        ctx,
+        pod_cache: &shared.pods,
         pods: Api::namespaced(ctx.client().clone(), &ns),
         regarding: Regarding::of(&vmi, "kubevirt.io/v1", "VirtualMachineInstance"),
         vmis,
@@ -131,9 +147,27 @@ impl Pass<'_> {
         str_at(&self.vmi, "/metadata/uid").unwrap_or_default()
     }
 
-    /// The Pods this VMI controls, read from the API (never from a cache), so a Pod
-    /// created by a previous pass is always seen.
+    /// The Pods this VMI controls: from the Pod cache, or, when it has none, from the
+    /// API, so a Pod created by a previous pass and not yet in the cache is always seen
+    /// (a VMI must never get two launchers).
     async fn launcher_pods(&self) -> Result<Vec<Value>> {
+        let cached: Vec<Value> = self
+            .pod_cache
+            .state()
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(CREATED_BY_LABEL))
+                    .is_some_and(|uid| uid == self.uid())
+            })
+            .map(|p| serde_json::to_value(&**p).unwrap_or(Value::Null))
+            .filter(|p| is_controlled_by(p, self.uid()))
+            .collect();
+        if !cached.is_empty() {
+            return Ok(cached);
+        }
         let selector = format!("{CREATED_BY_LABEL}={}", self.uid());
         let list = self
             .pods

@@ -118,7 +118,17 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
         crate::services::mirror(Api::<Namespace>::all(client.clone()), (), changed.clone()).await;
     let mut next = range.start;
     let mut reported: BTreeMap<String, String> = BTreeMap::new();
+    let mut last_seen: Option<Fingerprint> = None;
     loop {
+        // Status writes (several per VM start) change nothing the pool looks at: a pass
+        // runs only when a VM's spec (its generation), its deletion or a namespace's
+        // opt-out label changed, instead of copying every VM on every event.
+        let seen = fingerprint(&vms.state(), &namespaces.state());
+        if last_seen.as_ref() == Some(&seen) {
+            changed.notified().await;
+            continue;
+        }
+        last_seen = Some(seen);
         let ignored: Vec<String> = namespaces
             .state()
             .iter()
@@ -183,6 +193,44 @@ pub async fn run(client: kube::Client, range: MacRange) -> anyhow::Result<()> {
             }
         }
         changed.notified().await;
+    }
+}
+
+/// What a pass depends on: each VM's identity, generation and deletion, and the namespaces
+/// that opted out.
+#[derive(PartialEq)]
+struct Fingerprint {
+    vms: Vec<(String, i64, bool)>,
+    opted_out: Vec<String>,
+}
+
+fn fingerprint(vms: &[Arc<DynamicObject>], namespaces: &[Arc<Namespace>]) -> Fingerprint {
+    let mut seen: Vec<(String, i64, bool)> = vms
+        .iter()
+        .map(|vm| {
+            (
+                vm.metadata.uid.clone().unwrap_or_default(),
+                vm.metadata.generation.unwrap_or_default(),
+                vm.metadata.deletion_timestamp.is_some(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut opted_out: Vec<String> = namespaces
+        .iter()
+        .filter(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(OPT_OUT_LABEL))
+                .is_some_and(|v| v == "ignore")
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    opted_out.sort();
+    Fingerprint {
+        vms: seen,
+        opted_out,
     }
 }
 

@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::kinds::Kind;
+use crate::kinds::{Kind, POD, VMI};
+use crate::well_known::{APP_LABEL, CDI_APP};
 
 /// How long changes gather before the loops wake (see [`World::start`]).
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
@@ -48,27 +49,42 @@ impl World {
             }
         });
         let mut stores = HashMap::new();
+        let mut writers = Vec::new();
         for (kind, fields) in kinds {
-            let resource = kind.resource();
-            let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+            let writer = reflector::store::Writer::<DynamicObject>::new(kind.resource());
             stores.insert(*kind, writer.as_reader());
+            writers.push((*kind, fields.clone(), writer));
+        }
+        let vmis = stores.get(&VMI).cloned();
+        for (kind, fields, writer) in writers {
+            let resource = kind.resource();
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let mut config = watcher::Config::default();
             if let Some(fields) = fields {
-                config = config.fields(fields);
+                config = config.fields(&fields);
             }
             let wake = changed.clone();
             let plural = kind.plural;
+            let vmis = vmis.clone();
             tasks.spawn(async move {
                 let mut stream = watcher::watcher(api, config)
                     .default_backoff()
                     .reflect(writer)
                     .boxed();
                 while let Some(event) = stream.next().await {
-                    if let Err(e) = event {
-                        tracing::debug!(error = %e, resource = plural, "watch failed; retrying");
+                    let concerns = match &event {
+                        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+                            concerns_storage(kind, o, vmis.as_ref())
+                        }
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::debug!(error = %e, resource = plural, "watch failed; retrying");
+                            true
+                        }
+                    };
+                    if concerns {
+                        wake.notify_one();
                     }
-                    wake.notify_one();
                 }
                 tracing::warn!(resource = plural, "watch ended");
             });
@@ -115,4 +131,47 @@ impl World {
         };
         store.get(&key).and_then(|o| serde_json::to_value(&*o).ok())
     }
+}
+
+/// Whether a change to `object` can matter to a storage loop. Pods and VMIs change several
+/// times a second while VMs start, and most have no volume storage provides: only CDI
+/// worker Pods, Pods with claims, launcher Pods whose VMI has claims (first-consumer
+/// binding, clone sources in use) and VMIs with claims wake the loops. Other kinds always
+/// do. The cache is updated either way; the periodic tick stays the safety net.
+fn concerns_storage(
+    kind: Kind,
+    object: &DynamicObject,
+    vmis: Option<&Store<DynamicObject>>,
+) -> bool {
+    let has_claims =
+        |o: &DynamicObject| !crate::binder::claims_of(&o.data["spec"]["volumes"]).is_empty();
+    if kind == VMI {
+        return has_claims(object);
+    }
+    if kind != POD {
+        return true;
+    }
+    let labels = object.metadata.labels.as_ref();
+    if labels
+        .and_then(|l| l.get(APP_LABEL))
+        .is_some_and(|a| a == CDI_APP)
+        || has_claims(object)
+    {
+        return true;
+    }
+    let Some(vmi) = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubevirt.io/domain"))
+    else {
+        return false;
+    };
+    let Some(vmis) = vmis else {
+        return true; // no VMI cache to tell: assume it matters
+    };
+    let key = reflector::ObjectRef::new_with(vmi, VMI.resource())
+        .within(object.metadata.namespace.as_deref().unwrap_or_default());
+    // A launcher Pod whose VMI is not cached yet may be one with claims.
+    vmis.get(&key).is_none_or(|v| has_claims(&v))
 }

@@ -248,6 +248,10 @@ pub(crate) async fn record_start_revision(
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
     let generation = vm.metadata.generation.unwrap_or(1);
     let name = format!("{}{generation}", revision_prefix(vm));
+    let uid = vm.uid().unwrap_or_default();
+    if ctx.start_revision(&uid).is_some_and(|(have, _)| have == name) {
+        return Ok(());
+    }
     let existing = api
         .list(&start_revisions(vm))
         .await
@@ -265,6 +269,7 @@ pub(crate) async fn record_start_revision(
         }
     }
     if have {
+        ctx.remember_start_revision(&uid, Some((name, vm_json["spec"].clone())));
         return Ok(());
     }
     let revision: ControllerRevision = serde_json::from_value(json!({
@@ -278,8 +283,15 @@ pub(crate) async fn record_start_revision(
     }))
     .map_err(|_| Error::Malformed("a start ControllerRevision"))?;
     match api.create(&PostParams::default(), &revision).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Ok(_) => {
+            ctx.remember_start_revision(&uid, Some((name, vm_json["spec"].clone())));
+            Ok(())
+        }
+        // Recorded by an earlier pass whose answer was lost: the next read lists it.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            ctx.remember_start_revision(&uid, None);
+            Ok(())
+        }
         Err(e) => Err(Error::api(format!("ControllerRevision {ns}/{name}"))(e)),
     }
 }
@@ -292,6 +304,10 @@ pub(crate) async fn start_revision_spec(
     ctx: &Context,
     vm: &DynamicObject,
 ) -> Result<Option<Value>> {
+    let uid = vm.uid().unwrap_or_default();
+    if let Some((_, spec)) = ctx.start_revision(&uid) {
+        return Ok(Some(spec));
+    }
     let ns = vm.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client().clone(), &ns);
     let list = api
@@ -299,13 +315,16 @@ pub(crate) async fn start_revision_spec(
         .await
         .map_err(Error::api(format!("ControllerRevisions in {ns}")))?;
     let prefix = revision_prefix(vm);
-    Ok(list
+    let newest = list
         .items
         .into_iter()
         .filter(|r| r.name_any().starts_with(&prefix))
         .max_by_key(|r| r.revision)
-        .and_then(|r| r.data)
-        .map(|d| d.0["spec"].clone()))
+        .and_then(|r| Some((r.name_any(), r.data?.0["spec"].clone())));
+    if let Some(newest) = &newest {
+        ctx.remember_start_revision(&uid, Some(newest.clone()));
+    }
+    Ok(newest.map(|(_, spec)| spec))
 }
 
 #[cfg(test)]
