@@ -68,6 +68,22 @@ pub enum Request {
         /// The password.
         password: String,
     },
+    /// Hot-plugs a disk on the virtio-scsi controller (`blockdev-add`, `device_add`).
+    Addvolume(crate::hotplug::HotplugDisk),
+    /// Unplugs a disk (`device_del`, `blockdev-del`).
+    Removevolume {
+        /// The volume (and disk) name.
+        name: String,
+    },
+    /// The disks QEMU has (reply `data`: `[{"name", "hotplugged"}]`).
+    Volumes,
+    /// Starts `dump-guest-memory` into `path` (detached).
+    Dumpmemory {
+        /// The file to write, on the dump claim.
+        path: String,
+    },
+    /// `query-dump` (reply `data`: QEMU's `DumpQueryResult`).
+    Dumpstatus,
 }
 
 impl Request {

@@ -194,6 +194,7 @@ async fn start(paths: &RunPaths, started: Instant, status: &mut StatusFile) -> R
         fake_reboot: false,
         io_error: false,
         tpm,
+        disks: crate::hotplug::Disks::new(&spec.vmi),
     })
 }
 
@@ -252,6 +253,8 @@ struct Vm {
     io_error: bool,
     /// swtpm, when the VM has a TPM: stopped after QEMU.
     tpm: Option<crate::tpm::Swtpm>,
+    /// The disks QEMU has, for hot-plug.
+    disks: crate::hotplug::Disks,
 }
 
 impl Vm {
@@ -324,6 +327,39 @@ impl Vm {
             Request::Kill => {
                 self.kill("Killed", "killed on request".to_owned());
                 return Reply::ok();
+            }
+            Request::Addvolume(disk) => {
+                return match self.disks.attach(&self.qmp, &disk).await {
+                    Ok(()) => Reply::ok(),
+                    Err(message) => Reply::error(message),
+                }
+            }
+            Request::Removevolume { name } => {
+                return match self.disks.detach(&self.qmp, &name).await {
+                    Ok(()) => Reply::ok(),
+                    Err(message) => Reply::error(message),
+                }
+            }
+            Request::Volumes => {
+                return Reply {
+                    data: Some(self.disks.list()),
+                    ..Reply::ok()
+                }
+            }
+            Request::Dumpmemory { path } => {
+                return match crate::memory_dump::start(&self.qmp, &path).await {
+                    Ok(()) => Reply::ok(),
+                    Err(message) => Reply::error(message),
+                }
+            }
+            Request::Dumpstatus => {
+                return match crate::memory_dump::status(&self.qmp).await {
+                    Ok(data) => Reply {
+                        data: Some(data),
+                        ..Reply::ok()
+                    },
+                    Err(message) => Reply::error(message),
+                }
             }
             guest => return self.guest_ops.clone().run(guest).await,
         };

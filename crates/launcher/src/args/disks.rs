@@ -109,7 +109,9 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
             }
             "scsi" => {
                 if !scsi_controller {
-                    out.device(Props::new("virtio-scsi-pci").set("id", "scsi0"));
+                    out.device(
+                        Props::new("virtio-scsi-pci").set("id", crate::hotplug::SCSI_CONTROLLER),
+                    );
                     scsi_controller = true;
                 }
                 props = props
@@ -165,6 +167,11 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
                 .set("physical_block_size", custom.physical);
         }
         out.device(props);
+    }
+    // Every VM gets the virtio-scsi controller even without SCSI disks, as upstream does:
+    // hot-plugged disks go on it (a virtio disk would need a PCI slot reserved in advance).
+    if !scsi_controller {
+        out.device(Props::new("virtio-scsi-pci").set("id", crate::hotplug::SCSI_CONTROLLER));
     }
     Ok(())
 }
