@@ -208,6 +208,72 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Response {
         }
         (
             &Method::PUT,
+            [_, "namespaces", ns, kind @ ("virtualmachines" | "virtualmachineinstances"), name, verb @ ("addvolume" | "removevolume")],
+        ) => {
+            let (ns, name, verb) = (ns.to_string(), name.to_string(), *verb);
+            let target = if *kind == "virtualmachines" {
+                crate::hotplug::Target::VirtualMachine
+            } else {
+                crate::hotplug::Target::VirtualMachineInstance
+            };
+            let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
+                return ApiError::Unauthorized.into_response();
+            };
+            let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
+                Ok(body) => body,
+                Err(e) => {
+                    return ApiError::BadRequest(format!("reading the request body: {e}"))
+                        .into_response()
+                }
+            };
+            let result = if verb == "addvolume" {
+                match crate::hotplug::parse_add(&body) {
+                    Ok(request) => {
+                        crate::hotplug::add(&api, &user, &ns, &name, target, &request).await
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                match crate::hotplug::parse_remove(&body) {
+                    Ok((volume, dry_run)) => {
+                        crate::hotplug::remove(&api, &user, &ns, &name, target, &volume, dry_run)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match result {
+                Ok(()) => (StatusCode::ACCEPTED, "").into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+        (
+            &Method::PUT,
+            [_, "namespaces", ns, "virtualmachines", name, verb @ ("memorydump" | "removememorydump")],
+        ) => {
+            let (ns, name, verb) = (ns.to_string(), name.to_string(), *verb);
+            let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
+                return ApiError::Unauthorized.into_response();
+            };
+            let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
+                Ok(body) => body,
+                Err(e) => {
+                    return ApiError::BadRequest(format!("reading the request body: {e}"))
+                        .into_response()
+                }
+            };
+            let result = if verb == "memorydump" {
+                crate::memory_dump::dump(&api, &user, &ns, &name, &body).await
+            } else {
+                crate::memory_dump::remove(&api, &user, &ns, &name).await
+            };
+            match result {
+                Ok(()) => (StatusCode::ACCEPTED, "").into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+        (
+            &Method::PUT,
             [_, "namespaces", ns, "virtualmachineinstances", name, verb @ ("pause" | "unpause" | "softreboot" | "reset")],
         ) => {
             let Some(command) = crate::vmi_relay::Command::parse(verb) else {
