@@ -188,10 +188,10 @@ pub enum Command {
     Userlist(VmiOpArgs),
     /// Return the list of filesystems on the guest.
     Fslist(VmiOpArgs),
-    /// Add a volume to a running VM. [not supported by this build yet]
-    Addvolume(Passthrough),
-    /// Remove a volume from a running VM. [not supported by this build yet]
-    Removevolume(Passthrough),
+    /// Add a volume to a running VM.
+    Addvolume(crate::commands::hotplug::AddVolumeArgs),
+    /// Remove a volume from a running VM.
+    Removevolume(crate::commands::hotplug::RemoveVolumeArgs),
     /// Return the VM with instancetype and preference expanded. [not supported by this build yet]
     Expand(Passthrough),
     /// Cancel evacuation of a VM, VMI or all VMIs of a node. [not supported by this build yet]
@@ -216,8 +216,8 @@ pub enum Command {
     SoftReboot(VmiOpArgs),
     /// Hard reset a VMI.
     Reset(VmiOpArgs),
-    /// Dump the memory of a running VM to a PVC. [not supported by this build yet]
-    MemoryDump(Passthrough),
+    /// Dump the memory of a running VM to a PVC.
+    MemoryDump(crate::commands::memory_dump::MemoryDumpArgs),
     /// Expose a virtual machine instance, virtual machine, or virtual machine instance replica set as a new service.
     Expose(ExposeArgs),
     /// Upload a VM image to a DataVolume/PersistentVolumeClaim.
@@ -332,6 +332,9 @@ mod tests {
                     | "guestosinfo"
                     | "userlist"
                     | "fslist"
+                    | "addvolume"
+                    | "removevolume"
+                    | "memory-dump"
             ) {
                 // Implemented commands validate their arguments; the rest take anything.
                 continue;

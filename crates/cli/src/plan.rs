@@ -12,7 +12,9 @@ use crate::client::ConnectionOptions;
 use crate::commands::console::{self, ConsoleRequest};
 use crate::commands::create::{self, Manifest};
 use crate::commands::expose::{self, ExposeRequest};
+use crate::commands::hotplug::{self, VolumeRequest};
 use crate::commands::image_upload::{self, ImageUploadRequest};
+use crate::commands::memory_dump::{self, MemoryDumpRequest};
 use crate::commands::port_forward::{self, PortForwardRequest};
 use crate::commands::scp::{self, ScpRequest};
 use crate::commands::ssh::{self, SshRequest};
@@ -48,6 +50,10 @@ pub enum Plan {
     /// Create a Service for a VM, VMI or replica set.
     Expose(Box<ExposeRequest>),
     ImageUpload(Box<ImageUploadRequest>),
+    /// Hot-plug or unplug a volume.
+    Volume(Box<VolumeRequest>),
+    /// Dump a VM's memory into a claim, or forget the dump.
+    MemoryDump(Box<MemoryDumpRequest>),
 }
 
 impl Plan {
@@ -130,6 +136,14 @@ impl Plan {
             }
             Command::ImageUpload(args) => ImageUploadRequest::from_args(args, connection)
                 .map(|r| Plan::ImageUpload(Box::new(r))),
+            Command::Addvolume(args) => {
+                VolumeRequest::add(args, connection).map(|r| Plan::Volume(Box::new(r)))
+            }
+            Command::Removevolume(args) => Ok(Plan::Volume(Box::new(VolumeRequest::remove(
+                args, connection,
+            )))),
+            Command::MemoryDump(args) => MemoryDumpRequest::from_args(args, connection)
+                .map(|r| Plan::MemoryDump(Box::new(r))),
             // Every other command is registered only so that it can say this.
             other => Err(Error::Unsupported {
                 command: other.name().to_owned(),
@@ -155,6 +169,8 @@ impl Plan {
             Plan::VmiOp(request) => vmi_ops::run(&request, out),
             Plan::Expose(request) => expose::run(&request, out),
             Plan::ImageUpload(request) => image_upload::run(&request, out, err),
+            Plan::Volume(request) => hotplug::run(&request, out),
+            Plan::MemoryDump(request) => memory_dump::run(&request, out),
         }
     }
 }

@@ -4,7 +4,9 @@
 pub mod console;
 pub mod create;
 pub mod expose;
+pub mod hotplug;
 pub mod image_upload;
+pub mod memory_dump;
 pub mod port_forward;
 pub mod scp;
 pub mod ssh;
