@@ -50,7 +50,14 @@ pub enum Error {
 ///
 /// # Errors
 /// [`Error::Spawn`] when the log cannot be opened or the process cannot start.
-pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
+///
+/// With `cgroup` (the Pod's open `cgroup.procs`, see [`crate::cgroup`]) the launcher moves
+/// itself there before it runs, so it and the QEMU it starts never run outside it.
+pub(crate) fn spawn(
+    command: &[OsString],
+    dir: &RunDir,
+    cgroup: Option<std::fs::File>,
+) -> Result<u32, Error> {
     let (program, args) = command.split_first().ok_or(Error::NoCommand)?;
     let spawn_err = |source| Error::Spawn {
         program: program.clone(),
@@ -72,7 +79,7 @@ pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
         .stdout(log)
         .stderr(log2)
         .kill_on_drop(false);
-    new_session(&mut cmd);
+    new_session(&mut cmd, cgroup);
     let mut child = cmd.spawn().map_err(spawn_err)?;
     let pid = child
         .id()
@@ -87,12 +94,17 @@ pub(crate) fn spawn(command: &[OsString], dir: &RunDir) -> Result<u32, Error> {
     unsafe_code,
     reason = "setsid between fork and exec has no safe std API"
 )]
-fn new_session(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2), which
-    // is async-signal-safe and touches no memory of the parent.
+fn new_session(cmd: &mut tokio::process::Command, cgroup: Option<std::fs::File>) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2) and
+    // write(2) on a descriptor opened before the fork, both async-signal-safe; it allocates
+    // nothing and touches no other memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             rustix::process::setsid().map_err(io::Error::from)?;
+            if let Some(procs) = &cgroup {
+                // "0" is the writing process itself.
+                rustix::io::write(procs, b"0").map_err(io::Error::from)?;
+            }
             Ok(())
         });
     }
@@ -271,7 +283,7 @@ mod tests {
             "echo started; sleep 30; : \"$@\"".into(),
             "sh".into(),
         ];
-        let pid = spawn(&command, &dir).unwrap();
+        let pid = spawn(&command, &dir, None).unwrap();
         assert!(is_our_launcher(pid, &dir.path));
         assert!(!is_our_launcher(pid, Path::new("/elsewhere")));
         let log = dir.file("compute.log");
@@ -284,5 +296,43 @@ mod tests {
         assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
         kill(pid);
         assert!(wait_exit(pid, &dir.path, Duration::from_secs(5)).await);
+    }
+
+    /// Where the host has a writable CPU controller (CI runs as root), the launcher and
+    /// what it starts run in the Pod's cgroup from their first instruction.
+    #[tokio::test]
+    async fn a_launcher_given_a_cgroup_runs_in_it_with_the_pods_weight() {
+        let cgroups = crate::cgroup::PodCgroups::start("launcher-unit-test", 2000);
+        let uid = format!("test-{}", std::process::id());
+        let cpu = crate::cgroup::CpuResources {
+            request_millis: 250,
+            limit_millis: Some(500),
+        };
+        let Some(procs) = cgroups.prepare(&uid, cpu) else {
+            assert!(
+                !rustix::process::geteuid().is_root()
+                    || !Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists(),
+                "root on a cgroup v1 host must get Pod cgroups"
+            );
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+            owner: None,
+        };
+        let command: Vec<OsString> = vec![
+            "sh".into(),
+            "-c".into(),
+            "sleep 30; : \"$@\"".into(),
+            "sh".into(),
+        ];
+        let pid = spawn(&command, &dir, Some(procs)).unwrap();
+        let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let expected = format!("/oxivirt/launcher-unit-test/pod{uid}");
+        assert!(membership.contains(&expected), "{membership}");
+        kill(pid);
+        assert!(wait_exit(pid, &dir.path, Duration::from_secs(5)).await);
+        cgroups.remove(&uid).await;
     }
 }

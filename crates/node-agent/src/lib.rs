@@ -22,6 +22,7 @@
 
 mod accel;
 mod adopt;
+mod cgroup;
 mod cloud_init;
 mod config;
 mod config_volumes;
@@ -92,7 +93,12 @@ pub async fn run(client: kube::Client, mut config: AgentConfig) -> anyhow::Resul
     ));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     network.start_node_services(&client, &config.node_name, &node.internal_ip);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cgroups =
+        cgroup::PodCgroups::start(&config.node_name, i128::try_from(cpus).unwrap_or(1) * 1000);
+    cgroups.sweep();
     let ctx = pods::Ctx {
+        cgroups,
         network,
         events: events::Events::new(client.clone(), &config.node_name),
         client: client.clone(),

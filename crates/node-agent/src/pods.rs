@@ -34,6 +34,7 @@ const MAX_SOCKET_PATH: usize = 107;
 /// Shared by all supervisors.
 pub(crate) struct Ctx {
     pub(crate) client: kube::Client,
+    pub(crate) cgroups: crate::cgroup::PodCgroups,
     pub(crate) events: Events,
     pub(crate) config: AgentConfig,
     pub(crate) accel: AccelDecision,
@@ -431,7 +432,9 @@ impl Supervisor {
                 let command = ctx
                     .network
                     .launcher_command(&ctx.config.launcher_command, &pod.uid().unwrap_or_default());
-                launcher::spawn(&command, &self.dir).map_err(|e| chain(&e))
+                let uid = pod.uid().unwrap_or_default();
+                let cgroup = ctx.cgroups.prepare(&uid, crate::cgroup::pod_cpu(pod));
+                launcher::spawn(&command, &self.dir, cgroup).map_err(|e| chain(&e))
             }
             Err(message) => Err(message),
         };
@@ -606,6 +609,7 @@ impl Supervisor {
         }
         if let Some(key) = &self.dir.owner {
             self.ctx.network.detach(&key.uid).await;
+            self.ctx.cgroups.remove(&key.uid).await;
         }
         let Some(pod) = pod else { return };
         let api: Api<Pod> = Api::namespaced(
