@@ -33,8 +33,10 @@ mod events;
 mod guest_info;
 mod guest_interfaces;
 mod heartbeat;
+mod hotplug;
 mod identity;
 mod launcher;
+mod memory_dump;
 mod netns;
 mod node;
 mod pods;
@@ -90,6 +92,11 @@ pub async fn run(client: kube::Client, mut config: AgentConfig) -> anyhow::Resul
     tokio::spawn(guest_interfaces::run(
         client.clone(),
         config.data_dir.clone(),
+    ));
+    tokio::spawn(hotplug::run(
+        client.clone(),
+        config.data_dir.clone(),
+        config.qemu_owner,
     ));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
     network.start_node_services(&client, &config.node_name, &node.internal_ip);

@@ -15,6 +15,7 @@
 //! | GET | `…/{name}/guestosinfo` | what the guest agent reported |
 //! | GET | `…/{name}/{userlist,filesystemlist}` | asked of the guest agent live |
 //! | PUT | `…/{name}/freeze[?unfreezeTimeoutSeconds=N]`, `…/{name}/unfreeze` | guest filesystem freeze |
+//! | PUT | `…/{name}/memorydump?claimName=&fileName=&vm=` | guest memory dump into a claim |
 //! | GET | `/containerLogs/{ns}/{pod}/{container}` | `compute` / `guest-console-log` logs |
 //! | GET | `/cdiUpload/{pod uid}` | upgrade to a raw stream to a CDI upload worker's server |
 //!
@@ -217,6 +218,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                             crate::guest_info::agent_info(&info).to_string(),
                         ),
                         None => error(StatusCode::CONFLICT, guest::NOT_CONNECTED),
+                    }
+                }
+                (Method::PUT, ["memorydump"]) => {
+                    match crate::memory_dump::start(&state.client, dir, ns, req.uri().query()).await
+                    {
+                        Ok(()) => full(StatusCode::OK, "application/json", "{\"ok\":true}"),
+                        Err(message) => error(StatusCode::CONFLICT, message),
                     }
                 }
                 (Method::GET, [which @ ("userlist" | "filesystemlist")]) => {
