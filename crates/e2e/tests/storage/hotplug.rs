@@ -1,0 +1,231 @@
+//! Disk hot-plug (manual 7.15.1): the real `virtctl addvolume`/`removevolume` attach a
+//! blank DataVolume to a running guest under real QEMU (TCG) on the virtio-scsi bus; the
+//! guest sees the disk with the given serial, keeps it across a reboot, and loses it when
+//! it is removed.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use oxivirt_e2e::{guest_registry, virtctl_bin, wait_until, Kubectl, Server};
+use serde_json::json;
+
+use crate::common::{data_volume, have, test_guest, wait_for};
+
+/// Generous bounds for a loaded 2-core machine (upper bounds only).
+const BOOT: Duration = Duration::from_secs(240);
+const ATTACH: Duration = Duration::from_secs(90);
+
+/// A user-data script that, from every boot on, prints the guest's SCSI disks with their
+/// serials (VPD page 0x80; the guest has no udev for `/dev/disk/by-id`) every second.
+const PROBE: &str = r#"#!/bin/sh
+( while true; do
+    l=""
+    for d in /sys/block/sd*; do
+      [ -e "$d" ] || continue
+      s=$(tr -cd 'A-Za-z0-9' < $d/device/vpd_pg80 2>/dev/null)
+      l="$l ${d##*/}=$s"
+    done
+    echo "HPSCAN[$l ]"
+    sleep 1
+  done ) > /dev/console 2>&1 &
+"#;
+
+pub(crate) fn virtctl(server: &Server, args: &[&str]) -> Output {
+    Command::new(virtctl_bin())
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .output()
+        .expect("run virtctl")
+}
+
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Everything the launchers' consoles printed.
+fn console(server: &Server) -> String {
+    let Ok(pods) = std::fs::read_dir(server.data_dir().join("pods")) else {
+        return String::new();
+    };
+    pods.flatten()
+        .filter_map(|pod| std::fs::read(pod.path().join("console.log")).ok())
+        .map(|log| String::from_utf8_lossy(&log).into_owned())
+        .collect()
+}
+
+/// The `HPSCAN` lines printed after byte `from` of the console.
+fn scans(server: &Server, from: usize) -> Vec<String> {
+    let log = console(server);
+    log.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("HPSCAN["))
+        .map(str::to_string)
+        .collect()
+}
+
+pub(crate) fn banners(server: &Server) -> usize {
+    console(server).matches("OXIVIRT-TEST-GUEST READY").count()
+}
+
+pub(crate) fn vm(name: &str) -> String {
+    json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name},
+        "spec": {"runStrategy": "Always", "template": {"spec": {
+            "terminationGracePeriodSeconds": 5,
+            "domain": {
+                "devices": {"disks": [
+                    {"name": "root", "disk": {"bus": "virtio"}},
+                    {"name": "cloudinit", "disk": {"bus": "virtio"}}]},
+                "resources": {"requests": {"memory": "128Mi"}}},
+            "volumes": [
+                {"name": "root", "containerDisk": {"image": guest_registry().image()}},
+                {"name": "cloudinit", "cloudInitNoCloud": {"userData": PROBE}}]}}}
+    })
+    .to_string()
+}
+
+fn hotplug_status(kubectl: &Kubectl, vmi: &str, volume: &str) -> serde_json::Value {
+    let vmi = kubectl.json(&["get", "vmi", vmi]);
+    vmi["status"]["volumeStatus"]
+        .as_array()
+        .and_then(|s| s.iter().find(|e| e["name"] == volume).cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_hot_plugged_blank_data_volume_appears_in_the_guest_survives_a_reboot_and_goes_away() {
+    if !have(&["qemu-img", "qemu-system-x86_64", "docker-registry"]) {
+        return;
+    }
+    if test_guest().is_none() {
+        return;
+    }
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(&data_volume("hp-data", r#"{"blank": {}}"#, "64Mi"));
+    kubectl.apply(&vm("hp-vm"));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "hp-data"],
+        "{.status.phase}",
+        "Succeeded",
+        BOOT,
+    );
+    wait_until("the guest boots", BOOT, || {
+        (banners(&server) >= 1).then_some(())
+    });
+
+    // A volume the VM was defined with cannot be unplugged; an unknown one cannot be added.
+    let refused = virtctl(&server, &["removevolume", "hp-vm", "--volume-name=root"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("Unable to remove volume [root] because it is not hotpluggable"),
+        "{}",
+        text(&refused)
+    );
+    let refused = virtctl(&server, &["addvolume", "hp-vm", "--volume-name=nothing"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("Volume nothing is not a DataVolume or PersistentVolumeClaim"),
+        "{}",
+        text(&refused)
+    );
+
+    let started = std::time::Instant::now();
+    let added = virtctl(
+        &server,
+        &[
+            "addvolume",
+            "hp-vm",
+            "--volume-name=hp-data",
+            "--serial=HPDATA01",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    assert_eq!(
+        String::from_utf8_lossy(&added.stdout).trim(),
+        "Successfully submitted add volume request to VM hp-vm for volume hp-data"
+    );
+    let from = console(&server).len();
+    let status = wait_until("the volume is Ready in the VMI status", ATTACH, || {
+        let status = hotplug_status(&kubectl, "hp-vm", "hp-data");
+        (status["phase"] == "Ready").then_some(status)
+    });
+    assert_eq!(status["reason"], "VolumeReady");
+    assert_eq!(
+        status["message"],
+        "Successfully attach hotplugged volume hp-data to VM"
+    );
+    assert!(status.get("hotplugVolume").is_some(), "{status}");
+    wait_until("the guest sees the disk", ATTACH, || {
+        scans(&server, from)
+            .iter()
+            .any(|l| l.contains("=HPDATA01"))
+            .then_some(())
+    });
+    eprintln!(
+        "addvolume to the guest seeing the disk: {} ms",
+        started.elapsed().as_millis()
+    );
+    // The VMI has the disk on the scsi bus; the VM was not changed (no --persist).
+    let vmi = kubectl.json(&["get", "vmi", "hp-vm"]);
+    let disk = vmi["spec"]["domain"]["devices"]["disks"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "hp-data").cloned())
+        .expect("the VMI has the disk");
+    assert_eq!(disk["disk"]["bus"], "scsi");
+    assert_eq!(disk["serial"], "HPDATA01");
+    let vm = kubectl.json(&["get", "vm", "hp-vm"]);
+    assert!(
+        !vm["spec"]["template"]["spec"]
+            .to_string()
+            .contains("hp-data"),
+        "{vm}"
+    );
+
+    // A guest reboot keeps the disk.
+    let rebooted = virtctl(&server, &["soft-reboot", "hp-vm"]);
+    assert!(rebooted.status.success(), "{}", text(&rebooted));
+    wait_until("the guest boots again", BOOT, || {
+        (banners(&server) >= 2).then_some(())
+    });
+    let log = console(&server);
+    let second = log
+        .rfind("OXIVIRT-TEST-GUEST READY")
+        .expect("a second banner");
+    wait_until("the rebooted guest sees the disk", ATTACH, || {
+        scans(&server, second)
+            .iter()
+            .any(|l| l.contains("=HPDATA01"))
+            .then_some(())
+    });
+
+    let removed = virtctl(&server, &["removevolume", "hp-vm", "--volume-name=hp-data"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert_eq!(
+        String::from_utf8_lossy(&removed.stdout).trim(),
+        "Successfully submitted remove volume request to VM hp-vm for volume hp-data"
+    );
+    let from = console(&server).len();
+    wait_until("the disk is gone from the guest", ATTACH, || {
+        let lines = scans(&server, from);
+        // Two scans in a row without it: the second began after the unplug.
+        (lines.len() >= 2
+            && lines[lines.len() - 2..]
+                .iter()
+                .all(|l| !l.contains("HPDATA01")))
+        .then_some(())
+    });
+    wait_until("the volume leaves the VMI status", ATTACH, || {
+        hotplug_status(&kubectl, "hp-vm", "hp-data")
+            .is_null()
+            .then_some(())
+    });
+    kubectl.ok(&["delete", "vm", "hp-vm", "--wait=false"]);
+}
