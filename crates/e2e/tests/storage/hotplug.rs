@@ -22,7 +22,7 @@ const PROBE: &str = r#"#!/bin/sh
     l=""
     for d in /sys/block/sd*; do
       [ -e "$d" ] || continue
-      s=$(tr -cd 'A-Za-z0-9' < $d/device/vpd_pg80 2>/dev/null)
+      s=$(tr -cd 'A-Za-z0-9-' < $d/device/vpd_pg80 2>/dev/null)
       l="$l ${d##*/}=$s"
     done
     echo "HPSCAN[$l ]"
@@ -228,4 +228,140 @@ fn a_hot_plugged_blank_data_volume_appears_in_the_guest_survives_a_reboot_and_go
             .then_some(())
     });
     kubectl.ok(&["delete", "vm", "hp-vm", "--wait=false"]);
+}
+
+/// The console of the launcher Pod started last.
+fn newest_console(server: &Server) -> String {
+    let Ok(pods) = std::fs::read_dir(server.data_dir().join("pods")) else {
+        return String::new();
+    };
+    pods.flatten()
+        .filter_map(|pod| {
+            let started = std::fs::metadata(pod.path().join("launch.json"))
+                .and_then(|m| m.modified())
+                .ok()?;
+            Some((started, pod.path()))
+        })
+        .max()
+        .and_then(|(_, dir)| std::fs::read(dir.join("console.log")).ok())
+        .map(|log| String::from_utf8_lossy(&log).into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_restart() {
+    if !have(&["qemu-img", "qemu-system-x86_64", "docker-registry"]) {
+        return;
+    }
+    if test_guest().is_none() {
+        return;
+    }
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(
+        r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "hp-pvc",
+            "annotations": {"cdi.kubevirt.io/storage.bind.immediate.requested": "true"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}}"#,
+    );
+    kubectl.apply(&vm("hp-keep"));
+    wait_for(
+        &kubectl,
+        &["get", "pvc", "hp-pvc"],
+        "{.status.phase}",
+        "Bound",
+        BOOT,
+    );
+    wait_until("the guest boots", BOOT, || {
+        (banners(&server) >= 1).then_some(())
+    });
+    let added = virtctl(
+        &server,
+        &["addvolume", "hp-keep", "--volume-name=hp-pvc", "--persist"],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    // The VM's template keeps the disk, on the scsi bus, with the claim as a hotpluggable source.
+    let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+    let spec = &vm["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "hp-pvc").cloned())
+        .expect("the VM spec has the volume");
+    assert_eq!(
+        volume["persistentVolumeClaim"],
+        json!({"claimName": "hp-pvc", "hotpluggable": true})
+    );
+    assert!(
+        spec["domain"]["devices"]["disks"]
+            .to_string()
+            .contains(r#""bus":"scsi""#),
+        "{spec}"
+    );
+    // The serial defaults to the volume name.
+    wait_until("the running guest sees the disk", ATTACH, || {
+        newest_console(&server)
+            .lines()
+            .any(|l| l.contains("HPSCAN[") && l.contains("=hp-pvc"))
+            .then_some(())
+    });
+    let first = kubectl.jsonpath(&["vmi", "hp-keep"], "{.metadata.uid}");
+    let restarted = virtctl(&server, &["restart", "hp-keep"]);
+    assert!(restarted.status.success(), "{}", text(&restarted));
+    wait_until("a new VMI runs", BOOT, || {
+        let run = kubectl.run(&[
+            "get",
+            "vmi",
+            "hp-keep",
+            "-o",
+            "jsonpath={.metadata.uid} {.status.phase}",
+        ]);
+        (run.stdout.split(' ').next() != Some(first.as_str()) && run.stdout.ends_with("Running"))
+            .then_some(())
+    });
+    wait_until("the restarted guest boots with the disk", BOOT, || {
+        let log = newest_console(&server);
+        (log.contains("OXIVIRT-TEST-GUEST READY")
+            && log
+                .lines()
+                .any(|l| l.contains("HPSCAN[") && l.contains("=hp-pvc")))
+        .then_some(())
+    });
+    let status = wait_until("the persisted volume is reported Ready", ATTACH, || {
+        let status = hotplug_status(&kubectl, "hp-keep", "hp-pvc");
+        (status["phase"] == "Ready").then_some(status)
+    });
+    assert_eq!(status["reason"], "VolumeReady");
+
+    let removed = virtctl(
+        &server,
+        &[
+            "removevolume",
+            "hp-keep",
+            "--volume-name=hp-pvc",
+            "--persist",
+        ],
+    );
+    assert!(removed.status.success(), "{}", text(&removed));
+    let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+    assert!(
+        !vm["spec"]["template"]["spec"]
+            .to_string()
+            .contains("hp-pvc"),
+        "{vm}"
+    );
+    let from = newest_console(&server).len();
+    wait_until("the disk is gone from the guest", ATTACH, || {
+        let log = newest_console(&server);
+        let lines: Vec<&str> = log
+            .get(from..)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("HPSCAN["))
+            .collect();
+        (lines.len() >= 2
+            && lines[lines.len() - 2..]
+                .iter()
+                .all(|l| !l.contains("hp-pvc")))
+        .then_some(())
+    });
+    kubectl.ok(&["delete", "vm", "hp-keep", "--wait=false"]);
 }

@@ -36,6 +36,7 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
     let mut sata_port = 0;
     let mut scsi_lun = 0;
     let mut scsi_controller = false;
+    let boot_disk = pinned_boot_disk(&vmi.spec.domain.devices.disks);
     for (index, disk) in vmi.spec.domain.devices.disks.iter().enumerate() {
         let field = format!("spec.domain.devices.disks[{}]", disk.name);
         let volume = vmi
@@ -132,7 +133,11 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
         props = props
             .set("drive", format!("{node}-fmt"))
             .set("id", id)
-            .set_opt("bootindex", disk.boot_order)
+            .set_opt(
+                "bootindex",
+                disk.boot_order
+                    .or((boot_disk == Some(disk.name.as_str())).then_some(1)),
+            )
             .set_opt("serial", disk.serial.as_deref());
         if !backing.readonly {
             let write_cache = match disk.cache.as_deref() {
@@ -174,6 +179,22 @@ pub(super) fn add(spec: &LaunchSpec, paths: &RunPaths, out: &mut Builder) -> Res
         out.device(Props::new("virtio-scsi-pci").set("id", crate::hotplug::SCSI_CONTROLLER));
     }
     Ok(())
+}
+
+/// The disk to give boot index 1 when no disk has a `bootOrder` but a SCSI hard disk is
+/// there (e.g. a hot-plugged disk persisted into the VM): the firmware would otherwise try
+/// the SCSI disk first. The first hard disk boots, as libvirt does for `<boot dev='hd'/>`.
+fn pinned_boot_disk(disks: &[Disk]) -> Option<&str> {
+    let scsi_disk = disks
+        .iter()
+        .any(|d| d.disk.as_ref().and_then(|t| t.bus.as_deref()) == Some("scsi"));
+    if !scsi_disk || disks.iter().any(|d| d.boot_order.is_some()) {
+        return None;
+    }
+    disks
+        .iter()
+        .find(|d| d.disk.is_some())
+        .map(|d| d.name.as_str())
 }
 
 /// Adds the file node and the format node for `backing`: `<node>-file` and `<node>-fmt`.
