@@ -56,8 +56,27 @@ pub(crate) async fn run(client: kube::Client, data_dir: PathBuf, qemu_owner: Opt
             () = wake.notified() => {}
             () = tokio::time::sleep(RESYNC) => {}
         }
-        sync_all(&client, &data_dir, &store, qemu_owner).await;
+        // VMIs change several times a second while VMs start; almost none of them have
+        // hot-plugged disks. A pass looks at run directories only when some VMI does, and
+        // passes come at most every SETTLE.
+        if store.state().iter().any(|vmi| involves_hotplug(vmi)) {
+            sync_all(&client, &data_dir, &store, qemu_owner).await;
+        }
+        tokio::time::sleep(SETTLE).await;
     }
+}
+
+/// How long VMI changes gather before a pass.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Whether `vmi` has hotpluggable volumes in its spec or hot-plugged ones in its status
+/// (a volume being removed, or a persisted hot-plug that a new VMI starts with as a cold
+/// disk: its launcher still reports it as hot-plugged until the spec drops it).
+fn involves_hotplug(vmi: &DynamicObject) -> bool {
+    !hotpluggable(&vmi.data["spec"]).is_empty()
+        || vmi.data["status"]["volumeStatus"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|e| e.get("hotplugVolume").is_some()))
 }
 
 async fn sync_all(
