@@ -23,6 +23,11 @@ pub struct Launched {
 }
 
 impl Launched {
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.child.id())
+    }
+
     /// Starts `bin server --data-dir data_dir --listen 127.0.0.1:0` and waits until its
     /// kubeconfig exists and `/readyz` answers 200.
     ///

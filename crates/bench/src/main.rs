@@ -113,6 +113,7 @@ async fn run(cli: Cli) -> Result<()> {
             image: cli.vm_image.clone(),
             data_dir: data_dir.clone(),
             qemu: "qemu-system-x86_64".into(),
+            server_pid: launched.as_ref().and_then(launch::Launched::pid),
         };
         eprintln!(
             "VM runtime: {} single runs, burst of {}",

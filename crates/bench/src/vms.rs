@@ -40,6 +40,9 @@ pub struct Options {
     /// The server's data directory, where its launchers' run directories are.
     pub data_dir: PathBuf,
     pub qemu: String,
+    /// The server process, when the benchmark started it: its CPU time during the burst
+    /// is the control plane's cost per VM.
+    pub server_pid: Option<u32>,
 }
 
 /// The figures.
@@ -52,6 +55,8 @@ pub struct Results {
     /// Launcher RSS in KiB, one sample per launcher.
     pub launcher_rss_kib: Vec<u64>,
     pub qemu_rss_kib: Vec<u64>,
+    /// Server CPU from the burst's first `POST` to its last VMI `Running`, per VM.
+    pub burst_server_cpu_ms: Option<f64>,
 }
 
 /// When each VMI was first seen Running, fed by one watch.
@@ -314,6 +319,7 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
     let interval = Duration::from_secs_f64(1.0 / options.rate);
     let mut starts = Vec::with_capacity(options.burst);
     let mut ticker = tokio::time::interval(interval);
+    let cpu_before = options.server_pid.and_then(cpu_ms);
     for i in 0..options.burst {
         ticker.tick().await;
         let name = format!("burst-{i}");
@@ -327,6 +333,10 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         let at = running.wait(name, RUN_TIMEOUT).await?;
         burst.push(at.saturating_duration_since(*start));
     }
+    let burst_server_cpu_ms = match (cpu_before, options.server_pid.and_then(cpu_ms)) {
+        (Some(before), Some(after)) => Some((after - before) as f64 / options.burst.max(1) as f64),
+        _ => None,
+    };
     // Let every launcher settle (no more start-up allocations) before reading memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let launcher_rss_kib: Vec<u64> = launchers(&options.data_dir)
@@ -352,7 +362,19 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         rate: options.rate,
         launcher_rss_kib,
         qemu_rss_kib,
+        burst_server_cpu_ms,
     })
+}
+
+/// User plus system CPU time of process `pid` so far, in ms (`/proc/PID/stat` counts in
+/// USER_HZ ticks, 100 per second on Linux).
+fn cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10)
 }
 
 fn ms(d: Duration) -> String {
@@ -375,6 +397,7 @@ pub fn markdown(r: &Results) -> String {
          | create → VMI Running, one VM on an idle node ({n} runs, ms) | {s50} | {s95} | {smax} | p50 < 200 |\n\
          | floor: raw QEMU spawn → QMP `cont` answered, same run (ms) | {f50} | {f95} | {fmax} | |\n\
          | create → VMI Running, {b} VMs created at {rate}/s (ms) | {b50} | {b95} | {bmax} | p95 < 1000 |\n\
+         \nControl-plane CPU per VM during the burst (server process: API server, controllers, node agent): {cpu} ms\n\
          \n| memory per running VM | mean | max | target |\n| --- | ---: | ---: | ---: |\n\
          | launcher RSS, {ln} launchers (MiB) | {lm} | {lx} | < 10 |\n\
          | QEMU RSS, for scale (MiB) | {qm} | {qx} | |\n",
@@ -395,5 +418,8 @@ pub fn markdown(r: &Results) -> String {
         lx = mib(&r.launcher_rss_kib, max),
         qm = mib(&r.qemu_rss_kib, mean),
         qx = mib(&r.qemu_rss_kib, max),
+        cpu = r
+            .burst_server_cpu_ms
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.0}")),
     )
 }
