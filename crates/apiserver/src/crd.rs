@@ -155,6 +155,10 @@ pub fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         s(crd, "/spec/scope") != "Cluster",
     );
     info.versions = served;
+    // CDI serves UploadTokenRequests for create only (every other verb is answered 405).
+    if group == "upload.cdi.kubevirt.io" && plural == "uploadtokenrequests" {
+        info.verbs = vec!["create"];
+    }
     info.singular = match s(crd, "/spec/names/singular") {
         "" => kind.to_lowercase(),
         singular => singular.to_string(),

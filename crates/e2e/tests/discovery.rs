@@ -14,6 +14,22 @@ fn api_resource_row(table: &str, resource: &str) -> Vec<String> {
 }
 
 #[test]
+fn upload_token_requests_are_discovered_as_create_only_as_cdi_serves_them() {
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    let creatable = kubectl.ok(&["api-resources", "--verbs=create", "-o", "name"]);
+    assert!(
+        creatable.lines().any(|l| l == "uploadtokenrequests.upload.cdi.kubevirt.io"),
+        "{creatable}"
+    );
+    let readable = kubectl.ok(&["api-resources", "--verbs=get", "-o", "name"]);
+    assert!(!readable.contains("uploadtokenrequests"), "{readable}");
+    // Asked anyway, the server says why.
+    let refused = kubectl.fails(&["get", "uploadtokenrequests"]);
+    assert!(refused.contains("can only be created"), "{refused}");
+}
+
+#[test]
 fn api_resources_lists_virtualmachines_with_short_name_vm_and_the_core_kinds() {
     let server = Server::start();
     let table = server.kubectl().ok(&["api-resources"]);
