@@ -13,7 +13,7 @@
 
 use serde_json::{json, Value};
 
-use crate::context::{RequestCtx, UserInfo};
+use crate::context::UserInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{Api, Subresource};
 
@@ -152,19 +152,6 @@ pub fn parse_remove(body: &[u8]) -> ApiResult<(String, bool)> {
             "RemoveVolumeOptions requires name to be set".into(),
         )),
     }
-}
-
-fn ctx(user: &UserInfo, dry_run: bool) -> RequestCtx {
-    let mut ctx = RequestCtx::new(UserInfo {
-        name: "system:oxivirt:virt-api".into(),
-        groups: vec![
-            crate::context::GROUP_COMPONENTS.into(),
-            "system:authenticated".into(),
-        ],
-    });
-    ctx.field_manager = format!("virt-api ({})", user.name);
-    ctx.dry_run = dry_run;
-    ctx
 }
 
 fn conflict(target: Target, name: &str, detail: &str) -> ApiError {
@@ -393,7 +380,7 @@ async fn change(
     if let Change::Add(request) = &change {
         check_claim(api, ns, request).await?;
     }
-    let ctx = ctx(user, dry_run);
+    let ctx = crate::vm_actions::virt_api_ctx(user, dry_run);
     if target == Target::VirtualMachine {
         api.write_loop(
             &object,

@@ -8,7 +8,7 @@
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::context::{RequestCtx, UserInfo};
+use crate::context::UserInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{Api, Subresource};
 
@@ -17,18 +17,6 @@ const OVERHEAD_BYTES: u64 = 100 << 20;
 
 fn conflict(name: &str, detail: &str) -> ApiError {
     ApiError::conflict("kubevirt.io", "virtualmachine", name, detail)
-}
-
-fn ctx(user: &UserInfo) -> RequestCtx {
-    let mut ctx = RequestCtx::new(UserInfo {
-        name: "system:oxivirt:virt-api".into(),
-        groups: vec![
-            crate::context::GROUP_COMPONENTS.into(),
-            "system:authenticated".into(),
-        ],
-    });
-    ctx.field_manager = format!("virt-api ({})", user.name);
-    ctx
 }
 
 /// A Kubernetes quantity in bytes (binary and decimal suffixes).
@@ -108,7 +96,7 @@ pub async fn dump(api: &Api, user: &UserInfo, ns: &str, name: &str, body: &[u8])
         "claimName": claim, "phase": "InProgress", "fileName": file,
         "startTimestamp": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     });
-    let ctx = ctx(user);
+    let ctx = crate::vm_actions::virt_api_ctx(user, false);
     api.write_loop(
         &vms,
         ns,
@@ -214,7 +202,7 @@ async fn check_claim(api: &Api, ns: &str, claim: &str, memory: Option<u64>) -> A
 /// 404 for a missing VM, 409 when there is no request or its dump still runs.
 pub async fn remove(api: &Api, user: &UserInfo, ns: &str, name: &str) -> ApiResult<()> {
     let vms = resource(api, "kubevirt.io", "virtualmachines")?;
-    let ctx = ctx(user);
+    let ctx = crate::vm_actions::virt_api_ctx(user, false);
     api.write_loop(
         &vms,
         ns,

@@ -17,7 +17,9 @@ pub enum VmAction {
     Restart,
 }
 
-fn ctx(user: &UserInfo, dry_run: bool) -> RequestCtx {
+/// The identity subresource handlers write as: virt-api's, with the requesting user in the
+/// field manager (admission lets oxivirt's components write VM and VMI status).
+pub(crate) fn virt_api_ctx(user: &UserInfo, dry_run: bool) -> RequestCtx {
     let mut ctx = RequestCtx::new(UserInfo {
         name: "system:oxivirt:virt-api".into(),
         groups: vec![
@@ -78,7 +80,7 @@ pub async fn perform(
     let vm = api.get(&vms, ns, name, "v1").await?;
     let vmi = api.get(&vmis, ns, name, "v1").await.ok();
     let strategy = run_strategy(&vm).to_string();
-    let ctx = ctx(user, dry_run);
+    let ctx = virt_api_ctx(user, dry_run);
     let running = vmi.as_ref().is_some_and(|v| !vmi_is_final(v));
     let vmi_uid = vmi
         .as_ref()
