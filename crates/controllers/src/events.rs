@@ -86,6 +86,10 @@ impl Recorder {
     }
 
     /// Records an Event about `regarding`; repeats bump the existing Event's count.
+    ///
+    /// The write happens in the background: an Event is a note about what a reconciler
+    /// did, and waiting for it put one more API round trip on the path of every VM start
+    /// (create the VMI, the Pod, bind it…). A failed write is logged, as before.
     pub async fn publish(
         &self,
         regarding: &Regarding,
@@ -93,6 +97,15 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) {
+        let recorder = self.clone();
+        let (regarding, reason, message) =
+            (regarding.clone(), reason.to_string(), message.to_string());
+        tokio::spawn(async move {
+            recorder.write(&regarding, type_, &reason, &message).await;
+        });
+    }
+
+    async fn write(&self, regarding: &Regarding, type_: EventType, reason: &str, message: &str) {
         let key = (
             regarding.clone(),
             type_,

@@ -183,15 +183,26 @@ impl Scheduler {
                 str_at(p, "/metadata/name").unwrap_or_default().to_string(),
             )
         });
+        // Placements are decided one after another (each counts the ones before it), the
+        // bindings are then written together: one at a time, three writes each, they
+        // capped a node at a handful of VM starts a second.
+        let mut placements: Vec<(&Value, String)> = Vec::new();
         for pod in queue {
             match fit::place(pod, &nodes, &bound) {
                 Placement::Node(node) => {
-                    if let Some(placed) = self.bind(pod, &node).await {
-                        self.assumed.insert(uid(pod).to_string(), placed.clone());
-                        bound.push(placed);
-                    }
+                    let mut placed = pod.clone();
+                    placed["spec"]["nodeName"] = json!(node);
+                    bound.push(placed);
+                    placements.push((pod, node));
                 }
                 Placement::Unschedulable(message) => self.mark_unschedulable(pod, &message).await,
+            }
+        }
+        let binds = placements.iter().map(|(pod, node)| self.bind(pod, node));
+        let results = futures::future::join_all(binds).await;
+        for ((pod, _), placed) in placements.iter().zip(results) {
+            if let Some(placed) = placed {
+                self.assumed.insert(uid(pod).to_string(), placed);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Events for `kubectl describe`: kubelet-style ones on launcher Pods (`Pulling`, `Pulled`,
 //! `Failed`, `Started`, `Killing`) and virt-handler-style ones on VMIs (`Started`,
-//! `ShuttingDown`, `Stopped`). Publishing is best effort: a failure is logged, never fatal.
+//! `ShuttingDown`, `Stopped`). Publishing is best effort and in the background: a failure is logged, never fatal.
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -55,9 +55,15 @@ impl Events {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %crate::status::chain(&e), reason, "cannot publish event");
-        }
+        // In the background: the agent publishes on the way to starting a guest, and a
+        // note about it must not delay it by an API round trip.
+        let recorder = self.recorder.clone();
+        let reason = reason.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %crate::status::chain(&e), reason, "cannot publish event");
+            }
+        });
     }
 }
 
