@@ -83,12 +83,6 @@ impl PodCgroups {
         PodCgroups { root: found }
     }
 
-    /// A node without Pod cgroups (tests, hosts without a CPU controller).
-    #[cfg(test)]
-    pub(crate) fn none() -> PodCgroups {
-        PodCgroups { root: None }
-    }
-
     /// Creates (or resizes) the cgroup of Pod `uid` and opens its process list, into which
     /// the launcher moves itself before it runs (see `launcher::spawn`). `None` when the
     /// node has no Pod cgroups or this one cannot be made (logged; the Pod runs anyway).
