@@ -466,7 +466,11 @@ impl Pass<'_> {
         });
         let updated = self
             .vmis
-            .patch(&self.vm.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &self.vm.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(Error::api(format!(
                 "interfaces of the VirtualMachineInstance of {}",

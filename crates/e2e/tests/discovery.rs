@@ -19,7 +19,9 @@ fn upload_token_requests_are_discovered_as_create_only_as_cdi_serves_them() {
     let kubectl = server.kubectl();
     let creatable = kubectl.ok(&["api-resources", "--verbs=create", "-o", "name"]);
     assert!(
-        creatable.lines().any(|l| l == "uploadtokenrequests.upload.cdi.kubevirt.io"),
+        creatable
+            .lines()
+            .any(|l| l == "uploadtokenrequests.upload.cdi.kubevirt.io"),
         "{creatable}"
     );
     let readable = kubectl.ok(&["api-resources", "--verbs=get", "-o", "name"]);

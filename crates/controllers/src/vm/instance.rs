@@ -249,7 +249,10 @@ pub(crate) async fn record_start_revision(
     let generation = vm.metadata.generation.unwrap_or(1);
     let name = format!("{}{generation}", revision_prefix(vm));
     let uid = vm.uid().unwrap_or_default();
-    if ctx.start_revision(&uid).is_some_and(|(have, _)| have == name) {
+    if ctx
+        .start_revision(&uid)
+        .is_some_and(|(have, _)| have == name)
+    {
         return Ok(());
     }
     let existing = api
