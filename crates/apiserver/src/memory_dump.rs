@@ -19,25 +19,11 @@ fn conflict(name: &str, detail: &str) -> ApiError {
     ApiError::conflict("kubevirt.io", "virtualmachine", name, detail)
 }
 
-/// A Kubernetes quantity in bytes (binary and decimal suffixes).
+/// A Kubernetes quantity in bytes (the project's one quantity parser, rounded up as
+/// Kubernetes' `Value()`); `None` for text outside the grammar or a negative value.
 fn bytes(text: &str) -> Option<u64> {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let unit: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(unit)
+    let quantity = oxivirt_webhooks::Quantity::parse(text).ok()?;
+    u64::try_from(quantity.value()).ok()
 }
 
 /// The guest memory of a VMI spec: `memory.guest`, else the memory request.

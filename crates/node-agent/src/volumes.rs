@@ -178,25 +178,11 @@ fn create_blank(path: &Path, capacity: u64) -> std::io::Result<()> {
     file.set_len(size)
 }
 
-/// A Kubernetes quantity in bytes (binary and decimal suffixes).
+/// A Kubernetes quantity in bytes (the project's one quantity parser, rounded up as
+/// Kubernetes' `Value()`); `None` for text outside the grammar or a negative value.
 fn parse_bytes(text: &str) -> Option<u64> {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let unit: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(unit)
+    let quantity = oxivirt_webhooks::Quantity::parse(text).ok()?;
+    u64::try_from(quantity.value()).ok()
 }
 
 #[cfg(test)]
