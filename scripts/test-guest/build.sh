@@ -22,7 +22,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-FORMAT_VERSION=1
+FORMAT_VERSION=2
 FLAVOUR="${OXIVIRT_TEST_GUEST_KERNEL:-cloud}"
 CACHE_ROOT="${OXIVIRT_CACHE:-${HOME:-/root}/.cache/oxivirt}/test-guest"
 
@@ -75,9 +75,9 @@ candidate_versions() {
     /^  Candidate:/ { v = $2; if (v == "(none)") v = ""; print p "=" v }'
 }
 
-# Host tools. grub-*-bin only bring the bootloader images; no bootloader is installed on the host.
+# Host tools. grub-pc-bin only brings the BIOS bootloader images; no bootloader is installed on the host.
 HOST_PKGS=(cpio gzip binutils dosfstools mtools fdisk e2fsprogs qemu-utils grub-common
-  grub-pc-bin grub-efi-amd64-bin perl coreutils xorriso)
+  grub-pc-bin perl coreutils xorriso)
 ensure_host_pkgs "${HOST_PKGS[@]}"
 
 # ---------------------------------------------------------------------------------------------
@@ -97,8 +97,11 @@ lib_pkgs() {
     grep -v '^ ' | grep -E '^(lib|zlib1g$)' | grep -v '^lib.*-dev$' | sort -u
 }
 mapfile -t LIB_PKGS < <(lib_pkgs)
+# The UEFI boot chain: Debian's shim (signed by Microsoft's UEFI CA) and GRUB and kernel (signed
+# by Debian), so the disk boots under Secure Boot with OVMF's Microsoft keys (OVMF_VARS*.ms.fd).
+BOOT_PKGS=(shim-signed grub-efi-amd64-signed)
 GUEST_PKGS=("$KERNEL_PKG" busybox-static qemu-guest-agent dropbear-bin openssh-sftp-server
-  "${LIB_PKGS[@]}")
+  "${BOOT_PKGS[@]}" "${LIB_PKGS[@]}")
 
 resolve_versions() { mapfile -t PKG_VERSIONS < <(candidate_versions "${GUEST_PKGS[@]}" | sort -u); }
 resolve_versions
@@ -106,7 +109,7 @@ if [ ${#PKG_VERSIONS[@]} -lt ${#GUEST_PKGS[@]} ] || printf '%s\n' "${PKG_VERSION
   apt_update
   mapfile -t LIB_PKGS < <(lib_pkgs)
   GUEST_PKGS=("$KERNEL_PKG" busybox-static qemu-guest-agent dropbear-bin openssh-sftp-server
-    "${LIB_PKGS[@]}")
+    "${BOOT_PKGS[@]}" "${LIB_PKGS[@]}")
   resolve_versions
 fi
 for pv in "${PKG_VERSIONS[@]}"; do
@@ -319,7 +322,7 @@ keyuuid() { # keyuuid SALT -> a UUID derived from the key
 
 # ---------------------------------------------------------------------------------------------
 # Bootable disk: GPT, p1 BIOS boot (GRUB i386-pc core.img), p2 ESP (FAT: kernel, initrd,
-# GRUB x86_64-efi as \EFI\BOOT\BOOTX64.EFI), p3 ext4 "oxidata" (mounted at /data in the guest).
+# shim + signed GRUB as \EFI\BOOT\BOOTX64.EFI + grubx64.efi), p3 ext4 "oxidata" (mounted at /data in the guest).
 # Built without loop devices or mounts: sfdisk on the image file, mtools for FAT, mke2fs on a file.
 DISK="$WORK/out/disk.raw"
 DISK_MB=128
@@ -362,8 +365,15 @@ EOF
 GRUB_MODS_COMMON="part_gpt part_msdos fat search search_fs_uuid linux echo test"
 grub-mkimage -O i386-pc -o "$WORK/core.img" -c "$WORK/grub-bios.cfg" -p /boot/grub \
   biosdisk serial terminal $GRUB_MODS_COMMON
-grub-mkimage -O x86_64-efi -o "$WORK/BOOTX64.EFI" -c "$WORK/grub-efi.cfg" -p /EFI/BOOT \
-  efi_gop $GRUB_MODS_COMMON
+# UEFI: shim as the removable-media loader \EFI\BOOT\BOOTX64.EFI; it verifies and starts
+# grubx64.efi from its own directory. Debian's signed GRUB is monolithic (every module built in)
+# and, finding neither \EFI\debian nor /boot/grub/grub.cfg on this ESP, reads
+# $cmdpath/grub.cfg = \EFI\BOOT\grub.cfg; under Secure Boot it lets only a kernel signed by a
+# key shim trusts run (Debian's is). The same chain boots without Secure Boot.
+SHIM="$X/usr/lib/shim/shimx64.efi.signed"
+GRUB_EFI="$X/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+[ -f "$SHIM" ] || die "shimx64.efi.signed missing from shim-signed"
+[ -f "$GRUB_EFI" ] || die "grubx64.efi.signed missing from grub-efi-amd64-signed"
 CORE_SECTORS=$((($(stat -c %s "$WORK/core.img") + 511) / 512))
 [ "$CORE_SECTORS" -le "$BIOS_SECTORS" ] || die "core.img does not fit the BIOS boot partition"
 
@@ -393,8 +403,12 @@ mkfs.vfat --invariant -n OXIVIRTBOOT -i "$ESP_SERIAL" "$ESP" >/dev/null
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$SDE
 mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub
 printf 'oxivirt test guest %s\n' "$KEY" >"$WORK/marker"
-touch -d "@$SDE" "$WORK/BOOTX64.EFI" "$WORK/marker"
+cp "$SHIM" "$WORK/BOOTX64.EFI"
+cp "$GRUB_EFI" "$WORK/grubx64.efi"
+touch -d "@$SDE" "$WORK/BOOTX64.EFI" "$WORK/grubx64.efi" "$WORK/grub-efi.cfg" "$WORK/marker"
 mcopy -m -i "$ESP" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -m -i "$ESP" "$WORK/grubx64.efi" ::/EFI/BOOT/grubx64.efi
+mcopy -m -i "$ESP" "$WORK/grub-efi.cfg" ::/EFI/BOOT/grub.cfg
 mcopy -m -i "$ESP" "$WORK/out/vmlinuz" ::/vmlinuz
 mcopy -m -i "$ESP" "$WORK/out/initrd.img" ::/initrd.img
 mcopy -m -i "$ESP" "$WORK/marker" ::/oxivirt-test-guest.txt
