@@ -28,6 +28,24 @@ pub struct NetworkConfig {
     /// Dual stack: the IPv6 pod range, a /56 or shorter (`OXIVIRT_POD_CIDR_V6`, e.g.
     /// `fd00:10:244::/56`); each node takes the /64 numbered like its IPv4 /24.
     pub cluster_cidr_v6: Option<(std::net::Ipv6Addr, u8)>,
+    /// Dual-stack Services: the IPv6 ClusterIP range (`OXIVIRT_SERVICE_CIDR_V6`, /64 to
+    /// /120). When only the IPv6 pod range is set it defaults to [`DEFAULT_SERVICE_CIDR_V6`]:
+    /// a dual-stack pod network with single-stack Services is not what a user configuring
+    /// dual stack expects.
+    pub service_cidr_v6: Option<(std::net::Ipv6Addr, u8)>,
+}
+
+/// The IPv6 Service range of dual-stack clusters when none is set (kind's default).
+pub const DEFAULT_SERVICE_CIDR_V6: (std::net::Ipv6Addr, u8) = (
+    std::net::Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0),
+    112,
+);
+
+/// `ADDR/LEN` as an IPv6 prefix with `min <= LEN <= max`.
+fn parse_v6(text: &str, min: u8, max: u8) -> Option<(std::net::Ipv6Addr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let (addr, len) = (addr.parse().ok()?, len.parse::<u8>().ok()?);
+    (min..=max).contains(&len).then_some((addr, len))
 }
 
 impl Default for NetworkConfig {
@@ -42,6 +60,7 @@ impl Default for NetworkConfig {
             mtu: 1500,
             enabled: true,
             cluster_cidr_v6: None,
+            service_cidr_v6: None,
         }
     }
 }
@@ -110,17 +129,21 @@ impl NetworkConfig {
                 .map_err(|e| bad("OXIVIRT_LB_POOL", &v, format!("{e}")))?;
         }
         if let Some(v) = get("OXIVIRT_POD_CIDR_V6") {
-            let parsed = v
-                .split_once('/')
-                .and_then(|(a, l)| {
-                    Some((a.parse::<std::net::Ipv6Addr>().ok()?, l.parse::<u8>().ok()?))
-                })
-                .filter(|(_, l)| *l <= 56);
-            config.cluster_cidr_v6 = Some(parsed.ok_or_else(|| {
+            config.cluster_cidr_v6 = Some(parse_v6(&v, 0, 56).ok_or_else(|| {
                 bad(
                     "OXIVIRT_POD_CIDR_V6",
                     &v,
                     "expected an IPv6 prefix of /56 or shorter".into(),
+                )
+            })?);
+            config.service_cidr_v6 = Some(DEFAULT_SERVICE_CIDR_V6);
+        }
+        if let Some(v) = get("OXIVIRT_SERVICE_CIDR_V6") {
+            config.service_cidr_v6 = Some(parse_v6(&v, 64, 120).ok_or_else(|| {
+                bad(
+                    "OXIVIRT_SERVICE_CIDR_V6",
+                    &v,
+                    "expected an IPv6 prefix from /64 to /120".into(),
                 )
             })?);
         }
@@ -128,6 +151,15 @@ impl NetworkConfig {
             config.enabled = !matches!(v.as_str(), "off" | "false" | "0");
         }
         Ok(config)
+    }
+
+    /// The Service IP families this cluster offers, primary first (`spec.ipFamilies`).
+    pub fn service_families(&self) -> Vec<&'static str> {
+        let mut families = vec!["IPv4"];
+        if self.service_cidr_v6.is_some() {
+            families.push("IPv6");
+        }
+        families
     }
 
     /// The search domains a guest in `namespace` gets (as a Pod's resolv.conf).
@@ -172,6 +204,22 @@ mod tests {
         let e = NetworkConfig::from_lookup(|n| (n == "OXIVIRT_NODE_PORTS").then(|| "9-1".into()))
             .unwrap_err();
         assert!(e.to_string().contains("OXIVIRT_NODE_PORTS"), "{e}");
+    }
+
+    #[test]
+    fn an_ipv6_pod_range_makes_services_dual_stack_too() {
+        let c = NetworkConfig::from_lookup(|n| {
+            (n == "OXIVIRT_POD_CIDR_V6").then(|| "fd00:10:244::/56".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.service_cidr_v6, Some(DEFAULT_SERVICE_CIDR_V6));
+        assert_eq!(c.service_families(), ["IPv4", "IPv6"]);
+        assert_eq!(NetworkConfig::default().service_families(), ["IPv4"]);
+        let e = NetworkConfig::from_lookup(|n| {
+            (n == "OXIVIRT_SERVICE_CIDR_V6").then(|| "fd00::/130".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("OXIVIRT_SERVICE_CIDR_V6"), "{e}");
     }
 
     #[test]

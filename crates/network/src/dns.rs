@@ -5,9 +5,14 @@
 //! under the cluster domain are NXDOMAIN; everything else is relayed to the host's
 //! resolvers (`/etc/resolv.conf`). Guests reach it as `kube-dns` (10.96.0.10), which the
 //! Service proxy DNATs to this server's port on the node bridge.
+//!
+//! Dual stack: A records carry a name's IPv4 addresses and AAAA records its IPv6 ones (every
+//! ClusterIP of `spec.clusterIPs`; for headless Services the ready endpoints of both
+//! families). A name with addresses of the other family only answers NOERROR with no
+//! records (NODATA), as CoreDNS does.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,18 +20,22 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-/// Name (lowercase, no trailing dot) → A records.
-pub type Records = HashMap<String, Vec<Ipv4Addr>>;
+/// Name (lowercase, no trailing dot) → its addresses (A and AAAA records).
+pub type Records = HashMap<String, Vec<IpAddr>>;
 
 /// How long answers may be cached: short, since endpoints move.
 const TTL: u32 = 5;
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_ANY: u16 = 255;
 const CLASS_IN: u16 = 1;
 
-/// The records the cluster's Services and Endpoints imply.
+/// The records the cluster's Services and Endpoints imply; `endpoints6_of` gives a
+/// Service's IPv6 endpoints in the shape of Endpoints (None on single-stack clusters).
 pub fn records(
     services: &[Value],
     endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
+    endpoints6_of: &dyn Fn(&str, &str) -> Option<Value>,
     domain: &str,
 ) -> Records {
     let mut out: Records = HashMap::new();
@@ -35,22 +44,31 @@ pub fn records(
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
         let base = format!("{name}.{ns}.svc.{domain}");
         let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap_or_default();
-        let endpoints = endpoints_of(ns, name);
-        let ready: Vec<(Ipv4Addr, Option<String>)> = endpoints
-            .iter()
-            .flat_map(|e| e["subsets"].as_array().cloned().unwrap_or_default())
-            .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
-            .filter_map(|a| {
-                let ip = a["ip"].as_str()?.parse().ok()?;
-                Some((ip, a["hostname"].as_str().map(str::to_lowercase)))
-            })
-            .collect();
-        if let Ok(ip) = cluster_ip.parse::<Ipv4Addr>() {
-            out.entry(base.clone()).or_default().push(ip);
-        } else if cluster_ip == "None" {
+        let ready: Vec<(IpAddr, Option<String>)> =
+            [endpoints_of(ns, name), endpoints6_of(ns, name)]
+                .iter()
+                .flatten()
+                .flat_map(|e| e["subsets"].as_array().cloned().unwrap_or_default())
+                .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+                .filter_map(|a| {
+                    let ip = a["ip"].as_str()?.parse().ok()?;
+                    Some((ip, a["hostname"].as_str().map(str::to_lowercase)))
+                })
+                .collect();
+        if cluster_ip == "None" {
             out.entry(base.clone())
                 .or_default()
                 .extend(ready.iter().map(|(ip, _)| *ip));
+        } else {
+            let ips = svc["spec"]["clusterIPs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&svc["spec"]["clusterIP"]))
+                .filter_map(|ip| ip.as_str()?.parse::<IpAddr>().ok());
+            for ip in ips {
+                out.entry(base.clone()).or_default().push(ip);
+            }
         }
         for (ip, host) in &ready {
             if let Some(host) = host {
@@ -107,28 +125,43 @@ fn parse(packet: &[u8]) -> Option<Question> {
     })
 }
 
-/// An authoritative answer: `ips` as A records, or NXDOMAIN when `ips` is None.
-fn answer(q: &Question, ips: Option<&[Ipv4Addr]>) -> Vec<u8> {
+/// An authoritative answer: the A or AAAA records among `ips`, or NXDOMAIN when `ips` is
+/// None.
+fn answer(q: &Question, ips: Option<&[IpAddr]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&q.id);
     let rd = q.flags[0] & 0x01;
     out.push(0x84 | rd); // QR, AA, RD echoed
     out.push(if ips.is_some() { 0x80 } else { 0x83 }); // RA; NXDOMAIN
-    let records: Vec<Ipv4Addr> = match ips {
-        Some(list) if q.qtype == TYPE_A || q.qtype == 255 => list.to_vec(),
-        _ => Vec::new(),
-    };
+    let records: Vec<IpAddr> = ips
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(|ip| match (q.qtype, ip) {
+            (TYPE_ANY, _) | (TYPE_A, IpAddr::V4(_)) | (TYPE_AAAA, IpAddr::V6(_)) => true,
+            _ => false,
+        })
+        .collect();
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&u16::try_from(records.len()).unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&q.raw);
     for ip in records {
         out.extend_from_slice(&[0xc0, 0x0c]);
-        out.extend_from_slice(&TYPE_A.to_be_bytes());
+        let data = match ip {
+            IpAddr::V4(ip) => {
+                out.extend_from_slice(&TYPE_A.to_be_bytes());
+                ip.octets().to_vec()
+            }
+            IpAddr::V6(ip) => {
+                out.extend_from_slice(&TYPE_AAAA.to_be_bytes());
+                ip.octets().to_vec()
+            }
+        };
         out.extend_from_slice(&CLASS_IN.to_be_bytes());
         out.extend_from_slice(&TTL.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes());
-        out.extend_from_slice(&ip.octets());
+        out.extend_from_slice(&u16::try_from(data.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&data);
     }
     out
 }
@@ -305,12 +338,14 @@ mod tests {
         z.set(records(
             &svcs,
             &|_, n| (n == "sub").then(|| ep.clone()),
+            &|_, _| None,
             "cluster.local",
         ));
         z
     }
 
-    fn ips(reply: &[u8]) -> Vec<Ipv4Addr> {
+    /// The addresses in an answer's A and AAAA records.
+    fn addrs(reply: &[u8]) -> Vec<IpAddr> {
         let count = usize::from(u16::from_be_bytes([reply[6], reply[7]]));
         let mut i = 12;
         while reply[i] != 0 {
@@ -319,11 +354,66 @@ mod tests {
         i += 5;
         (0..count)
             .map(|_| {
-                let ip = Ipv4Addr::new(reply[i + 12], reply[i + 13], reply[i + 14], reply[i + 15]);
-                i += 16;
-                ip
+                let len = usize::from(u16::from_be_bytes([reply[i + 10], reply[i + 11]]));
+                let data = &reply[i + 12..i + 12 + len];
+                i += 12 + len;
+                match len {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(data).unwrap()),
+                    _ => IpAddr::from(<[u8; 16]>::try_from(data).unwrap()),
+                }
             })
             .collect()
+    }
+
+    fn ips(reply: &[u8]) -> Vec<Ipv4Addr> {
+        addrs(reply)
+            .into_iter()
+            .map(|ip| match ip {
+                IpAddr::V4(ip) => ip,
+                IpAddr::V6(ip) => panic!("AAAA {ip} in an A answer"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dual_stack_names_answer_aaaa_with_their_ipv6_addresses() {
+        let svcs = vec![
+            json!({"metadata": {"namespace": "ns", "name": "web"},
+                   "spec": {"clusterIP": "10.96.3.4", "clusterIPs": ["10.96.3.4", "fd00:10:96::34"]}}),
+            json!({"metadata": {"namespace": "ns", "name": "sub"}, "spec": {"clusterIP": "None"}}),
+        ];
+        let ep = json!({"subsets": [{"addresses": [{"ip": "10.244.0.7", "hostname": "myvm"}]}]});
+        let ep6 =
+            json!({"subsets": [{"addresses": [{"ip": "fd00:10:244::7", "hostname": "myvm"}]}]});
+        let z = Zone::new("cluster.local");
+        z.set(records(
+            &svcs,
+            &|_, n| (n == "sub").then(|| ep.clone()),
+            &|_, n| (n == "sub").then(|| ep6.clone()),
+            "cluster.local",
+        ));
+        let q = |name: &str, t| z.resolve(&parse(&query(name, t)).unwrap()).unwrap();
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        assert_eq!(
+            addrs(&q("web.ns.svc.cluster.local", TYPE_AAAA)),
+            [v6("fd00:10:96::34")]
+        );
+        assert_eq!(
+            ips(&q("web.ns.svc.cluster.local", TYPE_A)),
+            [Ipv4Addr::new(10, 96, 3, 4)]
+        );
+        assert_eq!(
+            addrs(&q("sub.ns.svc.cluster.local", TYPE_AAAA)),
+            [v6("fd00:10:244::7")]
+        );
+        assert_eq!(
+            addrs(&q("myvm.sub.ns.svc.cluster.local", TYPE_AAAA)),
+            [v6("fd00:10:244::7")]
+        );
+        assert_eq!(
+            ips(&q("myvm.sub.ns.svc.cluster.local", TYPE_A)),
+            [Ipv4Addr::new(10, 244, 0, 7)]
+        );
     }
 
     #[test]
@@ -348,13 +438,13 @@ mod tests {
     }
 
     #[test]
-    fn names_outside_the_cluster_domain_are_forwarded_and_aaaa_is_empty() {
+    fn names_outside_the_cluster_domain_are_forwarded_and_aaaa_of_an_ipv4_only_name_is_empty() {
         let z = zone();
         assert!(z
             .resolve(&parse(&query("example.com", TYPE_A)).unwrap())
             .is_none());
         let aaaa = z
-            .resolve(&parse(&query("web.ns.svc.cluster.local", 28)).unwrap())
+            .resolve(&parse(&query("web.ns.svc.cluster.local", TYPE_AAAA)).unwrap())
             .unwrap();
         assert_eq!(aaaa[3] & 0x0f, 0);
         assert!(ips(&aaaa).is_empty());

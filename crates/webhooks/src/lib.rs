@@ -91,7 +91,7 @@ pub async fn admit(
             hyperconverged::admit(req, obj, cluster, &mut out).await
         }
         ("storage.k8s.io", "StorageClass") => storageclass::admit(req, obj, &mut out),
-        ("", "Service") => service::admit(obj, &mut out),
+        ("", "Service") => service::admit(req, obj, &mut out),
         ("sriovnetwork.openshift.io", "SriovNetworkNodePolicy") => {
             sriov::admit_policy(obj, &mut out)
         }

@@ -1,8 +1,10 @@
 //! Network benchmarks (issue 6 item 11), run by hand and recorded in BENCHMARKS.md:
 //! `cargo test -p oxivirt-e2e --test network --release -- --ignored --nocapture bench::`.
 //! Guest-to-guest TCP throughput and ping latency over the pod network (masquerade at both
-//! ends) and over a plain Linux-bridge NAD (no NAT), same two VMs, same run; and the time
-//! from `virtctl expose` to the first HTTP answer through the new ClusterIP.
+//! ends) and over a plain Linux-bridge NAD (no NAT), same two VMs, same run, against the
+//! baseline the issue names: two QEMUs the test starts itself, outside oxivirt, with the same
+//! QEMU binary, machine, CPU model, memory and NIC model, on taps of a fresh host bridge; and
+//! the time from `virtctl expose` to the first HTTP answer through the new ClusterIP.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -118,24 +120,274 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let b_pod = support::wait_guest_ready(&k, "perf-b");
     let ip = |pod: &str| k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
     let (a, b) = (ip(&a_pod), ip(&b_pod));
+    // The baseline copies the QEMU the launcher runs (binary, machine, CPU, memory, SMP).
+    let shape = QemuShape::of_vm("default_perf-a");
+    eprintln!("baseline QEMU: {shape:?}");
+    let plain = PlainPair::start(&shape);
     let runs = 3;
     let mut rows = Vec::new();
-    for (label, target) in [
-        ("pod network (masquerade both ends)", b.as_str()),
-        ("Linux-bridge NAD (no NAT)", "192.168.90.2"),
+    for (label, from, server, target) in [
+        (
+            "pod network (masquerade both ends)",
+            a.as_str(),
+            b.as_str(),
+            b.as_str(),
+        ),
+        (
+            "Linux-bridge NAD (no NAT)",
+            a.as_str(),
+            b.as_str(),
+            "192.168.90.2",
+        ),
+        (
+            "plain host bridge, QEMUs outside oxivirt (baseline)",
+            PlainPair::ADDRESSES[0],
+            PlainPair::ADDRESSES[1],
+            PlainPair::ADDRESSES[1],
+        ),
     ] {
-        let mbps: Vec<f64> = (0..runs).map(|_| throughput(&a, &b, target, 16)).collect();
+        let mbps: Vec<f64> = (0..runs)
+            .map(|_| throughput(from, server, target, 16))
+            .collect();
         let best = mbps.iter().cloned().fold(0.0, f64::max);
-        let rtt = latency(&a, target);
+        let rtt = latency(from, target);
+        eprintln!("{label}: {mbps:.2?} MB/s, ping avg {rtt:.3} ms");
         rows.push((label, best, rtt));
     }
+    drop(plain);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!("| path | TCP MB/s (best of {runs}, 16 MB) | ping avg ms |");
     for (label, mbps, rtt) in &rows {
         eprintln!("| {label} | {mbps:.1} | {rtt:.3} |");
     }
+    let baseline = rows[2];
     eprintln!(
-        "pod network / NAD throughput ratio: {:.2}",
+        "throughput ratio pod network / plain bridge: {:.2}; NAD / plain bridge: {:.2}; pod network / NAD: {:.2}",
+        rows[0].1 / baseline.1,
+        rows[1].1 / baseline.1,
         rows[0].1 / rows[1].1
+    );
+    // Latency as a ratio the same way round (higher is better): baseline RTT / path RTT.
+    eprintln!(
+        "latency ratio (plain bridge RTT / path RTT) pod network: {:.2}; NAD: {:.2}",
+        baseline.2 / rows[0].2,
+        baseline.2 / rows[1].2
+    );
+    eprintln!("load average at the end: {}", load.trim());
+}
+
+/// What the baseline QEMUs copy from a VM's QEMU: the binary and the options that decide
+/// how fast a TCG guest runs.
+#[derive(Debug)]
+struct QemuShape {
+    program: String,
+    /// `-machine`, `-cpu`, `-smp`, `-m` with their values, as the launcher gave them.
+    options: Vec<(String, String)>,
+}
+
+impl QemuShape {
+    /// The shape of the QEMU started with `-name guest=<guest>,…` (namespace_name).
+    fn of_vm(guest: &str) -> QemuShape {
+        let needle = format!("guest={guest},");
+        for entry in std::fs::read_dir("/proc")
+            .expect("cannot list /proc")
+            .flatten()
+        {
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let named = argv
+                .windows(2)
+                .any(|w| w[0] == "-name" && w[1].starts_with(&needle));
+            if !named || !argv[0].contains("qemu-system") {
+                continue;
+            }
+            let options = argv
+                .windows(2)
+                .filter(|w| matches!(w[0].as_str(), "-machine" | "-cpu" | "-smp" | "-m"))
+                .map(|w| (w[0].clone(), w[1].clone()))
+                .collect();
+            return QemuShape {
+                program: argv[0].clone(),
+                options,
+            };
+        }
+        panic!("no QEMU with -name {needle}… is running");
+    }
+}
+
+/// Two test guests under QEMUs this test starts itself, each on a tap of one fresh host
+/// bridge, no NAT and nothing of oxivirt in the path: the issue's baseline. Taps, bridge and
+/// processes go when it drops, passed or not.
+struct PlainPair {
+    bridge: String,
+    taps: Vec<String>,
+    qemus: Vec<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl PlainPair {
+    /// The guests' addresses; the host side of the bridge is `.254` of the same /24.
+    const ADDRESSES: [&'static str; 2] = ["192.168.91.1", "192.168.91.2"];
+
+    fn start(shape: &QemuShape) -> PlainPair {
+        let tag = format!("{:05x}", std::process::id() & 0xfffff);
+        let mut pair = PlainPair {
+            bridge: format!("oxpb{tag}"),
+            taps: Vec::new(),
+            qemus: Vec::new(),
+            _dir: tempfile::Builder::new()
+                .prefix("oxivirt-bench-plain-")
+                .tempdir()
+                .expect("temporary directory"),
+        };
+        let dir = pair._dir.path().to_path_buf();
+        let br = pair.bridge.clone();
+        host(&["ip", "link", "add", &br, "type", "bridge"]);
+        host(&["ip", "addr", "add", "192.168.91.254/24", "dev", &br]);
+        host(&["ip", "link", "set", &br, "up"]);
+        let guest = support::guest_dir();
+        for (i, address) in Self::ADDRESSES.iter().enumerate() {
+            let tap = format!("oxpt{tag}{i}");
+            host(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+            pair.taps.push(tap.clone());
+            host(&["ip", "link", "set", &tap, "master", &br, "up"]);
+            let name = format!("plain-{i}");
+            let overlay = dir.join(format!("{name}.qcow2"));
+            let backing = guest.join("disk.qcow2");
+            host(&[
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                &backing.to_string_lossy(),
+                &overlay.to_string_lossy(),
+            ]);
+            let files = [
+                (
+                    "user-data",
+                    format!(
+                        "#cloud-config\nssh_authorized_keys:\n  - {}\n",
+                        support::ssh_public_key()
+                    ),
+                ),
+                (
+                    "meta-data",
+                    format!("instance-id: {name}\nlocal-hostname: {name}\n"),
+                ),
+                (
+                    "network-config",
+                    format!("version: 2\nethernets:\n  eth0:\n    addresses: [{address}/24]\n"),
+                ),
+            ];
+            for (file, text) in &files {
+                std::fs::write(dir.join(format!("{name}-{file}")), text).expect("seed file");
+            }
+            let seed = dir.join(format!("{name}-seed.iso"));
+            let path = |file: &str| dir.join(format!("{name}-{file}")).display().to_string();
+            host(&[
+                "bash",
+                &guest.join("make-seed.sh").to_string_lossy(),
+                "-o",
+                &seed.to_string_lossy(),
+                "-u",
+                &path("user-data"),
+                "-m",
+                &path("meta-data"),
+                "-n",
+                &path("network-config"),
+            ]);
+            let console = dir.join(format!("{name}.console"));
+            let mut qemu = Command::new(&shape.program);
+            qemu.args([
+                "-name",
+                &name,
+                "-nodefaults",
+                "-no-user-config",
+                "-nographic",
+            ]);
+            for (option, value) in &shape.options {
+                qemu.args([option, value]);
+            }
+            qemu.args([
+                "-drive",
+                &format!("file={},if=none,id=root,format=qcow2", overlay.display()),
+                "-device",
+                "virtio-blk-pci,drive=root,bootindex=1",
+                "-drive",
+                &format!(
+                    "file={},if=none,id=seed,format=raw,readonly=on",
+                    seed.display()
+                ),
+                "-device",
+                "virtio-blk-pci,drive=seed",
+                "-netdev",
+                &format!("tap,id=net0,ifname={tap},script=no,downscript=no"),
+                "-device",
+                &format!("virtio-net-pci,netdev=net0,mac=02:9b:00:00:00:0{i}"),
+                "-serial",
+                &format!("file:{}", console.display()),
+            ]);
+            qemu.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).expect("log"));
+            pair.qemus
+                .push(qemu.spawn().expect("cannot start the baseline QEMU"));
+        }
+        for i in 0..Self::ADDRESSES.len() {
+            let console = dir.join(format!("plain-{i}.console"));
+            wait_until(
+                &format!("baseline guest plain-{i} to be ready"),
+                support::BOOT_TIMEOUT,
+                || {
+                    let log = std::fs::read_to_string(&console).unwrap_or_default();
+                    if let Some(Ok(Some(status))) = pair.qemus.get_mut(i).map(|q| q.try_wait()) {
+                        let err = std::fs::read_to_string(dir.join(format!("plain-{i}.stderr")))
+                            .unwrap_or_default();
+                        panic!("baseline QEMU plain-{i} exited ({status}): {err}");
+                    }
+                    log.contains("OXIVIRT-TEST-GUEST READY").then_some(())
+                },
+            );
+        }
+        pair
+    }
+}
+
+impl Drop for PlainPair {
+    fn drop(&mut self) {
+        for qemu in &mut self.qemus {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+        }
+        for tap in &self.taps {
+            let _ = Command::new("ip").args(["link", "del", tap]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// Runs a host command for the baseline's set-up; a failure ends the benchmark naming it.
+fn host(argv: &[&str]) {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -1,11 +1,13 @@
 //! End-to-end tests: networking (issue 6) — the pod network with the masquerade binding,
 //! Services through `virtctl expose`, the cluster DNS — with real QEMU, the test guest, real
-//! nftables, curl and ssh. Skipped with a printed reason without root or the tools.
+//! nftables, curl and ssh; dual stack; and the benchmarks (`bench`, ignored). Skipped with a
+//! printed reason without root or the tools.
 
 mod support;
 
 mod bench;
 mod dns;
+mod dual_stack;
 mod macpool;
 mod multinode;
 mod nic_hotplug;

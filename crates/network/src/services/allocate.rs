@@ -3,9 +3,13 @@
 //! for NodePort and LoadBalancer Services, and a LoadBalancer IP from the configured pool
 //! (written to `status.loadBalancer.ingress`, MetalLB's job upstream). Pure: the caller
 //! passes what is taken and applies the returned patches.
+//!
+//! Dual stack: `spec.clusterIPs[i]` comes from the range of `spec.ipFamilies[i]` (admission
+//! has already defaulted and checked the families against the cluster's ranges; this side
+//! only fills in addresses that are missing).
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -20,6 +24,8 @@ pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
 pub struct Taken {
     /// ClusterIPs.
     pub cluster_ips: HashSet<Ipv4Addr>,
+    /// IPv6 ClusterIPs.
+    pub cluster_ips6: HashSet<Ipv6Addr>,
     /// NodePorts.
     pub node_ports: HashSet<u16>,
     /// LoadBalancer IPs.
@@ -35,8 +41,14 @@ impl Taken {
             .flatten()
             .chain(std::iter::once(&svc["spec"]["clusterIP"]))
         {
-            if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
-                self.cluster_ips.insert(ip);
+            match ip.as_str().and_then(|s| s.parse().ok()) {
+                Some(IpAddr::V4(ip)) => {
+                    self.cluster_ips.insert(ip);
+                }
+                Some(IpAddr::V6(ip)) => {
+                    self.cluster_ips6.insert(ip);
+                }
+                None => {}
             }
         }
         for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
@@ -66,6 +78,10 @@ pub enum Error {
         what: &'static str,
         range: String,
     },
+    /// The Service asks for an IP family the cluster has no range for (admission refuses
+    /// this; a Service stored before the cluster lost its IPv6 range can still ask).
+    #[error("Service {service}: no {family} Service range is configured")]
+    NoRange { service: String, family: String },
 }
 
 /// The `spec` merge patch that gives `svc` its ClusterIP and NodePorts (None: nothing to do).
@@ -89,32 +105,80 @@ pub fn spec_patch(
         svc["metadata"]["name"].as_str().unwrap_or_default()
     );
     let mut patch = json!({});
-    let cluster_ip = spec["clusterIP"].as_str().unwrap_or_default();
-    if cluster_ip.is_empty() {
+    let families: Vec<String> = match spec["ipFamilies"].as_array() {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![family_of(spec["clusterIP"].as_str().unwrap_or_default()).to_string()],
+    };
+    let mut ips: Vec<String> = spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str().map(str::to_string))
+        .collect();
+    if ips.is_empty() {
+        if let Some(ip) = spec["clusterIP"].as_str().filter(|ip| !ip.is_empty()) {
+            ips.push(ip.to_string());
+        }
+    }
+    let before = ips.clone();
+    if ips.first().map(String::as_str) != Some("None") {
         let ns_name = (
             svc["metadata"]["namespace"].as_str().unwrap_or_default(),
             svc["metadata"]["name"].as_str().unwrap_or_default(),
         );
-        let ip = if ns_name == DNS_SERVICE {
-            config.cluster_dns
-        } else {
-            random_ip(config, taken).ok_or_else(|| Error::Exhausted {
-                service: key.clone(),
-                what: "ClusterIP",
-                range: config.service_cidr.to_string(),
-            })?
-        };
-        taken.cluster_ips.insert(ip);
-        patch["clusterIP"] = json!(ip.to_string());
-        patch["clusterIPs"] = json!([ip.to_string()]);
-    } else if spec["clusterIPs"].as_array().is_none_or(Vec::is_empty) {
-        patch["clusterIPs"] = json!([cluster_ip]);
+        for family in families.iter().skip(ips.len()) {
+            let ip = match family.as_str() {
+                "IPv6" => {
+                    let range = config.service_cidr_v6.ok_or_else(|| Error::NoRange {
+                        service: key.clone(),
+                        family: family.clone(),
+                    })?;
+                    let ip = random_ip6(range, taken).ok_or_else(|| Error::Exhausted {
+                        service: key.clone(),
+                        what: "IPv6 ClusterIP",
+                        range: format!("{}/{}", range.0, range.1),
+                    })?;
+                    taken.cluster_ips6.insert(ip);
+                    ip.to_string()
+                }
+                _ if ns_name == DNS_SERVICE => config.cluster_dns.to_string(),
+                _ => {
+                    let ip = random_ip(config, taken).ok_or_else(|| Error::Exhausted {
+                        service: key.clone(),
+                        what: "ClusterIP",
+                        range: config.service_cidr.to_string(),
+                    })?;
+                    taken.cluster_ips.insert(ip);
+                    ip.to_string()
+                }
+            };
+            ips.push(ip);
+        }
     }
-    if spec.get("ipFamilies").is_none() {
-        patch["ipFamilies"] = json!(["IPv4"]);
+    if ips.is_empty() {
+        // A headless Service written with `clusterIPs: []`: nothing to allocate.
+        ips.push("None".into());
+    }
+    if ips != before || spec["clusterIPs"].as_array().is_none_or(Vec::is_empty) {
+        patch["clusterIPs"] = json!(ips);
+    }
+    if spec["clusterIP"].as_str().unwrap_or_default().is_empty() {
+        patch["clusterIP"] = json!(ips[0]);
+    }
+    if spec["ipFamilies"].as_array().is_none_or(Vec::is_empty) {
+        patch["ipFamilies"] = json!(families);
     }
     if spec.get("ipFamilyPolicy").is_none() {
-        patch["ipFamilyPolicy"] = json!("SingleStack");
+        // Admission defaults the policy; this covers Services stored before it did.
+        let policy = if families.len() > 1 {
+            "RequireDualStack"
+        } else {
+            "SingleStack"
+        };
+        patch["ipFamilyPolicy"] = json!(policy);
     }
     if matches!(kind, "NodePort" | "LoadBalancer") {
         let mut ports = spec["ports"].as_array().cloned().unwrap_or_default();
@@ -202,6 +266,37 @@ fn random_ip(config: &NetworkConfig, taken: &Taken) -> Option<Ipv4Addr> {
     (1..size - 1).filter_map(|n| range.nth(n)).find(ok)
 }
 
+/// The family (`spec.ipFamilies` spelling) of a ClusterIP; IPv4 for none or `None`.
+pub fn family_of(ip: &str) -> &'static str {
+    if ip.parse::<Ipv6Addr>().is_ok() {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// A random free address of the IPv6 Service range `range`, never its first (the subnet
+/// router anycast address). Random over at most 2^32 hosts: plenty, and cheap to draw.
+fn random_ip6(range: (Ipv6Addr, u8), taken: &Taken) -> Option<Ipv6Addr> {
+    let host_bits = 128 - u32::from(range.1.min(128));
+    let size: u128 = 1u128 << host_bits.min(32);
+    if size < 4 {
+        return None;
+    }
+    let base = u128::from(range.0) & !((1u128 << host_bits) - 1);
+    let nth = |n: u128| Ipv6Addr::from(base | n);
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        let ip = nth(rng.random_range(1..size));
+        if !taken.cluster_ips6.contains(&ip) {
+            return Some(ip);
+        }
+    }
+    (1..size)
+        .map(nth)
+        .find(|ip| !taken.cluster_ips6.contains(ip))
+}
+
 fn random_port(config: &NetworkConfig, taken: &Taken) -> Option<u16> {
     let (low, high) = config.node_ports;
     let mut rng = rand::rng();
@@ -260,6 +355,44 @@ mod tests {
         );
         let patch = spec_patch(&headless, &config, &mut taken).unwrap().unwrap();
         assert_eq!(patch["spec"]["clusterIPs"], json!(["None"]));
+    }
+
+    #[test]
+    fn dual_stack_services_get_one_cluster_ip_per_family_in_order() {
+        let config = NetworkConfig {
+            service_cidr_v6: Some(("fd00:10:96::".parse().unwrap(), 112)),
+            ..NetworkConfig::default()
+        };
+        let mut taken = Taken::default();
+        let s = svc(
+            "a",
+            "web",
+            json!({"ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "PreferDualStack",
+                   "ports": [{"port": 80}]}),
+        );
+        let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
+        let ips = patch["spec"]["clusterIPs"].as_array().unwrap();
+        let v6: Ipv6Addr = ips[0].as_str().unwrap().parse().unwrap();
+        assert_eq!(v6.segments()[..7], [0xfd00, 0x10, 0x96, 0, 0, 0, 0]);
+        assert!(ips[1].as_str().unwrap().starts_with("10."), "{ips:?}");
+        assert_eq!(patch["spec"]["clusterIP"], ips[0]);
+        assert!(taken.cluster_ips6.contains(&v6));
+        // A ClusterIP chosen by the user stays first; the other family is added after it.
+        let chosen = svc(
+            "a",
+            "fixed",
+            json!({"clusterIP": "10.100.0.5", "ipFamilies": ["IPv4", "IPv6"],
+                   "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}),
+        );
+        let patch = spec_patch(&chosen, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(patch["spec"]["clusterIPs"][0], "10.100.0.5");
+        assert_eq!(
+            family_of(patch["spec"]["clusterIPs"][1].as_str().unwrap()),
+            "IPv6"
+        );
+        let single = NetworkConfig::default();
+        let err = spec_patch(&s, &single, &mut taken).unwrap_err();
+        assert!(err.to_string().contains("no IPv6 Service range"), "{err}");
     }
 
     #[test]

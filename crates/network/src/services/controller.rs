@@ -171,7 +171,7 @@ async fn endpoints_all(
             format!("{ns}/{name}")
         })
         .collect();
-    written.retain(|k, _| live.contains(k.trim_end_matches("#slice")));
+    written.retain(|k, _| live.contains(k.split('#').next().unwrap_or_default()));
     for svc in svcs {
         if svc["spec"]["selector"]
             .as_object()
@@ -183,26 +183,53 @@ async fn endpoints_all(
         let (ns, name) = key(svc);
         let found = endpoints::backends(svc, pods, &vmi_of);
         let ep = endpoints::endpoints(svc, pods, &found);
-        let slice = endpoints::endpoint_slice(svc, pods, &found);
+        let slices = endpoints::endpoint_slices(svc, pods, &found);
         let ep_key = format!("{ns}/{name}");
         if written.get(&ep_key) != Some(&ep)
             && apply(client, &ns, &ep, "v1", "Endpoints", "endpoints").await
         {
             written.insert(ep_key.clone(), ep);
         }
-        let slice_key = format!("{ep_key}#slice");
-        if written.get(&slice_key) != Some(&slice)
-            && apply(
-                client,
-                &ns,
-                &slice,
-                "discovery.k8s.io/v1",
-                "EndpointSlice",
-                "endpointslices",
-            )
-            .await
-        {
-            written.insert(slice_key, slice);
+        for slice in slices {
+            let slice_key = format!(
+                "{ep_key}#slice#{}",
+                slice["addressType"].as_str().unwrap_or_default()
+            );
+            if written.get(&slice_key) != Some(&slice)
+                && apply(
+                    client,
+                    &ns,
+                    &slice,
+                    "discovery.k8s.io/v1",
+                    "EndpointSlice",
+                    "endpointslices",
+                )
+                .await
+            {
+                written.insert(slice_key, slice);
+            }
+        }
+        // A Service downgraded to one family (SingleStack) loses the other family's slice.
+        let families = endpoints::families(svc);
+        for family in ["IPv4", "IPv6"] {
+            let slice_key = format!("{ep_key}#slice#{family}");
+            if !families.contains(&family) && written.contains_key(&slice_key) {
+                delete_slice(client, &ns, &endpoints::slice_name(&name, family)).await;
+                written.remove(&slice_key);
+            }
+        }
+    }
+}
+
+/// Deletes an EndpointSlice this controller wrote (gone already is fine).
+async fn delete_slice(client: &kube::Client, ns: &str, name: &str) {
+    let api: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(client.clone(), ns);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(slice = %format!("{ns}/{name}"), error = %e, "cannot delete EndpointSlice")
         }
     }
 }

@@ -3,6 +3,11 @@
 //! whose readiness probe fails drops out), with `hostname` for the headless-Service DNS
 //! records of §8.4 (`spec.hostname`, else the VM's name, when `spec.subdomain` is the
 //! Service's name). Pure: built from JSON, compared and written by the controller.
+//!
+//! Dual stack as Kubernetes does it: the core/v1 Endpoints list the addresses of the
+//! Service's primary family (`spec.ipFamilies[0]`) only, and there is one EndpointSlice per
+//! family of the Service (`addressType` IPv4 or IPv6), each with the Pods' addresses of
+//! that family (`status.podIPs`).
 
 use serde_json::{json, Value};
 
@@ -32,6 +37,8 @@ fn condition_true(obj: &Value, kind: &str) -> bool {
 pub struct Backend {
     /// The pod IP.
     pub ip: String,
+    /// The Pod's IPv6 address (dual stack).
+    pub ip6: Option<String>,
     /// Ready to serve.
     pub ready: bool,
     /// The Pod is terminating.
@@ -71,8 +78,16 @@ pub fn backends(
                         .to_string()
                 })
             });
+            let ip6 = p["status"]["podIPs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["ip"].as_str())
+                .find(|a| a.contains(':'))
+                .map(str::to_string);
             Some(Backend {
                 ip: ip.to_string(),
+                ip6,
                 ready: condition_true(p, "Ready") && vmi_ready && !terminating,
                 terminating,
                 node: p["spec"]["nodeName"]
@@ -139,17 +154,54 @@ fn target_ref(b: &Backend) -> Value {
     json!({"kind": "Pod", "namespace": b.pod.0, "name": b.pod.1, "uid": b.pod.2})
 }
 
-/// The core/v1 Endpoints of `svc`.
+/// The Service's IP families, primary first (IPv4 when not set yet).
+pub fn families(svc: &Value) -> Vec<&str> {
+    let list: Vec<&str> = svc["spec"]["ipFamilies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|f| matches!(*f, "IPv4" | "IPv6"))
+        .collect();
+    if list.is_empty() {
+        vec!["IPv4"]
+    } else {
+        list
+    }
+}
+
+impl Backend {
+    /// The backend's address of `family` (`IPv4`/`IPv6`), if the Pod has one.
+    pub fn address(&self, family: &str) -> Option<&str> {
+        if family == "IPv6" {
+            self.ip6.as_deref()
+        } else {
+            Some(&self.ip)
+        }
+    }
+}
+
+/// The core/v1 Endpoints of `svc` (addresses of its primary family).
 pub fn endpoints(svc: &Value, pods: &[Value], backends: &[Backend]) -> Value {
+    let primary = families(svc)[0];
     let address = |b: &Backend| {
-        let mut a = json!({"ip": b.ip, "nodeName": b.node, "targetRef": target_ref(b)});
+        let mut a =
+            json!({"ip": b.address(primary)?, "nodeName": b.node, "targetRef": target_ref(b)});
         if let Some(h) = &b.hostname {
             a["hostname"] = json!(h);
         }
-        a
+        Some(a)
     };
-    let ready: Vec<Value> = backends.iter().filter(|b| b.ready).map(address).collect();
-    let not_ready: Vec<Value> = backends.iter().filter(|b| !b.ready).map(address).collect();
+    let ready: Vec<Value> = backends
+        .iter()
+        .filter(|b| b.ready)
+        .filter_map(address)
+        .collect();
+    let not_ready: Vec<Value> = backends
+        .iter()
+        .filter(|b| !b.ready)
+        .filter_map(address)
+        .collect();
     let ports = endpoint_ports(svc, pods);
     let mut subset = json!({"ports": ports});
     if !ready.is_empty() {
@@ -174,34 +226,71 @@ pub fn endpoints(svc: &Value, pods: &[Value], backends: &[Backend]) -> Value {
     })
 }
 
-/// The discovery/v1 EndpointSlice of `svc` (one slice: oxivirt's Services stay small).
-pub fn endpoint_slice(svc: &Value, pods: &[Value], backends: &[Backend]) -> Value {
+/// The name of the EndpointSlice of `svc` for `family` (the IPv4 one keeps the name it had
+/// before dual stack, so upgraded clusters update rather than duplicate it).
+pub fn slice_name(svc_name: &str, family: &str) -> String {
+    if family == "IPv6" {
+        format!("{svc_name}-oxi6")
+    } else {
+        format!("{svc_name}-oxi")
+    }
+}
+
+/// The discovery/v1 EndpointSlices of `svc`, one per IP family of the Service (oxivirt's
+/// Services stay small enough for one slice per family).
+pub fn endpoint_slices(svc: &Value, pods: &[Value], backends: &[Backend]) -> Vec<Value> {
     let name = svc["metadata"]["name"].as_str().unwrap_or_default();
-    let endpoints: Vec<Value> = backends
-        .iter()
-        .map(|b| {
-            let mut e = json!({
-                "addresses": [b.ip],
-                "conditions": {"ready": b.ready, "serving": b.ready || b.terminating, "terminating": b.terminating},
-                "nodeName": b.node, "targetRef": target_ref(b),
-            });
-            if let Some(h) = &b.hostname {
-                e["hostname"] = json!(h);
+    families(svc)
+        .into_iter()
+        .map(|family| {
+            let endpoints: Vec<Value> = backends
+                .iter()
+                .filter_map(|b| {
+                    let mut e = json!({
+                        "addresses": [b.address(family)?],
+                        "conditions": {"ready": b.ready, "serving": b.ready || b.terminating, "terminating": b.terminating},
+                        "nodeName": b.node, "targetRef": target_ref(b),
+                    });
+                    if let Some(h) = &b.hostname {
+                        e["hostname"] = json!(h);
+                    }
+                    Some(e)
+                })
+                .collect();
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {
+                    "name": slice_name(name, family), "namespace": svc["metadata"]["namespace"],
+                    "labels": {SERVICE_NAME_LABEL: name, "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
+                    "ownerReferences": owner(svc),
+                },
+                "addressType": family,
+                "endpoints": endpoints,
+                "ports": endpoint_ports(svc, pods),
+            })
+        })
+        .collect()
+}
+
+/// The ready endpoints of the `family` slice among `slices` (those of one Service) in the
+/// shape of core/v1 Endpoints, so the proxy and DNS read both the same way (Endpoints
+/// carry only the primary family).
+pub fn slices_as_endpoints(slices: &[Value], family: &str) -> Option<Value> {
+    let slice = slices.iter().find(|s| s["addressType"] == family)?;
+    let addresses: Vec<Value> = slice["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["conditions"]["ready"] != false)
+        .filter_map(|e| {
+            let mut a = json!({"ip": e["addresses"].get(0)?});
+            if let Some(h) = e["hostname"].as_str() {
+                a["hostname"] = json!(h);
             }
-            e
+            Some(a)
         })
         .collect();
-    json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {
-            "name": format!("{name}-oxi"), "namespace": svc["metadata"]["namespace"],
-            "labels": {SERVICE_NAME_LABEL: name, "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
-            "ownerReferences": owner(svc),
-        },
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": endpoint_ports(svc, pods),
-    })
+    Some(json!({"subsets": [{"addresses": addresses, "ports": slice["ports"]}]}))
 }
 
 #[cfg(test)]
@@ -234,9 +323,39 @@ mod tests {
             ep["subsets"][0]["ports"][0],
             json!({"port": 8080, "protocol": "TCP", "name": "http"})
         );
-        let slice = endpoint_slice(&svc, &pods, &found);
+        let slices = endpoint_slices(&svc, &pods, &found);
+        assert_eq!(slices.len(), 1);
+        let slice = &slices[0];
         assert_eq!(slice["metadata"]["labels"][SERVICE_NAME_LABEL], "web");
+        assert_eq!(slice["addressType"], "IPv4");
         assert_eq!(slice["endpoints"][1]["conditions"]["ready"], true);
+    }
+
+    #[test]
+    fn a_dual_stack_service_gets_a_slice_per_family_and_endpoints_of_the_primary_one() {
+        let svc = json!({"metadata": {"namespace": "ns", "name": "web", "uid": "s1"},
+                         "spec": {"selector": {"app": "web"}, "ipFamilies": ["IPv6", "IPv4"],
+                                  "ports": [{"port": 80, "protocol": "TCP"}]}});
+        let mut a = pod("a", "10.244.0.3", true, json!({"app": "web"}));
+        a["status"]["podIPs"] = json!([{"ip": "10.244.0.3"}, {"ip": "fd00:10:244::3"}]);
+        let b = pod("b", "10.244.0.4", true, json!({"app": "web"}));
+        let pods = vec![a, b];
+        let found = backends(&svc, &pods, &|_| None);
+        let ep = endpoints(&svc, &pods, &found);
+        assert_eq!(
+            ep["subsets"][0]["addresses"],
+            json!([{"ip": "fd00:10:244::3", "nodeName": "n1",
+                    "targetRef": {"kind": "Pod", "namespace": "ns", "name": "a", "uid": "u-a"}}])
+        );
+        let slices = endpoint_slices(&svc, &pods, &found);
+        assert_eq!(slices[0]["addressType"], "IPv6");
+        assert_eq!(slices[0]["metadata"]["name"], "web-oxi6");
+        assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 1);
+        assert_eq!(slices[1]["addressType"], "IPv4");
+        assert_eq!(slices[1]["endpoints"].as_array().unwrap().len(), 2);
+        let as_ep = slices_as_endpoints(&slices, "IPv6").unwrap();
+        assert_eq!(as_ep["subsets"][0]["addresses"][0]["ip"], "fd00:10:244::3");
+        assert_eq!(as_ep["subsets"][0]["ports"][0]["port"], 80);
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The per-node Service proxy: mirrors Services and Endpoints and keeps the node's
 //! `ip oxi-<id>-svc` table equal to [`rules::ruleset`](super::rules::ruleset), loading it
 //! only when the text changes (one `nft -f` transaction, so no half-applied state).
+//! On dual-stack nodes it also mirrors EndpointSlices (Endpoints hold only a Service's
+//! primary family) and keeps the `ip6 oxi-<id>-svc6` table for the IPv6 ClusterIPs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use super::endpoints::{slices_as_endpoints, SERVICE_NAME_LABEL};
 use super::rules::{self, NodeSide};
 use crate::dns::{self, Zone};
 use crate::exec;
@@ -19,6 +23,11 @@ use crate::node::NodeNetwork;
 /// The proxy's table name on node `node`.
 pub fn table_name(node: &NodeNetwork) -> String {
     format!("oxi-{}-svc", node.id)
+}
+
+/// The proxy's IPv6 table name on node `node` (dual stack).
+pub fn table_name_v6(node: &NodeNetwork) -> String {
+    format!("oxi-{}-svc6", node.id)
 }
 
 /// Runs the proxy until the task is dropped, with the node's DNS server on a free port of
@@ -41,6 +50,17 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
     let changed = Arc::new(Notify::new());
     let services = super::mirror(Api::<Service>::all(client.clone()), (), changed.clone()).await;
     let endpoints = super::mirror(Api::<Endpoints>::all(client.clone()), (), changed.clone()).await;
+    let slices = match node.pod_prefix_v6 {
+        Some(_) => Some(
+            super::mirror(
+                Api::<EndpointSlice>::all(client.clone()),
+                (),
+                changed.clone(),
+            )
+            .await,
+        ),
+        None => None,
+    };
     let side = NodeSide {
         table: table_name(&node),
         bridge: node.bridge.clone(),
@@ -68,12 +88,43 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
             .collect();
         let endpoints_of =
             |ns: &str, name: &str| eps.get(&(ns.to_string(), name.to_string())).cloned();
+        // IPv6 endpoints by Service, from its IPv6 EndpointSlice(s).
+        let mut by_service: HashMap<(String, String), Vec<Value>> = HashMap::new();
+        for slice in slices.iter().flat_map(|store| store.state()) {
+            let Ok(v) = serde_json::to_value(slice.as_ref()) else {
+                continue;
+            };
+            let (Some(ns), Some(svc)) = (
+                v["metadata"]["namespace"].as_str(),
+                v["metadata"]["labels"][SERVICE_NAME_LABEL].as_str(),
+            ) else {
+                continue;
+            };
+            by_service
+                .entry((ns.to_string(), svc.to_string()))
+                .or_default()
+                .push(v);
+        }
+        let endpoints6_of = |ns: &str, name: &str| {
+            let list = by_service.get(&(ns.to_string(), name.to_string()))?;
+            slices_as_endpoints(list, "IPv6")
+        };
         zone.set(dns::records(
             &svcs,
             &endpoints_of,
+            &endpoints6_of,
             &node.config.cluster_domain,
         ));
-        let text = rules::ruleset(&side, &svcs, &endpoints_of);
+        let mut text = rules::ruleset(&side, &svcs, &endpoints_of);
+        if let Some(prefix) = node.pod_prefix_v6 {
+            text.push_str(&rules::ruleset_v6(
+                &table_name_v6(&node),
+                &node.bridge,
+                prefix,
+                &svcs,
+                &endpoints6_of,
+            ));
+        }
         if text != loaded {
             let started = Instant::now();
             match exec::nft(None, &text).await {
@@ -94,4 +145,12 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
 /// Removes the proxy's table (node shutdown).
 pub async fn remove(node: &NodeNetwork) {
     let _ = exec::run(None, "nft", &["delete", "table", "ip", &table_name(node)]).await;
+    if node.pod_prefix_v6.is_some() {
+        let _ = exec::run(
+            None,
+            "nft",
+            &["delete", "table", "ip6", &table_name_v6(node)],
+        )
+        .await;
+    }
 }

@@ -2,9 +2,12 @@
 //! LoadBalancer and external IPs, and NodePorts on every local address are DNATed to a
 //! random ready endpoint; the cluster DNS address is DNATed to the node's DNS server.
 //! Pure: the proxy loads the text (`nft -f -` replaces the whole table in one transaction).
+//!
+//! Dual stack: the same rules for the IPv6 ClusterIPs go in a second table (`ip6`,
+//! [`ruleset_v6`]), leading to the Pods' IPv6 addresses (the Service's IPv6 EndpointSlice).
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
@@ -56,12 +59,83 @@ fn ready_backends(port: &Value, endpoints: Option<&Value>) -> Vec<(String, u64)>
     out
 }
 
+/// What differs between the IPv4 and the IPv6 table.
+struct Family {
+    /// nftables family and address keyword: `ip` or `ip6`.
+    nft: &'static str,
+    /// Whether a front address belongs to this family.
+    owns: fn(&str) -> bool,
+    /// A DNAT target.
+    target: fn(&str, u64) -> String,
+}
+
+const IPV4: Family = Family {
+    nft: "ip",
+    owns: |ip| ip.parse::<Ipv4Addr>().is_ok(),
+    target: |ip, port| format!("{ip}:{port}"),
+};
+
+const IPV6: Family = Family {
+    nft: "ip6",
+    owns: |ip| ip.parse::<Ipv6Addr>().is_ok(),
+    target: |ip, port| format!("[{ip}]:{port}"),
+};
+
 /// The whole table for `services` with their Endpoints (`endpoints_of` by namespace/name).
 pub fn ruleset(
     node: &NodeSide,
     services: &[Value],
     endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
 ) -> String {
+    let mut dns = String::new();
+    if let Some((cluster_dns, listen, port)) = node.dns {
+        for proto in ["udp", "tcp"] {
+            let _ = writeln!(
+                dns,
+                "\t\tiifname \"{}\" ip daddr {cluster_dns} {proto} dport 53 dnat to {listen}:{port}",
+                node.bridge
+            );
+        }
+    }
+    let pod_range = node.pod_cidr.to_string();
+    table(
+        &IPV4,
+        (&node.table, &node.bridge, &pod_range),
+        &dns,
+        services,
+        endpoints_of,
+    )
+}
+
+/// The IPv6 table (`ip6 <table>`) for the Services' IPv6 ClusterIPs, LoadBalancer and
+/// external IPs and their NodePorts on the node's IPv6 addresses; `endpoints6_of` gives a
+/// Service's IPv6 endpoints in the shape of Endpoints. `pod_prefix` is the node's /64.
+pub fn ruleset_v6(
+    table_name: &str,
+    bridge: &str,
+    pod_prefix: Ipv6Addr,
+    services: &[Value],
+    endpoints6_of: &dyn Fn(&str, &str) -> Option<Value>,
+) -> String {
+    let pod_range = format!("{pod_prefix}/64");
+    table(
+        &IPV6,
+        (table_name, bridge, &pod_range),
+        "",
+        services,
+        endpoints6_of,
+    )
+}
+
+/// One family's table: `node` is (table, bridge, pod range), `dns` extra prerouting rules.
+fn table(
+    family: &Family,
+    node: (&str, &str, &str),
+    dns: &str,
+    services: &[Value],
+    endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
+) -> String {
+    let f = family.nft;
     let mut matches = String::new();
     let mut chains = String::new();
     let mut sorted: Vec<&Value> = services.iter().collect();
@@ -81,21 +155,28 @@ pub fn ruleset(
         let spec = &svc["spec"];
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
-        let cluster_ip = spec["clusterIP"]
-            .as_str()
-            .and_then(|s| s.parse::<Ipv4Addr>().ok());
-        let mut front_ips: Vec<String> = cluster_ip.map(|ip| ip.to_string()).into_iter().collect();
+        // Every ClusterIP of this family (`clusterIPs`; `clusterIP` is the first of them).
+        let mut front_ips: Vec<String> = spec["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&spec["clusterIP"]))
+            .filter_map(Value::as_str)
+            .filter(|ip| (family.owns)(ip))
+            .map(str::to_string)
+            .collect();
+        front_ips.dedup();
         for ing in svc["status"]["loadBalancer"]["ingress"]
             .as_array()
             .into_iter()
             .flatten()
         {
-            if let Some(ip) = ing["ip"].as_str() {
+            if let Some(ip) = ing["ip"].as_str().filter(|ip| (family.owns)(ip)) {
                 front_ips.push(ip.to_string());
             }
         }
         for ip in spec["externalIPs"].as_array().into_iter().flatten() {
-            if let Some(ip) = ip.as_str() {
+            if let Some(ip) = ip.as_str().filter(|ip| (family.owns)(ip)) {
                 front_ips.push(ip.to_string());
             }
         }
@@ -113,7 +194,11 @@ pub fn ruleset(
             let _ = writeln!(chains, "\tchain {chain} {{");
             if backends.len() == 1 {
                 let (ip, p) = &backends[0];
-                let _ = writeln!(chains, "\t\tmeta l4proto {proto} dnat to {ip}:{p}");
+                let _ = writeln!(
+                    chains,
+                    "\t\tmeta l4proto {proto} dnat to {}",
+                    (family.target)(ip, *p)
+                );
             } else {
                 let arms: Vec<String> = (0..backends.len())
                     .map(|i| format!("{i} : goto {chain}-{i}"))
@@ -130,14 +215,15 @@ pub fn ruleset(
                 for (i, (ip, p)) in backends.iter().enumerate() {
                     let _ = writeln!(
                         chains,
-                        "\tchain {chain}-{i} {{\n\t\tmeta l4proto {proto} dnat to {ip}:{p}\n\t}}"
+                        "\tchain {chain}-{i} {{\n\t\tmeta l4proto {proto} dnat to {}\n\t}}",
+                        (family.target)(ip, *p)
                     );
                 }
             }
             for ip in &front_ips {
                 let _ = writeln!(
                     matches,
-                    "\t\tip daddr {ip} {proto} dport {number} goto {chain}"
+                    "\t\t{f} daddr {ip} {proto} dport {number} goto {chain}"
                 );
             }
             if let Some(node_port) = port["nodePort"].as_u64().filter(|p| *p > 0) {
@@ -148,26 +234,14 @@ pub fn ruleset(
             }
         }
     }
-    let mut dns = String::new();
-    if let Some((cluster_dns, listen, port)) = node.dns {
-        for proto in ["udp", "tcp"] {
-            let _ = writeln!(
-                dns,
-                "\t\tiifname \"{}\" ip daddr {cluster_dns} {proto} dport 53 dnat to {listen}:{port}",
-                node.bridge
-            );
-        }
-    }
-    let t = &node.table;
+    let (t, br, pods) = node;
     format!(
-        "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n\
+        "table {f} {t}\ndelete table {f} {t}\ntable {f} {t} {{\n\
          \tchain services {{\n{matches}\t}}\n\
          \tchain prerouting {{ type nat hook prerouting priority -100; policy accept;\n{dns}\t\tjump services\n\t}}\n\
          \tchain output {{ type nat hook output priority -100; policy accept;\n\t\tjump services\n\t}}\n\
          \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-         \t\tct status dnat ip saddr {cidr} oifname \"{br}\" masquerade\n\t}}\n{chains}}}\n",
-        cidr = node.pod_cidr,
-        br = node.bridge,
+         \t\tct status dnat {f} saddr {pods} oifname \"{br}\" masquerade\n\t}}\n{chains}}}\n"
     )
 }
 
@@ -228,6 +302,40 @@ mod tests {
         assert!(!rules.contains("svc-0-0"), "{rules}");
     }
 
+    #[test]
+    fn ipv6_cluster_ips_lead_to_the_pods_ipv6_addresses_in_their_own_table() {
+        let svc = json!({"metadata": {"namespace": "ns", "name": "web"},
+            "spec": {"type": "NodePort", "clusterIP": "10.96.5.5",
+                     "clusterIPs": ["10.96.5.5", "fd00:10:96::5"],
+                     "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
+        let ep6 = json!({"subsets": [{"addresses": [{"ip": "fd00:10:244:1::2"}],
+                                      "ports": [{"port": 8080, "protocol": "TCP"}]}]});
+        let rules = ruleset_v6(
+            "oxi-test-svc6",
+            "oxbtest",
+            "fd00:10:244:1::".parse().unwrap(),
+            &[svc.clone()],
+            &|_, _| Some(ep6.clone()),
+        );
+        assert!(rules.starts_with("table ip6 oxi-test-svc6\n"), "{rules}");
+        assert!(
+            rules.contains("ip6 daddr fd00:10:96::5 tcp dport 80 goto svc-0-0"),
+            "{rules}"
+        );
+        assert!(rules.contains("dnat to [fd00:10:244:1::2]:8080"), "{rules}");
+        assert!(!rules.contains("10.96.5.5"), "{rules}");
+        assert!(rules.contains("ip6 saddr fd00:10:244:1::/64 oifname \"oxbtest\" masquerade"));
+        // The IPv4 table takes the IPv4 entry even when the IPv6 one is primary.
+        let mut v6_primary = svc;
+        v6_primary["spec"]["clusterIP"] = json!("fd00:10:96::5");
+        v6_primary["spec"]["clusterIPs"] = json!(["fd00:10:96::5", "10.96.5.5"]);
+        v6_primary["spec"]["ports"][0]["name"] = json!("http");
+        let (_, ep) = services();
+        let rules = ruleset(&node(), &[v6_primary], &|_, _| Some(ep.clone()));
+        assert!(rules.contains("ip daddr 10.96.5.5 tcp dport 80"), "{rules}");
+        assert!(!rules.contains("fd00:10:96::5"), "{rules}");
+    }
+
     /// The real `nft` parses the table (check mode, nothing loaded). Skipped without root.
     #[tokio::test]
     async fn nft_accepts_the_ruleset() {
@@ -236,10 +344,24 @@ mod tests {
             return;
         }
         let (svcs, ep) = services();
-        let rules = ruleset(&node(), &svcs, &|_, _| Some(ep.clone()));
-        let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");
-        crate::exec::run_with_input(None, "nft", &["-c", "-f", "-"], Some(&body))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{body}"));
+        let ep6 = json!({"subsets": [{"addresses": [{"ip": "fd00:10:244:1::2"}, {"ip": "fd00:10:244:1::3"}],
+                                      "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]});
+        let mut dual = svcs.clone();
+        dual[0]["spec"]["clusterIPs"] = json!(["10.96.5.5", "fd00:10:96::5"]);
+        for rules in [
+            ruleset(&node(), &svcs, &|_, _| Some(ep.clone())),
+            ruleset_v6(
+                "oxi-test-svc6",
+                "oxbtest",
+                "fd00:10:244:1::".parse().unwrap(),
+                &dual,
+                &|_, _| Some(ep6.clone()),
+            ),
+        ] {
+            let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");
+            crate::exec::run_with_input(None, "nft", &["-c", "-f", "-"], Some(&body))
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{body}"));
+        }
     }
 }
