@@ -367,9 +367,10 @@ grub-mkimage -O i386-pc -o "$WORK/core.img" -c "$WORK/grub-bios.cfg" -p /boot/gr
   biosdisk serial terminal $GRUB_MODS_COMMON
 # UEFI: shim as the removable-media loader \EFI\BOOT\BOOTX64.EFI; it verifies and starts
 # grubx64.efi from its own directory. Debian's signed GRUB is monolithic (every module built in)
-# and, finding neither \EFI\debian nor /boot/grub/grub.cfg on this ESP, reads
-# $cmdpath/grub.cfg = \EFI\BOOT\grub.cfg; under Secure Boot it lets only a kernel signed by a
-# key shim trusts run (Debian's is). The same chain boots without Secure Boot.
+# with the built-in prefix \EFI\debian, so it reads \EFI\debian\grub.cfg (without that
+# directory it would first search for /.disk/info and print errors); under Secure Boot it lets
+# only a kernel signed by a key shim trusts run (Debian's is). The same chain boots without
+# Secure Boot.
 SHIM="$X/usr/lib/shim/shimx64.efi.signed"
 GRUB_EFI="$X/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
 [ -f "$SHIM" ] || die "shimx64.efi.signed missing from shim-signed"
@@ -401,14 +402,14 @@ ESP="$WORK/esp.img"
 truncate -s "${ESP_MB}M" "$ESP"
 mkfs.vfat --invariant -n OXIVIRTBOOT -i "$ESP_SERIAL" "$ESP" >/dev/null
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$SDE
-mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub
+mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/EFI/debian ::/boot ::/boot/grub
 printf 'oxivirt test guest %s\n' "$KEY" >"$WORK/marker"
 cp "$SHIM" "$WORK/BOOTX64.EFI"
 cp "$GRUB_EFI" "$WORK/grubx64.efi"
 touch -d "@$SDE" "$WORK/BOOTX64.EFI" "$WORK/grubx64.efi" "$WORK/grub-efi.cfg" "$WORK/marker"
 mcopy -m -i "$ESP" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -m -i "$ESP" "$WORK/grubx64.efi" ::/EFI/BOOT/grubx64.efi
-mcopy -m -i "$ESP" "$WORK/grub-efi.cfg" ::/EFI/BOOT/grub.cfg
+mcopy -m -i "$ESP" "$WORK/grub-efi.cfg" ::/EFI/debian/grub.cfg
 mcopy -m -i "$ESP" "$WORK/out/vmlinuz" ::/vmlinuz
 mcopy -m -i "$ESP" "$WORK/out/initrd.img" ::/initrd.img
 mcopy -m -i "$ESP" "$WORK/marker" ::/oxivirt-test-guest.txt
