@@ -185,7 +185,11 @@ fn table(
             let (Some(proto), Some(number)) = (protocol(port), port["port"].as_u64()) else {
                 continue;
             };
-            let backends = ready_backends(port, endpoints.as_ref());
+            // Endpoints of an IPv6-primary Service hold IPv6 addresses: never in the ip table.
+            let backends: Vec<(String, u64)> = ready_backends(port, endpoints.as_ref())
+                .into_iter()
+                .filter(|(ip, _)| (family.owns)(ip))
+                .collect();
             if backends.is_empty() {
                 continue;
             }
@@ -334,6 +338,12 @@ mod tests {
         let rules = ruleset(&node(), &[v6_primary], &|_, _| Some(ep.clone()));
         assert!(rules.contains("ip daddr 10.96.5.5 tcp dport 80"), "{rules}");
         assert!(!rules.contains("fd00:10:96::5"), "{rules}");
+        // An IPv6-only Service's Endpoints (IPv6 addresses) put nothing in the ip table.
+        let only6 = json!({"metadata": {"namespace": "ns", "name": "six"},
+            "spec": {"clusterIP": "fd00:10:96::6", "clusterIPs": ["fd00:10:96::6"],
+                     "ports": [{"port": 80, "protocol": "TCP"}]}});
+        let rules = ruleset(&node(), &[only6], &|_, _| Some(ep6.clone()));
+        assert!(!rules.contains("fd00:10:244:1::2"), "{rules}");
     }
 
     /// The real `nft` parses the table (check mode, nothing loaded). Skipped without root.
