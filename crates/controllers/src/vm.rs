@@ -11,6 +11,7 @@
 
 mod instance;
 mod interfaces;
+mod persistent_state;
 mod status;
 mod strategy;
 
@@ -308,6 +309,8 @@ impl Pass<'_> {
             Err(e) => return Err(e),
         };
         instance::record_start_revision(self.ctx, &self.vm, &self.json).await?;
+        // Before the VMI: its launcher waits for this claim (persistent TPM / EFI vars).
+        persistent_state::ensure(self.ctx, &self.vm, &expanded).await?;
         let vmi = instance::vmi_from_vm(&self.vm, &self.json, &expanded);
         let vmi: DynamicObject =
             serde_json::from_value(vmi).map_err(|_| Error::Malformed("spec.template"))?;

@@ -80,6 +80,32 @@ pub(crate) async fn create_files(
                 })
                 .await?;
             }
+            FileToCreate::CopyIfMissing { path, source } => {
+                let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
+                std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+                // QEMU's user must reach the file inside the claim.
+                owned.push(dir);
+                if path.exists() {
+                    // Kept from an earlier run: that is the point of persistence.
+                    owned.push(path.clone());
+                    continue;
+                }
+                let (path, source) = (path.clone(), source.clone());
+                blocking(move || {
+                    let template = std::fs::read(&source).map_err(|e| Error::Firmware {
+                        path: source.clone(),
+                        source: e,
+                    })?;
+                    // Written aside and renamed: a crash mid-copy must not leave a torn
+                    // store that later runs would keep.
+                    let partial = path.with_extension("partial");
+                    std::fs::write(&partial, template).map_err(|e| Error::write(&partial, e))?;
+                    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| Error::write(&partial, e))?;
+                    std::fs::rename(&partial, &path).map_err(|e| Error::write(&path, e))
+                })
+                .await?;
+            }
             FileToCreate::Seed { path, image } => {
                 let (path, image) = (path.clone(), image.clone());
                 blocking(move || {

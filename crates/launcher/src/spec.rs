@@ -16,6 +16,11 @@ use crate::vmi::VirtualMachineInstance;
 /// cannot collide with one.
 pub const KERNEL_BOOT_DISK: &str = "kernelBoot";
 
+/// The key of [`LaunchSpec::disks`] under which the node agent gives the directory of the VM's
+/// persistent-state claim (upstream's `persistent-state-for-<vm>`), when the VMI asks for a
+/// persistent TPM or persistent EFI variables. camelCase, so no volume name can be it.
+pub const PERSISTENT_STATE_DISK: &str = "persistentState";
+
 /// The contents of `launch.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +53,15 @@ pub struct LaunchSpec {
     /// NICs the node agent plumbed in the Pod's network namespace (none: no pod network).
     #[serde(default)]
     pub network: Option<oxivirt_network::PodNetworkPlan>,
+}
+
+impl LaunchSpec {
+    /// The directory of the VM's persistent-state claim, when the node agent mounted one.
+    pub fn persistent_state(&self) -> Option<&Path> {
+        self.disks
+            .get(PERSISTENT_STATE_DISK)
+            .map(|disk| disk.path.as_path())
+    }
 }
 
 fn default_qemu() -> String {

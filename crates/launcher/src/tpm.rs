@@ -7,8 +7,11 @@
 //! swtpm's local CA), as libvirt does for upstream. swtpm runs with `--terminate`, so it ends when QEMU closes the control channel; the
 //! launcher also stops it when the VM is over, and kills it if QEMU never came up. It is in
 //! the launcher's session, so the node agent's group kill reaches it too. The state lives in
-//! `<run dir>/tpm/` for the VMI's life: `persistent: true` cannot outlive the run directory
-//! yet (upstream keeps it on a PVC of `vmStateStorageClass`).
+//! `<run dir>/tpm/` for the VMI's life; with `persistent: true` it lives in `swtpm/` of the
+//! VM's persistent-state claim (upstream's `persistent-state-for-<vm>` PVC of
+//! `vmStateStorageClass`), which the node agent gives as
+//! [`crate::spec::PERSISTENT_STATE_DISK`], and is
+//! manufactured only once: every later run of the VM reuses that TPM.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -37,9 +40,24 @@ pub(crate) fn socket(paths: &RunPaths) -> PathBuf {
     paths.dir().join("swtpm.sock")
 }
 
-/// `tpm/`: swtpm's state (its NVRAM and keys).
-pub(crate) fn state_dir(paths: &RunPaths) -> PathBuf {
-    paths.dir().join("tpm")
+/// swtpm's state (its NVRAM and keys): `swtpm/` in the VM's persistent-state claim for a
+/// persistent TPM whose claim the node agent gave, else `tpm/` in the run directory.
+pub(crate) fn state_dir(spec: &LaunchSpec, paths: &RunPaths) -> PathBuf {
+    let persistent = wanted(&spec.vmi).and_then(|tpm| tpm.persistent) == Some(true);
+    match spec.persistent_state().filter(|_| persistent) {
+        Some(claim) => claim.join("swtpm"),
+        None => paths.dir().join("tpm"),
+    }
+}
+
+/// What a persistent TPM's state outlives, when the node agent gave no state claim (a VMI
+/// without a VirtualMachine, or a launcher run by hand).
+pub(crate) fn state_note(spec: &LaunchSpec) -> Option<&'static str> {
+    let persistent = wanted(&spec.vmi).and_then(|tpm| tpm.persistent) == Some(true);
+    (persistent && spec.persistent_state().is_none()).then_some(
+        "devices.tpm.persistent: no persistent-state claim; the TPM state is kept in the run \
+         directory (tpm/) and lasts as long as this VMI, not across a stop and start",
+    )
 }
 
 /// The VMI's TPM, unless it has none or `enabled: false`.
@@ -72,14 +90,21 @@ pub(crate) async fn start(
     if wanted(&spec.vmi).is_none() {
         return Ok(None);
     }
-    let state = state_dir(paths);
+    let state = state_dir(spec, paths);
+    let persistent = wanted(&spec.vmi).and_then(|tpm| tpm.persistent) == Some(true);
+    if persistent && spec.persistent_state().is_none() {
+        tracing::warn!("devices.tpm.persistent: the node agent gave no persistent-state claim; the TPM state lives only as long as this run directory");
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&state)
         .map_err(|e| Error::write(&state, e))?;
-    if !state.join(STATE_FILE).exists() {
+    if state.join(STATE_FILE).exists() {
+        tracing::info!(state = %state.display(), "reusing the TPM state of an earlier run");
+    } else {
         manufacture(&spec.vmi, &state).await?;
+        tracing::info!(state = %state.display(), "manufactured a new TPM");
     }
     if let Some((uid, gid)) = owner {
         for path in std::iter::once(state.clone()).chain(entries(&state)?) {
@@ -214,6 +239,7 @@ impl Swtpm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::PERSISTENT_STATE_DISK;
     use serde_json::json;
 
     #[test]
@@ -245,9 +271,30 @@ mod tests {
             .expect("wanted");
         assert!(socket(&paths).exists());
         assert!(
-            state_dir(&paths).join(STATE_FILE).is_file(),
+            state_dir(&spec, &paths).join(STATE_FILE).is_file(),
             "manufactured by swtpm_setup"
         );
         swtpm.stop().await;
+    }
+
+    #[test]
+    fn a_persistent_tpm_keeps_its_state_on_the_state_claim_only_when_one_is_given() {
+        let paths = RunPaths::new(Path::new("/run/p"));
+        let vmi = json!({"metadata": {"name": "t"},
+            "spec": {"domain": {"devices": {"tpm": {"persistent": true}}}}});
+        let with_claim = json!({"vmi": vmi,
+            "disks": {PERSISTENT_STATE_DISK: {"path": "/pool/pvc-1"}}});
+        let spec =
+            LaunchSpec::from_json(&paths.launch_json(), &with_claim.to_string()).expect("spec");
+        assert_eq!(state_dir(&spec, &paths), Path::new("/pool/pvc-1/swtpm"));
+        let without = json!({"vmi": vmi});
+        let spec = LaunchSpec::from_json(&paths.launch_json(), &without.to_string()).expect("spec");
+        assert_eq!(state_dir(&spec, &paths), Path::new("/run/p/tpm"));
+        let not_persistent = json!({"vmi": {"metadata": {"name": "t"},
+            "spec": {"domain": {"devices": {"tpm": {}}}}},
+            "disks": {PERSISTENT_STATE_DISK: {"path": "/pool/pvc-1"}}});
+        let spec =
+            LaunchSpec::from_json(&paths.launch_json(), &not_persistent.to_string()).expect("spec");
+        assert_eq!(state_dir(&spec, &paths), Path::new("/run/p/tpm"));
     }
 }

@@ -245,7 +245,7 @@ pub struct Devices {
 pub struct Tpm {
     /// `false` removes the TPM (upstream: present and unset means on).
     pub enabled: Option<bool>,
-    /// Keep the TPM state when the VM stops (upstream: a PVC; here: the run directory).
+    /// Keep the TPM state when the VM stops, on the VM's persistent-state claim (as upstream).
     pub persistent: Option<bool>,
 }
 

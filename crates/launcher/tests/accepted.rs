@@ -62,6 +62,13 @@ fn localise(launch: &mut Value, scratch: &Path, guest: Option<&Path>) -> bool {
             disk["path"] = json!(root);
             continue;
         }
+        if name == "persistentState" {
+            // The state claim's volume directory (the launcher makes swtpm/ and nvram/ in it).
+            let dir = scratch.join("persistent-state");
+            std::fs::create_dir_all(&dir).expect("state dir");
+            disk["path"] = json!(dir);
+            continue;
+        }
         if config_volumes.contains(name) {
             // What the node agent writes for a config volume: a directory of files.
             let dir = scratch.join(format!("config-{name}"));

@@ -20,12 +20,13 @@ fn fixtures() -> PathBuf {
 const RUN_DIR: &str = "/var/lib/oxivirt/pods/tests_virt-launcher-golden_uid";
 
 /// Every fixture, by file stem.
-pub(crate) const FIXTURES: [&str; 11] = [
+pub(crate) const FIXTURES: [&str; 12] = [
     "buses",
     "cloud-init",
     "config-disks",
     "kernel-boot",
     "nics",
+    "persistent-state",
     "tpm",
     "vmi-alpine-efi",
     "vmi-ephemeral",
@@ -98,6 +99,11 @@ fn render(command: &QemuCommand) -> String {
             FileToCreate::CopyOf { path, source } => {
                 format!("# file: copy {} from {}", path.display(), source.display())
             }
+            FileToCreate::CopyIfMissing { path, source } => format!(
+                "# file: copy {} from {} if missing",
+                path.display(),
+                source.display()
+            ),
             FileToCreate::IsoOfDirectory {
                 path,
                 label,
@@ -220,6 +226,11 @@ fn config_map_secret_service_account_downward_api_and_sysprep_disks_give_golden_
 #[test]
 fn a_tpm_gives_golden_argv() {
     check("tpm");
+}
+
+#[test]
+fn persistent_tpm_and_efi_variables_live_on_the_state_claim() {
+    check("persistent-state");
 }
 
 #[test]

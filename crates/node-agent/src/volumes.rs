@@ -7,6 +7,11 @@
 //! DataVolume must have `Succeeded`; a claim must be `Bound`; until then the Pod waits in
 //! `ContainerCreating`, as a kubelet waits for volumes. A blank claim gets a sparse raw
 //! `disk.img` the size of the claim less the filesystem overhead, as KubeVirt creates one.
+//!
+//! A VMI of a VirtualMachine that asks for a persistent TPM or persistent EFI variables also
+//! gets its VM's state claim (`persistent-state-for-<vm>`, made by the VM controller) as the
+//! launcher's `persistentState` entry: the volume's directory, in which the launcher keeps
+//! `swtpm/` and `nvram/` across runs, as upstream's virt-launcher mounts that PVC.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +44,11 @@ pub(crate) enum Error {
         source: kube::Error,
     },
 }
+
+/// The `launch.json` key of the state claim (the launcher's `PERSISTENT_STATE_DISK`).
+const PERSISTENT_STATE_KEY: &str = "persistentState";
+/// Upstream's name prefix of a VM's state claim.
+const PERSISTENT_STATE_PREFIX: &str = "persistent-state-for-";
 
 /// KubeVirt's filesystem overhead when creating `disk.img` on a blank claim (CDI's default).
 const FS_OVERHEAD: f64 = 0.055;
@@ -160,7 +170,90 @@ pub(crate) async fn claim_disks(
             },
         );
     }
+    if let Some(claim) = persistent_state_claim(vmi) {
+        let dir = state_claim_dir(client, namespace, &claim).await?;
+        disks.insert(
+            PERSISTENT_STATE_KEY.to_string(),
+            DiskSpec {
+                path: dir,
+                format: "raw".into(),
+                readonly: false,
+                ephemeral: false,
+            },
+        );
+    }
     Ok(disks)
+}
+
+/// The state claim a VMI needs: `persistent-state-for-<vm>` when the VMI belongs to a
+/// VirtualMachine (the VM controller makes the claim; a VMI's name is its VM's) and asks for
+/// `devices.tpm.persistent` or `firmware.bootloader.efi.persistent`. A VMI of its own has no
+/// claim and keeps that state for its run only.
+fn persistent_state_claim(vmi: &Value) -> Option<String> {
+    let domain = &vmi["spec"]["domain"];
+    let tpm = domain["devices"]["tpm"].is_object()
+        && domain["devices"]["tpm"]["enabled"] != false
+        && domain["devices"]["tpm"]["persistent"] == true;
+    let efi = domain["firmware"]["bootloader"]["efi"]["persistent"] == true;
+    let of_vm = vmi["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["kind"] == "VirtualMachine" && r["controller"] == true);
+    let name = vmi["metadata"]["name"].as_str()?;
+    ((tpm || efi) && of_vm).then(|| format!("{PERSISTENT_STATE_PREFIX}{name}"))
+}
+
+/// The directory of the bound, node-local Filesystem volume of `claim`.
+async fn state_claim_dir(
+    client: &kube::Client,
+    namespace: &str,
+    claim: &str,
+) -> Result<PathBuf, Error> {
+    let not_ready = |why: String| Error::NotReady {
+        volume: PERSISTENT_STATE_KEY.to_string(),
+        why,
+    };
+    let api_error = |what: String| {
+        move |source| Error::Api {
+            volume: PERSISTENT_STATE_KEY.to_string(),
+            what,
+            source,
+        }
+    };
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let pvc = claims
+        .get_opt(claim)
+        .await
+        .map_err(api_error(format!("PersistentVolumeClaim {claim}")))?
+        .ok_or_else(|| not_ready(format!("persistentvolumeclaim \"{claim}\" not found")))?;
+    let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let Some(volume_name) = pvc.spec.and_then(|s| s.volume_name).filter(|_| bound) else {
+        return Err(not_ready(format!(
+            "persistentvolumeclaim \"{claim}\" is not bound"
+        )));
+    };
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = pvs
+        .get(&volume_name)
+        .await
+        .map_err(api_error(format!("PersistentVolume {volume_name}")))?;
+    let spec = pv.spec.unwrap_or_default();
+    if spec.volume_mode.as_deref() == Some("Block") {
+        return Err(not_ready(format!(
+            "persistentvolume \"{volume_name}\" is a Block volume; the VM state needs a Filesystem volume"
+        )));
+    }
+    let dir = spec
+        .host_path
+        .map(|h| h.path)
+        .or_else(|| spec.local.map(|l| l.path))
+        .ok_or_else(|| {
+            not_ready(format!(
+                "persistentvolume \"{volume_name}\" is not a local volume"
+            ))
+        })?;
+    Ok(PathBuf::from(dir))
 }
 
 /// Whether the volume's `disk.img` is a qcow2 overlay (a clone), as the node's storage
@@ -188,6 +281,28 @@ fn parse_bytes(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_vm_s_vmi_with_persistent_tpm_or_efi_needs_the_state_claim() {
+        let owned =
+            serde_json::json!([{"kind": "VirtualMachine", "name": "v", "controller": true}]);
+        let vmi = |owners: &Value, domain: Value| {
+            serde_json::json!({"metadata": {"name": "v", "ownerReferences": owners},
+                "spec": {"domain": domain}})
+        };
+        let tpm = serde_json::json!({"devices": {"tpm": {"persistent": true}}});
+        let efi = serde_json::json!({"firmware": {"bootloader": {"efi": {"persistent": true}}}});
+        assert_eq!(
+            persistent_state_claim(&vmi(&owned, tpm.clone())).as_deref(),
+            Some("persistent-state-for-v")
+        );
+        assert!(persistent_state_claim(&vmi(&owned, efi)).is_some());
+        assert!(persistent_state_claim(&vmi(&Value::Null, tpm)).is_none());
+        let plain = serde_json::json!({"devices": {"tpm": {}}});
+        assert!(persistent_state_claim(&vmi(&owned, plain)).is_none());
+        let off = serde_json::json!({"devices": {"tpm": {"enabled": false, "persistent": true}}});
+        assert!(persistent_state_claim(&vmi(&owned, off)).is_none());
+    }
 
     #[test]
     fn claim_sizes_parse() {

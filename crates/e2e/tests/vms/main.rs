@@ -13,5 +13,7 @@ mod guest_agent;
 mod lifecycle;
 mod restart;
 mod scheduling;
+mod secure_boot;
 mod strategies;
 mod tpm;
+mod tpm_persistent;

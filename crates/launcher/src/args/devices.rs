@@ -96,9 +96,9 @@ pub(super) fn add(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Buil
 /// The TPM: QEMU's `emulator` backend on swtpm's control socket (started by the
 /// launcher, see [`crate::tpm`]) and upstream's `tpm-tis` device model.
 fn tpm(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Builder) -> Result<()> {
-    let Some(tpm) = crate::tpm::wanted(vmi) else {
+    if crate::tpm::wanted(vmi).is_none() {
         return Ok(());
-    };
+    }
     let chardev = Props::new("socket")
         .set("id", "chrtpm")
         .path("path", &crate::tpm::socket(paths))?;
@@ -112,12 +112,8 @@ fn tpm(vmi: &VirtualMachineInstance, paths: &RunPaths, out: &mut Builder) -> Res
             .set("tpmdev", "tpm-tpm0")
             .set("id", "tpm0"),
     );
-    if tpm.persistent == Some(true) {
-        out.note(
-            "devices.tpm.persistent: the TPM state is kept in the run directory (tpm/) and \
-             lasts as long as this VMI, not across a stop and start",
-        );
-    }
+    // Where the state lives (and whether `persistent` is honoured) depends on the node
+    // agent's state claim: `qemu_config` notes it from `crate::tpm::state_note`.
     Ok(())
 }
 
@@ -205,10 +201,9 @@ mod tests {
     }
 
     #[test]
-    fn a_disabled_tpm_adds_nothing_and_persistence_is_noted() {
+    fn a_disabled_tpm_adds_nothing_and_a_persistent_one_the_same_devices() {
         assert!(tpm_args(json!({"enabled": false})).args.is_empty());
         let out = tpm_args(json!({"persistent": true}));
         assert_eq!(out.args.len(), 6);
-        assert!(out.notes[0].contains("run directory"), "{:?}", out.notes);
     }
 }

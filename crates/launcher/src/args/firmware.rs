@@ -93,8 +93,33 @@ fn efi(spec: &LaunchSpec, secure: bool, paths: &RunPaths, out: &mut Builder) -> 
     if secure {
         // Only SMM code may write the flash holding the Secure Boot keys.
         out.arg("-global", "driver=cfi.pflash01,property=secure,value=on");
+        // No S3 (suspend to RAM) with the SMM build of OVMF: edk2 before 2023 cannot resume
+        // from S3 with a 64-bit PEI and SMM and asks for S3 to be off (OvmfPkg README; libvirt
+        // does it for `<suspend-to-mem enabled='no'/>`). Measured with Debian 12's OVMF: with
+        // S3 advertised, Debian's signed kernel triple-faults in its EFI stub in 256 MiB
+        // (docs/test-guest.md); without, it boots there.
+        out.arg(
+            "-global",
+            format!("{}.disable_s3=1", power_management_device(spec)),
+        );
     }
-    let nvram = paths.nvram();
+    let persistent = spec
+        .vmi
+        .spec
+        .domain
+        .firmware
+        .as_ref()
+        .and_then(|f| f.bootloader.as_ref())
+        .and_then(|b| b.efi.as_ref())
+        .and_then(|efi| efi.persistent)
+        == Some(true);
+    // `efi.persistent`: the variable store lives on the VM's state claim and is made from
+    // the template only the first time (upstream keeps it in the same claim, beside the TPM).
+    let state = spec.persistent_state().filter(|_| persistent);
+    let nvram = match state {
+        Some(state) => persistent_nvram(state, spec),
+        None => paths.nvram(),
+    };
     out.arg(
         "-drive",
         Props::new("if=pflash")
@@ -113,24 +138,46 @@ fn efi(spec: &LaunchSpec, secure: bool, paths: &RunPaths, out: &mut Builder) -> 
             .to_string(),
     );
     path_str(field, vars)?;
-    out.file(FileToCreate::CopyOf {
-        path: nvram,
-        source: vars.clone(),
-    });
-    let persistent = spec
+    if state.is_some() {
+        out.file(FileToCreate::CopyIfMissing {
+            path: nvram,
+            source: vars.clone(),
+        });
+    } else {
+        out.file(FileToCreate::CopyOf {
+            path: nvram,
+            source: vars.clone(),
+        });
+        if persistent {
+            out.note("efi.persistent: the node agent gave no persistent-state claim; NVRAM lives in the run directory and is not kept");
+        }
+    }
+    Ok(())
+}
+
+/// The ACPI power-management device of the machine type: ICH9's LPC bridge on q35, PIIX4's
+/// on the i440fx `pc` machines.
+fn power_management_device(spec: &LaunchSpec) -> &'static str {
+    let machine = spec
         .vmi
         .spec
         .domain
-        .firmware
+        .machine
         .as_ref()
-        .and_then(|f| f.bootloader.as_ref())
-        .and_then(|b| b.efi.as_ref())
-        .and_then(|efi| efi.persistent)
-        == Some(true);
-    if persistent {
-        out.note(
-            "efi.persistent: NVRAM lives in the run directory and is not kept across restarts yet",
-        );
+        .and_then(|m| m.machine_type.as_deref())
+        .unwrap_or("q35");
+    if machine == "pc" || machine.starts_with("pc-i440fx") {
+        "PIIX4_PM"
+    } else {
+        "ICH9-LPC"
     }
-    Ok(())
+}
+
+/// `nvram/<namespace>_<name>_VARS.fd` in the state claim, named as libvirt names a domain's
+/// variable store, so a store is never taken for another VM's.
+fn persistent_nvram(state: &Path, spec: &LaunchSpec) -> PathBuf {
+    let vmi = &spec.vmi;
+    state
+        .join("nvram")
+        .join(format!("{}_{}_VARS.fd", vmi.namespace(), vmi.metadata.name))
 }

@@ -71,6 +71,14 @@ pub enum FileToCreate {
         /// The template.
         source: PathBuf,
     },
+    /// A copy of `source` only if `path` does not exist yet, in a directory made if missing
+    /// (persistent UEFI variables on the VM's state claim, kept across restarts).
+    CopyIfMissing {
+        /// The copy.
+        path: PathBuf,
+        /// The template.
+        source: PathBuf,
+    },
     /// A cloud-init seed image (ISO 9660 with Joliet names).
     Seed {
         /// The image.
@@ -98,6 +106,7 @@ impl FileToCreate {
             | FileToCreate::EmptyDisk { path, .. }
             | FileToCreate::RawIfMissing { path, .. }
             | FileToCreate::CopyOf { path, .. }
+            | FileToCreate::CopyIfMissing { path, .. }
             | FileToCreate::Seed { path, .. }
             | FileToCreate::IsoOfDirectory { path, .. } => path,
         }
@@ -219,6 +228,9 @@ pub fn qemu_config(spec: &LaunchSpec, paths: &RunPaths) -> Result<QemuCommand> {
     firmware::add(spec, secure_boot, paths, &mut out)?;
     disks::add(spec, paths, &mut out)?;
     devices::add(vmi, paths, &mut out)?;
+    if let Some(note) = crate::tpm::state_note(spec) {
+        out.note(note);
+    }
     crate::network::add(spec, paths, &mut out)?;
 
     Ok(QemuCommand {
