@@ -46,5 +46,5 @@ mod webhook;
 pub use context::{RequestCtx, UserInfo};
 pub use error::{ApiError, ApiResult};
 pub use registry::{Registry, ResourceInfo};
-pub use server::{in_memory_api, start, RunningServer, ServerConfig};
+pub use server::{in_memory_api, start, ComponentsService, RunningServer, ServerConfig};
 pub use service::{Api, DeleteOptions, Subresource};

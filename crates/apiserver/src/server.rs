@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::{identity_from_cert, Authenticator, PeerIdentity};
+use crate::context::UserInfo;
 use crate::registry::Registry;
 use crate::service::Api;
 use crate::{bootstrap, builtin, gc, kubeconfig, pki, routes};
@@ -33,6 +34,33 @@ pub struct RunningServer {
     pub kubeconfig: PathBuf,
     /// Credentials of oxivirt's own components (controllers, the local node agent).
     pub components_kubeconfig: PathBuf,
+    router: axum::Router,
+}
+
+/// The API as a tower service for oxivirt's own components in this process (controllers,
+/// the local node agent): see [`RunningServer::components_service`].
+pub type ComponentsService = tower::util::MapRequest<
+    axum::Router,
+    fn(http::Request<axum::body::Body>) -> http::Request<axum::body::Body>,
+>;
+
+impl RunningServer {
+    /// The API for components running in the server's own process, as a tower service:
+    /// requests go straight to the router, without TLS, HTTP framing or a socket (both
+    /// sides of each, client and server, in one process), and carry the components'
+    /// identity, as their client certificate or token would. Everything after that
+    /// (authorization, admission, audit of who did what) is the same as over the network.
+    pub fn components_service(&self) -> ComponentsService {
+        fn as_components(
+            mut request: http::Request<axum::body::Body>,
+        ) -> http::Request<axum::body::Body> {
+            request
+                .extensions_mut()
+                .insert(PeerIdentity(Some(UserInfo::system("components"))));
+            request
+        }
+        tower::util::MapRequest::new(self.router.clone(), as_components as fn(_) -> _)
+    }
 }
 
 fn subject_alt_names(addr: &SocketAddr) -> Vec<String> {
@@ -147,7 +175,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         api.clone(),
     ));
     let router = routes::router(api.clone(), auth);
-    tokio::spawn(accept_loop(listener, acceptor, router));
+    tokio::spawn(accept_loop(listener, acceptor, router.clone()));
 
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
@@ -170,6 +198,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         api,
         kubeconfig,
         components_kubeconfig,
+        router,
     })
 }
 

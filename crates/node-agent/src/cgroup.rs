@@ -7,6 +7,14 @@
 //! booting guests starves the API server and the agent that start the next ones. With it a
 //! VM gets the CPU it asked for and what is left over, as on Kubernetes.
 //!
+//! A Pod that is starting weighs as much as the whole node until its guest runs (or
+//! [`STARTUP_BOOST_LIMIT`] passes), then drops to its request: starting a VM is a short
+//! burst (the launcher, QEMU's initialisation up to its first instruction) on the path a
+//! user waits on, and without the boost it gets only its request's share beside every guest
+//! already booting, so a node starting many VMs at once starts each one later the more it
+//! has started. The guests lose a few milliseconds each; `kube-startup-cpu-boost` makes the
+//! same trade for Kubernetes Pods.
+//!
 //! Where the host offers no writable CPU controller (an unprivileged agent, a container
 //! without cgroup delegation) Pods run without one, and the agent says so once at start.
 
@@ -34,10 +42,16 @@ enum Version {
     V2,
 }
 
+/// The longest a starting Pod keeps the node's weight (a launcher that never reports its
+/// guest running must not keep it).
+pub(crate) const STARTUP_BOOST_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The node's Pod cgroups; `None` inside when the host gives the agent none.
 #[derive(Debug, Clone)]
 pub(crate) struct PodCgroups {
     root: Option<(PathBuf, Version)>,
+    /// The node's allocatable CPU as shares: a starting Pod's weight.
+    startup_shares: i128,
 }
 
 /// What a Pod's cgroup is sized from: the sums of its containers' CPU requests and limits.
@@ -80,18 +94,23 @@ impl PodCgroups {
         if let Some((root, version)) = &found {
             tracing::info!(root = %root.display(), ?version, "Pod CPU cgroups");
         }
-        PodCgroups { root: found }
+        PodCgroups {
+            root: found,
+            startup_shares: shares(allocatable_millis),
+        }
     }
 
-    /// Creates (or resizes) the cgroup of Pod `uid` and opens its process list, into which
-    /// the launcher moves itself before it runs (see `launcher::spawn`). `None` when the
-    /// node has no Pod cgroups or this one cannot be made (logged; the Pod runs anyway).
+    /// Creates (or resizes) the cgroup of Pod `uid`, with the startup weight, and opens its
+    /// process list, into which the launcher moves itself before it runs (see
+    /// `launcher::spawn`). `None` when the node has no Pod cgroups or this one cannot be
+    /// made (logged; the Pod runs anyway). [`PodCgroups::settle`] ends the startup weight.
     pub(crate) fn prepare(&self, uid: &str, cpu: CpuResources) -> Option<File> {
         let (root, version) = self.root.as_ref()?;
         let dir = root.join(format!("pod{}", sanitize(uid)));
+        let startup = shares(cpu.request_millis).max(self.startup_shares);
         let made = std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-            .and_then(|()| write_weight(&dir, *version, shares(cpu.request_millis)))
+            .and_then(|()| write_weight(&dir, *version, startup))
             .and_then(|()| write_quota(&dir, *version, cpu.limit_millis))
             .and_then(|()| {
                 let procs = dir.join("cgroup.procs");
@@ -106,6 +125,18 @@ impl PodCgroups {
                 tracing::warn!(pod = uid, error = %e, "the Pod runs without its CPU cgroup");
                 None
             }
+        }
+    }
+
+    /// Gives Pod `uid` the weight of its CPU request, ending its startup weight (also for a
+    /// re-adopted launcher, whose startup the agent did not see end).
+    pub(crate) fn settle(&self, uid: &str, cpu: CpuResources) {
+        let Some((root, version)) = &self.root else {
+            return;
+        };
+        let dir = root.join(format!("pod{}", sanitize(uid)));
+        if let Err(e) = write_weight(&dir, *version, shares(cpu.request_millis)) {
+            tracing::warn!(pod = uid, error = %e, "cannot set the Pod's CPU weight to its request");
         }
     }
 

@@ -298,8 +298,23 @@ mod tests {
         assert!(wait_exit(pid, &dir.path, Duration::from_secs(5)).await);
     }
 
+    /// The v1 `cpu` cgroup directory of process `pid`.
+    fn cgroup_dir(pid: u32) -> PathBuf {
+        let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let path = membership
+            .lines()
+            .find_map(|l| {
+                l.split_once(":cpu:")
+                    .or_else(|| l.split_once(":cpu,cpuacct:"))
+            })
+            .map(|(_, path)| path.to_string())
+            .unwrap();
+        Path::new("/sys/fs/cgroup/cpu").join(path.trim_start_matches('/'))
+    }
+
     /// Where the host has a writable CPU controller (CI runs as root), the launcher and
-    /// what it starts run in the Pod's cgroup from their first instruction.
+    /// what it starts run in the Pod's cgroup from their first instruction, with the
+    /// node's weight until it settles to its request's.
     #[tokio::test]
     async fn a_launcher_given_a_cgroup_runs_in_it_with_the_pods_weight() {
         let cgroups = crate::cgroup::PodCgroups::start("launcher-unit-test", 2000);
@@ -331,6 +346,15 @@ mod tests {
         let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let expected = format!("/oxivirt/launcher-unit-test/pod{uid}");
         assert!(membership.contains(&expected), "{membership}");
+        // Starting, the Pod weighs as the node (2 CPUs); settled, as its request (250m).
+        if Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
+            let group = cgroup_dir(pid);
+            let shares = || std::fs::read_to_string(group.join("cpu.shares")).unwrap();
+            let quota = std::fs::read_to_string(group.join("cpu.cfs_quota_us")).unwrap();
+            assert_eq!((shares().trim(), quota.trim()), ("2048", "50000"));
+            cgroups.settle(&uid, cpu);
+            assert_eq!(shares().trim(), "256");
+        }
         kill(pid);
         assert!(wait_exit(pid, &dir.path, Duration::from_secs(5)).await);
         cgroups.remove(&uid).await;

@@ -135,6 +135,10 @@ struct Supervisor {
     cannot_run: Option<(String, String)>,
     announced_running: bool,
     announced_finished: bool,
+    /// Until when the Pod's cgroup keeps its startup weight (see `cgroup`); `None` while it
+    /// has its request's weight. Set when the launcher is spawned, and to now when one is
+    /// re-adopted (its startup may have ended while no agent watched).
+    startup_boost_until: Option<Instant>,
     /// The VMI this Pod runs (label `kubevirt.io/created-by`).
     vmi_uid: Option<String>,
     /// VMIs being deleted, shared by all supervisors.
@@ -169,6 +173,7 @@ async fn supervise(
         cannot_run: None,
         announced_running: false,
         announced_finished: false,
+        startup_boost_until: None,
         vmi_uid: first.labels().get("kubevirt.io/created-by").cloned(),
         deleting: deleting.clone(),
         kill_at: None,
@@ -242,6 +247,7 @@ impl Supervisor {
             if let Some(pid) = adopt::live_launcher(&self.dir) {
                 tracing::info!(pod = %pod.name_any(), pid, "re-adopted running launcher");
                 self.pid = Some(pid);
+                self.startup_boost_until = Some(Instant::now());
             } else if adopt::was_launched(&self.dir) {
                 // The launcher ended while no agent watched: report it, never restart it.
                 return self.observe_and_sync(pod, false).await;
@@ -268,6 +274,7 @@ impl Supervisor {
         }
         let finished_at = self.finished_at.clone().unwrap_or_default();
         let observed = status::observe(launcher_status, alive, &finished_at);
+        self.end_startup_boost(pod, &observed);
         self.sync(pod, observed).await;
     }
 
@@ -442,6 +449,8 @@ impl Supervisor {
             Ok(pid) => {
                 tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
                 self.pid = Some(pid);
+                self.startup_boost_until =
+                    Some(Instant::now() + crate::cgroup::STARTUP_BOOST_LIMIT);
                 let note = format!("Started launcher (pid {pid})");
                 ctx.events
                     .publish(pod, About::Pod, false, "Started", note)
@@ -455,6 +464,22 @@ impl Supervisor {
                     .await;
             }
         }
+    }
+
+    /// Drops the Pod's cgroup to its request's weight once the guest runs (before its status
+    /// is written: the writes need no boost) or the startup took too long.
+    fn end_startup_boost(&mut self, pod: &Pod, observed: &Observed) {
+        let Some(until) = self.startup_boost_until else {
+            return;
+        };
+        if matches!(observed, Observed::Starting | Observed::Preparing { .. })
+            && Instant::now() < until
+        {
+            return;
+        }
+        self.startup_boost_until = None;
+        let uid = pod.uid().unwrap_or_default();
+        self.ctx.cgroups.settle(&uid, crate::cgroup::pod_cpu(pod));
     }
 
     /// Mirrors an observation into the Pod status and the VMI status, writing only changes.

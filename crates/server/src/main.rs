@@ -197,7 +197,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = config_from_kubeconfig(&server.components_kubeconfig).await?;
             let mut agent = oxivirt_node_agent::AgentConfig::new(host_name(), data_dir);
             agent.cluster_ca = config.root_cert.clone().unwrap_or_default();
-            let client = kube::Client::try_from(config)?;
+            // The controllers and the local agent share the server's process: they call its
+            // router directly (other nodes' agents come over HTTPS).
+            let service = tower::ServiceBuilder::new()
+                .map_request(|r: http::Request<kube::client::Body>| r.map(axum::body::Body::new))
+                .service(server.components_service());
+            let client = kube::Client::new(service, "default");
             tokio::spawn(oxivirt_controllers::run(client.clone()));
             match oxivirt_network::NetworkConfig::from_env() {
                 Ok(network) => {
