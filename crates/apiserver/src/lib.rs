@@ -12,6 +12,7 @@ mod bootstrap;
 mod builtin;
 mod context;
 mod crd;
+mod decoded;
 mod discovery;
 mod error;
 mod events;

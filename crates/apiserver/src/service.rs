@@ -38,6 +38,8 @@ pub struct Api {
     event_lease: tokio::sync::Mutex<Option<(oxivirt_store::LeaseId, std::time::Instant)>>,
     /// The relay to node agents (consoles, logs, VM commands); unset in in-memory test APIs.
     pub node_relay: std::sync::OnceLock<crate::node_relay::NodeRelay>,
+    /// Recent records decoded for watchers (see `decoded`).
+    pub(crate) decoded: crate::decoded::DecodedCache,
 }
 
 /// The result of a delete: the object as it was (or now is, while finalizers run).
@@ -70,6 +72,7 @@ impl Api {
             openapi_v3: Default::default(),
             event_lease: tokio::sync::Mutex::new(None),
             node_relay: std::sync::OnceLock::new(),
+            decoded: Default::default(),
         }
     }
 

@@ -130,6 +130,12 @@ struct Supervisor {
     finished_at: Option<String>,
     written_pod_status: Option<Value>,
     written_vmi: Option<Observed>,
+    /// The Pod version and observation whose statuses were last found written: while a
+    /// launcher starts it is looked at every few milliseconds, and rebuilding the Pod's
+    /// status each time to find nothing changed cost more than the look itself.
+    in_sync: Option<(Option<String>, Observed)>,
+    /// Whether the last `write_statuses` left the Pod status as computed.
+    pod_status_written: bool,
     pull_failures: u32,
     retry_at: Option<Instant>,
     cannot_run: Option<(String, String)>,
@@ -168,6 +174,8 @@ async fn supervise(
         finished_at: None,
         written_pod_status: None,
         written_vmi: None,
+        in_sync: None,
+        pod_status_written: false,
         pull_failures: 0,
         retry_at: None,
         cannot_run: None,
@@ -484,17 +492,30 @@ impl Supervisor {
 
     /// Mirrors an observation into the Pod status and the VMI status, writing only changes.
     async fn sync(&mut self, pod: &Pod, observed: Observed) {
+        let stamp = (pod.resource_version(), observed);
+        if matches!(stamp.1, Observed::Starting) && self.in_sync.as_ref() == Some(&stamp) {
+            return;
+        }
+        let observed = stamp.1.clone();
+        self.write_statuses(pod, observed).await;
+        let vmi_done = !is_launcher_pod(pod) || self.written_vmi.as_ref() == Some(&stamp.1);
+        self.in_sync = (vmi_done && self.pod_status_written).then_some(stamp);
+    }
+
+    async fn write_statuses(&mut self, pod: &Pod, observed: Observed) {
         let ctx = self.ctx.clone();
         let pod_json = serde_json::to_value(pod).unwrap_or_default();
         let start = self.start_time.clone().unwrap_or_else(status::now);
         let mut pod_status = status::pod_status(&pod_json, &observed, &ctx.host_ip, &start);
         ctx.network
             .add_pod_ips(&mut pod_status, &pod.uid().unwrap_or_default());
-        if self.written_pod_status.as_ref() != Some(&pod_status) {
+        self.pod_status_written = self.written_pod_status.as_ref() == Some(&pod_status);
+        if !self.pod_status_written {
             match realise::write_pod_status(&ctx.client, pod, &pod_status).await {
                 Ok(()) => {
                     tracing::debug!(pod = %pod.name_any(), phase = %pod_status["phase"], "Pod status written");
                     self.written_pod_status = Some(pod_status);
+                    self.pod_status_written = true;
                 }
                 Err(e) => tracing::warn!(error = %chain(&e), "cannot write Pod status; retrying"),
             }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::list::Filter;
+use crate::decoded::Decoded;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceInfo;
 use crate::service::Api;
@@ -49,6 +50,27 @@ impl Emitter {
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
+
+    /// [`Emitter::line`] for an object shared with other watchers: unless this watch wants
+    /// tables, its serialised form is reused as it is.
+    fn shared_line(&mut self, kind: &str, decoded: &Decoded) -> Bytes {
+        if self.as_table.is_some() {
+            return self.line(kind, decoded.object.clone());
+        }
+        let mut bytes = Vec::with_capacity(decoded.json.len() + kind.len() + 24);
+        bytes.extend_from_slice(b"{\"type\":\"");
+        bytes.extend_from_slice(kind.as_bytes());
+        bytes.extend_from_slice(b"\",\"object\":");
+        bytes.extend_from_slice(&decoded.json);
+        bytes.extend_from_slice(b"}\n");
+        Bytes::from(bytes)
+    }
+}
+
+/// A watch event's object: shared with the other watchers, or this watch's own.
+enum EventObject {
+    Shared(Arc<Decoded>),
+    Own(Value),
 }
 
 fn bookmark(info: &ResourceInfo, version: &str, rev: i64, initial_end: bool) -> Value {
@@ -157,7 +179,10 @@ pub async fn watch(
                         }
                         Some(Ok(event)) => {
                             last_rev = event.revision();
-                            translate(&api, &info, &version, &filter, event).map(|(kind, obj)| emitter.line(kind, obj))
+                            translate(&api, &info, &version, &filter, event).map(|(kind, obj)| match obj {
+                                EventObject::Shared(decoded) => emitter.shared_line(kind, &decoded),
+                                EventObject::Own(obj) => emitter.line(kind, obj),
+                            })
                         }
                     };
                     if let Some(line) = line {
@@ -194,11 +219,11 @@ fn translate(
     version: &str,
     filter: &Filter,
     event: WatchEvent,
-) -> Option<(&'static str, Value)> {
+) -> Option<(&'static str, EventObject)> {
     match event {
         WatchEvent::Put { kv, prev } => {
-            let new = api.decode(info, &kv, version).ok()?;
-            let now = filter.matches(&new);
+            let new = api.decode_shared(info, &kv, version).ok()?;
+            let now = filter.matches(&new.object);
             // Without selectors the previous object only tells ADDED from MODIFIED: its
             // existence is enough, and decoding it for every watcher doubled their cost.
             let before = if filter.is_everything() {
@@ -207,12 +232,13 @@ fn translate(
                 prev.and_then(|p| api.decode(info, &p, version).ok())
                     .map(|old| filter.matches(&old))
             };
-            match (before, now) {
-                (None, true) | (Some(false), true) => Some(("ADDED", new)),
-                (Some(true), true) => Some(("MODIFIED", new)),
-                (Some(true), false) => Some(("DELETED", new)),
-                _ => None,
-            }
+            let kind = match (before, now) {
+                (None, true) | (Some(false), true) => "ADDED",
+                (Some(true), true) => "MODIFIED",
+                (Some(true), false) => "DELETED",
+                _ => return None,
+            };
+            Some((kind, EventObject::Shared(new)))
         }
         WatchEvent::Delete { prev, revision } => {
             let mut old = api.decode(info, &prev, version).ok()?;
@@ -220,7 +246,7 @@ fn translate(
                 return None;
             }
             old["metadata"]["resourceVersion"] = json!(revision.to_string());
-            Some(("DELETED", old))
+            Some(("DELETED", EventObject::Own(old)))
         }
     }
 }
