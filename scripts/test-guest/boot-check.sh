@@ -274,7 +274,7 @@ EOF
   esac
   local mem="${BOOT_CHECK_MEM:-256}"
   # GRUB 2.06 on OVMF runs out of memory loading the (larger) generic kernel in 256 MiB
-  if [ "$mode" = uefi ] && grep -q '^flavour=generic' "$OUT/build-info.txt" && [ "$mem" -lt 512 ]; then mem=512; fi
+  if { [ "$mode" = uefi ] || [ "$mode" = uefi-sb ]; } && grep -q '^flavour=generic' "$OUT/build-info.txt" && [ "$mem" -lt 512 ]; then mem=512; fi
   start=$(now_ms)
   qemu-system-x86_64 -machine q35,accel=tcg -m "$mem" -smp 1 -nographic -monitor none -no-reboot \
     -name "guest=boot-check_$mode" \
