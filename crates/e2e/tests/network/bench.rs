@@ -124,6 +124,19 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let shape = QemuShape::of_vm("default_perf-a");
     eprintln!("baseline QEMU: {shape:?}");
     let plain = PlainPair::start(&shape);
+    // Where the receiver's frames leave the host for its guest: packets and bytes there tell
+    // how large the frames QEMU hands the guest are (offloads kept or segmented on the way).
+    let b_uid = k.ok(&["get", "pod", &b_pod, "-o", "jsonpath={.metadata.uid}"]);
+    let b_netns = server
+        .node_ids()
+        .first()
+        .map(|id| format!("oxi-{id}-{b_uid}"))
+        .unwrap_or_default();
+    let receiver_taps = [
+        (Some(b_netns.clone()), "tap0".to_string()),
+        (Some(b_netns), "tap1".to_string()),
+        (None, plain.taps[1].clone()),
+    ];
     let paths = [
         (
             "pod network (masquerade both ends)",
@@ -152,9 +165,24 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     for round in 0..rounds {
         for (i, (label, from, server, target)) in paths.iter().enumerate() {
+            let (netns, tap) = &receiver_taps[i];
+            let before = tap_tx(netns.as_deref(), tap);
             let rate = throughput(from, server, target, 16);
+            let after = tap_tx(netns.as_deref(), tap);
+            let frames = match (before, after) {
+                (Some((b0, p0)), Some((b1, p1))) if p1 > p0 => {
+                    format!(
+                        "{} frames of {} B on average",
+                        p1 - p0,
+                        (b1 - b0) / (p1 - p0)
+                    )
+                }
+                _ => "no tap counters".to_string(),
+            };
             let rtt = latency(from, target);
-            eprintln!("round {round}, {label}: {rate:.2} MB/s, ping avg {rtt:.3} ms");
+            eprintln!(
+                "round {round}, {label}: {rate:.2} MB/s ({frames} to the receiver), ping avg {rtt:.3} ms"
+            );
             mbps[i].push(rate);
             rtts[i].push(rtt);
         }
@@ -202,6 +230,18 @@ fn bench_guest_to_guest_pod_network_versus_a_plain_bridge() {
         load_before.trim(),
         load.trim()
     );
+}
+
+/// Transmitted (bytes, packets) of link `dev` (in network namespace `netns`).
+fn tap_tx(netns: Option<&str>, dev: &str) -> Option<(u64, u64)> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["netns", "exec", ns, "ip"]);
+    }
+    let out = cmd.args(["-s", "-j", "link", "show", dev]).output().ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let tx = &v[0]["stats64"]["tx"];
+    Some((tx["bytes"].as_u64()?, tx["packets"].as_u64()?))
 }
 
 /// What the baseline QEMUs copy from a VM's QEMU: the binary and the options that decide
@@ -282,7 +322,10 @@ impl PlainPair {
         let guest = support::guest_dir();
         for (i, address) in Self::ADDRESSES.iter().enumerate() {
             let tap = format!("oxpt{tag}{i}");
-            host(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"]);
+            // With `vnet_hdr`, as the node agent makes the VMs' taps (offloads to the guest).
+            host(&[
+                "ip", "tuntap", "add", "dev", &tap, "mode", "tap", "vnet_hdr",
+            ]);
             pair.taps.push(tap.clone());
             host(&["ip", "link", "set", &tap, "master", &br, "up"]);
             let name = format!("plain-{i}");
