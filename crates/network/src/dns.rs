@@ -137,9 +137,11 @@ fn answer(q: &Question, ips: Option<&[IpAddr]>) -> Vec<u8> {
         .unwrap_or_default()
         .iter()
         .copied()
-        .filter(|ip| match (q.qtype, ip) {
-            (TYPE_ANY, _) | (TYPE_A, IpAddr::V4(_)) | (TYPE_AAAA, IpAddr::V6(_)) => true,
-            _ => false,
+        .filter(|ip| {
+            matches!(
+                (q.qtype, ip),
+                (TYPE_ANY, _) | (TYPE_A, IpAddr::V4(_)) | (TYPE_AAAA, IpAddr::V6(_))
+            )
         })
         .collect();
     out.extend_from_slice(&1u16.to_be_bytes());

@@ -318,7 +318,7 @@ mod tests {
             "oxi-test-svc6",
             "oxbtest",
             "fd00:10:244:1::".parse().unwrap(),
-            &[svc.clone()],
+            std::slice::from_ref(&svc),
             &|_, _| Some(ep6.clone()),
         );
         assert!(rules.starts_with("table ip6 oxi-test-svc6\n"), "{rules}");
