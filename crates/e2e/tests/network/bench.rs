@@ -378,6 +378,12 @@ impl PlainPair {
                 &path("network-config"),
             ]);
             let console = dir.join(format!("{name}.console"));
+            // vhost-net when the host has it, as the launcher does for virtio NICs.
+            let vhost = if std::path::Path::new("/dev/vhost-net").exists() {
+                ",vhost=on"
+            } else {
+                ""
+            };
             let mut qemu = Command::new(&shape.program);
             qemu.args([
                 "-name",
@@ -402,7 +408,7 @@ impl PlainPair {
                 "-device",
                 "virtio-blk-pci,drive=seed",
                 "-netdev",
-                &format!("tap,id=net0,ifname={tap},script=no,downscript=no"),
+                &format!("tap,id=net0,ifname={tap},script=no,downscript=no{vhost}"),
                 "-device",
                 &format!("virtio-net-pci,netdev=net0,mac=02:9b:00:00:00:0{i}"),
                 "-serial",
