@@ -65,7 +65,7 @@ mod tests {
             "sleep 30; : \"$@\"".into(),
             "sh".into(),
         ];
-        let pid = launcher::spawn(&command, &gone, None).unwrap();
+        let pid = launcher::spawn(&command, &gone, None).unwrap().pid;
         gone.write_pid(pid).unwrap();
         assert_eq!(live_launcher(&gone), Some(pid));
         assert!(was_launched(&gone) && !was_launched(&keep));

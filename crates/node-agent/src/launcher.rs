@@ -6,6 +6,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -53,11 +55,25 @@ pub enum Error {
 ///
 /// With `cgroup` (the Pod's open `cgroup.procs`, see [`crate::cgroup`]) the launcher moves
 /// itself there before it runs, so it and the QEMU it starts never run outside it.
+/// A launcher this agent started: its pid, and whether it has exited (known from reaping
+/// it, so a starting launcher looked at every few milliseconds costs no `/proc` reads).
+#[derive(Debug, Clone)]
+pub(crate) struct Launched {
+    pub pid: u32,
+    exited: Arc<AtomicBool>,
+}
+
+impl Launched {
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+}
+
 pub(crate) fn spawn(
     command: &[OsString],
     dir: &RunDir,
     cgroup: Option<std::fs::File>,
-) -> Result<u32, Error> {
+) -> Result<Launched, Error> {
     let (program, args) = command.split_first().ok_or(Error::NoCommand)?;
     let spawn_err = |source| Error::Spawn {
         program: program.clone(),
@@ -84,10 +100,13 @@ pub(crate) fn spawn(
     let pid = child
         .id()
         .ok_or_else(|| spawn_err(io::Error::other("the launcher exited at once")))?;
+    let exited = Arc::new(AtomicBool::new(false));
+    let reaped = exited.clone();
     tokio::spawn(async move {
         let _ = child.wait().await;
+        reaped.store(true, Ordering::Release);
     });
-    Ok(pid)
+    Ok(Launched { pid, exited })
 }
 
 #[allow(
@@ -283,7 +302,7 @@ mod tests {
             "echo started; sleep 30; : \"$@\"".into(),
             "sh".into(),
         ];
-        let pid = spawn(&command, &dir, None).unwrap();
+        let pid = spawn(&command, &dir, None).unwrap().pid;
         assert!(is_our_launcher(pid, &dir.path));
         assert!(!is_our_launcher(pid, Path::new("/elsewhere")));
         let log = dir.file("compute.log");
@@ -342,7 +361,7 @@ mod tests {
             "sleep 30; : \"$@\"".into(),
             "sh".into(),
         ];
-        let pid = spawn(&command, &dir, Some(procs)).unwrap();
+        let pid = spawn(&command, &dir, Some(procs)).unwrap().pid;
         let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let expected = format!("/oxivirt/launcher-unit-test/pod{uid}");
         assert!(membership.contains(&expected), "{membership}");

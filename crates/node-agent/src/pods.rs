@@ -126,13 +126,16 @@ struct Supervisor {
     ctx: Arc<Ctx>,
     dir: RunDir,
     pid: Option<u32>,
+    /// The launcher when this agent started it (not when re-adopted).
+    launched: Option<launcher::Launched>,
     start_time: Option<String>,
     finished_at: Option<String>,
     written_pod_status: Option<Value>,
     written_vmi: Option<Observed>,
-    /// The Pod version and observation whose statuses were last found written: while a
-    /// launcher starts it is looked at every few milliseconds, and rebuilding the Pod's
-    /// status each time to find nothing changed cost more than the look itself.
+    /// The Pod version and observation whose statuses were last found written (the Pod's
+    /// status is a function of both and of the Pod's network, set before its launcher
+    /// starts): while a launcher starts it is looked at every few milliseconds, and
+    /// rebuilding the Pod's status each time to find nothing changed cost more than the look.
     in_sync: Option<(Option<String>, Observed)>,
     /// Whether the last `write_statuses` left the Pod status as computed.
     pod_status_written: bool,
@@ -170,6 +173,7 @@ async fn supervise(
         dir: RunDir::for_pod(&ctx.config.data_dir, &key),
         ctx,
         pid: None,
+        launched: None,
         start_time: None,
         finished_at: None,
         written_pod_status: None,
@@ -186,17 +190,27 @@ async fn supervise(
         deleting: deleting.clone(),
         kill_at: None,
     };
+    // The Pod is copied out of the channel only when it changed: a starting launcher is
+    // looked at every few milliseconds, and copying the Pod each time cost more than the look.
+    let mut current = first;
+    let mut pod_changed = false;
     loop {
-        let pod = rx.borrow_and_update().clone();
-        match pod {
-            None => return sup.teardown(None).await,
-            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
-                return sup.teardown(Some(&pod)).await
+        if std::mem::take(&mut pod_changed) || rx.has_changed().unwrap_or(false) {
+            let latest = rx.borrow_and_update().clone();
+            match latest {
+                Some(pod) => current = pod,
+                None => return sup.teardown(None).await,
             }
-            Some(pod) => sup.step(&pod).await,
         }
+        if current.metadata.deletion_timestamp.is_some() {
+            return sup.teardown(Some(&current)).await;
+        }
+        sup.step(&current).await;
         tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
+            changed = rx.changed() => {
+                if changed.is_err() { return }
+                pod_changed = true;
+            }
             _ = deleting.changed() => {}
             () = tokio::time::sleep(sup.next_poll()) => {}
         }
@@ -268,9 +282,12 @@ impl Supervisor {
         if let (Some(grace), Some(pid)) = (vmi_grace, self.pid) {
             self.shut_down_for_vmi_deletion(pod, pid, grace).await;
         }
-        let alive = self
-            .pid
-            .is_some_and(|pid| launcher::is_our_launcher(pid, &self.dir.path));
+        let alive = match &self.launched {
+            Some(launched) => !launched.has_exited(),
+            None => self
+                .pid
+                .is_some_and(|pid| launcher::is_our_launcher(pid, &self.dir.path)),
+        };
         self.observe_and_sync(pod, alive).await;
     }
 
@@ -453,10 +470,19 @@ impl Supervisor {
             }
             Err(message) => Err(message),
         };
-        match spawned.and_then(|pid| self.dir.write_pid(pid).map(|()| pid).map_err(|e| chain(&e))) {
-            Ok(pid) => {
+        let written = spawned.and_then(|launched| {
+            let pid = launched.pid;
+            self.dir
+                .write_pid(pid)
+                .map(|()| launched)
+                .map_err(|e| chain(&e))
+        });
+        match written {
+            Ok(launched) => {
+                let pid = launched.pid;
                 tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
                 self.pid = Some(pid);
+                self.launched = Some(launched);
                 self.startup_boost_until =
                     Some(Instant::now() + crate::cgroup::STARTUP_BOOST_LIMIT);
                 let note = format!("Started launcher (pid {pid})");
@@ -493,7 +519,7 @@ impl Supervisor {
     /// Mirrors an observation into the Pod status and the VMI status, writing only changes.
     async fn sync(&mut self, pod: &Pod, observed: Observed) {
         let stamp = (pod.resource_version(), observed);
-        if matches!(stamp.1, Observed::Starting) && self.in_sync.as_ref() == Some(&stamp) {
+        if self.in_sync.as_ref() == Some(&stamp) {
             return;
         }
         let observed = stamp.1.clone();
