@@ -71,6 +71,11 @@ struct Cli {
     /// containerDisk image for the single-VM runs (default: a diskless guest).
     #[arg(long)]
     vm_image: Option<String>,
+    /// containerDisk image for the burst: a guest that halts at once, as issue 4 asks, built
+    /// by `scripts/bench/halt-containerdisk.sh` (default: a diskless guest, whose firmware
+    /// keeps retrying to boot).
+    #[arg(long)]
+    vm_burst_image: Option<String>,
 }
 
 #[tokio::main]
@@ -111,6 +116,7 @@ async fn run(cli: Cli) -> Result<()> {
             burst: cli.vm_burst,
             rate: cli.vm_rate,
             image: cli.vm_image.clone(),
+            burst_image: cli.vm_burst_image.clone(),
             data_dir: data_dir.clone(),
             qemu: "qemu-system-x86_64".into(),
             server_pid: launched.as_ref().and_then(launch::Launched::pid),

@@ -7,7 +7,9 @@
 //!   (paused, QMP socket), from spawn to QMP answering `cont` — the part no control plane
 //!   can remove.
 //! * **burst**: `burst` VMs created at `rate` per second, each timed from its `POST` to its
-//!   VMI `Running`; the guests have no disk, so their firmware halts at once.
+//!   VMI `Running`; the guests boot `burst_image` (a disk that halts at once, see
+//!   `scripts/bench/halt-containerdisk.sh`) or, without one, have no disk, so their firmware
+//!   keeps retrying to boot.
 //! * **launcher memory**: RSS of every `oxivirt launcher` process while the burst runs
 //!   (QEMU excluded), read from `/proc/<pid>/status`.
 
@@ -37,6 +39,8 @@ pub struct Options {
     pub rate: f64,
     /// containerDisk for the single runs (none: a diskless guest).
     pub image: Option<String>,
+    /// containerDisk for the burst (none: a diskless guest).
+    pub burst_image: Option<String>,
     /// The server's data directory, where its launchers' run directories are.
     pub data_dir: PathBuf,
     pub qemu: String,
@@ -294,6 +298,16 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
     conn.expect_ok(Method::DELETE, &format!("{}/warmup", vms_path(ns)), None)
         .await?;
     wait_no_launchers(&options.data_dir, RUN_TIMEOUT).await?;
+    if let Some(image) = &options.burst_image {
+        // The burst, too, measures the cached path.
+        let warmup = vm("warmup-burst", Some(image), "10m");
+        conn.expect_ok(Method::POST, &vms_path(ns), Some(warmup))
+            .await?;
+        running.wait("warmup-burst", RUN_TIMEOUT * 2).await?;
+        let path = format!("{}/warmup-burst", vms_path(ns));
+        conn.expect_ok(Method::DELETE, &path, None).await?;
+        wait_no_launchers(&options.data_dir, RUN_TIMEOUT).await?;
+    }
 
     let mut single = Samples::with_capacity(options.runs);
     let mut floor = Samples::with_capacity(options.runs);
@@ -324,7 +338,8 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         ticker.tick().await;
         let name = format!("burst-{i}");
         let start = Instant::now();
-        conn.expect_ok(Method::POST, &vms_path(ns), Some(vm(&name, None, "10m")))
+        let body = vm(&name, options.burst_image.as_deref(), "10m");
+        conn.expect_ok(Method::POST, &vms_path(ns), Some(body))
             .await?;
         starts.push((name, start));
     }
