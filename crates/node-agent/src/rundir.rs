@@ -183,6 +183,10 @@ impl RunDir {
         Some(status)
     }
 
+    /// Replaces `name` whole (temp file + rename), so a reader — the launcher, or this agent
+    /// re-adopting after a restart — never sees half a file. Not fsynced: the run directory
+    /// only has to outlive the agent's process, and after a host crash its launchers and
+    /// guests are gone with it (an fsync per file was a journal commit per VM start).
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.file(name);
         let tmp = self.file(&format!(".{name}.tmp"));
@@ -195,7 +199,6 @@ impl RunDir {
                 .mode(0o600)
                 .open(&tmp)?;
             file.write_all(bytes)?;
-            file.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
         write().map_err(|source| Error::Write { path, source })

@@ -40,7 +40,14 @@ pub(crate) struct Session {
 }
 
 /// Builds the shared HTTPS-capable client (system roots when available).
+/// The node's registry client: made once (reading the system's CA certificates is the
+/// expensive part) and shared, with its connection pool, by every pull.
 pub(crate) fn client() -> HttpsClient {
+    static CLIENT: std::sync::OnceLock<HttpsClient> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(new_client).clone()
+}
+
+fn new_client() -> HttpsClient {
     let provider = || std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider()) {
