@@ -6,6 +6,8 @@
 //! * **floor**, in the same run: raw QEMU started by hand the way the launcher starts it
 //!   (paused, QMP socket), from spawn to QMP answering `cont` — the part no control plane
 //!   can remove.
+//! * **burst floor**, in the same run: `burst` raw QEMUs started at `rate` per second and
+//!   left running, each from spawn to `cont` answered — what QEMU alone costs at that rate.
 //! * **burst**: `burst` VMs created at `rate` per second, each timed from its `POST` to its
 //!   VMI `Running`; the guests boot `burst_image` (a disk that halts at once, see
 //!   `scripts/bench/halt-containerdisk.sh`) or, without one, have no disk, so their firmware
@@ -54,6 +56,8 @@ pub struct Results {
     pub single: Samples,
     pub floor: Samples,
     pub burst: Samples,
+    /// Raw QEMUs started at the burst's rate, spawn → `cont` answered.
+    pub floor_burst: Samples,
     pub burst_count: usize,
     pub rate: f64,
     /// Launcher RSS in KiB, one sample per launcher.
@@ -201,10 +205,43 @@ async fn wait_no_launchers(data_dir: &Path, timeout: Duration) -> Result<()> {
 
 /// Raw QEMU as the launcher starts it: paused, QMP on a socket; time to `cont` answered.
 async fn qemu_floor(qemu: &str, dir: &Path) -> Result<Duration> {
-    let socket = dir.join("floor-qmp.sock");
+    let (elapsed, mut child) = start_raw_qemu(qemu, &dir.join("floor-qmp.sock")).await?;
+    let _ = child.kill().await;
+    Ok(elapsed)
+}
+
+/// The burst's reference: `count` raw QEMUs started at `rate` per second, each left
+/// running (as the burst's guests are) until the last answered `cont`; spawn → `cont`
+/// answered for each. Shows what QEMU alone costs at that rate on this machine.
+async fn qemu_burst_floor(qemu: &str, dir: &Path, count: usize, rate: f64) -> Result<Samples> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut started = Vec::with_capacity(count);
+    for i in 0..count {
+        ticker.tick().await;
+        let (qemu, socket) = (qemu.to_string(), dir.join(format!("floor-{i}.sock")));
+        started.push(tokio::spawn(
+            async move { start_raw_qemu(&qemu, &socket).await },
+        ));
+    }
+    let mut samples = Samples::with_capacity(count);
+    let mut children = Vec::with_capacity(count);
+    for task in started {
+        let (elapsed, child) = task.await.context("a floor QEMU task panicked")??;
+        samples.push(elapsed);
+        children.push(child);
+    }
+    for mut child in children {
+        let _ = child.kill().await;
+    }
+    Ok(samples)
+}
+
+/// Starts QEMU paused with a QMP socket at `socket` and resumes it; returns the time from
+/// spawn to `cont` answered, and the QEMU, still running (`kill_on_drop`).
+async fn start_raw_qemu(qemu: &str, socket: &Path) -> Result<(Duration, tokio::process::Child)> {
     let _ = std::fs::remove_file(&socket);
     let start = Instant::now();
-    let mut child = tokio::process::Command::new(qemu)
+    let child = tokio::process::Command::new(qemu)
         .args([
             "-S",
             "-nodefaults",
@@ -224,7 +261,7 @@ async fn qemu_floor(qemu: &str, dir: &Path) -> Result<Duration> {
         .spawn()
         .with_context(|| format!("cannot start {qemu}"))?;
     let stream = loop {
-        match tokio::net::UnixStream::connect(&socket).await {
+        match tokio::net::UnixStream::connect(socket).await {
             Ok(s) => break s,
             Err(_) if start.elapsed() < Duration::from_secs(10) => {
                 tokio::time::sleep(Duration::from_millis(1)).await
@@ -246,11 +283,7 @@ async fn qemu_floor(qemu: &str, dir: &Path) -> Result<Duration> {
             }
         }
     }
-    let elapsed = start.elapsed();
-    let _ = write.write_all(b"{\"execute\":\"quit\"}\n").await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    let _ = child.kill().await;
-    Ok(elapsed)
+    Ok((start.elapsed(), child))
 }
 
 /// Runs the three measurements in namespace `ns` (created here, deleted at the end).
@@ -329,6 +362,14 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         floor.push(qemu_floor(&options.qemu, &options.data_dir).await?);
     }
 
+    eprintln!("  raw QEMU: {} at {}/s", options.burst, options.rate);
+    let floor_burst = qemu_burst_floor(
+        &options.qemu,
+        &options.data_dir,
+        options.burst,
+        options.rate,
+    )
+    .await?;
     eprintln!("  burst of {} VMs at {}/s", options.burst, options.rate);
     let interval = Duration::from_secs_f64(1.0 / options.rate);
     let mut starts = Vec::with_capacity(options.burst);
@@ -373,6 +414,7 @@ async fn measure(target: Arc<Target>, ns: &str, options: &Options) -> Result<Res
         single,
         floor,
         burst,
+        floor_burst,
         burst_count: options.burst,
         rate: options.rate,
         launcher_rss_kib,
@@ -412,6 +454,7 @@ pub fn markdown(r: &Results) -> String {
          | create → VMI Running, one VM on an idle node ({n} runs, ms) | {s50} | {s95} | {smax} | p50 < 200 |\n\
          | floor: raw QEMU spawn → QMP `cont` answered, same run (ms) | {f50} | {f95} | {fmax} | |\n\
          | create → VMI Running, {b} VMs created at {rate}/s (ms) | {b50} | {b95} | {bmax} | p95 < 1000 |\n\
+         | floor: {b} raw QEMUs started at {rate}/s, spawn → `cont` answered, same run (ms) | {g50} | {g95} | {gmax} | |\n\
          \nControl-plane CPU per VM during the burst (server process: API server, controllers, node agent): {cpu} ms\n\
          \n| memory per running VM | mean | max | target |\n| --- | ---: | ---: | ---: |\n\
          | launcher RSS, {ln} launchers (MiB) | {lm} | {lx} | < 10 |\n\
@@ -428,6 +471,9 @@ pub fn markdown(r: &Results) -> String {
         b50 = ms(r.burst.percentile(50.0)),
         b95 = ms(r.burst.percentile(95.0)),
         bmax = ms(r.burst.percentile(100.0)),
+        g50 = ms(r.floor_burst.percentile(50.0)),
+        g95 = ms(r.floor_burst.percentile(95.0)),
+        gmax = ms(r.floor_burst.percentile(100.0)),
         ln = r.launcher_rss_kib.len(),
         lm = mib(&r.launcher_rss_kib, mean),
         lx = mib(&r.launcher_rss_kib, max),
