@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec, Pod,
+};
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
@@ -102,38 +104,7 @@ pub(crate) async fn claim_disks(
                 }
             }
         }
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-        let pvc = claims
-            .get_opt(claim)
-            .await
-            .map_err(api_error(format!("PersistentVolumeClaim {claim}")))?
-            .ok_or_else(|| not_ready(format!("persistentvolumeclaim \"{claim}\" not found")))?;
-        let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
-        let volume_name = pvc
-            .spec
-            .as_ref()
-            .and_then(|s| s.volume_name.clone())
-            .filter(|_| bound);
-        let Some(volume_name) = volume_name else {
-            return Err(not_ready(format!(
-                "persistentvolumeclaim \"{claim}\" is not bound"
-            )));
-        };
-        let pvs: Api<PersistentVolume> = Api::all(client.clone());
-        let pv = pvs
-            .get(&volume_name)
-            .await
-            .map_err(api_error(format!("PersistentVolume {volume_name}")))?;
-        let spec = pv.spec.unwrap_or_default();
-        let dir = spec
-            .host_path
-            .map(|h| h.path)
-            .or_else(|| spec.local.map(|l| l.path))
-            .ok_or_else(|| {
-                not_ready(format!(
-                    "persistentvolume \"{volume_name}\" is not a local volume"
-                ))
-            })?;
+        let (dir, spec) = local_volume(client, namespace, claim, &name).await?;
         let block = spec.volume_mode.as_deref() == Some("Block");
         let path = if block {
             PathBuf::from(&dir)
@@ -210,13 +181,31 @@ async fn state_claim_dir(
     namespace: &str,
     claim: &str,
 ) -> Result<PathBuf, Error> {
+    let (dir, spec) = local_volume(client, namespace, claim, PERSISTENT_STATE_KEY).await?;
+    if spec.volume_mode.as_deref() == Some("Block") {
+        return Err(Error::NotReady {
+            volume: PERSISTENT_STATE_KEY.to_string(),
+            why: format!("the volume of claim \"{claim}\" is a Block volume; the VM state needs a Filesystem volume"),
+        });
+    }
+    Ok(PathBuf::from(dir))
+}
+
+/// The node-local directory (or Block device) and spec of the PersistentVolume bound to
+/// `claim`; errors name `volume`, the VMI volume that needs it.
+async fn local_volume(
+    client: &kube::Client,
+    namespace: &str,
+    claim: &str,
+    volume: &str,
+) -> Result<(String, PersistentVolumeSpec), Error> {
     let not_ready = |why: String| Error::NotReady {
-        volume: PERSISTENT_STATE_KEY.to_string(),
+        volume: volume.to_string(),
         why,
     };
     let api_error = |what: String| {
         move |source| Error::Api {
-            volume: PERSISTENT_STATE_KEY.to_string(),
+            volume: volume.to_string(),
             what,
             source,
         }
@@ -239,21 +228,17 @@ async fn state_claim_dir(
         .await
         .map_err(api_error(format!("PersistentVolume {volume_name}")))?;
     let spec = pv.spec.unwrap_or_default();
-    if spec.volume_mode.as_deref() == Some("Block") {
-        return Err(not_ready(format!(
-            "persistentvolume \"{volume_name}\" is a Block volume; the VM state needs a Filesystem volume"
-        )));
-    }
     let dir = spec
         .host_path
-        .map(|h| h.path)
-        .or_else(|| spec.local.map(|l| l.path))
+        .as_ref()
+        .map(|h| h.path.clone())
+        .or_else(|| spec.local.as_ref().map(|l| l.path.clone()))
         .ok_or_else(|| {
             not_ready(format!(
                 "persistentvolume \"{volume_name}\" is not a local volume"
             ))
         })?;
-    Ok(PathBuf::from(dir))
+    Ok((dir, spec))
 }
 
 /// Whether the volume's `disk.img` is a qcow2 overlay (a clone), as the node's storage
