@@ -239,7 +239,7 @@ async fn qemu_burst_floor(qemu: &str, dir: &Path, count: usize, rate: f64) -> Re
 /// Starts QEMU paused with a QMP socket at `socket` and resumes it; returns the time from
 /// spawn to `cont` answered, and the QEMU, still running (`kill_on_drop`).
 async fn start_raw_qemu(qemu: &str, socket: &Path) -> Result<(Duration, tokio::process::Child)> {
-    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(socket);
     let start = Instant::now();
     let child = tokio::process::Command::new(qemu)
         .args([
