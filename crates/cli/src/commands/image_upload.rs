@@ -19,7 +19,27 @@ use super::upload_http::{self, Target};
 use crate::client::{self, ConnectionOptions};
 use crate::error::{Error, Result};
 
+/// Upstream's poll interval, the slowest ours gets (see [`Poll`]).
 const POLL: Duration = Duration::from_secs(2);
+/// The first wait between polls.
+const FIRST_POLL: Duration = Duration::from_millis(100);
+
+/// Waits between polls that start at [`FIRST_POLL`] and double up to upstream's [`POLL`]:
+/// a worker is often ready, and a small upload processed, well within upstream's first
+/// 2 s wait, which was most of the time of an upload of a few hundred MiB; long waits
+/// still ask the API server only every 2 s.
+struct Poll(Duration);
+
+impl Poll {
+    fn new() -> Poll {
+        Poll(FIRST_POLL)
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(POLL);
+    }
+}
 /// Upstream's bound on waiting for the processing after the bytes are sent.
 const PROCESSING_WAIT: Duration = Duration::from_secs(24 * 3600);
 const UPLOAD_TARGET: &str = "cdi.kubevirt.io/storage.upload.target";
@@ -349,6 +369,7 @@ async fn wait_ready(
     let name = &req.name;
     let deadline = Instant::now() + Duration::from_secs(req.args.wait_secs);
     let mut logged = false;
+    let mut poll = Poll::new();
     loop {
         let ready = if req.pvc {
             let path = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}");
@@ -389,7 +410,7 @@ async fn wait_ready(
         if Instant::now() >= deadline {
             return Err(Error::Refused("timed out waiting for the condition".into()));
         }
-        tokio::time::sleep(POLL).await;
+        poll.wait().await;
     }
 }
 
@@ -427,6 +448,7 @@ async fn proxy_url(
 /// processing (its claim's Running reason is `Error`) ends the wait with its message.
 async fn wait_processed(kube: &kube::Client, pvc_path: &str) -> Result<()> {
     let deadline = Instant::now() + PROCESSING_WAIT;
+    let mut poll = Poll::new();
     loop {
         let claim = request(kube, http::Method::GET, pvc_path, None)
             .await
@@ -444,7 +466,7 @@ async fn wait_processed(kube: &kube::Client, pvc_path: &str) -> Result<()> {
         if Instant::now() >= deadline {
             return Err(Error::Refused("Timed out waiting for post upload processing to complete, please check upload pod status for progress".into()));
         }
-        tokio::time::sleep(POLL).await;
+        poll.wait().await;
     }
 }
 
