@@ -68,17 +68,7 @@ pub(crate) async fn create_files(
             }
             FileToCreate::CopyOf { path, source } => {
                 let (path, source) = (path.clone(), source.clone());
-                blocking(move || {
-                    let template = std::fs::read(&source).map_err(|e| Error::Firmware {
-                        path: source.clone(),
-                        source: e,
-                    })?;
-                    std::fs::write(&path, template).map_err(|e| Error::write(&path, e))?;
-                    // The template is read-only in the package; the copy must be writable.
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| Error::write(&path, e))
-                })
-                .await?;
+                blocking(move || writable_copy(&source, &path)).await?;
             }
             FileToCreate::CopyIfMissing { path, source } => {
                 let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
@@ -92,16 +82,10 @@ pub(crate) async fn create_files(
                 }
                 let (path, source) = (path.clone(), source.clone());
                 blocking(move || {
-                    let template = std::fs::read(&source).map_err(|e| Error::Firmware {
-                        path: source.clone(),
-                        source: e,
-                    })?;
                     // Written aside and renamed: a crash mid-copy must not leave a torn
                     // store that later runs would keep.
                     let partial = path.with_extension("partial");
-                    std::fs::write(&partial, template).map_err(|e| Error::write(&partial, e))?;
-                    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| Error::write(&partial, e))?;
+                    writable_copy(&source, &partial)?;
                     std::fs::rename(&partial, &path).map_err(|e| Error::write(&path, e))
                 })
                 .await?;
@@ -137,6 +121,18 @@ pub(crate) async fn create_files(
         }
     }
     Ok(())
+}
+
+/// Copies firmware template `source` to `path`, writable by its owner only (the template
+/// is read-only in the package; the copy must be writable).
+fn writable_copy(source: &Path, path: &Path) -> Result<()> {
+    let template = std::fs::read(source).map_err(|e| Error::Firmware {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    std::fs::write(path, template).map_err(|e| Error::write(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::write(path, e))
 }
 
 fn remove_stale(path: &Path) -> Result<()> {

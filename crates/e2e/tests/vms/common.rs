@@ -125,3 +125,13 @@ pub fn wait_banner(k: &Kubectl, name: &str) {
         },
     );
 }
+
+/// Whether `swtpm` and `swtpm_setup` are installed; says the test is skipped when not.
+pub fn swtpm_installed() -> bool {
+    let installed = |tool| std::process::Command::new(tool).arg("--version").output();
+    if installed("swtpm").is_err() || installed("swtpm_setup").is_err() {
+        eprintln!("SKIPPED: swtpm is not installed (Debian packages swtpm, swtpm-tools)");
+        return false;
+    }
+    true
+}

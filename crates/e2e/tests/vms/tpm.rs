@@ -4,7 +4,7 @@
 use oxivirt_e2e::{pids_matching, wait_until, Server};
 use serde_json::{json, Value};
 
-use crate::common::{console_log, virtctl, vm, wait_banner, wait_vm_status, BOOT};
+use crate::common::{console_log, swtpm_installed, virtctl, vm, wait_banner, wait_vm_status, BOOT};
 
 const PROBE: &str = r#"#!/bin/sh
 if [ -e /dev/tpm0 ]; then
@@ -20,9 +20,7 @@ fn swtpms(server: &Server) -> Vec<u32> {
 
 #[test]
 fn a_vm_with_a_tpm_sees_a_tpm2_device_served_by_swtpm_which_stops_with_the_vm() {
-    let installed = |tool| std::process::Command::new(tool).arg("--version").output();
-    if installed("swtpm").is_err() || installed("swtpm_setup").is_err() {
-        eprintln!("SKIPPED: swtpm is not installed (Debian packages swtpm, swtpm-tools)");
+    if !swtpm_installed() {
         return;
     }
     let server = Server::start();

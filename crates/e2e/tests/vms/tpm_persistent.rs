@@ -10,8 +10,8 @@ use oxivirt_e2e::{wait_until, Kubectl, Server};
 use serde_json::{json, Value};
 
 use crate::common::{
-    console_log, get, launcher_pod, virtctl, vm, wait_banner, wait_vm_status, wait_vmi_running,
-    BOOT,
+    console_log, get, launcher_pod, swtpm_installed, virtctl, vm, wait_banner, wait_vm_status,
+    wait_vmi_running, BOOT,
 };
 
 /// Talks to the TPM with raw commands on `/dev/tpm0` (the guest has no tpm2-tools; one
@@ -107,9 +107,7 @@ fn claim_dir(k: &Kubectl, claim: &str) -> PathBuf {
 
 #[test]
 fn a_persistent_tpm_keeps_its_state_on_the_vm_state_claim_across_restart_and_stop_start() {
-    let installed = |tool| std::process::Command::new(tool).arg("--version").output();
-    if installed("swtpm").is_err() || installed("swtpm_setup").is_err() {
-        eprintln!("SKIPPED: swtpm is not installed (Debian packages swtpm, swtpm-tools)");
+    if !swtpm_installed() {
         return;
     }
     let server = Server::start();
