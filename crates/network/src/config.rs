@@ -33,6 +33,11 @@ pub struct NetworkConfig {
     /// a dual-stack pod network with single-stack Services is not what a user configuring
     /// dual stack expects.
     pub service_cidr_v6: Option<(std::net::Ipv6Addr, u8)>,
+    /// The IPv6 ClusterIP of `kube-dns` on dual-stack clusters (`OXIVIRT_CLUSTER_DNS_V6`,
+    /// default the 10th address of the IPv6 Service range, `fd00:10:96::a`, as 10.96.0.10
+    /// is of the IPv4 one). Fixed rather than random so a guest's static IPv6 configuration
+    /// (the manual's cloud-init `networkData`) can name its resolver.
+    pub cluster_dns_v6: Option<std::net::Ipv6Addr>,
 }
 
 /// The IPv6 Service range of dual-stack clusters when none is set (kind's default).
@@ -61,6 +66,7 @@ impl Default for NetworkConfig {
             enabled: true,
             cluster_cidr_v6: None,
             service_cidr_v6: None,
+            cluster_dns_v6: None,
         }
     }
 }
@@ -147,6 +153,23 @@ impl NetworkConfig {
                 )
             })?);
         }
+        if let Some((range, len)) = config.service_cidr_v6 {
+            // The range is /64 to /120: at least 8 host bits, so the 10th address exists.
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            let network = u128::from(range) & mask;
+            let in_range = |ip: std::net::Ipv6Addr| u128::from(ip) & mask == network;
+            let tenth = std::net::Ipv6Addr::from(network | 10);
+            config.cluster_dns_v6 = Some(match get("OXIVIRT_CLUSTER_DNS_V6") {
+                Some(v) => v.parse().ok().filter(|ip| in_range(*ip)).ok_or_else(|| {
+                    bad(
+                        "OXIVIRT_CLUSTER_DNS_V6",
+                        &v,
+                        format!("expected an IPv6 address in {range}/{len}"),
+                    )
+                })?,
+                None => tenth,
+            });
+        }
         if let Some(v) = get("OXIVIRT_POD_NETWORK") {
             config.enabled = !matches!(v.as_str(), "off" | "false" | "0");
         }
@@ -214,12 +237,31 @@ mod tests {
         .unwrap();
         assert_eq!(c.service_cidr_v6, Some(DEFAULT_SERVICE_CIDR_V6));
         assert_eq!(c.service_families(), ["IPv4", "IPv6"]);
+        assert_eq!(c.cluster_dns_v6, Some("fd00:10:96::a".parse().unwrap()));
+        assert_eq!(NetworkConfig::default().cluster_dns_v6, None);
         assert_eq!(NetworkConfig::default().service_families(), ["IPv4"]);
         let e = NetworkConfig::from_lookup(|n| {
             (n == "OXIVIRT_SERVICE_CIDR_V6").then(|| "fd00::/130".to_string())
         })
         .unwrap_err();
         assert!(e.to_string().contains("OXIVIRT_SERVICE_CIDR_V6"), "{e}");
+    }
+
+    #[test]
+    fn the_ipv6_cluster_dns_follows_the_ipv6_service_range_and_must_lie_in_it() {
+        let env = |dns: Option<&'static str>| {
+            move |n: &str| match n {
+                "OXIVIRT_SERVICE_CIDR_V6" => Some("fd00:7::100/120".to_string()),
+                "OXIVIRT_CLUSTER_DNS_V6" => dns.map(str::to_string),
+                _ => None,
+            }
+        };
+        let c = NetworkConfig::from_lookup(env(None)).unwrap();
+        assert_eq!(c.cluster_dns_v6, Some("fd00:7::10a".parse().unwrap()));
+        let c = NetworkConfig::from_lookup(env(Some("fd00:7::153"))).unwrap();
+        assert_eq!(c.cluster_dns_v6, Some("fd00:7::153".parse().unwrap()));
+        let e = NetworkConfig::from_lookup(env(Some("fd00:8::1"))).unwrap_err();
+        assert!(e.to_string().contains("OXIVIRT_CLUSTER_DNS_V6"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! hostname (the manual's §8.4 records for VMs with `hostname`/`subdomain`). Other names
 //! under the cluster domain are NXDOMAIN; everything else is relayed to the host's
 //! resolvers (`/etc/resolv.conf`). Guests reach it as `kube-dns` (10.96.0.10), which the
-//! Service proxy DNATs to this server's port on the node bridge.
+//! Service proxy DNATs to this server's port on the node bridge; on dual-stack nodes also
+//! as `kube-dns`'s IPv6 ClusterIP (`fd00:10:96::a`), DNATed to the bridge's IPv6 address.
 //!
 //! Dual stack: A records carry a name's IPv4 addresses and AAAA records its IPv6 ones (every
 //! ClusterIP of `spec.clusterIPs`; for headless Services the ready endpoints of both
@@ -12,7 +13,7 @@
 //! records (NODATA), as CoreDNS does.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -246,11 +247,12 @@ async fn respond(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Binds UDP and TCP on `address` (same port; 0 picks one) and serves until dropped.
-/// Returns the port.
+/// Returns the port. A dual-stack node calls it once per family (the node bridge's IPv4
+/// and IPv6 addresses), both serving the same zone.
 ///
 /// # Errors
 /// When the sockets cannot be bound.
-pub async fn serve(zone: Zone, address: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+pub async fn serve(zone: Zone, address: IpAddr, port: u16) -> std::io::Result<u16> {
     let mut last = None;
     for _ in 0..16 {
         let udp = UdpSocket::bind((address, port)).await?;
@@ -316,6 +318,7 @@ async fn serve_tcp(zone: Zone, listener: TcpListener) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::net::Ipv4Addr;
 
     fn query(name: &str, qtype: u16) -> Vec<u8> {
         let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
@@ -454,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_server_answers_over_udp_and_tcp() {
-        let port = serve(zone(), Ipv4Addr::LOCALHOST, 0).await.unwrap();
+        let port = serve(zone(), Ipv4Addr::LOCALHOST.into(), 0).await.unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         udp.send_to(
             &query("web.ns.svc.cluster.local", TYPE_A),
@@ -478,5 +481,36 @@ mod tests {
         let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
         tcp.read_exact(&mut reply).await.unwrap();
         assert_eq!(ips(&reply), [Ipv4Addr::new(10, 244, 0, 7)]);
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_on_an_ipv6_address_over_udp_and_tcp() {
+        let svcs = vec![json!({"metadata": {"namespace": "ns", "name": "web"},
+            "spec": {"clusterIP": "10.96.3.4", "clusterIPs": ["10.96.3.4", "fd00:10:96::34"]}})];
+        let z = Zone::new("cluster.local");
+        z.set(records(&svcs, &|_, _| None, &|_, _| None, "cluster.local"));
+        let Ok(port) = serve(z, std::net::Ipv6Addr::LOCALHOST.into(), 0).await else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let v6 = IpAddr::V6("fd00:10:96::34".parse().unwrap());
+        let udp = UdpSocket::bind("[::1]:0").await.unwrap();
+        udp.send_to(&query("web.ns.svc.cluster.local", TYPE_AAAA), ("::1", port))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = udp.recv(&mut buf).await.unwrap();
+        assert_eq!(addrs(&buf[..n]), [v6]);
+        let mut tcp = tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
+        let q = query("web.ns.svc.cluster.local", TYPE_AAAA);
+        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(&q).await.unwrap();
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await.unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut reply).await.unwrap();
+        assert_eq!(addrs(&reply), [v6]);
     }
 }

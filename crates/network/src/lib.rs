@@ -1,6 +1,7 @@
 //! oxivirt's networking (ARCHITECTURE §7, docs/design/0006-network.md).
 //!
-//! **Owns**: the node's pod prefix, bridge and NAT table ([`node`]); each launcher Pod's
+//! **Owns**: the node's pod prefix, bridge and NAT table ([`node`]) and, on dual stack,
+//! its IPv6 forwarding ([`forwarding`]); each launcher Pod's
 //! network namespace, veth, address and binding plumbing ([`pod`], [`masquerade`]); the
 //! `launch.json` network contract ([`plan`]); the launcher's DHCP server ([`dhcp`]); Service
 //! addresses, Endpoints/EndpointSlices and their nftables rules ([`services`]); the cluster
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dhcp;
 pub mod dns;
 pub mod exec;
+pub mod forwarding;
 pub mod ipam;
 pub mod macpool;
 pub mod masquerade;

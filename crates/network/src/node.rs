@@ -37,6 +37,9 @@ pub enum Error {
     /// Every /24 of the cluster range is routed on this host already.
     #[error("no free /24 left in the cluster range {cidr} on this host")]
     Exhausted { cidr: Cidr },
+    /// IPv6 forwarding for dual stack could not be switched on.
+    #[error("switching on IPv6 forwarding for dual stack")]
+    Forwarding(#[from] crate::forwarding::Error),
     /// A host command failed.
     #[error("setting up the node network {what}")]
     Host {
@@ -161,6 +164,8 @@ impl NodeNetwork {
             )
             .await
             .map_err(host_err(format!("address {gateway6} on {bridge}")))?;
+            // Pod → IPv6 ClusterIP → Pod is routed through the bridge (see `forwarding`).
+            crate::forwarding::enable_for_node(&bridge, &state_dir)?;
         }
         let node = NodeNetwork {
             pod_prefix_v6,

@@ -136,10 +136,16 @@ pub fn spec_patch(
                         service: key.clone(),
                         family: family.clone(),
                     })?;
-                    let ip = random_ip6(range, taken).ok_or_else(|| Error::Exhausted {
-                        service: key.clone(),
-                        what: "IPv6 ClusterIP",
-                        range: format!("{}/{}", range.0, range.1),
+                    if let Some(dns) = config.cluster_dns_v6.filter(|_| ns_name == DNS_SERVICE) {
+                        ips.push(dns.to_string());
+                        continue;
+                    }
+                    let ip = random_ip6(range, config.cluster_dns_v6, taken).ok_or_else(|| {
+                        Error::Exhausted {
+                            service: key.clone(),
+                            what: "IPv6 ClusterIP",
+                            range: format!("{}/{}", range.0, range.1),
+                        }
                     })?;
                     taken.cluster_ips6.insert(ip);
                     ip.to_string()
@@ -276,8 +282,13 @@ pub fn family_of(ip: &str) -> &'static str {
 }
 
 /// A random free address of the IPv6 Service range `range`, never its first (the subnet
-/// router anycast address). Random over at most 2^32 hosts: plenty, and cheap to draw.
-fn random_ip6(range: (Ipv6Addr, u8), taken: &Taken) -> Option<Ipv6Addr> {
+/// router anycast address) nor `reserved` (the cluster DNS). Random over at most 2^32
+/// hosts: plenty, and cheap to draw.
+fn random_ip6(
+    range: (Ipv6Addr, u8),
+    reserved: Option<Ipv6Addr>,
+    taken: &Taken,
+) -> Option<Ipv6Addr> {
     let host_bits = 128 - u32::from(range.1.min(128));
     let size: u128 = 1u128 << host_bits.min(32);
     if size < 4 {
@@ -286,15 +297,14 @@ fn random_ip6(range: (Ipv6Addr, u8), taken: &Taken) -> Option<Ipv6Addr> {
     let base = u128::from(range.0) & !((1u128 << host_bits) - 1);
     let nth = |n: u128| Ipv6Addr::from(base | n);
     let mut rng = rand::rng();
+    let free = |ip: &Ipv6Addr| !taken.cluster_ips6.contains(ip) && Some(*ip) != reserved;
     for _ in 0..64 {
         let ip = nth(rng.random_range(1..size));
-        if !taken.cluster_ips6.contains(&ip) {
+        if free(&ip) {
             return Some(ip);
         }
     }
-    (1..size)
-        .map(nth)
-        .find(|ip| !taken.cluster_ips6.contains(ip))
+    (1..size).map(nth).find(free)
 }
 
 fn random_port(config: &NetworkConfig, taken: &Taken) -> Option<u16> {
@@ -355,6 +365,55 @@ mod tests {
         );
         let patch = spec_patch(&headless, &config, &mut taken).unwrap().unwrap();
         assert_eq!(patch["spec"]["clusterIPs"], json!(["None"]));
+    }
+
+    #[test]
+    fn a_dual_stack_kube_dns_gets_both_cluster_dns_addresses_and_nobody_else_its_ipv6_one() {
+        let config = NetworkConfig {
+            // Four IPv6 addresses: 0 (never), 1, 2 and 3; the DNS takes 2.
+            service_cidr_v6: Some(("fd00:10:96::".parse().unwrap(), 126)),
+            cluster_dns_v6: Some("fd00:10:96::2".parse().unwrap()),
+            ..NetworkConfig::default()
+        };
+        let mut taken = Taken::default();
+        let dns = svc(
+            "kube-system",
+            "kube-dns",
+            json!({"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"],
+                   "ports": [{"port": 53}]}),
+        );
+        let patch = spec_patch(&dns, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(
+            patch["spec"]["clusterIPs"],
+            json!(["10.96.0.10", "fd00:10:96::2"])
+        );
+        // A single-stack kube-dns that turns dual-stack keeps its IPv4 address.
+        let mut upgraded = dns.clone();
+        upgraded["spec"]["clusterIPs"] = json!(["10.96.0.10"]);
+        upgraded["spec"]["clusterIP"] = json!("10.96.0.10");
+        let patch = spec_patch(&upgraded, &config, &mut taken).unwrap().unwrap();
+        assert_eq!(
+            patch["spec"]["clusterIPs"],
+            json!(["10.96.0.10", "fd00:10:96::2"])
+        );
+        let mut given = Vec::new();
+        for name in ["a", "b"] {
+            let s = svc(
+                "x",
+                name,
+                json!({"ipFamilies": ["IPv6"], "ports": [{"port": 1}]}),
+            );
+            let patch = spec_patch(&s, &config, &mut taken).unwrap().unwrap();
+            given.push(patch["spec"]["clusterIP"].as_str().unwrap().to_string());
+        }
+        given.sort();
+        assert_eq!(given, ["fd00:10:96::1", "fd00:10:96::3"]);
+        let third = svc(
+            "x",
+            "c",
+            json!({"ipFamilies": ["IPv6"], "ports": [{"port": 1}]}),
+        );
+        assert!(spec_patch(&third, &config, &mut taken).is_err());
     }
 
     #[test]

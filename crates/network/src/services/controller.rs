@@ -37,7 +37,7 @@ pub async fn run(client: kube::Client, config: NetworkConfig) -> anyhow::Result<
     let services = super::mirror(Api::<Service>::all(client.clone()), (), changed.clone()).await;
     let pods = super::mirror(Api::<Pod>::all(client.clone()), (), changed.clone()).await;
     let vmis = super::mirror(vmi_api, vmi_kind, changed.clone()).await;
-    ensure_dns_service(&client).await;
+    ensure_dns_service(&client, &config).await;
     let mut written: HashMap<String, Value> = HashMap::new();
     let mut allocated = Taken::default();
     loop {
@@ -72,9 +72,12 @@ pub async fn run(client: kube::Client, config: NetworkConfig) -> anyhow::Result<
 }
 
 /// Creates `kube-system/kube-dns` (UDP and TCP 53, no selector: the node proxies serve it).
-async fn ensure_dns_service(client: &kube::Client) {
+/// On a dual-stack cluster it is `PreferDualStack`, and one created single-stack before the
+/// cluster got its IPv6 Service range is upgraded (the allocator then adds the IPv6 address).
+async fn ensure_dns_service(client: &kube::Client, config: &NetworkConfig) {
     let api: Api<Service> = Api::namespaced(client.clone(), DNS_SERVICE.0);
-    let svc = json!({
+    let dual = config.service_cidr_v6.is_some();
+    let mut svc = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": DNS_SERVICE.1, "namespace": DNS_SERVICE.0,
                      "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
@@ -83,13 +86,51 @@ async fn ensure_dns_service(client: &kube::Client) {
             {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
     });
+    if dual {
+        svc["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+        svc["spec"]["ipFamilies"] = json!(config.service_families());
+    }
     let Ok(svc) = serde_json::from_value::<Service>(svc) else {
         return;
     };
     match api.create(&PostParams::default(), &svc).await {
-        Ok(_) => tracing::info!("created Service kube-system/kube-dns"),
+        Ok(_) => tracing::info!(dual_stack = dual, "created Service kube-system/kube-dns"),
+        Err(kube::Error::Api(e)) if e.code == 409 && dual => upgrade_dns_service(&api).await,
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => tracing::warn!(error = %e, "cannot create Service kube-system/kube-dns"),
+    }
+}
+
+/// Makes an existing single-stack `kube-dns` `PreferDualStack` (admission adds the IPv6
+/// family, the allocator its address). A Service the user made dual-stack already, or
+/// IPv6-primary, is left as it is.
+async fn upgrade_dns_service(api: &Api<Service>) {
+    let current = match api.get(DNS_SERVICE.1).await {
+        Ok(svc) => svc,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read Service kube-system/kube-dns");
+            return;
+        }
+    };
+    let families = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.ip_families.clone())
+        .unwrap_or_default();
+    if families.iter().any(|f| f == "IPv6") {
+        return;
+    }
+    let patch = json!({"spec": {"ipFamilyPolicy": "PreferDualStack"}});
+    match api
+        .patch(
+            DNS_SERVICE.1,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => tracing::info!("Service kube-system/kube-dns made dual-stack"),
+        Err(e) => tracing::warn!(error = %e, "cannot make Service kube-system/kube-dns dual-stack"),
     }
 }
 

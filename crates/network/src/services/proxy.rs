@@ -2,7 +2,8 @@
 //! `ip oxi-<id>-svc` table equal to [`rules::ruleset`](super::rules::ruleset), loading it
 //! only when the text changes (one `nft -f` transaction, so no half-applied state).
 //! On dual-stack nodes it also mirrors EndpointSlices (Endpoints hold only a Service's
-//! primary family) and keeps the `ip6 oxi-<id>-svc6` table for the IPv6 ClusterIPs.
+//! primary family) and keeps the `ip6 oxi-<id>-svc6` table for the IPv6 ClusterIPs,
+//! `kube-dns`'s included (its DNS server then listens on the bridge's IPv6 address too).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::endpoints::{slices_as_endpoints, SERVICE_NAME_LABEL};
-use super::rules::{self, NodeSide};
+use super::rules::{self, NodeSide, NodeSide6};
 use crate::dns::{self, Zone};
 use crate::exec;
 use crate::node::NodeNetwork;
@@ -37,15 +38,15 @@ pub fn table_name_v6(node: &NodeNetwork) -> String {
 /// Never in practice: failed loads are logged and retried on the next change.
 pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result<()> {
     let zone = Zone::new(&node.config.cluster_domain);
-    let dns_port = match dns::serve(zone.clone(), node.gateway, 0).await {
-        Ok(port) => {
-            tracing::info!(address = %node.gateway, port, "cluster DNS serving");
-            Some(port)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no cluster DNS on this node");
-            None
-        }
+    let dns_port = serve_dns(&zone, node.gateway.into(), 0).await;
+    // Dual stack: the same zone on the bridge's IPv6 address, for `kube-dns`'s IPv6
+    // ClusterIP.
+    let gateway6 = node.pod_prefix_v6.map(|p| crate::node::v6_host(p, 1));
+    let dns6 = match (gateway6, node.config.cluster_dns_v6) {
+        (Some(gateway6), Some(cluster_dns6)) => serve_dns(&zone, gateway6.into(), 0)
+            .await
+            .map(|port| (cluster_dns6, gateway6, port)),
+        _ => None,
     };
     let changed = Arc::new(Notify::new());
     let services = super::mirror(Api::<Service>::all(client.clone()), (), changed.clone()).await;
@@ -67,6 +68,12 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
         pod_cidr: node.pod_cidr,
         dns: dns_port.map(|p| (node.config.cluster_dns, node.gateway, p)),
     };
+    let side6 = node.pod_prefix_v6.map(|pod_prefix| NodeSide6 {
+        table: table_name_v6(&node),
+        bridge: node.bridge.clone(),
+        pod_prefix,
+        dns: dns6,
+    });
     let mut loaded = String::new();
     loop {
         let svcs: Vec<Value> = services
@@ -116,14 +123,8 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
             &node.config.cluster_domain,
         ));
         let mut text = rules::ruleset(&side, &svcs, &endpoints_of);
-        if let Some(prefix) = node.pod_prefix_v6 {
-            text.push_str(&rules::ruleset_v6(
-                &table_name_v6(&node),
-                &node.bridge,
-                prefix,
-                &svcs,
-                &endpoints6_of,
-            ));
+        if let Some(side6) = &side6 {
+            text.push_str(&rules::ruleset_v6(side6, &svcs, &endpoints6_of));
         }
         if text != loaded {
             let started = Instant::now();
@@ -139,6 +140,21 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
             }
         }
         changed.notified().await;
+    }
+}
+
+/// Serves `zone` on `address`:`port` (0: any port); the port, or None (logged) when the
+/// sockets cannot be bound.
+async fn serve_dns(zone: &Zone, address: std::net::IpAddr, port: u16) -> Option<u16> {
+    match dns::serve(zone.clone(), address, port).await {
+        Ok(port) => {
+            tracing::info!(%address, port, "cluster DNS serving");
+            Some(port)
+        }
+        Err(e) => {
+            tracing::warn!(%address, port, error = %e, "no cluster DNS on this address");
+            None
+        }
     }
 }
 

@@ -87,16 +87,18 @@ pub fn ruleset(
     services: &[Value],
     endpoints_of: &dyn Fn(&str, &str) -> Option<Value>,
 ) -> String {
-    let mut dns = String::new();
-    if let Some((cluster_dns, listen, port)) = node.dns {
-        for proto in ["udp", "tcp"] {
-            let _ = writeln!(
-                dns,
-                "\t\tiifname \"{}\" ip daddr {cluster_dns} {proto} dport 53 dnat to {listen}:{port}",
-                node.bridge
-            );
-        }
-    }
+    let dns = node
+        .dns
+        .map(|(cluster_dns, listen, port)| {
+            dns_rules(
+                &IPV4,
+                &node.bridge,
+                &cluster_dns.to_string(),
+                &listen.to_string(),
+                port,
+            )
+        })
+        .unwrap_or_default();
     let pod_range = node.pod_cidr.to_string();
     table(
         &IPV4,
@@ -107,24 +109,63 @@ pub fn ruleset(
     )
 }
 
+/// What the node contributes to the IPv6 table.
+#[derive(Debug, Clone)]
+pub struct NodeSide6 {
+    /// The table name (`ip6 <table>`).
+    pub table: String,
+    /// The node bridge.
+    pub bridge: String,
+    /// The node's IPv6 /64.
+    pub pod_prefix: Ipv6Addr,
+    /// `kube-dns`'s IPv6 ClusterIP and where the node's DNS server listens on IPv6.
+    pub dns: Option<(Ipv6Addr, Ipv6Addr, u16)>,
+}
+
 /// The IPv6 table (`ip6 <table>`) for the Services' IPv6 ClusterIPs, LoadBalancer and
-/// external IPs and their NodePorts on the node's IPv6 addresses; `endpoints6_of` gives a
-/// Service's IPv6 endpoints in the shape of Endpoints. `pod_prefix` is the node's /64.
+/// external IPs and their NodePorts on the node's IPv6 addresses, and `kube-dns`'s IPv6
+/// ClusterIP; `endpoints6_of` gives a Service's IPv6 endpoints in the shape of Endpoints.
 pub fn ruleset_v6(
-    table_name: &str,
-    bridge: &str,
-    pod_prefix: Ipv6Addr,
+    node: &NodeSide6,
     services: &[Value],
     endpoints6_of: &dyn Fn(&str, &str) -> Option<Value>,
 ) -> String {
-    let pod_range = format!("{pod_prefix}/64");
+    let dns = node
+        .dns
+        .map(|(cluster_dns, listen, port)| {
+            dns_rules(
+                &IPV6,
+                &node.bridge,
+                &cluster_dns.to_string(),
+                &listen.to_string(),
+                port,
+            )
+        })
+        .unwrap_or_default();
+    let pod_range = format!("{}/64", node.pod_prefix);
     table(
         &IPV6,
-        (table_name, bridge, &pod_range),
-        "",
+        (&node.table, &node.bridge, &pod_range),
+        &dns,
         services,
         endpoints6_of,
     )
+}
+
+/// Prerouting rules sending the node's Pods' DNS traffic for the cluster DNS address to the
+/// node's DNS server, over UDP and TCP. Only from the bridge: several clusters on one host
+/// share `10.96.0.10`, and each node's Pods must reach their own cluster's DNS.
+fn dns_rules(family: &Family, bridge: &str, cluster_dns: &str, listen: &str, port: u16) -> String {
+    let mut out = String::new();
+    let f = family.nft;
+    let target = (family.target)(listen, u64::from(port));
+    for proto in ["udp", "tcp"] {
+        let _ = writeln!(
+            out,
+            "\t\tiifname \"{bridge}\" {f} daddr {cluster_dns} {proto} dport 53 dnat to {target}"
+        );
+    }
+    out
 }
 
 /// One family's table: `node` is (table, bridge, pod range), `dns` extra prerouting rules.
@@ -267,6 +308,19 @@ mod tests {
         }
     }
 
+    fn node6() -> NodeSide6 {
+        NodeSide6 {
+            table: "oxi-test-svc6".into(),
+            bridge: "oxbtest".into(),
+            pod_prefix: "fd00:10:244:1::".parse().unwrap(),
+            dns: Some((
+                "fd00:10:96::a".parse().unwrap(),
+                "fd00:10:244:1::1".parse().unwrap(),
+                5353,
+            )),
+        }
+    }
+
     fn services() -> (Vec<Value>, Value) {
         let svc = json!({"metadata": {"namespace": "ns", "name": "web"},
             "spec": {"type": "NodePort", "clusterIP": "10.96.5.5",
@@ -314,13 +368,9 @@ mod tests {
                      "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
         let ep6 = json!({"subsets": [{"addresses": [{"ip": "fd00:10:244:1::2"}],
                                       "ports": [{"port": 8080, "protocol": "TCP"}]}]});
-        let rules = ruleset_v6(
-            "oxi-test-svc6",
-            "oxbtest",
-            "fd00:10:244:1::".parse().unwrap(),
-            std::slice::from_ref(&svc),
-            &|_, _| Some(ep6.clone()),
-        );
+        let rules = ruleset_v6(&node6(), std::slice::from_ref(&svc), &|_, _| {
+            Some(ep6.clone())
+        });
         assert!(rules.starts_with("table ip6 oxi-test-svc6\n"), "{rules}");
         assert!(
             rules.contains("ip6 daddr fd00:10:96::5 tcp dport 80 goto svc-0-0"),
@@ -329,6 +379,13 @@ mod tests {
         assert!(rules.contains("dnat to [fd00:10:244:1::2]:8080"), "{rules}");
         assert!(!rules.contains("10.96.5.5"), "{rules}");
         assert!(rules.contains("ip6 saddr fd00:10:244:1::/64 oifname \"oxbtest\" masquerade"));
+        // kube-dns's IPv6 ClusterIP leads the node's Pods to the DNS server's IPv6 socket.
+        for proto in ["udp", "tcp"] {
+            let rule = format!(
+                "iifname \"oxbtest\" ip6 daddr fd00:10:96::a {proto} dport 53 dnat to [fd00:10:244:1::1]:5353"
+            );
+            assert!(rules.contains(&rule), "{rules}");
+        }
         // The IPv4 table takes the IPv4 entry even when the IPv6 one is primary.
         let mut v6_primary = svc;
         v6_primary["spec"]["clusterIP"] = json!("fd00:10:96::5");
@@ -360,13 +417,7 @@ mod tests {
         dual[0]["spec"]["clusterIPs"] = json!(["10.96.5.5", "fd00:10:96::5"]);
         for rules in [
             ruleset(&node(), &svcs, &|_, _| Some(ep.clone())),
-            ruleset_v6(
-                "oxi-test-svc6",
-                "oxbtest",
-                "fd00:10:244:1::".parse().unwrap(),
-                &dual,
-                &|_, _| Some(ep6.clone()),
-            ),
+            ruleset_v6(&node6(), &dual, &|_, _| Some(ep6.clone())),
         ] {
             let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");
             crate::exec::run_with_input(None, "nft", &["-c", "-f", "-"], Some(&body))
