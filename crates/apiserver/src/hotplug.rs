@@ -1,15 +1,20 @@
 //! `addvolume` / `removevolume` on VMs and VMIs (manual 7.15.1), as upstream's virt-api
-//! handles them: by editing specs, never by touching the guest. The node agent of the VMI's
-//! node sees the VMI spec change and attaches or detaches the disk over QMP, reporting in
-//! `status.volumeStatus` (design 0005, hot-plug).
+//! handles them: by editing specs or recording requests, never by touching the guest.
 //!
 //! * On a VMI the volume and its disk go into the VMI spec only: a VM owning the VMI does
-//!   not keep it across a restart.
-//! * On a VM (`virtctl addvolume --persist`) they go into `spec.template.spec` too, so the
-//!   next VMI starts with the disk; a running VMI gets it at once as well.
+//!   not keep it across a restart. The node agent of the VMI's node sees the spec change
+//!   and attaches or detaches the disk over QMP, reporting in `status.volumeStatus`
+//!   (design 0005, hot-plug).
+//! * On a VM (`virtctl addvolume --persist`) the request is checked against the VM
+//!   template and recorded in `status.volumeRequests`; the VM controller puts it into
+//!   `spec.template.spec`, so the next VMI starts with the disk, and into a running VMI's
+//!   spec, then drops the request from the list.
 //!
 //! The hot-plugged volume source carries `hotpluggable: true`, which is what lets it be
-//! removed again; a volume the VM was defined with is refused.
+//! removed again; a volume the VM was defined with is refused. A claim still being
+//! provisioned or populated is accepted ([`claim`]).
+
+mod claim;
 
 use serde_json::{json, Value};
 
@@ -162,49 +167,6 @@ fn conflict(target: Target, name: &str, detail: &str) -> ApiError {
     ApiError::conflict("kubevirt.io", resource, name, detail)
 }
 
-/// Refuses a claim that is missing or not usable yet: the node agent can only attach a
-/// claim bound to a volume (a DataVolume: one that has finished populating).
-async fn check_claim(api: &Api, ns: &str, request: &AddVolume) -> ApiResult<()> {
-    let name = &request.name;
-    if let Some(dv_name) = &request.data_volume {
-        let info = api
-            .registry
-            .by_group_resource("cdi.kubevirt.io", "datavolumes")
-            .ok_or_else(|| ApiError::internal("datavolumes.cdi.kubevirt.io are not served"))?;
-        let dv = api
-            .get(&info, ns, dv_name, &info.storage_version)
-            .await
-            .map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "Unable to add volume [{name}]: DataVolume {ns}/{dv_name} does not exist"
-                ))
-            })?;
-        let phase = dv["status"]["phase"].as_str().unwrap_or("Pending");
-        if phase != "Succeeded" {
-            return Err(ApiError::BadRequest(format!(
-                "Unable to add volume [{name}]: DataVolume {ns}/{dv_name} is not ready (phase {phase})"
-            )));
-        }
-    }
-    let info = api
-        .registry
-        .by_group_resource("", "persistentvolumeclaims")
-        .ok_or_else(|| ApiError::internal("persistentvolumeclaims are not served"))?;
-    let claim = &request.claim;
-    let pvc = api.get(&info, ns, claim, "v1").await.map_err(|_| {
-        ApiError::BadRequest(format!(
-            "Unable to add volume [{name}]: PersistentVolumeClaim {ns}/{claim} does not exist"
-        ))
-    })?;
-    let phase = pvc["status"]["phase"].as_str().unwrap_or("Pending");
-    if phase != "Bound" {
-        return Err(ApiError::BadRequest(format!(
-            "Unable to add volume [{name}]: PersistentVolumeClaim {ns}/{claim} is not bound (phase {phase})"
-        )));
-    }
-    Ok(())
-}
-
 /// The claim a volume uses, if it is a PVC or DataVolume volume.
 fn claim_of(volume: &Value) -> Option<&str> {
     volume["persistentVolumeClaim"]["claimName"]
@@ -299,6 +261,10 @@ fn resource(api: &Api, plural: &str) -> ApiResult<std::sync::Arc<crate::registry
         .ok_or_else(|| ApiError::internal(format!("{plural}.kubevirt.io is not served")))
 }
 
+fn vmi_spec(vmi: &Value) -> Value {
+    vmi["spec"].clone()
+}
+
 fn vmi_running(vmi: &Value) -> bool {
     vmi.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
 }
@@ -316,13 +282,53 @@ impl Change<'_> {
             Change::Remove(volume) => remove_from(spec, volume, target, object),
         }
     }
+
+    /// The entry of a VM's `status.volumeRequests` that asks the VM controller for it.
+    fn recorded(&self) -> Value {
+        match self {
+            Change::Add(request) => {
+                let mut source = request.volume.clone();
+                if let Some(fields) = source.as_object_mut() {
+                    fields.remove("name");
+                }
+                json!({"addVolumeOptions": {
+                    "name": request.name,
+                    "disk": request.disk,
+                    "volumeSource": source,
+                }})
+            }
+            Change::Remove(volume) => json!({"removeVolumeOptions": {"name": volume}}),
+        }
+    }
+}
+
+/// The VM template spec as it will be once the VM controller has handled the requests
+/// already in `status.volumeRequests` (a request that would fail is skipped, as the
+/// controller skips it), so a new request is checked against that.
+fn with_pending_requests(vm: &Value) -> Value {
+    let mut spec = vm["spec"]["template"]["spec"].clone();
+    let pending = vm["status"]["volumeRequests"].as_array();
+    for request in pending.into_iter().flatten() {
+        let options = &request["addVolumeOptions"];
+        if options.is_object() {
+            let parsed = serde_json::to_vec(options)
+                .ok()
+                .and_then(|body| parse_add(&body).ok());
+            if let Some(add) = parsed {
+                let _skipped = add_to(&mut spec, &add, Target::VirtualMachine, "");
+            }
+        } else if let Some(volume) = request["removeVolumeOptions"]["name"].as_str() {
+            let _skipped = remove_from(&mut spec, volume, Target::VirtualMachine, "");
+        }
+    }
+    spec
 }
 
 /// `PUT …/{virtualmachines,virtualmachineinstances}/{name}/addvolume`.
 ///
 /// # Errors
-/// 404 for a missing VM/VMI, 400 for a missing or unready claim, 409 for a VMI that is not
-/// running or a name already in use.
+/// 404 for a missing VM/VMI, 400 for a missing claim, 422 for one that cannot become
+/// usable, 409 for a VMI that is not running or a name already in use.
 pub async fn add(
     api: &Api,
     user: &UserInfo,
@@ -359,6 +365,9 @@ pub async fn remove(
     change(api, user, ns, name, target, Change::Remove(volume), dry_run).await
 }
 
+/// A VMI request edits the VMI spec (the node agent acts on it); a VM request is checked
+/// against the VM and recorded in `status.volumeRequests`, which the VM controller applies
+/// to the template and to a running VMI, then clears (upstream's split).
 async fn change(
     api: &Api,
     user: &UserInfo,
@@ -368,76 +377,52 @@ async fn change(
     change: Change<'_>,
     dry_run: bool,
 ) -> ApiResult<()> {
-    let vmis = resource(api, "virtualmachineinstances")?;
     let object = resource(api, target.plural())?;
     // The addressed object must exist (404 as upstream) before anything else is checked.
-    api.get(&object, ns, name, "v1").await?;
-    let vmi = api.get(&vmis, ns, name, "v1").await.ok();
-    let running = vmi.as_ref().is_some_and(vmi_running);
-    if target == Target::VirtualMachineInstance && !running {
+    let current = api.get(&object, ns, name, "v1").await?;
+    if target == Target::VirtualMachineInstance && !vmi_running(&current) {
         return Err(conflict(target, name, "VMI is not running"));
     }
     if let Change::Add(request) = &change {
-        check_claim(api, ns, request).await?;
+        claim::check(api, ns, (&object.kind, name), request).await?;
     }
     let ctx = crate::vm_actions::virt_api_ctx(user, dry_run);
-    if target == Target::VirtualMachine {
-        api.write_loop(
-            &object,
-            ns,
-            name,
-            &ctx,
-            "v1",
-            false,
-            |old| {
-                let mut new = old.clone();
-                let mut spec = new["spec"]["template"]["spec"].take();
-                change.apply(&mut spec, target, name)?;
-                new["spec"]["template"]["spec"] = spec;
-                strip_rv(&mut new);
-                Ok(new)
-            },
-            Subresource::Main,
-        )
-        .await?;
-    }
-    if running {
-        api.write_loop(
-            &vmis,
-            ns,
-            name,
-            &ctx,
-            "v1",
-            false,
-            |old| {
-                let mut new = old.clone();
-                let mut spec = new["spec"].take();
-                // A persisted volume may already be on the VMI (it was started with it).
-                let skip = match &change {
-                    Change::Add(r) => {
-                        target == Target::VirtualMachine
-                            && spec["volumes"]
-                                .as_array()
-                                .is_some_and(|v| v.iter().any(|v| v["name"] == json!(r.name)))
+    let (spec_of, sub): (fn(&Value) -> Value, _) = match target {
+        Target::VirtualMachine => (with_pending_requests, Subresource::Status),
+        Target::VirtualMachineInstance => (vmi_spec, Subresource::Main),
+    };
+    api.write_loop(
+        &object,
+        ns,
+        name,
+        &ctx,
+        "v1",
+        false,
+        |old| {
+            let mut spec = spec_of(old);
+            // Checked (409s) against what the spec is or will be.
+            change.apply(&mut spec, target, name)?;
+            let mut new = old.clone();
+            match target {
+                Target::VirtualMachine => {
+                    let mut requests = old["status"]["volumeRequests"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    requests.push(change.recorded());
+                    if !new["status"].is_object() {
+                        new["status"] = json!({});
                     }
-                    Change::Remove(volume) => {
-                        target == Target::VirtualMachine
-                            && !spec["volumes"]
-                                .as_array()
-                                .is_some_and(|v| v.iter().any(|v| v["name"] == json!(volume)))
-                    }
-                };
-                if !skip {
-                    change.apply(&mut spec, Target::VirtualMachineInstance, name)?;
+                    new["status"]["volumeRequests"] = json!(requests);
                 }
-                new["spec"] = spec;
-                strip_rv(&mut new);
-                Ok(new)
-            },
-            Subresource::Main,
-        )
-        .await?;
-    }
+                Target::VirtualMachineInstance => new["spec"] = spec,
+            }
+            strip_rv(&mut new);
+            Ok(new)
+        },
+        sub,
+    )
+    .await?;
     Ok(())
 }
 
@@ -504,5 +489,46 @@ mod tests {
             spec["domain"]["devices"]["disks"].as_array().map(Vec::len),
             Some(1)
         );
+    }
+
+    #[test]
+    fn a_vm_request_is_recorded_and_checked_against_the_pending_ones() {
+        let request = parse_add(
+            br#"{"name":"hp","disk":{"serial":"S"},"volumeSource":{"dataVolume":{"name":"dv"}}}"#,
+        )
+        .expect("valid");
+        let recorded = Change::Add(&request).recorded();
+        assert_eq!(
+            recorded,
+            json!({"addVolumeOptions": {"name": "hp",
+                "disk": {"name": "hp", "serial": "S", "disk": {"bus": "scsi"}},
+                "volumeSource": {"dataVolume": {"name": "dv", "hotpluggable": true}}}})
+        );
+        let mut vm = json!({"spec": {"template": {"spec": {
+            "domain": {"devices": {"disks": [{"name": "root"}]}},
+            "volumes": [{"name": "root", "containerDisk": {"image": "x"}}]}}},
+            "status": {"volumeRequests": [recorded]}});
+        let mut spec = with_pending_requests(&vm);
+        assert_eq!(spec["volumes"][1]["dataVolume"]["name"], "dv");
+        // A second add of the same name while the first is pending is a conflict.
+        let e = Change::Add(&request)
+            .apply(&mut spec, Target::VirtualMachine, "vm")
+            .expect_err("pending twice");
+        assert!(
+            e.to_string()
+                .contains("volume with that name already exists"),
+            "{e}"
+        );
+        // A pending removal makes the volume unknown to the next removal.
+        vm["status"]["volumeRequests"]
+            .as_array_mut()
+            .expect("a list")
+            .push(Change::Remove("hp").recorded());
+        let mut spec = with_pending_requests(&vm);
+        assert_eq!(spec["volumes"].as_array().map(Vec::len), Some(1));
+        let e = Change::Remove("hp")
+            .apply(&mut spec, Target::VirtualMachine, "vm")
+            .expect_err("removed twice");
+        assert!(e.to_string().contains("because it does not exist"), "{e}");
     }
 }

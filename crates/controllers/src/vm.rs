@@ -14,6 +14,7 @@ mod interfaces;
 mod persistent_state;
 mod status;
 mod strategy;
+mod volume_requests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +138,8 @@ async fn reconcile(vm: Arc<DynamicObject>, shared: Arc<Shared>) -> Result<Action
         return Ok(Action::await_change());
     }
     pass.ensure_finalizer().await?;
+    // Before a VMI may be started from the template: it then starts with the disks.
+    let vmi = volume_requests::handle(&mut pass, vmi).await?;
     if let Some(failure) = strategy::start_failure(&pass.json, vmi.as_ref()) {
         // Written before the VMI is deleted, or the failure would go unseen.
         pass.patch_status(Map::from_iter([("startFailure".into(), failure)]))
@@ -195,7 +198,7 @@ impl Pass<'_> {
         let what = format!("VirtualMachineInstance of {}", self.what());
         let ns = self.vm.namespace().unwrap_or_default();
         let vmi = match crate::cache::cached(self.vmi_cache, &vmi_resource(), &ns, &name) {
-            Some(vmi) => to_json(&*vmi),
+            Some(vmi) => to_json(&vmi),
             None => match self.vmis.get_opt(&name).await.map_err(Error::api(&what))? {
                 Some(vmi) => to_json(&vmi),
                 None => return Ok(None),

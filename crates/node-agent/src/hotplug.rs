@@ -1,10 +1,16 @@
 //! Disk hot-plug on this node (upstream: virt-handler's hotplug volume sync): the API
-//! server's `addvolume`/`removevolume` edit the VMI spec; this loop makes each running
-//! launcher's QEMU have exactly the VMI's disks, and reports hot-plugged volumes in
-//! `status.volumeStatus[]` with upstream's `Ready`/`VolumeReady` wording.
+//! server's `addvolume`/`removevolume` and the VM controller edit the VMI spec; this loop
+//! makes each running launcher's QEMU have exactly the VMI's disks, and reports hot-plugged
+//! volumes in `status.volumeStatus[]` with upstream's phases: `Pending` while the claim is
+//! unbound (on a `WaitForFirstConsumer` class the binder provisions it on this node because
+//! the VMI now names it), `Bound` while its DataVolume populates, `Ready`/`VolumeReady`
+//! once attached ([`readiness`]).
 //!
 //! Level-triggered: a VMI watch mirrors VMIs into a store and wakes the loop; a pass also
-//! runs every [`RESYNC`] so a claim that was not ready yet is retried. Each pass asks the
+//! runs every [`RESYNC`] while some VMI has hot-plugged volumes, and every
+//! [`WAITING_RESYNC`] while one of them waits for its claim, which is how a claim becoming
+//! `Bound` or a DataVolume `Succeeded` is noticed (claims are not watched: a wait is rare
+//! and short next to the cost of mirroring every claim and DataVolume on every node). Each pass asks the
 //! launcher which disks QEMU has (`volumes` on `control.sock`), attaches the hotpluggable
 //! volumes it lacks and detaches the disks no longer in the spec. A guest reboot keeps
 //! hot-plugged devices (QEMU resets them, it does not remove them); a new VMI of a VM that
@@ -25,9 +31,16 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::rundir::{self, LauncherPhase, RunDir};
+use readiness::Waiting;
+
+mod readiness;
 
 /// How often every running VMI is re-checked when nothing changes.
 const RESYNC: Duration = Duration::from_secs(3);
+
+/// How often VMIs are re-checked while a hot-plugged volume waits for its claim to be
+/// bound or populated (a few reads per waiting volume).
+const WAITING_RESYNC: Duration = Duration::from_millis(500);
 
 /// Runs until the process ends.
 pub(crate) async fn run(client: kube::Client, data_dir: PathBuf, qemu_owner: Option<(u32, u32)>) {
@@ -51,16 +64,19 @@ pub(crate) async fn run(client: kube::Client, data_dir: PathBuf, qemu_owner: Opt
             })
             .await;
     });
+    let mut waiting = false;
     loop {
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(RESYNC) => {}
+            () = tokio::time::sleep(if waiting { WAITING_RESYNC } else { RESYNC }) => {}
         }
         // VMIs change several times a second while VMs start; almost none of them have
         // hot-plugged disks. A pass looks at run directories only when some VMI does, and
         // passes come at most every SETTLE.
         if store.state().iter().any(|vmi| involves_hotplug(vmi)) {
-            sync_all(&client, &data_dir, &store, qemu_owner).await;
+            waiting = sync_all(&client, &data_dir, &store, qemu_owner).await;
+        } else {
+            waiting = false;
         }
         tokio::time::sleep(SETTLE).await;
     }
@@ -79,12 +95,14 @@ fn involves_hotplug(vmi: &DynamicObject) -> bool {
             .is_some_and(|s| s.iter().any(|e| e.get("hotplugVolume").is_some()))
 }
 
+/// One pass over this node's running launchers; whether some volume waits for its claim.
 async fn sync_all(
     client: &kube::Client,
     data_dir: &Path,
     store: &Store<DynamicObject>,
     qemu_owner: Option<(u32, u32)>,
-) {
+) -> bool {
+    let mut waiting = false;
     for (_, dir) in rundir::list(data_dir) {
         if dir.read_status().map(|s| s.phase) != Some(LauncherPhase::Running)
             && dir.read_status().map(|s| s.phase) != Some(LauncherPhase::Paused)
@@ -116,10 +134,14 @@ async fn sync_all(
         let Ok(vmi) = serde_json::to_value(vmi.as_ref()) else {
             continue;
         };
-        if let Err(error) = sync(client, &dir, &vmi, qemu_owner).await {
-            tracing::warn!(vmi = %format!("{namespace}/{name}"), %error, "hotplug sync failed; retrying");
+        match sync(client, &dir, &vmi, qemu_owner).await {
+            Ok(waits) => waiting |= waits,
+            Err(error) => {
+                tracing::warn!(vmi = %format!("{namespace}/{name}"), %error, "hotplug sync failed; retrying");
+            }
         }
     }
+    waiting
 }
 
 /// The hot-pluggable volumes of `spec`, by name.
@@ -154,13 +176,13 @@ fn scsi_target(index: usize) -> String {
     format!("sd{}", letters(index))
 }
 
-/// One pass for one VMI: attach, detach, report.
+/// One pass for one VMI: attach, detach, report; whether a volume waits for its claim.
 async fn sync(
     client: &kube::Client,
     dir: &RunDir,
     vmi: &Value,
     qemu_owner: Option<(u32, u32)>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let wanted = hotpluggable(&vmi["spec"]);
     let in_spec: Vec<&str> = vmi["spec"]["volumes"]
         .as_array()
@@ -172,7 +194,7 @@ async fn sync(
         .as_array()
         .is_some_and(|s| s.iter().any(|e| e.get("hotplugVolume").is_some()));
     if wanted.is_empty() && !has_status && !launched_with_hotplug(dir) {
-        return Ok(());
+        return Ok(false);
     }
     let reply = crate::endpoint::control::send(dir, &json!({"command": "volumes"})).await?;
     let attached: BTreeMap<String, bool> = reply["data"]
@@ -196,19 +218,35 @@ async fn sync(
             }
         }
     }
-    let mut outcomes: BTreeMap<String, Result<(), String>> = BTreeMap::new();
+    let namespace = vmi["metadata"]["namespace"].as_str().unwrap_or_default();
+    let mut outcomes: BTreeMap<String, Result<(), Waiting>> = BTreeMap::new();
     for (name, volume) in &wanted {
         if attached.contains_key(name) {
             outcomes.insert(name.clone(), Ok(()));
             continue;
         }
-        let outcome = attach(client, dir, vmi, name, volume, qemu_owner).await;
-        if let Err(error) = &outcome {
-            tracing::warn!(volume = %name, %error, "hot-plug failed; retrying");
+        // A claim still being provisioned or populated is reported, not tried: the next
+        // pass (a VMI change, or at most WAITING_RESYNC later) looks again.
+        let outcome = match readiness::check(client, namespace, volume).await {
+            Ok(Some(waiting)) => Err(waiting),
+            Ok(None) => attach(client, dir, vmi, name, volume, qemu_owner).await,
+            Err(error) => Err(Waiting::sync_failed("Pending", error)),
+        };
+        if let Err(Waiting {
+            reason: "FailedHotplugSync",
+            message,
+            ..
+        }) = &outcome
+        {
+            tracing::warn!(volume = %name, error = %message, "hot-plug failed; retrying");
         }
         outcomes.insert(name.clone(), outcome);
     }
-    write_status(client, vmi, &outcomes).await
+    write_status(client, vmi, &outcomes).await?;
+    let waits = outcomes
+        .values()
+        .any(|o| matches!(o, Err(w) if w.reason != "FailedHotplugSync"));
+    Ok(waits)
 }
 
 /// Whether this launcher's spec had hotpluggable volumes (a persisted hot-plug): their
@@ -221,6 +259,10 @@ fn launched_with_hotplug(dir: &RunDir) -> bool {
 }
 
 /// Resolves the volume's claim to its image on this node and has the launcher attach it.
+///
+/// # Errors
+/// `Bound` when the image cannot be resolved or handed to QEMU's user, `MountedToPod` when
+/// the launcher cannot be asked or refuses the disk.
 async fn attach(
     client: &kube::Client,
     dir: &RunDir,
@@ -228,17 +270,17 @@ async fn attach(
     name: &str,
     volume: &Value,
     qemu_owner: Option<(u32, u32)>,
-) -> Result<(), String> {
+) -> Result<(), Waiting> {
     let one = json!({
         "metadata": {"namespace": vmi["metadata"]["namespace"]},
         "spec": {"volumes": [volume]},
     });
     let disks = crate::volumes::claim_disks(client, &one, qemu_owner)
         .await
-        .map_err(|e| crate::status::chain(&e))?;
-    let source = disks
-        .get(name)
-        .ok_or_else(|| format!("volume {name} has no claim to attach"))?;
+        .map_err(|e| Waiting::sync_failed("Bound", crate::status::chain(&e)))?;
+    let source = disks.get(name).ok_or_else(|| {
+        Waiting::sync_failed("Bound", format!("volume {name} has no claim to attach"))
+    })?;
     let disk = vmi["spec"]["domain"]["devices"]["disks"]
         .as_array()
         .into_iter()
@@ -257,19 +299,24 @@ async fn attach(
         "cache": disk["cache"],
         "readonly": readonly,
     });
-    let reply = crate::endpoint::control::send(dir, &request).await?;
+    let mounted = |message: String| Waiting::sync_failed("MountedToPod", message);
+    let reply = crate::endpoint::control::send(dir, &request)
+        .await
+        .map_err(mounted)?;
     if reply["ok"] == true {
         Ok(())
     } else {
-        Err(reply["error"]
-            .as_str()
-            .unwrap_or("the launcher refused the disk")
-            .to_string())
+        Err(mounted(
+            reply["error"]
+                .as_str()
+                .unwrap_or("the launcher refused the disk")
+                .to_string(),
+        ))
     }
 }
 
 /// `status.volumeStatus[]` with the hot-plugged volumes' outcomes; other entries kept.
-fn volume_status(vmi: &Value, outcomes: &BTreeMap<String, Result<(), String>>) -> Vec<Value> {
+fn volume_status(vmi: &Value, outcomes: &BTreeMap<String, Result<(), Waiting>>) -> Vec<Value> {
     let current = vmi["status"]["volumeStatus"]
         .as_array()
         .cloned()
@@ -309,10 +356,10 @@ fn volume_status(vmi: &Value, outcomes: &BTreeMap<String, Result<(), String>>) -
                     "Successfully attach hotplugged volume {name} to VM"
                 ));
             }
-            Err(error) => {
-                entry["phase"] = json!("Pending");
-                entry["reason"] = json!("FailedHotplugSync");
-                entry["message"] = json!(error);
+            Err(waiting) => {
+                entry["phase"] = json!(waiting.phase);
+                entry["reason"] = json!(waiting.reason);
+                entry["message"] = json!(waiting.message);
             }
         }
         if let Some(claim) = previous.and_then(|p| p.get("persistentVolumeClaimInfo")) {
@@ -326,7 +373,7 @@ fn volume_status(vmi: &Value, outcomes: &BTreeMap<String, Result<(), String>>) -
 async fn write_status(
     client: &kube::Client,
     vmi: &Value,
-    outcomes: &BTreeMap<String, Result<(), String>>,
+    outcomes: &BTreeMap<String, Result<(), Waiting>>,
 ) -> Result<(), String> {
     let entries = volume_status(vmi, outcomes);
     let current = vmi["status"]["volumeStatus"]
@@ -381,7 +428,11 @@ mod tests {
             ("hp1".to_string(), Ok(())),
             (
                 "hp2".to_string(),
-                Err("persistentvolumeclaim \"hp2\" is not bound".to_string()),
+                Err(Waiting {
+                    phase: "Pending",
+                    reason: "PVCNotReady",
+                    message: "PVC is in phase Pending".to_string(),
+                }),
             ),
         ]);
         let status = volume_status(&vmi, &outcomes);
@@ -394,9 +445,8 @@ mod tests {
             "Successfully attach hotplugged volume hp1 to VM"
         );
         assert_eq!(status[2]["phase"], "Pending");
-        assert!(status[2]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("not bound")));
+        assert_eq!(status[2]["reason"], "PVCNotReady");
+        assert_eq!(status[2]["message"], "PVC is in phase Pending");
         assert!(volume_status(&vmi, &BTreeMap::new()).len() == 1);
     }
 

@@ -90,6 +90,13 @@ pub(crate) fn vm(name: &str) -> String {
     .to_string()
 }
 
+/// The volume `name` of a VM's template, if it has it.
+fn template_volume(vm: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    vm["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == name).cloned())
+}
+
 fn hotplug_status(kubectl: &Kubectl, vmi: &str, volume: &str) -> serde_json::Value {
     let vmi = kubectl.json(&["get", "vmi", vmi]);
     vmi["status"]["volumeStatus"]
@@ -279,13 +286,14 @@ fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_resta
         &["addvolume", "hp-keep", "--volume-name=hp-pvc", "--persist"],
     );
     assert!(added.status.success(), "{}", text(&added));
-    // The VM's template keeps the disk, on the scsi bus, with the claim as a hotpluggable source.
-    let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+    // The VM's template keeps the disk, on the scsi bus, with the claim as a hotpluggable
+    // source, once the VM controller has handled the recorded request.
+    let vm = wait_until("the VM controller applies the request", ATTACH, || {
+        let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+        template_volume(&vm, "hp-pvc").map(|_| vm)
+    });
     let spec = &vm["spec"]["template"]["spec"];
-    let volume = spec["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["name"] == "hp-pvc").cloned())
-        .expect("the VM spec has the volume");
+    let volume = template_volume(&vm, "hp-pvc").expect("the VM spec has the volume");
     assert_eq!(
         volume["persistentVolumeClaim"],
         json!({"claimName": "hp-pvc", "hotpluggable": true})
@@ -341,13 +349,17 @@ fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_resta
         ],
     );
     assert!(removed.status.success(), "{}", text(&removed));
-    let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+    let vm = wait_until("the VM controller applies the removal", ATTACH, || {
+        let vm = kubectl.json(&["get", "vm", "hp-keep"]);
+        template_volume(&vm, "hp-pvc").is_none().then_some(vm)
+    });
     assert!(
         !vm["spec"]["template"]["spec"]
             .to_string()
             .contains("hp-pvc"),
         "{vm}"
     );
+    assert!(vm["status"].get("volumeRequests").is_none(), "{vm}");
     let from = newest_console(&server).len();
     wait_until("the disk is gone from the guest", ATTACH, || {
         let log = newest_console(&server);
@@ -364,4 +376,155 @@ fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_resta
         .then_some(())
     });
     kubectl.ok(&["delete", "vm", "hp-keep", "--wait=false"]);
+}
+
+/// A blank DataVolume on the default `WaitForFirstConsumer` class (no immediate-bind
+/// annotation), so it waits for a consumer until the hot-plug makes the VMI one.
+fn waiting_blank_data_volume(name: &str) -> String {
+    json!({
+        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+        "metadata": {"name": name},
+        "spec": {"source": {"blank": {}},
+                 "storage": {"resources": {"requests": {"storage": "64Mi"}}}}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_data_volume_waiting_for_its_first_consumer_is_hot_plugged_through_the_vm_request_list() {
+    if !have(&["qemu-img", "qemu-system-x86_64", "docker-registry"]) {
+        return;
+    }
+    if test_guest().is_none() {
+        return;
+    }
+    let server = Server::start();
+    let kubectl = server.kubectl();
+    kubectl.apply(&waiting_blank_data_volume("hp-wffc"));
+    // A claim on its way out cannot be hot-plugged: held by a finalizer while deleted.
+    kubectl.apply(
+        r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "hp-going",
+            "finalizers": ["example.com/hold"]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}}"#,
+    );
+    kubectl.ok(&["delete", "pvc", "hp-going", "--wait=false"]);
+    kubectl.apply(&vm("hp-wffc-vm"));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "hp-wffc"],
+        "{.status.phase}",
+        "WaitForFirstConsumer",
+        BOOT,
+    );
+    wait_until("the guest boots", BOOT, || {
+        (banners(&server) >= 1).then_some(())
+    });
+
+    let refused = virtctl(
+        &server,
+        &[
+            "addvolume",
+            "hp-wffc-vm",
+            "--volume-name=hp-going",
+            "--persist",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains(
+            "volumeSource.persistentVolumeClaim.claimName: Unable to add volume [hp-going]: \
+             PersistentVolumeClaim default/hp-going is being deleted"
+        ),
+        "{}",
+        text(&refused)
+    );
+
+    let started = std::time::Instant::now();
+    let added = virtctl(
+        &server,
+        &[
+            "addvolume",
+            "hp-wffc-vm",
+            "--volume-name=hp-wffc",
+            "--serial=HPWFFC01",
+            "--persist",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    let from = console(&server).len();
+    let mut seen = Vec::new();
+    let status = wait_until("the volume is Ready in the VMI status", BOOT, || {
+        let status = hotplug_status(&kubectl, "hp-wffc-vm", "hp-wffc");
+        let phase = format!("{} {}", status["phase"], status["reason"]);
+        if seen.last() != Some(&phase) {
+            seen.push(phase);
+        }
+        (status["phase"] == "Ready").then_some(status)
+    });
+    eprintln!("volume phases seen: {seen:?}");
+    assert_eq!(status["reason"], "VolumeReady");
+    wait_until("the guest sees the disk", ATTACH, || {
+        scans(&server, from)
+            .iter()
+            .any(|l| l.contains("=HPWFFC01"))
+            .then_some(())
+    });
+    eprintln!(
+        "addvolume of a waiting DataVolume to the guest seeing the disk: {} ms",
+        started.elapsed().as_millis()
+    );
+    // The claim was provisioned on the node running the VMI, and populated.
+    let node = kubectl.jsonpath(&["vmi", "hp-wffc-vm"], "{.status.nodeName}");
+    assert!(!node.is_empty());
+    let pvc = kubectl.json(&["get", "pvc", "hp-wffc"]);
+    assert_eq!(
+        pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        node.as_str(),
+        "{pvc}"
+    );
+    assert_eq!(pvc["status"]["phase"], "Bound", "{pvc}");
+    assert_eq!(
+        kubectl.jsonpath(&["dv", "hp-wffc"], "{.status.phase}"),
+        "Succeeded"
+    );
+    // The request went through the VM: its template has the disk, its list is empty.
+    let vm = kubectl.json(&["get", "vm", "hp-wffc-vm"]);
+    let volume = template_volume(&vm, "hp-wffc").expect("the VM spec has the volume");
+    assert_eq!(
+        volume["dataVolume"],
+        json!({"name": "hp-wffc", "hotpluggable": true})
+    );
+    assert!(
+        vm["status"]["volumeRequests"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{vm}"
+    );
+    // The same name again is a conflict, as upstream.
+    let again = virtctl(
+        &server,
+        &[
+            "addvolume",
+            "hp-wffc-vm",
+            "--volume-name=hp-wffc",
+            "--persist",
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains(
+            "Unable to add volume [hp-wffc] because volume with that name already exists"
+        ),
+        "{}",
+        text(&again)
+    );
+    kubectl.ok(&[
+        "patch",
+        "pvc",
+        "hp-going",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    kubectl.ok(&["delete", "vm", "hp-wffc-vm", "--wait=false"]);
 }
