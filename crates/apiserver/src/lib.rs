@@ -11,6 +11,7 @@ mod authz;
 mod bootstrap;
 mod builtin;
 mod context;
+mod cpu_time;
 mod crd;
 mod decoded;
 mod discovery;

@@ -35,11 +35,21 @@ pub fn router(api: Arc<Api>, auth: Arc<Authenticator>) -> Router {
 }
 
 async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let uri = req.uri().clone();
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
-    tracing::debug!(%method, %uri, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let (response, cpu) = crate::cpu_time::measured(next.run(req)).await;
+    tracing::debug!(
+        %method,
+        %uri,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        cpu_us = cpu.as_micros() as u64,
+        "request"
+    );
     response
 }
 

@@ -219,27 +219,13 @@ impl PodNet {
         }
     }
 
-    /// Writes the VMI's `status.interfaces` from the Pod's attachment (merging what the
-    /// guest agent may have reported under the same names).
-    pub(crate) async fn report_interfaces(&self, client: &kube::Client, pod: &Pod) {
-        let uid = pod.uid().unwrap_or_default();
-        let Some(attachment) = self.attachment(&uid) else {
-            return crate::user_net::report(client, &self.dir, pod).await;
-        };
-        let Some(name) = pod.annotations().get(wk::DOMAIN_ANNOTATION) else {
-            return;
-        };
-        let namespace = pod.namespace().unwrap_or_default();
-        let api = crate::realise::vmi_api(client, &namespace);
-        let Ok(Some(vmi)) = api.get_opt(name).await else {
-            return;
-        };
-        if pod.labels().get("kubevirt.io/created-by") != vmi.metadata.uid.as_ref() {
-            return;
-        }
-        let wanted = attachment.vmi_interfaces();
-        let current = vmi.data["status"]["interfaces"].clone();
-        let merged: Vec<Value> = wanted
+    /// The VMI's `status.interfaces` from the Pod's attachment, merged with `current` (what
+    /// the guest agent may have reported under the same names); `None` for a Pod without
+    /// an attachment (user-mode networking reports on its own, [`PodNet::report_interfaces`]).
+    pub(crate) fn interfaces_status(&self, pod: &Pod, current: &Value) -> Option<Value> {
+        let attachment = self.attachment(&pod.uid().unwrap_or_default())?;
+        let merged: Vec<Value> = attachment
+            .vmi_interfaces()
             .into_iter()
             .map(|mut entry| {
                 if let Some(old) = current
@@ -255,7 +241,31 @@ impl PodNet {
                 entry
             })
             .collect();
-        if current == json!(merged) {
+        Some(json!(merged))
+    }
+
+    /// Writes the VMI's `status.interfaces` from the Pod's attachment, as
+    /// [`PodNet::interfaces_status`] computes them, when they differ from the stored ones.
+    pub(crate) async fn report_interfaces(&self, client: &kube::Client, pod: &Pod) {
+        if self.attachment(&pod.uid().unwrap_or_default()).is_none() {
+            return crate::user_net::report(client, &self.dir, pod).await;
+        }
+        let Some(name) = pod.annotations().get(wk::DOMAIN_ANNOTATION) else {
+            return;
+        };
+        let namespace = pod.namespace().unwrap_or_default();
+        let api = crate::realise::vmi_api(client, &namespace);
+        let Ok(Some(vmi)) = api.get_opt(name).await else {
+            return;
+        };
+        if pod.labels().get("kubevirt.io/created-by") != vmi.metadata.uid.as_ref() {
+            return;
+        }
+        let current = &vmi.data["status"]["interfaces"];
+        let Some(merged) = self.interfaces_status(pod, current) else {
+            return;
+        };
+        if *current == merged {
             return;
         }
         let patch = json!({"status": {"interfaces": merged}});

@@ -148,6 +148,8 @@ struct Supervisor {
     /// has its request's weight. Set when the launcher is spawned, and to now when one is
     /// re-adopted (its startup may have ended while no agent watched).
     startup_boost_until: Option<Instant>,
+    /// When this agent spawned the launcher (see [`QUIET_START`]).
+    launched_at: Option<Instant>,
     /// The VMI this Pod runs (label `kubevirt.io/created-by`).
     vmi_uid: Option<String>,
     /// VMIs being deleted, shared by all supervisors.
@@ -186,6 +188,7 @@ async fn supervise(
         announced_running: false,
         announced_finished: false,
         startup_boost_until: None,
+        launched_at: None,
         vmi_uid: first.labels().get("kubevirt.io/created-by").cloned(),
         deleting: deleting.clone(),
         kill_at: None,
@@ -220,6 +223,12 @@ async fn supervise(
 fn is_launcher_pod(pod: &Pod) -> bool {
     pod.labels().get(wk::APP_LABEL).map(String::as_str) == Some(wk::VIRT_LAUNCHER)
 }
+
+/// How long a launcher whose guest is not running yet goes unreported: most guests run
+/// sooner, and the Pod's `Running` then replaces its "container started, not ready" in one
+/// write rather than two (each Pod write wakes every Pod watcher). One that takes longer
+/// is reported as the kubelet would.
+const QUIET_START: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often a launcher that is starting is looked at: its `Running` is the moment users
 /// (and the create→Running figure) wait for, and reading a small file is cheap.
@@ -483,6 +492,7 @@ impl Supervisor {
                 tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
                 self.pid = Some(pid);
                 self.launched = Some(launched);
+                self.launched_at = Some(Instant::now());
                 self.startup_boost_until =
                     Some(Instant::now() + crate::cgroup::STARTUP_BOOST_LIMIT);
                 let note = format!("Started launcher (pid {pid})");
@@ -522,6 +532,11 @@ impl Supervisor {
         if self.in_sync.as_ref() == Some(&stamp) {
             return;
         }
+        if matches!(stamp.1, Observed::Starting)
+            && self.launched_at.is_some_and(|t| t.elapsed() < QUIET_START)
+        {
+            return; // looked at again in `STARTING_POLL`
+        }
         let observed = stamp.1.clone();
         self.write_statuses(pod, observed).await;
         let vmi_done = !is_launcher_pod(pod) || self.written_vmi.as_ref() == Some(&stamp.1);
@@ -549,18 +564,29 @@ impl Supervisor {
         if !is_launcher_pod(pod) || self.written_vmi.as_ref() == Some(&observed) {
             return;
         }
+        let running = matches!(observed, Observed::Running(_));
+        let mut interfaces_written = false;
+        let interfaces = |current: &Value| {
+            let merged = ctx
+                .network
+                .interfaces_status(pod, current)
+                .filter(|_| running);
+            interfaces_written = merged.is_some();
+            merged
+        };
         match realise::write_vmi_status(
             &ctx.client,
             pod,
             &observed,
             &ctx.accel,
             &ctx.config.node_name,
+            interfaces,
         )
         .await
         {
             Ok(()) => {
                 self.announce(pod, &observed).await;
-                if matches!(observed, Observed::Running(_)) {
+                if running && !interfaces_written {
                     ctx.network.report_interfaces(&ctx.client, pod).await;
                 }
                 self.written_vmi = Some(observed);
@@ -666,6 +692,7 @@ impl Supervisor {
                     &observed,
                     &self.ctx.accel,
                     &self.ctx.config.node_name,
+                    |_| None,
                 )
                 .await;
                 match written {

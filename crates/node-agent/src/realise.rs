@@ -349,6 +349,7 @@ pub(crate) async fn write_vmi_status(
     observed: &Observed,
     accel: &AccelDecision,
     node_name: &str,
+    interfaces: impl FnOnce(&Value) -> Option<Value>,
 ) -> Result<(), Error> {
     let Some(name) = pod.annotations().get(wk::DOMAIN_ANNOTATION) else {
         return Ok(());
@@ -389,6 +390,11 @@ pub(crate) async fn write_vmi_status(
         now: &now,
     };
     status::apply_vmi_status(&mut value, observed, &facts);
+    // In the same write: one write less per VM start, and a client that sees `Running`
+    // sees the addresses with it.
+    if let Some(interfaces) = interfaces(&value["status"]["interfaces"]) {
+        value["status"]["interfaces"] = interfaces;
+    }
     if value["status"] == before {
         return Ok(());
     }

@@ -12,6 +12,7 @@
 //! Plain HTTP is used for loopback registries and for those listed as insecure (HyperConverged
 //! `spec.storageImport.insecureRegistries`, the list CDI uses); everything else is HTTPS.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,11 @@ struct CacheEntry {
 pub struct ImageCache {
     root: PathBuf,
     qemu_img: String,
+    /// One pull at a time per image reference (as the kubelet's image puller): VMs that
+    /// start together from an image the node lacks wait for the first pull and then find
+    /// it cached, rather than each downloading, unpacking and hashing it.
+    pulls:
+        std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl ImageCache {
@@ -171,6 +177,7 @@ impl ImageCache {
         ImageCache {
             root: data_dir.join("images"),
             qemu_img: "qemu-img".into(),
+            pulls: Default::default(),
         }
     }
 
@@ -217,6 +224,7 @@ impl ImageCache {
     /// Any [`Error`]: unreachable or refusing registry, digest mismatch, not a containerDisk,
     /// hostile disk, `Never` without a cached copy, cache I/O.
     pub async fn pull(&self, request: &PullRequest) -> Result<PulledImage> {
+        let _turn = self.turn(&request.image).await;
         let have = |digest: &str| self.cached(digest).is_some();
         match self.locate(request, have).await? {
             Located::Cached(digest) => self.cached(&digest).ok_or(Error::NotPresent {
@@ -241,6 +249,7 @@ impl ImageCache {
     /// As [`ImageCache::pull`]; [`Error::NotAContainerDisk`] for a path with `..`, a path the
     /// image lacks, or one that is not a regular file.
     pub async fn pull_files(&self, request: &PullRequest, paths: &[String]) -> Result<PulledFiles> {
+        let _turn = self.turn(&request.image).await;
         let wanted = extract::normalize_paths(paths, &request.image)?;
         let have = |digest: &str| {
             let root = self.files_root(digest);
@@ -263,6 +272,19 @@ impl ImageCache {
             digest,
             cached,
         })
+    }
+
+    /// Waits for other pulls of `image` on this node to end; the turn lasts as long as the
+    /// guard. The entry stays in the map (one per image reference the node has pulled).
+    async fn turn(&self, image: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .pulls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(image.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// Applies the pull policy: a cached digest (`have`) when the policy allows, else the

@@ -3,7 +3,8 @@
 //! Guest-to-guest TCP throughput and ping latency over the pod network (masquerade at both
 //! ends) and over a plain Linux-bridge NAD (no NAT), same two VMs, same run, against the
 //! baseline the issue names: two QEMUs the test starts itself, outside oxivirt, with the same
-//! QEMU binary, machine, CPU model, memory and NIC model, on taps of a fresh host bridge; and
+//! QEMU binary, machine, CPU model, memory, seccomp sandbox, NIC model and CPU cgroup weights
+//! (`cgroup_twin`), on taps of a fresh host bridge; and
 //! the time from `virtctl expose` to the first HTTP answer through the new ClusterIP.
 
 use std::io::{Read, Write};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use oxivirt_e2e::{virtctl_bin, wait_until};
 use serde_json::json;
 
+use crate::cgroup_twin::CgroupTwin;
 use crate::support::{self, NetServer};
 
 fn ssh(ip: &str, command: &str) -> String {
@@ -249,8 +251,11 @@ fn tap_tx(netns: Option<&str>, dev: &str) -> Option<(u64, u64)> {
 #[derive(Debug)]
 struct QemuShape {
     program: String,
-    /// `-machine`, `-cpu`, `-smp`, `-m` with their values, as the launcher gave them.
+    /// `-machine`, `-cpu`, `-smp`, `-m` and `-sandbox` with their values, as the launcher
+    /// gave them.
     options: Vec<(String, String)>,
+    /// The VM's QEMU, whose CPU cgroup chain the baseline copies.
+    pid: u32,
 }
 
 impl QemuShape {
@@ -277,12 +282,18 @@ impl QemuShape {
             }
             let options = argv
                 .windows(2)
-                .filter(|w| matches!(w[0].as_str(), "-machine" | "-cpu" | "-smp" | "-m"))
+                .filter(|w| {
+                    matches!(
+                        w[0].as_str(),
+                        "-machine" | "-cpu" | "-smp" | "-m" | "-sandbox"
+                    )
+                })
                 .map(|w| (w[0].clone(), w[1].clone()))
                 .collect();
             return QemuShape {
                 program: argv[0].clone(),
                 options,
+                pid: entry.file_name().to_string_lossy().parse().unwrap_or(0),
             };
         }
         panic!("no QEMU with -name {needle}… is running");
@@ -297,6 +308,8 @@ struct PlainPair {
     taps: Vec<String>,
     qemus: Vec<std::process::Child>,
     _dir: tempfile::TempDir,
+    /// Dropped after the QEMUs are killed (fields drop after `Drop::drop`).
+    _cgroups: Option<CgroupTwin>,
 }
 
 impl PlainPair {
@@ -313,7 +326,11 @@ impl PlainPair {
                 .prefix("oxivirt-bench-plain-")
                 .tempdir()
                 .expect("temporary directory"),
+            _cgroups: None,
         };
+        // Same CPU weights as the VMs' QEMUs, or the comparison measures the scheduler.
+        let mut cgroups = CgroupTwin::of_process(shape.pid, &tag)
+            .unwrap_or_else(|e| panic!("cannot copy the VM's CPU cgroups for the baseline: {e}"));
         let dir = pair._dir.path().to_path_buf();
         let br = pair.bridge.clone();
         host(&["ip", "link", "add", &br, "type", "bridge"]);
@@ -417,9 +434,14 @@ impl PlainPair {
             qemu.stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).expect("log"));
-            pair.qemus
-                .push(qemu.spawn().expect("cannot start the baseline QEMU"));
+            let child = qemu.spawn().expect("cannot start the baseline QEMU");
+            let pid = child.id();
+            pair.qemus.push(child);
+            cgroups
+                .adopt(&name, pid)
+                .unwrap_or_else(|e| panic!("baseline QEMU {name}: {e}"));
         }
+        pair._cgroups = Some(cgroups);
         for i in 0..Self::ADDRESSES.len() {
             let console = dir.join(format!("plain-{i}.console"));
             wait_until(

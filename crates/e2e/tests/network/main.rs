@@ -6,6 +6,7 @@
 mod support;
 
 mod bench;
+mod cgroup_twin;
 mod dns;
 mod dual_stack;
 mod macpool;
