@@ -148,10 +148,13 @@ async fn reconcile(vm: Arc<DynamicObject>, shared: Arc<Shared>) -> Result<Action
     let strategy = strategy::run_strategy(&pass.json).to_string();
     let ready = instance::sync_data_volumes(pass.ctx, &pass.vm, &pass.json).await?;
     let mut action = Action::requeue(RESYNC);
+    let mut vmi = vmi;
     if ready || strategy == "Halted" {
         match strategy::decide(&pass.json, vmi.as_ref()) {
             Decision::Nothing => {}
-            Decision::Start => pass.start().await?,
+            // The status below then describes the VMI just created, in one write, rather
+            // than "VMI does not exist" now and the VMI in the pass its watch event wakes.
+            Decision::Start => vmi = pass.start().await?.or(vmi),
             Decision::Stop => pass.stop(vmi.as_ref()).await,
             Decision::StopAndRequestStart => {
                 pass.request_start().await?;
@@ -294,11 +297,12 @@ impl Pass<'_> {
         self.vm = vm;
     }
 
-    /// Creates the VMI (upstream `startVMI`), once referenced instance types are captured.
-    async fn start(&mut self) -> Result<()> {
+    /// Creates the VMI (upstream `startVMI`), once referenced instance types are captured;
+    /// returns it when it was created.
+    async fn start(&mut self) -> Result<Option<Value>> {
         let expanded = match instance::expanded_vm(self.ctx, &self.vm, &self.json).await {
             Ok(Some(expanded)) => expanded,
-            Ok(None) => return Ok(()), // the instancetype controller's status write wakes us
+            Ok(None) => return Ok(None), // the instancetype controller's status write wakes us
             Err(e @ Error::Expand { .. }) => {
                 let message = format!(
                     "Error creating virtual machine instance: {e}: {}",
@@ -307,7 +311,7 @@ impl Pass<'_> {
                 self.event(EventType::Warning, reason::FAILED_CREATE, &message)
                     .await;
                 self.failure = Some((reason::FAILED_CREATE.into(), message));
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => return Err(e),
         };
@@ -319,7 +323,7 @@ impl Pass<'_> {
             serde_json::from_value(vmi).map_err(|_| Error::Malformed("spec.template"))?;
         let name = self.vm.name_any();
         match self.vmis.create(&PostParams::default(), &vmi).await {
-            Ok(_) => {
+            Ok(created) => {
                 self.start_expected = true;
                 self.restart_required = Some(None);
                 let message = format!(
@@ -327,6 +331,7 @@ impl Pass<'_> {
                 );
                 self.event(EventType::Normal, reason::SUCCESSFUL_CREATE, &message)
                     .await;
+                return Ok(Some(to_json(&created)));
             }
             // Taken by a VMI this VM does not control (reported by `current_vmi`), or one
             // created since this pass read: either way the next pass sees it.
@@ -338,7 +343,7 @@ impl Pass<'_> {
                 self.failure = Some((reason::FAILED_CREATE.into(), message));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Deletes the VMI (upstream `stopVMI`); a failure becomes the `Failure` condition.
