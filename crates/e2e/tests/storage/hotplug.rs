@@ -500,6 +500,38 @@ fn a_data_volume_waiting_for_its_first_consumer_is_hot_plugged_through_the_vm_re
             .is_none_or(Vec::is_empty),
         "{vm}"
     );
+    // Without --persist (the VMI alone) a waiting DataVolume is hot-plugged the same way.
+    kubectl.apply(&waiting_blank_data_volume("hp-wffc2"));
+    wait_for(
+        &kubectl,
+        &["get", "dv", "hp-wffc2"],
+        "{.status.phase}",
+        "WaitForFirstConsumer",
+        BOOT,
+    );
+    let from = console(&server).len();
+    let added = virtctl(
+        &server,
+        &[
+            "addvolume",
+            "hp-wffc-vm",
+            "--volume-name=hp-wffc2",
+            "--serial=HPWFFC02",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    wait_until("the guest sees the second disk", BOOT, || {
+        scans(&server, from)
+            .iter()
+            .any(|l| l.contains("=HPWFFC02"))
+            .then_some(())
+    });
+    wait_until("the second volume is Ready", ATTACH, || {
+        (hotplug_status(&kubectl, "hp-wffc-vm", "hp-wffc2")["phase"] == "Ready").then_some(())
+    });
+    let vm = kubectl.json(&["get", "vm", "hp-wffc-vm"]);
+    assert!(template_volume(&vm, "hp-wffc2").is_none(), "{vm}");
+
     // The same name again is a conflict, as upstream.
     let again = virtctl(
         &server,
