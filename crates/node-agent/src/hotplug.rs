@@ -245,7 +245,7 @@ async fn sync(
     write_status(client, vmi, &outcomes).await?;
     let waits = outcomes
         .values()
-        .any(|o| matches!(o, Err(w) if w.reason != "FailedHotplugSync"));
+        .any(|o| matches!(o, Err(w) if w.on_its_way));
     Ok(waits)
 }
 
@@ -432,6 +432,7 @@ mod tests {
                     phase: "Pending",
                     reason: "PVCNotReady",
                     message: "PVC is in phase Pending".to_string(),
+                    on_its_way: true,
                 }),
             ),
         ]);

@@ -13,9 +13,12 @@ use serde_json::Value;
 pub(super) struct Waiting {
     /// `Pending`, `Bound` or `MountedToPod`.
     pub(super) phase: &'static str,
-    /// `FailedPvcNotFound`, `PVCNotReady` or `FailedHotplugSync`.
+    /// `FailedPvcNotFound`, `PVCNotReady`, `FailedDataVolumeImport` or `FailedHotplugSync`.
     pub(super) reason: &'static str,
     pub(super) message: String,
+    /// Whether the claim is on its way (being bound or populated), so it is worth looking
+    /// again soon; a failure or a lost claim is only retried at the normal pace.
+    pub(super) on_its_way: bool,
 }
 
 impl Waiting {
@@ -24,6 +27,7 @@ impl Waiting {
             phase,
             reason: "FailedHotplugSync",
             message,
+            on_its_way: false,
         }
     }
 }
@@ -49,6 +53,8 @@ pub(super) fn judge(
             phase: "Pending",
             reason: "FailedPvcNotFound",
             message: format!("PVC {claim} not found"),
+            // A DataVolume's claim is created by CDI; a bare one may just be slow to come.
+            on_its_way: true,
         });
     };
     let phase = pvc["status"]["phase"].as_str().unwrap_or("Pending");
@@ -57,6 +63,7 @@ pub(super) fn judge(
             phase: "Pending",
             reason: "PVCNotReady",
             message: format!("PVC is in phase {phase}"),
+            on_its_way: phase == "Pending",
         });
     }
     let dv_name = dv_name?;
@@ -64,10 +71,17 @@ pub(super) fn judge(
     let dv_phase = dv.map(|dv| dv["status"]["phase"].as_str().unwrap_or("Pending"));
     match dv_phase {
         None | Some("Succeeded") => None,
+        Some("Failed") => Some(Waiting {
+            phase: "Bound",
+            reason: "FailedDataVolumeImport",
+            message: format!("DataVolume {dv_name} failed"),
+            on_its_way: false,
+        }),
         Some(dv_phase) => Some(Waiting {
             phase: "Bound",
             reason: "PVCNotReady",
             message: format!("PVC is in phase Bound, DataVolume {dv_name} is in phase {dv_phase}"),
+            on_its_way: true,
         }),
     }
 }
@@ -134,6 +148,13 @@ mod tests {
             (waiting.phase, waiting.reason, waiting.message.as_str()),
             ("Pending", "PVCNotReady", "PVC is in phase Pending")
         );
+        assert!(waiting.on_its_way);
+        let lost = json!({"status": {"phase": "Lost"}});
+        assert!(
+            !judge("d", Some(&lost), Some("d"), None)
+                .expect("lost")
+                .on_its_way
+        );
         let missing = judge("d", None, Some("d"), None).expect("waiting");
         assert_eq!(missing.reason, "FailedPvcNotFound");
     }
@@ -145,6 +166,11 @@ mod tests {
         let waiting = judge("d", Some(&pvc), Some("d"), Some(&importing)).expect("waiting");
         assert_eq!(waiting.phase, "Bound");
         assert!(waiting.message.contains("ImportInProgress"), "{waiting:?}");
+        assert!(waiting.on_its_way);
+        let failed = json!({"status": {"phase": "Failed"}});
+        let waiting = judge("d", Some(&pvc), Some("d"), Some(&failed)).expect("failed");
+        assert_eq!(waiting.reason, "FailedDataVolumeImport");
+        assert!(!waiting.on_its_way);
         let done = json!({"status": {"phase": "Succeeded"}});
         assert_eq!(judge("d", Some(&pvc), Some("d"), Some(&done)), None);
         assert_eq!(judge("c", Some(&pvc), None, None), None);
