@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::support::{self, NetServer};
 
 /// Runs `command` in the guest at `ip` over ssh (root, the test key); its stdout on success.
-fn guest_ssh(ip: &str, command: &str) -> Option<String> {
+pub(crate) fn guest_ssh(ip: &str, command: &str) -> Option<String> {
     let out = Command::new("ssh")
         .args([
             "-o",
