@@ -1,6 +1,9 @@
 //! Component tests of oxivirt-network against the real kernel (`ip`, `nft`, network
 //! namespaces), without QEMU: a node network, a Pod attached with each binding, and what
-//! detaching and shutting down leave behind (nothing). Skipped, saying why, without root.
+//! detaching and shutting down leave behind (nothing); host-wide IPv6 forwarding in scratch
+//! namespaces ([`ipv6_forwarding`]). Skipped, saying why, without root.
+
+mod ipv6_forwarding;
 
 use std::collections::BTreeMap;
 use std::process::Command;
