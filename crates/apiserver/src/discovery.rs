@@ -147,6 +147,10 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Opt
         }
         if is_pods(info) {
             resources.push(json!({
+                "name": "pods/binding", "singularName": "", "namespaced": true,
+                "kind": "Binding", "verbs": ["create"],
+            }));
+            resources.push(json!({
                 "name": "pods/eviction", "singularName": "", "namespaced": true,
                 "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
             }));
@@ -196,6 +200,11 @@ pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
                                 }));
                             }
                             if is_pods(info) {
+                                subresources.push(json!({
+                                    "subresource": "binding",
+                                    "responseKind": {"group": "", "version": "v1", "kind": "Binding"},
+                                    "verbs": ["create"],
+                                }));
                                 subresources.push(json!({
                                     "subresource": "eviction",
                                     "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},

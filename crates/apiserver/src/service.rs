@@ -23,6 +23,9 @@ const WRITE_RETRIES: usize = 16;
 pub enum Subresource {
     Main,
     Status,
+    /// A Pod's `binding`: the mutation sets `spec.nodeName` and a status condition, and
+    /// both are kept.
+    Binding,
 }
 
 /// The shared state every request and controller works with.
@@ -377,6 +380,7 @@ impl Api {
                     }
                 }
             }
+            Subresource::Binding => {}
             Subresource::Main => {
                 if info.has_status {
                     match old.get("status") {

@@ -6,9 +6,9 @@
 //! # Guarantees
 //! Pods and Nodes are read from watch caches; a Pod bound in a pass is counted against its
 //! node until the cache shows the binding (kube-scheduler's "assumed" Pods), so two Pods
-//! are never placed on room only one has. Binding is a `spec.nodeName` patch conditional
-//! on the Pod's resourceVersion: a stale view loses the race and is retried, it never
-//! rebinds a Pod. Every `.await` is a cancellation point.
+//! are never placed on room only one has. Binding goes through the Pod's `binding`
+//! subresource, which refuses a Pod that already has a node: a stale view loses the race
+//! and is retried, it never rebinds a Pod. Every `.await` is a cancellation point.
 
 mod fit;
 mod selectors;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource};
@@ -214,35 +214,26 @@ impl Scheduler {
         )
     }
 
-    /// Sets `spec.nodeName` (conditional on the Pod's resourceVersion), then the
-    /// `PodScheduled=True` condition. Returns the bound Pod.
+    /// Binds the Pod through its `binding` subresource, which sets `spec.nodeName` and
+    /// `PodScheduled=True` in one write and refuses a Pod already assigned. Returns the Pod
+    /// as bound (to count against the node until the cache shows it).
     async fn bind(&self, pod: &Value, node: &str) -> Option<Value> {
         let api = self.pods_in(pod);
         let name = str_at(pod, "/metadata/name").unwrap_or_default();
-        let patch = json!({"metadata": {"resourceVersion": resource_version(pod)}, "spec": {"nodeName": node}});
-        let bound = match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(p) => serde_json::to_value(p).unwrap_or(Value::Null),
-            Err(e) => {
-                tracing::debug!(error = %e, pod = name, node, "binding failed; retrying later");
-                return None;
-            }
-        };
-        let mut conditions = crate::object::conditions(&bound);
-        set_condition(
-            &mut conditions,
-            new_condition("PodScheduled", "True", "", ""),
-        );
-        let status = json!({"metadata": {"resourceVersion": resource_version(&bound)}, "status": {"conditions": conditions}});
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "uid": uid(pod)},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
         if let Err(e) = api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .create_subresource::<Value, Value>("binding", name, &PostParams::default(), &binding)
             .await
         {
-            // The node agent may already be writing the Pod's status; it sets the condition too.
-            tracing::debug!(error = %e, pod = name, "could not mark the Pod scheduled");
+            tracing::debug!(error = %e, pod = name, node, "binding failed; retrying later");
+            return None;
         }
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!(node);
         let ns = str_at(pod, "/metadata/namespace").unwrap_or_default();
         let message = format!("Successfully assigned {ns}/{name} to {node}");
         self.recorder

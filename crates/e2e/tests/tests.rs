@@ -6,6 +6,7 @@
 
 mod apply;
 mod bench;
+mod binding;
 mod content;
 mod crd;
 mod defaults;

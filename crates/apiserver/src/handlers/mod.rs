@@ -1,5 +1,6 @@
 //! REST handlers for `/api/v1/...` and `/apis/{group}/{version}/...`.
 
+mod binding;
 pub mod clone_auth;
 mod eviction;
 mod list;
@@ -150,6 +151,17 @@ async fn handle(api: Arc<Api>, req: Request) -> ApiResult<Response> {
             ctx,
         )
         .await;
+    }
+    if path.subresource.as_deref() == Some("binding")
+        && info.group.is_empty()
+        && info.plural == "pods"
+        && parts.method == Method::POST
+    {
+        let ctx = request_ctx(user, &query, &parts.headers, &parts.method)?;
+        let body = decode_body(&read_body(body).await?, &content_type(&parts.headers))?;
+        let name = path.name.clone().unwrap_or_default();
+        let ns = ns.clone().unwrap_or_default();
+        return binding::bind(&api, &info, &ns, &name, &body, ctx).await;
     }
     if path.subresource.as_deref() == Some("log")
         && info.group.is_empty()
