@@ -5,6 +5,9 @@
 //! hold the primary family, EndpointSlices one per family; the node's cluster DNS answers
 //! AAAA, and `kube-dns` is dual-stack: a guest asks its IPv6 ClusterIP over UDP and TCP.
 //! The node switched IPv6 forwarding on without taking Router Advertisements from the host.
+//! (With br_netfilter hooking bridged IPv6, as on the CI host, guest → ClusterIP → guest on
+//! one bridge is switched at layer 2 and would pass without forwarding; the network crate's
+//! `tests/ipv6_forwarding.rs` checks the routed case.)
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::process::Command;
