@@ -38,12 +38,12 @@ pub fn table_name_v6(node: &NodeNetwork) -> String {
 /// Never in practice: failed loads are logged and retried on the next change.
 pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result<()> {
     let zone = Zone::new(&node.config.cluster_domain);
-    let dns_port = serve_dns(&zone, node.gateway.into(), 0).await;
+    let dns_port = serve_dns(&zone, node.gateway.into()).await;
     // Dual stack: the same zone on the bridge's IPv6 address, for `kube-dns`'s IPv6
     // ClusterIP.
     let gateway6 = node.pod_prefix_v6.map(|p| crate::node::v6_host(p, 1));
     let dns6 = match (gateway6, node.config.cluster_dns_v6) {
-        (Some(gateway6), Some(cluster_dns6)) => serve_dns(&zone, gateway6.into(), 0)
+        (Some(gateway6), Some(cluster_dns6)) => serve_dns(&zone, gateway6.into())
             .await
             .map(|port| (cluster_dns6, gateway6, port)),
         _ => None,
@@ -143,16 +143,16 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
     }
 }
 
-/// Serves `zone` on `address`:`port` (0: any port); the port, or None (logged) when the
-/// sockets cannot be bound.
-async fn serve_dns(zone: &Zone, address: std::net::IpAddr, port: u16) -> Option<u16> {
-    match dns::serve(zone.clone(), address, port).await {
+/// Serves `zone` on a free port of `address`; the port, or None (logged) when the sockets
+/// cannot be bound.
+async fn serve_dns(zone: &Zone, address: std::net::IpAddr) -> Option<u16> {
+    match dns::serve(zone.clone(), address, 0).await {
         Ok(port) => {
             tracing::info!(%address, port, "cluster DNS serving");
             Some(port)
         }
         Err(e) => {
-            tracing::warn!(%address, port, error = %e, "no cluster DNS on this address");
+            tracing::warn!(%address, error = %e, "no cluster DNS on this address");
             None
         }
     }
