@@ -101,26 +101,18 @@ async fn ensure_dns_service(client: &kube::Client, config: &NetworkConfig) {
     }
 }
 
-/// Makes an existing single-stack `kube-dns` `PreferDualStack` (admission adds the IPv6
-/// family, the allocator its address). A Service the user made dual-stack already, or
-/// IPv6-primary, is left as it is.
+/// Makes an existing single-stack `kube-dns` dual-stack (see [`dns_upgrade_patch`]).
 async fn upgrade_dns_service(api: &Api<Service>) {
     let current = match api.get(DNS_SERVICE.1).await {
-        Ok(svc) => svc,
+        Ok(svc) => serde_json::to_value(svc).unwrap_or_default(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read Service kube-system/kube-dns");
             return;
         }
     };
-    let families = current
-        .spec
-        .as_ref()
-        .and_then(|s| s.ip_families.clone())
-        .unwrap_or_default();
-    if families.iter().any(|f| f == "IPv6") {
+    let Some(patch) = dns_upgrade_patch(&current) else {
         return;
-    }
-    let patch = json!({"spec": {"ipFamilyPolicy": "PreferDualStack"}});
+    };
     match api
         .patch(
             DNS_SERVICE.1,
@@ -132,6 +124,16 @@ async fn upgrade_dns_service(api: &Api<Service>) {
         Ok(_) => tracing::info!("Service kube-system/kube-dns made dual-stack"),
         Err(e) => tracing::warn!(error = %e, "cannot make Service kube-system/kube-dns dual-stack"),
     }
+}
+
+/// The merge patch making a `kube-dns` created before the cluster had an IPv6 Service range
+/// `PreferDualStack` (admission then adds the IPv6 family, the allocator its address), or
+/// None when it has an IPv6 family already (dual-stack, or made IPv6-only by the user).
+fn dns_upgrade_patch(current: &Value) -> Option<Value> {
+    let has_ipv6 = current["spec"]["ipFamilies"]
+        .as_array()
+        .is_some_and(|families| families.iter().any(|f| f == "IPv6"));
+    (!has_ipv6).then(|| json!({"spec": {"ipFamilyPolicy": "PreferDualStack"}}))
 }
 
 fn key(obj: &Value) -> (String, String) {
@@ -307,5 +309,22 @@ async fn apply(
             tracing::warn!(%kind, object = %format!("{ns}/{name}"), error = %e, "cannot write");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_stack_kube_dns_is_made_prefer_dual_stack_and_others_are_left_alone() {
+        let svc =
+            |families: Value| json!({"spec": {"ipFamilies": families, "clusterIP": "10.96.0.10"}});
+        assert_eq!(
+            dns_upgrade_patch(&svc(json!(["IPv4"]))),
+            Some(json!({"spec": {"ipFamilyPolicy": "PreferDualStack"}}))
+        );
+        assert_eq!(dns_upgrade_patch(&svc(json!(["IPv4", "IPv6"]))), None);
+        assert_eq!(dns_upgrade_patch(&svc(json!(["IPv6"]))), None);
     }
 }
