@@ -227,11 +227,36 @@ pub(crate) fn restart_relevant(spec: &Value) -> Value {
         out.insert(key.into(), spec[key].clone());
     }
     // Without `absent` interfaces: dropping one from the spec once it is gone is no change.
-    out.insert(
-        "template".into(),
-        super::interfaces::without_detached(&spec["template"]["spec"]),
-    );
+    // Without hot-plugged volumes: `addvolume --persist` puts them in the template and the
+    // running VMI already has them (upstream does not ask for a restart either).
+    let template = super::interfaces::without_detached(&spec["template"]["spec"]);
+    out.insert("template".into(), without_hotplugged_volumes(template));
     Value::Object(out)
+}
+
+/// `spec` without the volumes whose source is `hotpluggable` and without their disks.
+fn without_hotplugged_volumes(mut spec: Value) -> Value {
+    let hotplugged = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| m.values().any(|source| source["hotpluggable"] == true))
+    };
+    let names: Vec<Value> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| hotplugged(v))
+        .map(|v| v["name"].clone())
+        .collect();
+    if names.is_empty() {
+        return spec;
+    }
+    if let Some(volumes) = spec["volumes"].as_array_mut() {
+        volumes.retain(|v| !names.contains(&v["name"]));
+    }
+    if let Some(disks) = spec["domain"]["devices"]["disks"].as_array_mut() {
+        disks.retain(|d| !names.contains(&d["name"]));
+    }
+    spec
 }
 
 /// Records the VM spec a VMI is started from (`revision-start-vm-<uid>-<generation>`,
@@ -380,5 +405,32 @@ mod tests {
         assert_eq!(dv["metadata"]["labels"][CREATED_BY_LABEL], "vm-uid");
         assert_eq!(dv["metadata"]["ownerReferences"][0]["name"], "vm1");
         assert_eq!(dv["spec"]["source"], json!({"blank": {}}));
+    }
+
+    #[test]
+    fn hot_plugged_volumes_do_not_require_a_restart() {
+        let started = json!({"template": {"spec": {
+            "domain": {"devices": {"disks": [{"name": "root", "disk": {}}]}},
+            "volumes": [{"name": "root", "containerDisk": {"image": "x"}}]}}});
+        let with = |disk: Value, volume: Value| {
+            let mut spec = started.clone();
+            if let Some(d) = spec["template"]["spec"]["domain"]["devices"]["disks"].as_array_mut() {
+                d.push(disk);
+            }
+            if let Some(v) = spec["template"]["spec"]["volumes"].as_array_mut() {
+                v.push(volume);
+            }
+            spec
+        };
+        let plugged = with(
+            json!({"name": "hp", "disk": {"bus": "scsi"}}),
+            json!({"name": "hp", "dataVolume": {"name": "d", "hotpluggable": true}}),
+        );
+        assert_eq!(restart_relevant(&started), restart_relevant(&plugged));
+        let cold = with(
+            json!({"name": "cold", "disk": {}}),
+            json!({"name": "cold", "dataVolume": {"name": "d"}}),
+        );
+        assert_ne!(restart_relevant(&started), restart_relevant(&cold));
     }
 }

@@ -311,6 +311,12 @@ fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_resta
             .any(|l| l.contains("HPSCAN[") && l.contains("=hp-pvc"))
             .then_some(())
     });
+    // The running VMI has the disk already: the template change asks for no restart.
+    let conditions = kubectl.json(&["get", "vm", "hp-keep"])["status"]["conditions"].clone();
+    assert!(
+        !conditions.to_string().contains("RestartRequired"),
+        "{conditions}"
+    );
     let first = kubectl.jsonpath(&["vmi", "hp-keep"], "{.metadata.uid}");
     let restarted = virtctl(&server, &["restart", "hp-keep"]);
     assert!(restarted.status.success(), "{}", text(&restarted));
