@@ -148,8 +148,9 @@ struct Supervisor {
     /// has its request's weight. Set when the launcher is spawned, and to now when one is
     /// re-adopted (its startup may have ended while no agent watched).
     startup_boost_until: Option<Instant>,
-    /// When this agent spawned the launcher (see [`QUIET_START`]).
-    launched_at: Option<Instant>,
+    /// Until when a start in progress goes unreported (see [`QUIET_START`]); set when this
+    /// agent first prepares the Pod, `None` for a re-adopted launcher.
+    quiet_until: Option<Instant>,
     /// The VMI this Pod runs (label `kubevirt.io/created-by`).
     vmi_uid: Option<String>,
     /// VMIs being deleted, shared by all supervisors.
@@ -188,7 +189,7 @@ async fn supervise(
         announced_running: false,
         announced_finished: false,
         startup_boost_until: None,
-        launched_at: None,
+        quiet_until: None,
         vmi_uid: first.labels().get("kubevirt.io/created-by").cloned(),
         deleting: deleting.clone(),
         kill_at: None,
@@ -224,10 +225,12 @@ fn is_launcher_pod(pod: &Pod) -> bool {
     pod.labels().get(wk::APP_LABEL).map(String::as_str) == Some(wk::VIRT_LAUNCHER)
 }
 
-/// How long a launcher whose guest is not running yet goes unreported: most guests run
-/// sooner, and the Pod's `Running` then replaces its "container started, not ready" in one
-/// write rather than two (each Pod write wakes every Pod watcher). One that takes longer
-/// is reported as the kubelet would.
+/// How long a start in progress goes unreported: most guests run sooner, and then the
+/// Pod's `Running` replaces its "container started, not ready", and the VMI's first status
+/// from the node (conditions, launcher version) comes with its `Running`, in one write each
+/// rather than two (every write wakes every watcher of its kind; the VMI's also the VM's
+/// status). A start that takes longer is reported as the kubelet and virt-handler would;
+/// a failure (an image that cannot be pulled, a launcher that cannot run) at once.
 const QUIET_START: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often a launcher that is starting is looked at: its `Running` is the moment users
@@ -316,6 +319,8 @@ impl Supervisor {
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        self.quiet_until
+            .get_or_insert_with(|| Instant::now() + QUIET_START);
         let ctx = self.ctx.clone();
         let longest_socket = self.dir.file("console.sock").as_os_str().len();
         if longest_socket > MAX_SOCKET_PATH {
@@ -492,7 +497,6 @@ impl Supervisor {
                 tracing::info!(pod = %pod.name_any(), pid, run_dir = %self.dir.path.display(), "launcher started");
                 self.pid = Some(pid);
                 self.launched = Some(launched);
-                self.launched_at = Some(Instant::now());
                 self.startup_boost_until =
                     Some(Instant::now() + crate::cgroup::STARTUP_BOOST_LIMIT);
                 let note = format!("Started launcher (pid {pid})");
@@ -508,6 +512,19 @@ impl Supervisor {
                     .await;
             }
         }
+    }
+
+    /// Whether `observed` is a start in progress that goes unreported for now.
+    fn is_quiet(&self, observed: &Observed) -> bool {
+        let in_progress = match observed {
+            Observed::Starting => true,
+            // The first look while preparing; pull failures and other waits say why.
+            Observed::Preparing { reason, message } => {
+                reason == "ContainerCreating" && message.is_empty()
+            }
+            _ => false,
+        };
+        in_progress && self.quiet_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// Drops the Pod's cgroup to its request's weight once the guest runs (before its status
@@ -532,9 +549,7 @@ impl Supervisor {
         if self.in_sync.as_ref() == Some(&stamp) {
             return;
         }
-        if matches!(stamp.1, Observed::Starting)
-            && self.launched_at.is_some_and(|t| t.elapsed() < QUIET_START)
-        {
+        if matches!(stamp.1, Observed::Starting) && self.is_quiet(&stamp.1) {
             return; // looked at again in `STARTING_POLL`
         }
         let observed = stamp.1.clone();
@@ -561,7 +576,10 @@ impl Supervisor {
                 Err(e) => tracing::warn!(error = %chain(&e), "cannot write Pod status; retrying"),
             }
         }
-        if !is_launcher_pod(pod) || self.written_vmi.as_ref() == Some(&observed) {
+        if !is_launcher_pod(pod)
+            || self.written_vmi.as_ref() == Some(&observed)
+            || self.is_quiet(&observed)
+        {
             return;
         }
         let running = matches!(observed, Observed::Running(_));
