@@ -11,6 +11,8 @@
 //! - The content installed on first start (upstream's common instance types and preferences,
 //!   the well-known namespaces, the HyperConverged singleton) and the instance type expansion
 //!   behind `expand-spec` — [`content`].
+//! - Facts read from a VMI spec that several components must read alike: the claims it
+//!   uses — [`vmi_claims`].
 //!
 //! # Must not
 //! Do I/O (the only files it reads are embedded with `include_str!`) or use tokio. It does
@@ -38,6 +40,7 @@ mod storage;
 mod summary;
 mod swagger;
 mod template;
+pub mod vmi_claims;
 pub mod well_known;
 
 pub use content::{

@@ -12,6 +12,7 @@
 
 mod fit;
 mod selectors;
+mod volumes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,7 +189,8 @@ impl Scheduler {
         // capped a node at a handful of VM starts a second.
         let mut placements: Vec<(&Value, String)> = Vec::new();
         for pod in queue {
-            match fit::place(pod, &nodes, &bound) {
+            let volume_terms = volumes::node_terms(&self.client, pod).await;
+            match fit::place_with_volumes(pod, &nodes, &bound, &volume_terms) {
                 Placement::Node(node) => {
                     let mut placed = pod.clone();
                     placed["spec"]["nodeName"] = json!(node);

@@ -49,8 +49,6 @@ pub(crate) enum Error {
 
 /// The `launch.json` key of the state claim (the launcher's `PERSISTENT_STATE_DISK`).
 const PERSISTENT_STATE_KEY: &str = "persistentState";
-/// Upstream's name prefix of a VM's state claim.
-const PERSISTENT_STATE_PREFIX: &str = "persistent-state-for-";
 
 /// KubeVirt's filesystem overhead when creating `disk.img` on a blank claim (CDI's default).
 const FS_OVERHEAD: f64 = 0.055;
@@ -141,7 +139,7 @@ pub(crate) async fn claim_disks(
             },
         );
     }
-    if let Some(claim) = persistent_state_claim(vmi) {
+    if let Some(claim) = oxivirt_api::vmi_claims::state_claim(vmi) {
         let dir = state_claim_dir(client, namespace, &claim).await?;
         disks.insert(
             PERSISTENT_STATE_KEY.to_string(),
@@ -154,25 +152,6 @@ pub(crate) async fn claim_disks(
         );
     }
     Ok(disks)
-}
-
-/// The state claim a VMI needs: `persistent-state-for-<vm>` when the VMI belongs to a
-/// VirtualMachine (the VM controller makes the claim; a VMI's name is its VM's) and asks for
-/// `devices.tpm.persistent` or `firmware.bootloader.efi.persistent`. A VMI of its own has no
-/// claim and keeps that state for its run only.
-fn persistent_state_claim(vmi: &Value) -> Option<String> {
-    let domain = &vmi["spec"]["domain"];
-    let tpm = domain["devices"]["tpm"].is_object()
-        && domain["devices"]["tpm"]["enabled"] != false
-        && domain["devices"]["tpm"]["persistent"] == true;
-    let efi = domain["firmware"]["bootloader"]["efi"]["persistent"] == true;
-    let of_vm = vmi["metadata"]["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|r| r["kind"] == "VirtualMachine" && r["controller"] == true);
-    let name = vmi["metadata"]["name"].as_str()?;
-    ((tpm || efi) && of_vm).then(|| format!("{PERSISTENT_STATE_PREFIX}{name}"))
 }
 
 /// The directory of the bound, node-local Filesystem volume of `claim`.
@@ -266,28 +245,6 @@ fn parse_bytes(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_vm_s_vmi_with_persistent_tpm_or_efi_needs_the_state_claim() {
-        let owned =
-            serde_json::json!([{"kind": "VirtualMachine", "name": "v", "controller": true}]);
-        let vmi = |owners: &Value, domain: Value| {
-            serde_json::json!({"metadata": {"name": "v", "ownerReferences": owners},
-                "spec": {"domain": domain}})
-        };
-        let tpm = serde_json::json!({"devices": {"tpm": {"persistent": true}}});
-        let efi = serde_json::json!({"firmware": {"bootloader": {"efi": {"persistent": true}}}});
-        assert_eq!(
-            persistent_state_claim(&vmi(&owned, tpm.clone())).as_deref(),
-            Some("persistent-state-for-v")
-        );
-        assert!(persistent_state_claim(&vmi(&owned, efi)).is_some());
-        assert!(persistent_state_claim(&vmi(&Value::Null, tpm)).is_none());
-        let plain = serde_json::json!({"devices": {"tpm": {}}});
-        assert!(persistent_state_claim(&vmi(&owned, plain)).is_none());
-        let off = serde_json::json!({"devices": {"tpm": {"enabled": false, "persistent": true}}});
-        assert!(persistent_state_claim(&vmi(&owned, off)).is_none());
-    }
 
     #[test]
     fn claim_sizes_parse() {

@@ -10,6 +10,7 @@
 //! stale cache costs a repeated, harmless patch. Idempotent; every `.await` is a
 //! cancellation point.
 
+use oxivirt_api::vmi_claims::{claim_names, state_claim, STATE_CLAIM_LABEL};
 use serde_json::{json, Value};
 
 use crate::classes::{self, is_ours};
@@ -229,28 +230,24 @@ fn first_consumer_node(world: &World, claim: &Value) -> Option<String> {
             let node = str_at(&pod, "/spec/nodeName")
                 .filter(|n| !n.is_empty())?
                 .to_string();
-            let direct = claims_of(&pod["spec"]["volumes"]).contains(&name(claim).to_string());
+            let direct = claim_names(&pod["spec"]["volumes"]).contains(&name(claim).to_string());
             let via_vmi = annotation(&pod, "kubevirt.io/domain")
                 .and_then(|vmi| world.get(VMI, ns, vmi))
                 .is_some_and(|vmi| {
-                    claims_of(&vmi["spec"]["volumes"]).contains(&name(claim).to_string())
+                    claim_names(&vmi["spec"]["volumes"]).contains(&name(claim).to_string())
+                        || is_state_claim_of(claim, &vmi)
                 });
             (direct || via_vmi).then_some(node)
         })
 }
 
-/// Claim names a list of Pod or VMI volumes uses (a DataVolume's claim has its name).
-pub fn claims_of(volumes: &Value) -> Vec<String> {
-    volumes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| {
-            str_at(v, "/persistentVolumeClaim/claimName")
-                .or_else(|| str_at(v, "/dataVolume/name"))
-                .map(str::to_string)
-        })
-        .collect()
+/// Whether `claim` is the state claim (`persistent-state-for-<vm>`, labelled
+/// `persistent-state-for: <vm>`) of the VM that `vmi` runs: its launcher Pod, which reaches
+/// the claim through the node agent rather than a volume, is its consumer.
+fn is_state_claim_of(claim: &Value, vmi: &Value) -> bool {
+    let vm = str_at(vmi, "/metadata/name").unwrap_or_default();
+    state_claim(vmi).as_deref() == Some(name(claim))
+        && claim["metadata"]["labels"][STATE_CLAIM_LABEL] == vm
 }
 
 /// A Ready node to provision Immediate claims on (the first by name, for determinism).
@@ -416,13 +413,5 @@ mod tests {
         let mut v = volume("2Gi", &["ReadWriteOnce"]);
         v["status"]["phase"] = json!("Bound");
         assert!(!matches(&claim("1Gi", &["ReadWriteOnce"]), &v));
-    }
-
-    #[test]
-    fn claims_come_from_pvc_and_data_volume_volumes() {
-        let volumes = json!([{"name": "a", "persistentVolumeClaim": {"claimName": "p"}},
-                             {"name": "b", "dataVolume": {"name": "d"}},
-                             {"name": "c", "containerDisk": {"image": "x"}}]);
-        assert_eq!(claims_of(&volumes), vec!["p", "d"]);
     }
 }

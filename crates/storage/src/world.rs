@@ -143,8 +143,9 @@ fn concerns_storage(
     object: &DynamicObject,
     vmis: Option<&Store<DynamicObject>>,
 ) -> bool {
-    let has_claims =
-        |o: &DynamicObject| !crate::binder::claims_of(&o.data["spec"]["volumes"]).is_empty();
+    let has_claims = |o: &DynamicObject| {
+        !oxivirt_api::vmi_claims::claim_names(&o.data["spec"]["volumes"]).is_empty()
+    };
     if kind == VMI {
         return has_claims(object);
     }

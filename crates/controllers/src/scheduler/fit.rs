@@ -123,6 +123,9 @@ struct Cluster<'a> {
     nodes: HashMap<&'a str, &'a Value>,
     /// Pods bound to a node and not finished.
     bound: Vec<&'a Value>,
+    /// The `nodeSelectorTerms` of every bound PersistentVolume the Pod uses: a node must
+    /// match one term of each (kube-scheduler's VolumeBinding filter).
+    volume_terms: &'a [Value],
 }
 
 impl Cluster<'_> {
@@ -197,6 +200,14 @@ fn filter(pod: &Value, node: &Value, cluster: &Cluster<'_>) -> Vec<String> {
     }
     if !node_matches_pod(pod, node) {
         return vec!["node(s) didn't match Pod's node affinity/selector".into()];
+    }
+    let volume_conflict = cluster.volume_terms.iter().any(|terms| {
+        !terms
+            .as_array()
+            .is_some_and(|t| t.iter().any(|term| node_term_matches(term, node)))
+    });
+    if volume_conflict {
+        return vec!["node(s) had volume node affinity conflict".into()];
     }
     let insufficient = insufficient_resources(pod, node, cluster);
     if !insufficient.is_empty() {
@@ -320,13 +331,26 @@ fn raw_scores(pod: &Value, node: &Value, cluster: &Cluster<'_>) -> [i128; 4] {
 
 /// Picks a node for `pod` among `nodes`, counting the requests of `bound` Pods (those
 /// with `spec.nodeName` set) against the nodes they run on.
+#[cfg(test)]
 pub(crate) fn place(pod: &Value, nodes: &[Value], bound: &[Value]) -> Placement {
+    place_with_volumes(pod, nodes, bound, &[])
+}
+
+/// [`place`] for a Pod whose bound PersistentVolumes restrict it to the nodes their
+/// `volume_terms` (one `nodeSelectorTerms` list per volume) select.
+pub(crate) fn place_with_volumes(
+    pod: &Value,
+    nodes: &[Value],
+    bound: &[Value],
+    volume_terms: &[Value],
+) -> Placement {
     let cluster = Cluster {
         nodes: nodes
             .iter()
             .filter_map(|n| Some((str_at(n, "/metadata/name")?, n)))
             .collect(),
         bound: bound.iter().filter(|p| !is_terminal(p)).collect(),
+        volume_terms,
     };
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut feasible = Vec::new();

@@ -187,3 +187,23 @@ fn extended_resources_and_pod_counts_are_checked() {
         Placement::Unschedulable("no nodes available to schedule pods".into())
     );
 }
+
+#[test]
+fn a_pod_goes_where_its_bound_volumes_are() {
+    let nodes = [node("big", "8", "16Gi"), node("small", "1", "2Gi")];
+    let on = |host: &str| {
+        json!([{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}])
+    };
+    // The emptier node would win the score; the volume's node must win instead.
+    assert_eq!(
+        place_with_volumes(&pod("100m", "1Gi"), &nodes, &[], &[on("small")]),
+        Placement::Node("small".into())
+    );
+    assert_eq!(
+        place_with_volumes(&pod("100m", "1Gi"), &nodes, &[], &[on("small"), on("big")]),
+        Placement::Unschedulable(
+            "0/2 nodes are available: 2 node(s) had volume node affinity conflict.".into()
+        )
+    );
+}

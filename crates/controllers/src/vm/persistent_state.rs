@@ -23,16 +23,12 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::object::controller_ref;
 
-/// Upstream's claim name prefix; the claim is `persistent-state-for-<vm name>`.
-pub(crate) const CLAIM_PREFIX: &str = "persistent-state-for-";
-/// Upstream's label on the claim, valued with the VM's name.
-const CLAIM_LABEL: &str = "persistent-state-for";
+/// Upstream's claim name prefix and label (`persistent-state-for-<vm>`, labelled with the VM).
+pub(crate) use oxivirt_api::vmi_claims::{
+    STATE_CLAIM_LABEL as CLAIM_LABEL, STATE_CLAIM_PREFIX as CLAIM_PREFIX,
+};
 /// Upstream's size of the claim (swtpm's state and a 4 MiB variable store fit).
 const CLAIM_SIZE: &str = "10Mi";
-/// Asks the binder to provision the claim now rather than wait for a Pod that names it:
-/// the launcher Pod reaches the claim through the node agent, not through its own volumes,
-/// so a `WaitForFirstConsumer` class would otherwise wait for ever.
-const BIND_IMMEDIATE: &str = "cdi.kubevirt.io/storage.bind.immediate.requested";
 const DEFAULT_VIRT_CLASS: &str = "storageclass.kubevirt.io/is-default-virt-class";
 const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
 
@@ -87,8 +83,10 @@ pub(crate) async fn ensure(ctx: &Context, vm: &DynamicObject, expanded: &Value) 
         "metadata": {
             "name": name,
             "namespace": namespace,
+            // On a `WaitForFirstConsumer` class the binder provisions it on the node of the
+            // VM's launcher Pod (its consumer through the node agent), and the scheduler
+            // brings later runs back to that node.
             "labels": {CLAIM_LABEL: vm.name_any()},
-            "annotations": {BIND_IMMEDIATE: "true"},
             "ownerReferences": [controller_ref(vm, "kubevirt.io/v1", "VirtualMachine")],
         },
         "spec": spec,

@@ -250,10 +250,12 @@ async fn source_in_use(client: &kube::Client, world: &World, claim: &Value) -> O
         if namespace(&pod) != ns || matches!(phase(&pod), "Succeeded" | "Failed") {
             continue;
         }
-        let mut claims = crate::binder::claims_of(&pod["spec"]["volumes"]);
+        let mut claims = oxivirt_api::vmi_claims::claim_names(&pod["spec"]["volumes"]);
         if let Some(vmi) = annotation(&pod, "kubevirt.io/domain") {
             if let Ok(Some(vmi)) = crate::ops::get(client, crate::kinds::VMI, ns, vmi).await {
-                claims.extend(crate::binder::claims_of(&vmi["spec"]["volumes"]));
+                claims.extend(oxivirt_api::vmi_claims::claim_names(
+                    &vmi["spec"]["volumes"],
+                ));
             }
         }
         if claims.iter().any(|c| c == source) {
