@@ -109,7 +109,15 @@ fn start_server(data: &std::path::Path, env: &[(&str, &str)]) -> std::process::C
 /// `kube-dns`'s `[ipFamilyPolicy, clusterIPs]` once they are `wanted`.
 fn kube_dns_addresses(k: &oxivirt_e2e::Kubectl, wanted: serde_json::Value) -> serde_json::Value {
     wait_until("kube-dns's addresses", Duration::from_secs(60), || {
-        let run = k.run(&["get", "service", "-n", "kube-system", "kube-dns", "-o", "json"]);
+        let run = k.run(&[
+            "get",
+            "service",
+            "-n",
+            "kube-system",
+            "kube-dns",
+            "-o",
+            "json",
+        ]);
         let svc: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
         let seen = json!([svc["spec"]["ipFamilyPolicy"], svc["spec"]["clusterIPs"]]);
         (seen == wanted).then_some(seen)
@@ -132,11 +140,20 @@ impl Drop for Running<'_> {
         }
         let note = self
             .k
-            .run(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.annotations.oxivirt\\.io/pod-network}"])
+            .run(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[0].metadata.annotations.oxivirt\\.io/pod-network}",
+            ])
             .stdout;
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let Some(id) = note.split_whitespace().last().and_then(|b| b.strip_prefix("oxb")) else {
+        let Some(id) = note
+            .split_whitespace()
+            .last()
+            .and_then(|b| b.strip_prefix("oxb"))
+        else {
             return;
         };
         let script = format!(
