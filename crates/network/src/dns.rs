@@ -370,6 +370,20 @@ mod tests {
             .collect()
     }
 
+    /// One DNS exchange over TCP (two-byte length prefix each way).
+    async fn ask_over_tcp(to: (&str, u16), query: &[u8]) -> Vec<u8> {
+        let mut tcp = tokio::net::TcpStream::connect(to).await.unwrap();
+        tcp.write_all(&u16::try_from(query.len()).unwrap().to_be_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(query).await.unwrap();
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await.unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut reply).await.unwrap();
+        reply
+    }
+
     fn ips(reply: &[u8]) -> Vec<Ipv4Addr> {
         addrs(reply)
             .into_iter()
@@ -468,18 +482,11 @@ mod tests {
         let mut buf = [0u8; 512];
         let n = udp.recv(&mut buf).await.unwrap();
         assert_eq!(ips(&buf[..n]), [Ipv4Addr::new(10, 96, 3, 4)]);
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let q = query("myvm.sub.ns.svc.cluster.local", TYPE_A);
-        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
-            .await
-            .unwrap();
-        tcp.write_all(&q).await.unwrap();
-        let mut len = [0u8; 2];
-        tcp.read_exact(&mut len).await.unwrap();
-        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        tcp.read_exact(&mut reply).await.unwrap();
+        let reply = ask_over_tcp(
+            ("127.0.0.1", port),
+            &query("myvm.sub.ns.svc.cluster.local", TYPE_A),
+        )
+        .await;
         assert_eq!(ips(&reply), [Ipv4Addr::new(10, 244, 0, 7)]);
     }
 
@@ -501,16 +508,8 @@ mod tests {
         let mut buf = [0u8; 512];
         let n = udp.recv(&mut buf).await.unwrap();
         assert_eq!(addrs(&buf[..n]), [v6]);
-        let mut tcp = tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
-        let q = query("web.ns.svc.cluster.local", TYPE_AAAA);
-        tcp.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
-            .await
-            .unwrap();
-        tcp.write_all(&q).await.unwrap();
-        let mut len = [0u8; 2];
-        tcp.read_exact(&mut len).await.unwrap();
-        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        tcp.read_exact(&mut reply).await.unwrap();
+        let reply =
+            ask_over_tcp(("::1", port), &query("web.ns.svc.cluster.local", TYPE_AAAA)).await;
         assert_eq!(addrs(&reply), [v6]);
     }
 }

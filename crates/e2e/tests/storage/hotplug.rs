@@ -73,6 +73,13 @@ pub(crate) fn banners(server: &Server) -> usize {
     console(server).matches("OXIVIRT-TEST-GUEST READY").count()
 }
 
+/// Waits for the first guest's banner on the server's consoles.
+pub(crate) fn wait_guest_booted(server: &Server) {
+    wait_until("the guest boots", BOOT, || {
+        (banners(server) >= 1).then_some(())
+    });
+}
+
 pub(crate) fn vm(name: &str) -> String {
     json!({
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name},
@@ -124,9 +131,7 @@ fn a_hot_plugged_blank_data_volume_appears_in_the_guest_survives_a_reboot_and_go
         "Succeeded",
         BOOT,
     );
-    wait_until("the guest boots", BOOT, || {
-        (banners(&server) >= 1).then_some(())
-    });
+    wait_guest_booted(&server);
 
     // A volume the VM was defined with cannot be unplugged; an unknown one cannot be added.
     let refused = virtctl(&server, &["removevolume", "hp-vm", "--volume-name=root"]);
@@ -278,9 +283,7 @@ fn a_persisted_hot_plugged_claim_joins_the_vm_spec_and_is_there_after_a_vm_resta
         "Bound",
         BOOT,
     );
-    wait_until("the guest boots", BOOT, || {
-        (banners(&server) >= 1).then_some(())
-    });
+    wait_guest_booted(&server);
     let added = virtctl(
         &server,
         &["addvolume", "hp-keep", "--volume-name=hp-pvc", "--persist"],
@@ -422,9 +425,7 @@ fn a_data_volume_waiting_for_its_first_consumer_is_hot_plugged_through_the_vm_re
         "WaitForFirstConsumer",
         BOOT,
     );
-    wait_until("the guest boots", BOOT, || {
-        (banners(&server) >= 1).then_some(())
-    });
+    wait_guest_booted(&server);
 
     let refused = virtctl(
         &server,

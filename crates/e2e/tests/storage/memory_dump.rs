@@ -8,9 +8,8 @@ use std::time::Duration;
 use oxivirt_e2e::{wait_until, Server};
 
 use crate::common::{have, test_guest, volume_dir};
-use crate::hotplug::{banners, text, virtctl, vm};
+use crate::hotplug::{text, virtctl, vm, wait_guest_booted};
 
-const BOOT: Duration = Duration::from_secs(240);
 const DUMP: Duration = Duration::from_secs(180);
 
 #[test]
@@ -24,9 +23,7 @@ fn memory_dump_get_writes_the_guest_memory_into_a_new_claim_and_remove_forgets_i
     let server = Server::start();
     let kubectl = server.kubectl();
     kubectl.apply(&vm("md-vm"));
-    wait_until("the guest boots", BOOT, || {
-        (banners(&server) >= 1).then_some(())
-    });
+    wait_guest_booted(&server);
 
     // Nothing to remove yet; a claim that does not exist is refused.
     let refused = virtctl(&server, &["memory-dump", "remove", "md-vm"]);
