@@ -127,20 +127,21 @@ pub fn enable(conf: &Path, bridge: &str) -> Result<Outcome, Error> {
     Ok(Outcome::Host { accept_ra: raised })
 }
 
-/// [`enable`] on the host for the node bridge `bridge`, logging the outcome and recording
-/// host-wide changes in `state_dir`.
+/// [`enable`] on the host for `interface` (the node bridge, or the uplink other nodes' Pods
+/// reach this node's through), logging the outcome and recording host-wide changes in
+/// `state_dir`.
 ///
 /// # Errors
 /// [`Error`].
-pub fn enable_for_node(bridge: &str, state_dir: &Path) -> Result<Outcome, Error> {
-    let outcome = enable(Path::new(CONF_DIR), bridge)?;
+pub fn enable_for_node(interface: &str, state_dir: &Path) -> Result<Outcome, Error> {
+    let outcome = enable(Path::new(CONF_DIR), interface)?;
     match &outcome {
         Outcome::AlreadyOn => {
             tracing::debug!("IPv6 forwarding is on already (net.ipv6.conf.all.forwarding=1)");
         }
         Outcome::Bridge { bridge } => tracing::info!(
-            bridge,
-            "IPv6 forwarding on the node bridge only (net.ipv6.conf.{bridge}.force_forwarding=1)"
+            interface = bridge,
+            "IPv6 forwarding for this interface only (net.ipv6.conf.{bridge}.force_forwarding=1)"
         ),
         Outcome::Host { accept_ra } => {
             tracing::warn!(

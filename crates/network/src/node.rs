@@ -118,10 +118,17 @@ fn try_lock(path: &Path, wait: bool) -> Result<Option<File>, Error> {
 impl NodeNetwork {
     /// Takes the node's lock, removes leftovers of dead nodes, picks (or re-takes) the
     /// node's /24 and brings up its bridge and NAT table. Idempotent across restarts.
+    /// `elsewhere` are the pod prefixes other Nodes of the cluster hold: nodes on other
+    /// hosts (or in other network namespaces) route theirs only once this node runs, so the
+    /// host's routes alone do not show them.
     ///
     /// # Errors
     /// [`Error`] naming the step that failed.
-    pub async fn start(config: &NetworkConfig, data_dir: &Path) -> Result<Self, Error> {
+    pub async fn start(
+        config: &NetworkConfig,
+        data_dir: &Path,
+        elsewhere: &[Cidr],
+    ) -> Result<Self, Error> {
         let state_dir = data_dir.join("node");
         std::fs::create_dir_all(&state_dir).map_err(file_err(&state_dir))?;
         std::fs::create_dir_all(LOCK_DIR).map_err(file_err(Path::new(LOCK_DIR)))?;
@@ -143,7 +150,7 @@ impl NodeNetwork {
             .and_then(|b| serde_json::from_slice::<Persisted>(&b).ok())
             .and_then(|p| p.pod_cidr.parse::<Cidr>().ok())
             .filter(|c| config.cluster_cidr.overlaps(*c));
-        let pod_cidr = choose_prefix(config, &id, &bridge, previous).await?;
+        let pod_cidr = choose_prefix(config, &id, &bridge, previous, elsewhere).await?;
         let gateway = pod_cidr.nth(1).ok_or(Error::Exhausted { cidr: pod_cidr })?;
         ensure_bridge(&bridge, Cidr::new(gateway, pod_cidr.len), config.mtu).await?;
         let persisted = serde_json::to_vec(&Persisted {
@@ -180,6 +187,11 @@ impl NodeNetwork {
         exec::nft(None, &node.nat_table())
             .await
             .map_err(host_err(format!("table ip {}", node.nat_table_name())))?;
+        if let Some(table) = node.nat_table_v6() {
+            exec::nft(None, &table)
+                .await
+                .map_err(host_err(format!("table ip6 {}", node.nat_table_name())))?;
+        }
         tracing::info!(bridge = %node.bridge, pod_cidr = %node.pod_cidr, "node pod network ready");
         Ok(node)
     }
@@ -204,6 +216,26 @@ impl NodeNetwork {
         )
     }
 
+    /// The IPv6 half of [`NodeNetwork::nat_table`] on dual-stack nodes: Pods reach beyond
+    /// the cluster's IPv6 range behind the node's IPv6 address.
+    fn nat_table_v6(&self) -> Option<String> {
+        let prefix = self.pod_prefix_v6_cidr()?;
+        let (range, len) = self.config.cluster_cidr_v6?;
+        let (t, br) = (self.nat_table_name(), &self.bridge);
+        Some(format!(
+            "table ip6 {t}\ndelete table ip6 {t}\ntable ip6 {t} {{\n\
+             \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
+             \t\tip6 saddr {prefix} ip6 daddr != {range}/{len} oifname != \"{br}\" masquerade\n\t}}\n\
+             \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
+             \t\tiifname \"{br}\" accept\n\t\toifname \"{br}\" ct state established,related accept\n\t}}\n}}\n"
+        ))
+    }
+
+    /// The node's IPv6 pod prefix as `spec.podCIDRs` lists it (dual stack only).
+    pub fn pod_prefix_v6_cidr(&self) -> Option<String> {
+        self.pod_prefix_v6.map(|p| format!("{p}/64"))
+    }
+
     /// The network namespace of the Pod with `uid`.
     pub fn netns_name(&self, uid: &str) -> String {
         format!("oxi-{}-{uid}", self.id)
@@ -211,12 +243,14 @@ impl NodeNetwork {
 
     /// Removes the node's host objects (bridge, table); Pods' namespaces go with their Pods.
     pub async fn shutdown(&self) {
-        let _ = exec::run(
-            None,
-            "nft",
-            &["delete", "table", "ip", &self.nat_table_name()],
-        )
-        .await;
+        for family in ["ip", "ip6"] {
+            let _ = exec::run(
+                None,
+                "nft",
+                &["delete", "table", family, &self.nat_table_name()],
+            )
+            .await;
+        }
         let _ = exec::ip(None, &["link", "del", &self.bridge]).await;
         let _ = std::fs::remove_file(Path::new(LOCK_DIR).join(format!("{}.lock", self.id)));
     }
@@ -325,12 +359,14 @@ async fn choose_prefix(
     id: &str,
     bridge: &str,
     previous: Option<Cidr>,
+    elsewhere: &[Cidr],
 ) -> Result<Cidr, Error> {
     let routes = host_routes().await?;
     let taken = |c: Cidr| {
-        routes
-            .iter()
-            .any(|(r, dev)| dev != bridge && r.len > 0 && r.overlaps(c))
+        elsewhere.iter().any(|e| e.overlaps(c))
+            || routes
+                .iter()
+                .any(|(r, dev)| dev != bridge && r.len > 0 && r.overlaps(c))
     };
     if let Some(prev) = previous.filter(|p| !taken(*p)) {
         return Ok(prev);

@@ -50,7 +50,7 @@ async fn a_pod_is_plumbed_for_each_binding_and_leaves_nothing_behind() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let node = NodeNetwork::start(&NetworkConfig::default(), data.path())
+    let node = NodeNetwork::start(&NetworkConfig::default(), data.path(), &[])
         .await
         .unwrap();
     let _cleanup = Cleanup(node.id.clone());

@@ -73,7 +73,7 @@ pub async fn run(client: kube::Client, mut config: AgentConfig) -> anyhow::Resul
     let endpoint = endpoint::bind(
         &config.endpoint_listen,
         &config.node_name,
-        std::slice::from_ref(&node.internal_ip),
+        &node.internal_ips(),
         &config.cluster_ca,
     )
     .await?;
@@ -99,7 +99,7 @@ pub async fn run(client: kube::Client, mut config: AgentConfig) -> anyhow::Resul
         config.qemu_owner,
     ));
     let network = netns::PodNet::start(&client, &config.node_name, &config.data_dir).await;
-    network.start_node_services(&client, &config.node_name, &node.internal_ip);
+    network.start_node_services(&client, &config.node_name, &node.internal_ips());
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let cgroups =
         cgroup::PodCgroups::start(&config.node_name, i128::try_from(cpus).unwrap_or(1) * 1000);

@@ -49,9 +49,12 @@ impl PodNet {
             Ok(c) if !c.enabled => Err("turned off (OXIVIRT_POD_NETWORK=off)".into()),
             Ok(c) => match oxivirt_network::exec::unavailable_reason().await {
                 Some(reason) => Err(reason),
-                None => NodeNetwork::start(&c, data_dir)
-                    .await
-                    .map_err(|e| crate::status::chain(&e)),
+                None => {
+                    let elsewhere = other_nodes_prefixes(client, node_name).await;
+                    NodeNetwork::start(&c, data_dir, &elsewhere)
+                        .await
+                        .map_err(|e| crate::status::chain(&e))
+                }
             },
         };
         let (node, note) = match outcome {
@@ -72,8 +75,11 @@ impl PodNet {
         let nodes: Api<Node> = Api::all(client.clone());
         let mut patch = json!({"metadata": {"annotations": {"oxivirt.io/pod-network": note}}});
         if let Some(n) = &node {
-            patch["spec"] =
-                json!({"podCIDR": n.pod_cidr.to_string(), "podCIDRs": [n.pod_cidr.to_string()]});
+            let v4 = n.pod_cidr.to_string();
+            let all: Vec<String> = std::iter::once(v4.clone())
+                .chain(n.pod_prefix_v6_cidr())
+                .collect();
+            patch["spec"] = json!({"podCIDR": v4, "podCIDRs": all});
         }
         if let Err(e) = nodes
             .patch(node_name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -95,7 +101,7 @@ impl PodNet {
         &self,
         client: &kube::Client,
         node_name: &str,
-        node_ip: &str,
+        node_ips: &[String],
     ) {
         let (nmstate_client, name) = (client.clone(), node_name.to_string());
         tokio::spawn(async move {
@@ -113,9 +119,11 @@ impl PodNet {
             return;
         };
         let (routes_client, routes_node) = (client.clone(), node.clone());
-        let (name, ip) = (node_name.to_string(), node_ip.to_string());
+        let name = node_name.to_string();
+        let ips = node_ips.iter().filter_map(|ip| ip.parse().ok()).collect();
         tokio::spawn(async move {
-            if let Err(e) = oxivirt_network::routes::run(routes_client, routes_node, name, ip).await
+            if let Err(e) =
+                oxivirt_network::routes::run(routes_client, routes_node, name, ips).await
             {
                 tracing::error!(error = %e, "the pod route keeper stopped");
             }
@@ -292,6 +300,24 @@ impl PodNet {
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
     }
+}
+
+/// The IPv4 pod prefixes other Nodes hold (an empty list when the Nodes cannot be read: the
+/// host's routes still keep same-host nodes apart).
+async fn other_nodes_prefixes(client: &kube::Client, own: &str) -> Vec<oxivirt_network::Cidr> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = match nodes.list(&Default::default()).await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the Nodes' pod prefixes");
+            return Vec::new();
+        }
+    };
+    list.items
+        .iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(own))
+        .filter_map(|n| n.spec.as_ref()?.pod_cidr.as_ref()?.parse().ok())
+        .collect()
 }
 
 /// The NetworkAttachmentDefinitions of the VMI's Multus networks, by network name.

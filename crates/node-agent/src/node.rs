@@ -43,6 +43,9 @@ pub(crate) struct NodeInfo {
     pub(crate) addresses: Vec<Value>,
     pub(crate) node_info: Value,
     pub(crate) internal_ip: String,
+    /// The node's IPv6 InternalIP on a dual-stack pod network (`OXIVIRT_POD_CIDR_V6`): the
+    /// global address of the interface holding the IPv6 default route.
+    pub(crate) internal_ip6: Option<String>,
     /// The port of the agent's HTTPS endpoint (0 until it is bound).
     pub(crate) endpoint_port: u16,
 }
@@ -52,6 +55,13 @@ fn read(path: &'static str) -> Result<String, Error> {
 }
 
 impl NodeInfo {
+    /// The node's InternalIPs: IPv4, then IPv6 on a dual-stack pod network.
+    pub(crate) fn internal_ips(&self) -> Vec<String> {
+        std::iter::once(self.internal_ip.clone())
+            .chain(self.internal_ip6.clone())
+            .collect()
+    }
+
     /// Reads `/proc` and `/etc` for capacity, addresses, OS facts and CPU labels.
     ///
     /// # Errors
@@ -82,6 +92,16 @@ impl NodeInfo {
         let internal_ip = primary_ipv4(&route, &fib)
             .unwrap_or(Ipv4Addr::LOCALHOST)
             .to_string();
+        let dual_stack = oxivirt_network::NetworkConfig::from_env()
+            .is_ok_and(|c| c.enabled && c.cluster_cidr_v6.is_some());
+        let internal_ip6 = dual_stack
+            .then(|| {
+                let route6 = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+                let inet6 = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+                primary_ipv6(&route6, &inet6)
+            })
+            .flatten()
+            .map(|ip| ip.to_string());
         let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
         let text = |path: &str| {
             std::fs::read_to_string(path)
@@ -128,12 +148,14 @@ impl NodeInfo {
             annotations,
             capacity,
             allocatable,
-            addresses: vec![
-                json!({"type": "InternalIP", "address": internal_ip}),
-                json!({"type": "Hostname", "address": hostname}),
-            ],
+            addresses: std::iter::once(&internal_ip)
+                .chain(&internal_ip6)
+                .map(|ip| json!({"type": "InternalIP", "address": ip}))
+                .chain([json!({"type": "Hostname", "address": hostname})])
+                .collect(),
             node_info,
             internal_ip,
+            internal_ip6,
             endpoint_port: 0,
         })
     }
@@ -327,6 +349,33 @@ pub(crate) fn primary_ipv4(route: &str, fib_trie: &str) -> Option<Ipv4Addr> {
                 .iter()
                 .any(|&(net, mask)| mask != 0 && a & mask == net & mask)
     })
+}
+
+/// The global IPv6 address of the interface holding the IPv6 default route, from
+/// `/proc/net/ipv6_route` and `/proc/net/if_inet6`: not tentative, deprecated, temporary
+/// or failed duplicate address detection.
+pub(crate) fn primary_ipv6(ipv6_route: &str, if_inet6: &str) -> Option<std::net::Ipv6Addr> {
+    // Route rows: destination, its length, source, its length, next hop, metric, refcount,
+    // use, flags, device. The default route is ::/0 on a real interface (`lo` holds the
+    // unreachable ones).
+    let iface = ipv6_route
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|r| {
+            r.len() >= 10 && r[0].bytes().all(|b| b == b'0') && r[1] == "00" && r[9] != "lo"
+        })?[9];
+    // Address rows: address, interface index, prefix length, scope, flags, device.
+    const UNUSABLE: u32 = 0x01 | 0x08 | 0x20 | 0x40; // temporary, dadfailed, deprecated, tentative
+    if_inet6
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|r| r.len() >= 6 && r[5] == iface && r[3] == "00")
+        .filter(|r| u32::from_str_radix(r[4], 16).is_ok_and(|f| f & UNUSABLE == 0))
+        .find_map(|r| {
+            u128::from_str_radix(r[0], 16)
+                .ok()
+                .map(std::net::Ipv6Addr::from)
+        })
 }
 
 /// QEMU CPU models with the `/proc/cpuinfo` flags each needs (a representative subset of
@@ -561,6 +610,33 @@ mod tests {
     fn primary_address_is_the_local_address_on_the_default_route_interface() {
         assert_eq!(primary_ipv4(ROUTE, FIB), Some(Ipv4Addr::new(192, 0, 2, 2)));
         assert_eq!(primary_ipv4("Iface\n", FIB), None, "no default route");
+    }
+
+    #[test]
+    fn primary_ipv6_is_the_usable_global_address_on_the_default_route_interface() {
+        let routes = "\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0
+";
+        let addresses = "\
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+20010db8000000000000000000000009 04 40 00 20     eth0
+20010db8000000000000000000000007 04 40 00 41     eth0
+fd000000000000000000000000000002 04 40 00 82     eth0
+fd000000000000000000000000000003 05 40 00 80     eth1
+";
+        assert_eq!(
+            primary_ipv6(routes, addresses),
+            Some("fd00::2".parse().unwrap()),
+            "link-local, deprecated and tentative temporary addresses are skipped"
+        );
+        assert_eq!(
+            primary_ipv6(&routes.replace("     eth0\n", " eth1\n"), addresses),
+            Some("fd00::3".parse().unwrap())
+        );
+        let no_default = routes.lines().next().unwrap();
+        assert_eq!(primary_ipv6(no_default, addresses), None);
     }
 
     #[test]

@@ -149,13 +149,16 @@ fn guests_on_two_nodes_reach_each_other_by_pod_ip() {
 }
 
 /// A host made of a network namespace `oxi-h<pid>` joined to this machine by a veth pair
-/// (`oxh<pid>a` here with `.1`, `oxh<pid>b` inside with `.2` of a /24 of 10.213.0.0/16),
-/// its default route through this machine. Removed when dropped.
+/// (`oxh<pid>a` here with `.1`, `oxh<pid>b` inside with `.2` of a /24 of 10.213.0.0/16,
+/// and `::1`/`::2` of `fd00:213:<n>::/64`), its default routes through this machine, which
+/// routes for it (forwarding on its end of the link, as a router between hosts would).
+/// Forwarding inside is left to the node agent. Removed when dropped.
 struct NsHost {
     netns: String,
     host_link: String,
     host_ip: String,
     ip: String,
+    ip6: String,
 }
 
 impl NsHost {
@@ -167,15 +170,20 @@ impl NsHost {
             host_link: format!("oxh{pid}a"),
             host_ip: format!("10.213.{third}.1"),
             ip: format!("10.213.{third}.2"),
+            ip6: format!("fd00:213:{third}::2"),
         };
         let (ns, a, b) = (&host.netns, &host.host_link, format!("oxh{pid}b"));
+        // IPv6 forwarding for this end of the link only, where the kernel has the switch.
+        let force = format!("/proc/sys/net/ipv6/conf/{a}/force_forwarding");
         let script = format!(
             "set -e; ip netns add {ns}; ip link add {a} type veth peer name {b}; \
-             ip link set {b} netns {ns}; ip addr add {}/24 dev {a}; ip link set {a} up; \
-             sysctl -qw net.ipv4.conf.{a}.forwarding=1; \
-             ip -n {ns} link set lo up; ip -n {ns} addr add {}/24 dev {b}; ip -n {ns} link set {b} up; \
-             ip -n {ns} route add default via {}; ip netns exec {ns} sysctl -qw net.ipv4.ip_forward=1",
-            host.host_ip, host.ip, host.host_ip
+             ip link set {b} netns {ns}; ip addr add {}/24 dev {a}; \
+             ip -6 addr add fd00:213:{third}::1/64 dev {a} nodad; ip link set {a} up; \
+             sysctl -qw net.ipv4.conf.{a}.forwarding=1; if [ -e {force} ]; then echo 1 > {force}; fi; \
+             ip -n {ns} link set lo up; ip -n {ns} addr add {}/24 dev {b}; \
+             ip -n {ns} -6 addr add {}/64 dev {b} nodad; ip -n {ns} link set {b} up; \
+             ip -n {ns} route add default via {}; ip -n {ns} -6 route add default via fd00:213:{third}::1",
+            host.host_ip, host.ip, host.ip6, host.host_ip
         );
         let out = Command::new("sh").args(["-c", &script]).output().unwrap();
         assert!(
@@ -223,11 +231,20 @@ fn tcp_forward(listen_ip: &str, target: String) -> u16 {
     port
 }
 
+/// The manual's §8.2.2 networkData: IPv4 by DHCP, the guest's IPv6 set statically.
+const DUAL_STACK_NETWORK_DATA: &str = "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n    addresses: [ fd10:0:2::2/120 ]\n    gateway6: fd10:0:2::1\n";
+
+/// Both nodes are dual stack: the IPv6 pod range of the cluster.
+const POD_CIDR_V6: &str = "fd00:10:244::/56";
+
 #[test]
 fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_node() {
     crate::skip_unless_possible!();
     let host = NsHost::create();
-    let server = support::EnvServer::start_on(&format!("{}:0", host.host_ip), &[]);
+    let server = support::EnvServer::start_on(
+        &format!("{}:0", host.host_ip),
+        &[("OXIVIRT_POD_CIDR_V6", POD_CIDR_V6)],
+    );
     let k = server.kubectl();
     let first = k.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
     // The second node pulls the guest through the host's end of the veth: an insecure
@@ -261,6 +278,7 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
             .args(["--node-name", "node2", "--data-dir"])
             .arg(&node2_dir)
             .env("OXIVIRT_ACCEL", "tcg")
+            .env("OXIVIRT_POD_CIDR_V6", POD_CIDR_V6)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -268,29 +286,39 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
             .expect("cannot start the second agent"),
     );
     let node2_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let address = wait_until("node2 with its address", Duration::from_secs(60), || {
-        let out = k
-            .run(&[
-                "get",
-                "node",
-                "node2",
-                "-o",
-                "jsonpath={.spec.podCIDR} {.status.addresses[?(@.type==\"InternalIP\")].address}",
-            ])
-            .stdout;
-        let fields: Vec<&str> = out.split_whitespace().collect();
-        (fields.len() == 2).then(|| fields[1].to_string())
-    });
+    // A dual-stack node: a pod prefix and an InternalIP of each family.
+    let (prefixes, addresses) =
+        wait_until("node2 with its addresses", Duration::from_secs(60), || {
+            let out = k.run(&["get", "node", "node2", "-o", "json"]).stdout;
+            let node: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let prefixes = node["spec"]["podCIDRs"].as_array()?.clone();
+            let addresses: Vec<String> = node["status"]["addresses"]
+                .as_array()?
+                .iter()
+                .filter(|a| a["type"] == "InternalIP")
+                .filter_map(|a| a["address"].as_str().map(str::to_string))
+                .collect();
+            (prefixes.len() == 2).then_some((prefixes, addresses))
+        });
     assert_eq!(
-        address, host.ip,
-        "node2's InternalIP is not its namespace's address"
+        addresses,
+        [host.ip.clone(), host.ip6.clone()],
+        "node2's InternalIPs are not its namespace's addresses"
     );
-    let one = support::vm(
+    assert!(
+        prefixes[1]
+            .as_str()
+            .is_some_and(|p| p.starts_with("fd00:10:244:") && p.ends_with("::/64")),
+        "{prefixes:?}"
+    );
+    let mut one = support::vm(
         "one",
         json!({"app": "one"}),
         &[80],
         json!({"nodeSelector": {"kubernetes.io/hostname": first}}),
     );
+    one["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"]["networkData"] =
+        json!(DUAL_STACK_NETWORK_DATA);
     k.create(&one.to_string());
     let mut two = support::vm(
         "two",
@@ -300,6 +328,8 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     );
     two["spec"]["template"]["spec"]["volumes"][0]["containerDisk"]["image"] =
         json!(format!("{remote_registry}/{path}"));
+    two["spec"]["template"]["spec"]["volumes"][1]["cloudInitNoCloud"]["networkData"] =
+        json!(DUAL_STACK_NETWORK_DATA);
     k.create(&two.to_string());
     let running = std::panic::catch_unwind(|| {
         wait_until("VMI two Running on node2", support::BOOT_TIMEOUT, || {
@@ -342,5 +372,28 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
         guest_ssh(&ip_two, &format!("wget -qO- http://{ip_one}/")).filter(|b| !b.is_empty())
     });
     assert_eq!(body, "one:80");
+
+    // The same over IPv6, both ways: each node routes the other's /64 via its IPv6
+    // InternalIP, and the node in the namespace forwards what enters through its uplink.
+    let ip6 = |pod: &str| {
+        let ips = k.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIPs[*].ip}"]);
+        ips.split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("Pod {pod} has no IPv6 address: {ips:?}"))
+            .to_string()
+    };
+    let (ip6_one, ip6_two) = (ip6(&pod_one), ip6(&pod_two));
+    for (from, to, name) in [(&ip_two, &ip6_one, "one"), (&ip_one, &ip6_two, "two")] {
+        let body = wait_until(
+            &format!("{from} → {name} by pod IPv6 {to}"),
+            Duration::from_secs(90),
+            || {
+                // busybox 1.35's `wget -T` crashes; `timeout` bounds it instead.
+                guest_ssh(from, &format!("timeout 5 wget -qO- http://[{to}]/"))
+                    .filter(|b| !b.is_empty())
+            },
+        );
+        assert_eq!(body, format!("{name}:80"));
+    }
     drop(agent);
 }
