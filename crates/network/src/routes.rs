@@ -5,12 +5,14 @@
 //! is routed on its own. Nodes on the same host (same InternalIP) need no route: their
 //! bridges are both connected to it.
 //!
-//! Packets from another node enter through the interface holding this node's InternalIP
-//! (the uplink) and are routed on to the node bridge: the first route of a family switches
-//! forwarding on for that uplink alone (IPv4: its `conf/<uplink>/forwarding`; IPv6: see
-//! [`crate::forwarding`]). A single node never touches its uplink.
+//! Packets from other nodes' Pods, and from outside the cluster to NodePorts and
+//! LoadBalancer IPs, enter through the interface holding this node's InternalIP (the uplink)
+//! and are routed on to the node bridge, so the node switches forwarding on for its uplink
+//! alone, per family (IPv4: `conf/<uplink>/forwarding`; IPv6: see [`crate::forwarding`]), as
+//! Kubernetes asks of a node's administrator (`ip_forward=1`) but without making every other
+//! interface of the host a router.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
@@ -178,28 +180,23 @@ pub async fn run(
     let own_prefixes: Vec<PodPrefix> = std::iter::once(PodPrefix::V4(node.pod_cidr))
         .chain(node.pod_prefix_v6.map(|p| PodPrefix::V6(p, 64)))
         .collect();
+    for own in own_ips.iter().filter(|ip| !ip.is_loopback()) {
+        match enable_uplink_forwarding(*own, &node.state_dir).await {
+            Ok(uplink) => {
+                tracing::info!(%uplink, address = %own, "forwarding from the uplink to the node's Pods");
+            }
+            Err(e) => {
+                tracing::warn!(address = %own, error = %e, "cannot forward from the uplink to the node's Pods")
+            }
+        }
+    }
     let mut installed: BTreeMap<PodPrefix, IpAddr> = BTreeMap::new();
-    let mut forwarding: BTreeSet<bool> = BTreeSet::new();
     loop {
         let list: Vec<Node> = nodes.state().iter().map(|n| n.as_ref().clone()).collect();
         let want = wanted(&list, &own_name, &own_ips);
         for (prefix, via) in &want {
             if installed.get(prefix) == Some(via) || own_prefixes.contains(prefix) {
                 continue;
-            }
-            let v6 = prefix.is_v6();
-            if !forwarding.contains(&v6) {
-                if let Some(own) = own_ips.iter().find(|ip| ip.is_ipv6() == v6) {
-                    match enable_uplink_forwarding(*own, &node.state_dir).await {
-                        Ok(uplink) => {
-                            tracing::info!(%uplink, ipv6 = v6, "forwarding from the uplink to the node's Pods");
-                            forwarding.insert(v6);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot forward from the uplink to the node's Pods")
-                        }
-                    }
-                }
             }
             let hop = next_hop(*via).await.to_string();
             let target = prefix.to_string();

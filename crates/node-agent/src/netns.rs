@@ -128,9 +128,9 @@ impl PodNet {
                 tracing::error!(error = %e, "the pod route keeper stopped");
             }
         });
-        let client = client.clone();
+        let (client, name) = (client.clone(), node_name.to_string());
         tokio::spawn(async move {
-            if let Err(e) = oxivirt_network::services::proxy::run(client, node).await {
+            if let Err(e) = oxivirt_network::services::proxy::run(client, node, name).await {
                 tracing::error!(error = %e, "the Service proxy stopped");
             }
         });

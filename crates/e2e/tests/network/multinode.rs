@@ -395,5 +395,105 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
         );
         assert_eq!(body, format!("{name}:80"));
     }
+
+    // From outside node2, through its link: a NodePort on its InternalIP, and a
+    // LoadBalancer IP that node2 binds, being the only node with a ready endpoint.
+    for (name, kind, port) in [("two-np", "NodePort", 80), ("two-lb", "LoadBalancer", 8082)] {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": kind, "selector": {"app": "two"},
+                     "ports": [{"port": port, "targetPort": 80, "protocol": "TCP"}]}});
+        k.create(&svc.to_string());
+    }
+    let node_port = wait_until("a NodePort", Duration::from_secs(10), || {
+        let p = k.ok(&[
+            "get",
+            "svc",
+            "two-np",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ]);
+        (!p.is_empty()).then_some(p)
+    });
+    let body = wait_until(
+        "two through node2's NodePort from this host",
+        Duration::from_secs(30),
+        || curl(&format!("http://{}:{node_port}/", host.ip)),
+    );
+    assert_eq!(body, "two:80");
+    let lb_ip = wait_until("a LoadBalancer IP", Duration::from_secs(10), || {
+        let ip = k.ok(&[
+            "get",
+            "svc",
+            "two-lb",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        (!ip.is_empty()).then_some(ip)
+    });
+    let local_here = |ip: &str| {
+        let out = Command::new("ip")
+            .args(["-o", "addr", "show", "to", &format!("{ip}/32")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    assert!(
+        !local_here(&lb_ip),
+        "the first node bound {lb_ip}, which has no endpoint on it"
+    );
+    // The address is on node2's link: this host asks for it by ARP there. Port 1 is not a
+    // Service port, so only a node holding the address answers (with a reset).
+    let routed = Command::new("ip")
+        .args([
+            "route",
+            "replace",
+            &format!("{lb_ip}/32"),
+            "dev",
+            &host.host_link,
+        ])
+        .status()
+        .unwrap();
+    assert!(routed.success());
+    let answered = std::panic::catch_unwind(|| {
+        wait_until(
+            "node2 answering for the LoadBalancer IP",
+            Duration::from_secs(30),
+            || {
+                let target = std::net::SocketAddr::new(lb_ip.parse().unwrap(), 1);
+                let refused = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
+                    .map_err(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                refused.is_err_and(|refused| refused).then_some(())
+            },
+        )
+    });
+    if answered.is_err() {
+        let addresses = Command::new("ip")
+            .args(["-n", &host.netns, "-o", "addr", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        panic!(
+            "nobody answers for {lb_ip}\nnode2's addresses:\n{addresses}\nendpoints: {}\nnode2 log:\n{}",
+            k.run(&["get", "endpoints", "two-lb", "-o", "json"]).stdout,
+            node2_log()
+        );
+    }
+    let body = wait_until(
+        "two through the LoadBalancer IP",
+        Duration::from_secs(30),
+        || curl(&format!("http://{lb_ip}:8082/")),
+    );
+    assert_eq!(body, "two:80");
     drop(agent);
+}
+
+/// `curl` of `url`: the body on success.
+fn curl(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "3", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

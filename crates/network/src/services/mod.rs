@@ -4,6 +4,7 @@
 //! only watch, compare and write.
 
 pub mod allocate;
+pub mod announce;
 pub mod controller;
 pub mod endpoints;
 pub mod proxy;

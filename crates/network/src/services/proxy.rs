@@ -4,6 +4,7 @@
 //! On dual-stack nodes it also mirrors EndpointSlices (Endpoints hold only a Service's
 //! primary family) and keeps the `ip6 oxi-<id>-svc6` table for the IPv6 ClusterIPs,
 //! `kube-dns`'s included (its DNS server then listens on the bridge's IPv6 address too).
+//! It binds the LoadBalancer IPs this node answers for ([`announce`](super::announce)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +37,11 @@ pub fn table_name_v6(node: &NodeNetwork) -> String {
 ///
 /// # Errors
 /// Never in practice: failed loads are logged and retried on the next change.
-pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    node: Arc<NodeNetwork>,
+    node_name: String,
+) -> anyhow::Result<()> {
     let zone = Zone::new(&node.config.cluster_domain);
     let dns_port = serve_dns(&zone, node.gateway.into()).await;
     // Dual stack: the same zone on the bridge's IPv6 address, for `kube-dns`'s IPv6
@@ -75,6 +80,7 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
         dns: dns6,
     });
     let mut loaded = String::new();
+    let mut load_balancer_ips = super::announce::Binder::new(&node.bridge).await;
     loop {
         let svcs: Vec<Value> = services
             .state()
@@ -122,6 +128,8 @@ pub async fn run(client: kube::Client, node: Arc<NodeNetwork>) -> anyhow::Result
             &endpoints6_of,
             &node.config.cluster_domain,
         ));
+        let announced = super::announce::announced_here(&svcs, &endpoints_of, &node_name);
+        load_balancer_ips.sync(&announced).await;
         let mut text = rules::ruleset(&side, &svcs, &endpoints_of);
         if let Some(side6) = &side6 {
             text.push_str(&rules::ruleset_v6(side6, &svcs, &endpoints6_of));
