@@ -109,6 +109,7 @@ pub(crate) fn nic_driver(model: &str) -> Option<&'static str> {
         "e1000" => "e1000",
         "rtl8139" => "rtl8139",
         "pcnet" => "pcnet",
+        "ne2k_pci" => "ne2k_pci",
         _ => return None,
     })
 }

@@ -138,7 +138,12 @@ struct Plumbing {
 }
 
 /// The VMI interfaces on the pod network, with their binding: (interface, binding).
-fn pod_interfaces(vmi: &Value) -> Vec<(Value, Binding)> {
+///
+/// # Errors
+/// [`Error::Unsupported`] for a binding the pod network of a root node cannot give
+/// (`passt`, `slirp`, `macvtap`, `sriov`, or none): the VM would otherwise start without the
+/// NIC it asked for.
+fn pod_interfaces(vmi: &Value) -> Result<Vec<(Value, Binding)>, Error> {
     let networks = vmi["spec"]["networks"]
         .as_array()
         .cloned()
@@ -154,15 +159,24 @@ fn pod_interfaces(vmi: &Value) -> Vec<(Value, Binding)> {
         .flatten()
         .filter(|i| on_pod(i["name"].as_str().unwrap_or_default()))
         .filter(|i| i["state"] != "absent")
-        .filter_map(|i| {
+        .map(|i| {
             let binding = if i.get("masquerade").is_some() {
                 Binding::Masquerade
             } else if i.get("bridge").is_some() {
                 Binding::Bridge
             } else {
-                return None;
+                let asked = ["passt", "slirp", "macvtap", "sriov", "binding"]
+                    .into_iter()
+                    .find(|b| i.get(*b).is_some())
+                    .unwrap_or("no binding");
+                return Err(Error::Unsupported {
+                    interface: i["name"].as_str().unwrap_or_default().into(),
+                    message: format!(
+                        "{asked} is not supported on the pod network: use masquerade or bridge"
+                    ),
+                });
             };
-            Some((i.clone(), binding))
+            Ok((i.clone(), binding))
         })
         .collect()
 }
@@ -236,7 +250,7 @@ pub async fn attach(
         .map(|prefix| crate::node::v6_host(prefix, u16::from(pod_ip.octets()[3])));
     let mtu = node.config.mtu.to_string();
 
-    let ifaces = pod_interfaces(vmi);
+    let ifaces = pod_interfaces(vmi)?;
     if ifaces.len() > 1 {
         return Err(Error::Unsupported {
             interface: ifaces[1].0["name"].as_str().unwrap_or_default().into(),
@@ -292,7 +306,7 @@ pub async fn attach(
             in_pod_bridge(&mut work, &k6t, &gateway.to_string(), &mtu);
             tap(&mut work, "tap0", &k6t, &mtu, vmi);
             work.inside.sysctls.push("/proc/sys/net/ipv4/ip_forward");
-            let ports = ports(iface);
+            let ports = ports(iface)?;
             work.inside
                 .nft
                 .push(masquerade::ruleset(POD_IF, pod_ip, &ports));
@@ -593,16 +607,29 @@ fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value) {
         .push(&["link", "set", name, "master", bridge, "mtu", mtu, "up"]);
 }
 
-fn ports(iface: &Value) -> Vec<masquerade::Port> {
+/// The masquerade allow-list. An entry that cannot be used fails the attachment: dropping it
+/// could empty the list, and an empty list opens every port.
+fn ports(iface: &Value) -> Result<Vec<masquerade::Port>, Error> {
     iface["ports"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| {
-            Some(masquerade::Port {
-                protocol: p["protocol"].as_str().unwrap_or("TCP").to_lowercase(),
-                port: u16::try_from(p["port"].as_u64()?).ok()?,
-            })
+        .map(|p| {
+            let protocol = p["protocol"].as_str().unwrap_or("TCP");
+            let port = p["port"]
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0);
+            match (port, protocol) {
+                (Some(port), "TCP" | "UDP") => Ok(masquerade::Port {
+                    protocol: protocol.to_lowercase(),
+                    port,
+                }),
+                _ => Err(Error::Unsupported {
+                    interface: iface["name"].as_str().unwrap_or_default().into(),
+                    message: format!("port {p} cannot be forwarded (a port 1-65535, TCP or UDP)"),
+                }),
+            }
         })
         .collect()
 }
@@ -669,8 +696,36 @@ mod tests {
                 {"name": "sec", "bridge": {}}]}},
             "networks": [{"name": "default", "pod": {}},
                          {"name": "sec", "multus": {"networkName": "br"}}]}});
-        let found = pod_interfaces(&vmi);
+        let found = pod_interfaces(&vmi).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].1, Binding::Masquerade);
+    }
+
+    #[test]
+    fn a_binding_the_pod_network_cannot_give_fails_instead_of_dropping_the_nic() {
+        let vmi = serde_json::json!({"spec": {
+            "domain": {"devices": {"interfaces": [{"name": "default", "passt": {}}]}},
+            "networks": [{"name": "default", "pod": {}}]}});
+        let e = pod_interfaces(&vmi).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "interface default: passt is not supported on the pod network: use masquerade or bridge"
+        );
+    }
+
+    #[test]
+    fn an_unusable_port_fails_rather_than_opening_every_port() {
+        let ok = serde_json::json!({"name": "default", "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]});
+        assert_eq!(ports(&ok).unwrap().len(), 2);
+        for bad in [
+            serde_json::json!({"port": 70000}),
+            serde_json::json!({"port": 0}),
+            serde_json::json!({"port": -1}),
+            serde_json::json!({"port": "80"}),
+            serde_json::json!({"port": 80, "protocol": "SCTP"}),
+        ] {
+            let iface = serde_json::json!({"name": "default", "ports": [bad]});
+            assert!(ports(&iface).is_err(), "{iface}");
+        }
     }
 }

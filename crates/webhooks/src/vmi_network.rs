@@ -156,6 +156,84 @@ pub(crate) fn validate_networks(spec: &Value, path: &str, out: &mut Vec<Cause>) 
                 "Masquerade interface only implemented with pod network",
             ));
         }
+        validate_ports(iface, &field, out);
+        validate_state(iface, network, &name, &field, out);
+    }
+}
+
+/// `ports` of one interface, with upstream's messages: a port is 1..65535, the protocol TCP
+/// or UDP, names unique.
+fn validate_ports(iface: &Value, field: &str, out: &mut Vec<Cause>) {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, port) in array(iface, &["ports"]).iter().enumerate() {
+        let at = index(&child(field, "ports"), i);
+        match port.get("port").filter(|p| !p.is_null()) {
+            None => out.push(Cause::required(
+                child(&at, "port"),
+                "Port field is mandatory.",
+            )),
+            Some(p) if p.as_i64().is_none_or(|n| !(1..65536).contains(&n)) => {
+                out.push(Cause::invalid(
+                    child(&at, "port"),
+                    "Port field must be in range 0 < x < 65536.",
+                ))
+            }
+            Some(_) => {}
+        }
+        if let Some(protocol) = nonempty(port, &["protocol"]) {
+            if protocol != "TCP" && protocol != "UDP" {
+                out.push(Cause::invalid(
+                    child(&at, "protocol"),
+                    "Unknown protocol, only TCP or UDP allowed",
+                ));
+            }
+        }
+        if let Some(name) = nonempty(port, &["name"]) {
+            if names.contains(&name) {
+                out.push(Cause::duplicate(
+                    child(&at, "name"),
+                    format!("Duplicate name of the port: {name}"),
+                ));
+            }
+            names.push(name);
+        }
+    }
+}
+
+/// `state` of one interface: only `absent` (upstream's KubeVirt 1.2), only for the bridge
+/// binding, never on the default network.
+fn validate_state(
+    iface: &Value,
+    network: Option<&Value>,
+    name: &str,
+    field: &str,
+    out: &mut Vec<Cause>,
+) {
+    let Some(state) = nonempty(iface, &["state"]) else {
+        return;
+    };
+    let at = child(field, "state");
+    if state != "absent" {
+        out.push(Cause::not_supported(
+            &at,
+            format!("logical {name} interface state value is unsupported: {state}"),
+        ));
+        return;
+    }
+    if !has(iface, &["bridge"]) {
+        out.push(Cause::invalid(
+            &at,
+            format!("{name:?} interface's state {state:?} is supported only for bridge binding"),
+        ));
+    }
+    let default_network = network.is_some_and(|n| {
+        has(n, &["pod"]) || n.pointer("/multus/default") == Some(&Value::Bool(true))
+    });
+    if default_network {
+        out.push(Cause::invalid(
+            &at,
+            format!("{name:?} interface's state {state:?} is not supported on default networks"),
+        ));
     }
 }
 
@@ -246,6 +324,67 @@ mod tests {
             json!([{"name": "nic1", "multus": {"networkName": "sriov-network"}}]),
         );
         assert_eq!(causes(spec), vec![]);
+    }
+
+    #[test]
+    fn ports_out_of_range_with_an_unknown_protocol_or_a_repeated_name_are_rejected() {
+        let mut spec = pod_spec(json!([]), json!([]));
+        spec["domain"]["devices"]["interfaces"][0]["ports"] = json!([
+            {"name": "http", "port": 80},
+            {"name": "http", "port": 70000},
+            {"port": 0, "protocol": "SCTP"},
+            {"protocol": "UDP"}
+        ]);
+        let got: Vec<(String, String)> = causes(spec)
+            .into_iter()
+            .map(|c| (c.field, c.message))
+            .collect();
+        let p = "spec.domain.devices.interfaces[0].ports";
+        assert_eq!(
+            got,
+            [
+                (
+                    format!("{p}[1].port"),
+                    "Port field must be in range 0 < x < 65536.".to_string()
+                ),
+                (
+                    format!("{p}[1].name"),
+                    "Duplicate name of the port: http".to_string()
+                ),
+                (
+                    format!("{p}[2].port"),
+                    "Port field must be in range 0 < x < 65536.".to_string()
+                ),
+                (
+                    format!("{p}[2].protocol"),
+                    "Unknown protocol, only TCP or UDP allowed".to_string()
+                ),
+                (
+                    format!("{p}[3].port"),
+                    "Port field is mandatory.".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_is_the_only_state_and_only_for_bridge_interfaces_off_the_default_network() {
+        let mut spec = pod_spec(
+            json!([{"name": "sec", "bridge": {}, "state": "absent"}]),
+            json!([{"name": "sec", "multus": {"networkName": "br"}}]),
+        );
+        assert_eq!(causes(spec.clone()), vec![]);
+        spec["domain"]["devices"]["interfaces"][0]["state"] = json!("absent");
+        spec["domain"]["devices"]["interfaces"][1]["state"] = json!("down");
+        let got: Vec<String> = causes(spec).into_iter().map(|c| c.message).collect();
+        assert_eq!(
+            got,
+            [
+                "\"default\" interface's state \"absent\" is supported only for bridge binding",
+                "\"default\" interface's state \"absent\" is not supported on default networks",
+                "logical sec interface state value is unsupported: down",
+            ]
+        );
     }
 
     #[test]

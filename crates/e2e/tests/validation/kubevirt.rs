@@ -223,6 +223,36 @@ fn interface_without_a_network_is_refused() {
 }
 
 #[test]
+fn a_masquerade_port_out_of_range_is_refused_rather_than_opening_every_port() {
+    let (_s, k) = setup("val-port");
+    let manifest = vm(
+        "wide-open",
+        "  runStrategy: Halted\n  template: {spec: {domain: {devices: {interfaces: [{name: default, masquerade: {}, ports: [{port: 70000}]}]}, memory: {guest: 64Mi}}, networks: [{name: default, pod: {}}]}}",
+    );
+    refused(
+        &k,
+        "val-port",
+        &manifest,
+        "spec.template.spec.domain.devices.interfaces[0].ports[0].port: Port field must be in range 0 < x < 65536.",
+    );
+}
+
+#[test]
+fn state_absent_on_the_pod_network_is_refused() {
+    let (_s, k) = setup("val-absent");
+    let manifest = vm(
+        "no-pod-nic",
+        "  runStrategy: Halted\n  template: {spec: {domain: {devices: {interfaces: [{name: default, masquerade: {}, state: absent}]}, memory: {guest: 64Mi}}, networks: [{name: default, pod: {}}]}}",
+    );
+    refused(
+        &k,
+        "val-absent",
+        &manifest,
+        "\"default\" interface's state \"absent\" is not supported on default networks",
+    );
+}
+
+#[test]
 fn network_without_an_interface_is_refused() {
     let (_s, k) = setup("val-network");
     let manifest = vmi(
