@@ -25,6 +25,7 @@ mod names;
 mod quantity;
 mod review;
 mod service;
+mod service_ports;
 mod sriov;
 mod storageclass;
 #[cfg(test)]
@@ -91,7 +92,10 @@ pub async fn admit(
             hyperconverged::admit(req, obj, cluster, &mut out).await
         }
         ("storage.k8s.io", "StorageClass") => storageclass::admit(req, obj, &mut out),
-        ("", "Service") => service::admit(req, obj, &mut out),
+        ("", "Service") => {
+            service::admit(req, obj, &mut out);
+            service_ports::admit(req, obj, cluster, &mut out).await;
+        }
         ("sriovnetwork.openshift.io", "SriovNetworkNodePolicy") => {
             sriov::admit_policy(obj, &mut out)
         }

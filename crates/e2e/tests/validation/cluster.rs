@@ -5,6 +5,30 @@ use oxivirt_e2e::Kubectl;
 
 use super::{create, refused, refused_command, setup, vm, SERVER};
 
+// ---- Service ----
+
+fn node_port_service(name: &str, node_port: u32) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{type: NodePort, selector: {{app: x}}, ports: [{{port: 80, nodePort: {node_port}}}]}}\n")
+}
+
+#[test]
+fn a_node_port_out_of_range_or_already_allocated_is_refused() {
+    let (_s, k) = setup("val-node-port");
+    refused(
+        &k,
+        "val-node-port",
+        &node_port_service("low", 80),
+        "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
+    );
+    create(&k, "val-node-port", &node_port_service("first", 31999)).ok();
+    refused(
+        &k,
+        "val-node-port",
+        &node_port_service("second", 31999),
+        "spec.ports[0].nodePort: Invalid value: 31999: provided port is already allocated",
+    );
+}
+
 // ---- DataVolume ----
 
 /// A DataVolume whose `spec` (besides a 1Gi `storage`) is `spec`.
