@@ -112,10 +112,7 @@ impl ExposeRequest {
             .name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::Invalid("service name is missing".into()))?;
-        let port = args
-            .port
-            .ok_or_else(|| Error::Invalid("port must be specified".into()))?;
-        if !(1..=65535).contains(&port) {
+        if let Some(port) = args.port.filter(|p| !(1..=65535).contains(p)) {
             return Err(Error::Flag {
                 flag: "port",
                 reason: format!("{port} is not a valid port number"),
@@ -135,18 +132,27 @@ impl ExposeRequest {
             "externalname" => "ExternalName",
             other => return Err(Error::Invalid(format!("invalid service type {other}"))),
         };
-        let target_port = match args.target_port.as_deref() {
-            None => json!(port),
-            Some(text) => text
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| json!(text)),
-        };
-        let mut port_entry = json!({"port": port, "protocol": protocol, "targetPort": target_port});
-        if let Some(port_name) = args.port_name {
-            port_entry["name"] = json!(port_name);
-        }
-        let mut spec = json!({"type": service_type, "ports": [port_entry]});
+        // Without --port, the ports come from the VM's pod-network interface (`run`).
+        let ports: Vec<Value> = args
+            .port
+            .map(|port| {
+                let target_port = match args.target_port.as_deref() {
+                    None => json!(port),
+                    Some(text) => text
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| json!(text)),
+                };
+                let mut entry =
+                    json!({"port": port, "protocol": protocol, "targetPort": target_port});
+                if let Some(port_name) = &args.port_name {
+                    entry["name"] = json!(port_name);
+                }
+                entry
+            })
+            .into_iter()
+            .collect();
+        let mut spec = json!({"type": service_type, "ports": ports});
         if let Some(ip) = args.cluster_ip {
             spec["clusterIP"] = json!(ip);
         }
@@ -198,6 +204,39 @@ pub fn selector(
     Ok(labels)
 }
 
+/// The ports listed on the pod-network interfaces of `obj` (the VMI spec of a VMI, the
+/// template's of a VM or replica set), as Service ports to the same port numbers: what
+/// `virtctl expose` serves when no `--port` is given.
+pub fn introspected_ports(target: Target, obj: &Value) -> Vec<Value> {
+    let spec = match target {
+        Target::Vmi => &obj["spec"],
+        Target::Vm | Target::ReplicaSet => &obj["spec"]["template"]["spec"],
+    };
+    let on_pod_network = |name: &Value| {
+        spec["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == *name && n.get("pod").is_some())
+    };
+    spec["domain"]["devices"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| on_pod_network(&i["name"]))
+        .flat_map(|i| i["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| {
+            let number = p["port"].as_i64()?;
+            let mut entry = json!({"port": number, "targetPort": number,
+                "protocol": p["protocol"].as_str().unwrap_or("TCP")});
+            if let Some(name) = p["name"].as_str() {
+                entry["name"] = json!(name);
+            }
+            Some(entry)
+        })
+        .collect()
+}
+
 /// Reads the target, creates the Service and prints upstream's confirmation.
 ///
 /// # Errors
@@ -227,6 +266,18 @@ pub fn run(request: &ExposeRequest, out: &mut dyn Write) -> Result<()> {
         let mut service = request.service.clone();
         service["metadata"]["namespace"] = json!(session.namespace);
         service["spec"]["selector"] = Value::Object(selector);
+        if service["spec"]["ports"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+        {
+            let found = introspected_ports(request.target, &obj);
+            if found.is_empty() {
+                return Err(Error::Invalid(
+                    "couldn't find port via --port flag or introspection".into(),
+                ));
+            }
+            service["spec"]["ports"] = Value::Array(found);
+        }
         let service: k8s_openapi::api::core::v1::Service =
             serde_json::from_value(service).map_err(|e| Error::Invalid(e.to_string()))?;
         let services: Api<k8s_openapi::api::core::v1::Service> =
@@ -290,6 +341,29 @@ mod tests {
     }
 
     #[test]
+    fn without_port_the_pod_interfaces_ports_are_served() {
+        let req = ExposeRequest::from_args(
+            args(&["vm", "web", "--name", "web"]),
+            ConnectionOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(req.service["spec"]["ports"], json!([]));
+        let vm = json!({"spec": {"template": {"spec": {
+            "domain": {"devices": {"interfaces": [
+                {"name": "default", "masquerade": {}, "ports": [{"name": "http", "port": 80}, {"port": 53, "protocol": "UDP"}]},
+                {"name": "sec", "bridge": {}, "ports": [{"port": 9}]}]}},
+            "networks": [{"name": "default", "pod": {}}, {"name": "sec", "multus": {"networkName": "br"}}]}}}});
+        assert_eq!(
+            introspected_ports(Target::Vm, &vm),
+            [
+                json!({"name": "http", "port": 80, "targetPort": 80, "protocol": "TCP"}),
+                json!({"port": 53, "targetPort": 53, "protocol": "UDP"}),
+            ]
+        );
+        assert_eq!(introspected_ports(Target::Vmi, &vm), Vec::<Value>::new());
+    }
+
+    #[test]
     fn missing_name_port_or_bad_type_are_refused() {
         let no_name = ExposeRequest::from_args(
             args(&["vmi", "a", "--port", "80"]),
@@ -299,11 +373,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("service name is missing"));
-        let no_port = ExposeRequest::from_args(
-            args(&["vmi", "a", "--name", "s"]),
+        let bad_port = ExposeRequest::from_args(
+            args(&["vmi", "a", "--name", "s", "--port", "70000"]),
             ConnectionOptions::default(),
         );
-        assert!(no_port.unwrap_err().to_string().contains("port"));
+        assert!(bad_port.unwrap_err().to_string().contains("70000"));
         let bad = ExposeRequest::from_args(
             args(&["pod", "a", "--name", "s", "--port", "1"]),
             ConnectionOptions::default(),

@@ -93,6 +93,32 @@ fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
         None,
         "port 80 is not in `ports` yet reached the guest"
     );
+    // `virtctl expose` without --port serves the interface's listed ports.
+    let said = crate::services::virtctl(&server, &["expose", "vm", "ports", "--name", "ports-svc"]);
+    assert_eq!(said, "Service ports-svc successfully exposed for vm ports");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "svc",
+            "ports-svc",
+            "-o",
+            "jsonpath={.spec.ports[*].port}"
+        ]),
+        "8080"
+    );
+    let cluster_ip = k.ok(&[
+        "get",
+        "svc",
+        "ports-svc",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let body = wait_until(
+        "port 8080 through the introspected Service",
+        Duration::from_secs(10),
+        || curl(&format!("http://{cluster_ip}:8080/")),
+    );
+    assert_eq!(body, "ports:8080");
 }
 
 #[test]

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::support::{self, curl, NetServer};
 
-fn virtctl(server: &NetServer, args: &[&str]) -> String {
+/// Runs `virtctl args…` against `server`; its stdout.
+pub(crate) fn virtctl(server: &NetServer, args: &[&str]) -> String {
     let out = Command::new(virtctl_bin())
         .arg("--kubeconfig")
         .arg(server.server.kubeconfig())
