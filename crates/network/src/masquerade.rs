@@ -1,26 +1,107 @@
 //! The masquerade binding inside a Pod's namespace, as upstream builds it: the guest sits
-//! behind an in-Pod bridge on 10.0.2.0/24 (gateway 10.0.2.1, guest 10.0.2.2); inbound
-//! connections to the pod IP are DNATed to the guest — all ports, or only the interface's
-//! `ports` — except 49152/49153, which upstream reserves; the guest's own traffic leaves
-//! masqueraded behind the pod IP.
+//! behind an in-Pod bridge on `vmNetworkCIDR` (default 10.0.2.0/24: gateway 10.0.2.1, guest
+//! 10.0.2.2; on dual stack also `vmIPv6NetworkCIDR`, default fd10:0:2::/120: gateway
+//! fd10:0:2::1, guest fd10:0:2::2); inbound connections to the pod IP are DNATed to the
+//! guest — all ports, or only the interface's `ports` — except 49152/49153, which upstream
+//! reserves; the guest's own traffic leaves masqueraded behind the pod IP.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// The guest address of the masquerade binding.
-pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
-/// The in-Pod gateway of the masquerade binding.
-pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
-/// The masquerade network's prefix length.
-pub const PREFIX: u8 = 24;
+use serde_json::Value;
+
+use crate::cidr::Cidr;
+
 /// Ports upstream keeps for itself (libvirt migration): never forwarded to the guest.
 pub const RESERVED_PORTS: [u16; 2] = [49152, 49153];
-/// The guest's IPv6 address and the in-Pod gateway of dual-stack masquerade (upstream's
-/// `vmIPv6NetworkCIDR` default).
-pub const GUEST_IP6: &str = "fd10:0:2::2";
-/// The gateway with its prefix, on the in-Pod bridge.
-pub const GATEWAY_IP6_CIDR: &str = "fd10:0:2::1/120";
 /// The table name inside the Pod's namespace.
 pub const TABLE: &str = "oxivirt-masquerade";
+
+/// The guest's and the in-Pod gateway's addresses: the second and first host of the pod
+/// network's `vmNetworkCIDR` and `vmIPv6NetworkCIDR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addresses {
+    /// The guest's IPv4 address.
+    pub guest: Ipv4Addr,
+    /// The in-Pod gateway (and DHCP server).
+    pub gateway: Ipv4Addr,
+    /// The IPv4 network.
+    pub network: Cidr,
+    /// The guest's IPv6 address (dual stack).
+    pub guest6: Ipv6Addr,
+    /// The in-Pod IPv6 gateway.
+    pub gateway6: Ipv6Addr,
+    /// The IPv6 prefix length.
+    pub prefix6: u8,
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        Addresses::from_ranges(
+            Cidr::new(Ipv4Addr::new(10, 0, 2, 0), 24),
+            (Ipv6Addr::new(0xfd10, 0, 2, 0, 0, 0, 0, 0), 120),
+        )
+    }
+}
+
+impl Addresses {
+    fn from_ranges(v4: Cidr, (v6, prefix6): (Ipv6Addr, u8)) -> Self {
+        let network = Cidr::new(v4.network(), v4.len);
+        let mask6 = u128::MAX.checked_shl(128 - u32::from(prefix6)).unwrap_or(0);
+        let base6 = u128::from(v6) & mask6;
+        Addresses {
+            gateway: Ipv4Addr::from(u32::from(network.addr) + 1),
+            guest: Ipv4Addr::from(u32::from(network.addr) + 2),
+            network,
+            gateway6: Ipv6Addr::from(base6 + 1),
+            guest6: Ipv6Addr::from(base6 + 2),
+            prefix6,
+        }
+    }
+
+    /// The addresses of a VMI network (`networks[]` entry): its `pod.vmNetworkCIDR` and
+    /// `pod.vmIPv6NetworkCIDR`, else upstream's defaults. The address part of a range may
+    /// be any of its addresses (the manual's default is written `fd10:0:2::2/120`).
+    ///
+    /// # Errors
+    /// A message naming the field that is not a range with room for a gateway and a guest
+    /// (IPv4 /30 or wider, IPv6 /126 or wider).
+    pub fn of_network(network: &Value) -> Result<Self, String> {
+        let defaults = Addresses::default();
+        let v4 = match network["pod"]["vmNetworkCIDR"].as_str() {
+            None => defaults.network,
+            Some(text) => text
+                .parse::<Cidr>()
+                .ok()
+                .filter(|c| c.len <= 30)
+                .ok_or_else(|| {
+                    format!("vmNetworkCIDR {text:?} is not an IPv4 range of /30 or wider")
+                })?,
+        };
+        let v6 = match network["pod"]["vmIPv6NetworkCIDR"].as_str() {
+            None => (Ipv6Addr::new(0xfd10, 0, 2, 0, 0, 0, 0, 0), 120),
+            Some(text) => text
+                .split_once('/')
+                .and_then(|(a, l)| Some((a.parse::<Ipv6Addr>().ok()?, l.parse::<u8>().ok()?)))
+                .filter(|(_, len)| *len <= 126)
+                .ok_or_else(|| {
+                    format!("vmIPv6NetworkCIDR {text:?} is not an IPv6 range of /126 or wider")
+                })?,
+        };
+        Ok(Addresses::from_ranges(v4, v6))
+    }
+
+    /// The IPv6 network as `addr/len`.
+    pub fn network6(&self) -> String {
+        let mask6 = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix6))
+            .unwrap_or(0);
+        format!(
+            "{}/{}",
+            Ipv6Addr::from(u128::from(self.guest6) & mask6),
+            self.prefix6
+        )
+    }
+}
 
 /// One `ports` entry of the interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +112,13 @@ pub struct Port {
     pub port: u16,
 }
 
-/// The nftables script for the Pod's namespace (replaces the table atomically).
-/// `ports` empty means every port (upstream: omitted `ports` opens all).
-pub fn ruleset(pod_if: &str, pod_ip: Ipv4Addr, ports: &[Port]) -> String {
+/// The inbound DNAT rules of one family: `daddr` is `ip daddr A` or `ip6 daddr A`.
+fn inbound_rules(pod_if: &str, daddr: &str, guest: &str, ports: &[Port]) -> String {
     let reserved = RESERVED_PORTS.map(|p| p.to_string()).join(", ");
     let mut inbound = String::new();
     if ports.is_empty() {
         inbound.push_str(&format!(
-            "\t\tiifname \"{pod_if}\" ip daddr {pod_ip} meta l4proto {{ tcp, udp }} th dport != {{ {reserved} }} dnat to {GUEST_IP}\n"
+            "\t\tiifname \"{pod_if}\" {daddr} meta l4proto {{ tcp, udp }} th dport != {{ {reserved} }} dnat to {guest}\n"
         ));
     } else {
         for proto in ["tcp", "udp"] {
@@ -49,43 +129,65 @@ pub fn ruleset(pod_if: &str, pod_ip: Ipv4Addr, ports: &[Port]) -> String {
                 .collect();
             if !list.is_empty() {
                 inbound.push_str(&format!(
-                    "\t\tiifname \"{pod_if}\" ip daddr {pod_ip} {proto} dport {{ {} }} dnat to {GUEST_IP}\n",
+                    "\t\tiifname \"{pod_if}\" {daddr} {proto} dport {{ {} }} dnat to {guest}\n",
                     list.join(", ")
                 ));
             }
         }
     }
+    inbound
+}
+
+/// The nftables script of one family for the Pod's namespace (replaces the table
+/// atomically). `ports` empty means every port (upstream: omitted `ports` opens all).
+fn family_ruleset(
+    family: &str,
+    table: &str,
+    pod_if: &str,
+    pod_ip: &str,
+    (guest, gateway, network): (&str, &str, &str),
+    ports: &[Port],
+) -> String {
+    let inbound = inbound_rules(pod_if, &format!("{family} daddr {pod_ip}"), guest, ports);
     // Connections the Pod's namespace makes to its own pod IP (probes) reach the guest too.
     let local = inbound.replace(&format!("iifname \"{pod_if}\" "), "");
     format!(
-        "table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n\
+        "table {family} {table}\ndelete table {family} {table}\ntable {family} {table} {{\n\
          \tchain prerouting {{ type nat hook prerouting priority -100; policy accept;\n{inbound}\t}}\n\
          \tchain output {{ type nat hook output priority -100; policy accept;\n{local}\t}}\n\
          \tchain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-         \t\tip saddr {GUEST_IP} oifname \"{pod_if}\" masquerade\n\
-         \t\toifname \"k6t-{pod_if}\" ip daddr {GUEST_IP} ip saddr != 10.0.2.0/24 snat to {GATEWAY_IP}\n\t}}\n}}\n"
+         \t\t{family} saddr {guest} oifname \"{pod_if}\" masquerade\n\
+         \t\toifname \"k6t-{pod_if}\" {family} daddr {guest} {family} saddr != {network} snat to {gateway}\n\t}}\n}}\n"
+    )
+}
+
+/// The IPv4 half of the binding.
+pub fn ruleset(pod_if: &str, pod_ip: Ipv4Addr, ports: &[Port], at: &Addresses) -> String {
+    let (guest, gateway) = (at.guest.to_string(), at.gateway.to_string());
+    let network = at.network.to_string();
+    family_ruleset(
+        "ip",
+        TABLE,
+        pod_if,
+        &pod_ip.to_string(),
+        (&guest, &gateway, &network),
+        ports,
     )
 }
 
 /// The IPv6 half of the binding: inbound to the Pod's IPv6 address reaches the guest's
-/// `fd10:0:2::2` (same port rules), the guest's traffic leaves behind the Pod's address.
-pub fn ruleset_v6(pod_if: &str, pod_ip6: std::net::Ipv6Addr, ports: &[Port]) -> String {
-    let v4 = ruleset(pod_if, Ipv4Addr::UNSPECIFIED, ports);
-    let table = format!("{TABLE}6");
-    v4.replace(&format!("table ip {TABLE}"), &format!("table ip6 {table}"))
-        .replace("ip daddr 0.0.0.0", &format!("ip6 daddr {pod_ip6}"))
-        .replace(
-            &format!("dnat to {GUEST_IP}"),
-            &format!("dnat to {GUEST_IP6}"),
-        )
-        .replace(
-            &format!("ip saddr {GUEST_IP}"),
-            &format!("ip6 saddr {GUEST_IP6}"),
-        )
-        .replace(
-            &format!("ip daddr {GUEST_IP} ip saddr != 10.0.2.0/24 snat to {GATEWAY_IP}"),
-            &format!("ip6 daddr {GUEST_IP6} ip6 saddr != fd10:0:2::/120 snat to fd10:0:2::1"),
-        )
+/// IPv6 address (same port rules), the guest's traffic leaves behind the Pod's address.
+pub fn ruleset_v6(pod_if: &str, pod_ip6: Ipv6Addr, ports: &[Port], at: &Addresses) -> String {
+    let (guest, gateway) = (at.guest6.to_string(), at.gateway6.to_string());
+    let network = at.network6();
+    family_ruleset(
+        "ip6",
+        &format!("{TABLE}6"),
+        pod_if,
+        &pod_ip6.to_string(),
+        (&guest, &gateway, &network),
+        ports,
+    )
 }
 
 #[cfg(test)]
@@ -94,12 +196,63 @@ mod tests {
 
     #[test]
     fn omitted_ports_open_everything_but_the_reserved_ones() {
-        let rules = ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[]);
+        let rules = ruleset(
+            "eth0",
+            Ipv4Addr::new(10, 244, 1, 5),
+            &[],
+            &Addresses::default(),
+        );
         assert!(
             rules.contains("th dport != { 49152, 49153 } dnat to 10.0.2.2"),
             "{rules}"
         );
         assert!(rules.contains("ip saddr 10.0.2.2 oifname \"eth0\" masquerade"));
+    }
+
+    #[test]
+    fn the_defaults_are_upstreams_and_the_ranges_can_be_changed() {
+        let d = Addresses::default();
+        assert_eq!(
+            (d.gateway.to_string(), d.guest.to_string()),
+            ("10.0.2.1".into(), "10.0.2.2".into())
+        );
+        assert_eq!(
+            (d.gateway6.to_string(), d.guest6.to_string()),
+            ("fd10:0:2::1".into(), "fd10:0:2::2".into())
+        );
+        assert_eq!(d.network6(), "fd10:0:2::/120");
+        let net = serde_json::json!({"name": "default", "pod": {
+            "vmNetworkCIDR": "10.11.12.0/24", "vmIPv6NetworkCIDR": "fd10:0:2::2/120"}});
+        let a = Addresses::of_network(&net).unwrap();
+        assert_eq!(
+            (a.gateway.to_string(), a.guest.to_string()),
+            ("10.11.12.1".into(), "10.11.12.2".into())
+        );
+        assert_eq!(
+            a.guest6, d.guest6,
+            "the manual writes the default range as fd10:0:2::2/120"
+        );
+        let rules = ruleset_v6("eth0", "fd00::5".parse().unwrap(), &[], &a);
+        assert!(
+            rules.contains("ip6 daddr fd10:0:2::2 ip6 saddr != fd10:0:2::/120 snat to fd10:0:2::1"),
+            "{rules}"
+        );
+        let rules = ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[], &a);
+        assert!(
+            rules.contains("ip daddr 10.11.12.2 ip saddr != 10.11.12.0/24 snat to 10.11.12.1"),
+            "{rules}"
+        );
+        for bad in [
+            json_pod("vmNetworkCIDR", "10.11.12.0/31"),
+            json_pod("vmNetworkCIDR", "banana"),
+            json_pod("vmIPv6NetworkCIDR", "fd10::/127"),
+        ] {
+            assert!(Addresses::of_network(&bad).is_err(), "{bad}");
+        }
+    }
+
+    fn json_pod(key: &str, value: &str) -> serde_json::Value {
+        serde_json::json!({"pod": {key: value}})
     }
 
     #[test]
@@ -118,7 +271,12 @@ mod tests {
                 port: 53,
             },
         ];
-        let rules = ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &ports);
+        let rules = ruleset(
+            "eth0",
+            Ipv4Addr::new(10, 244, 1, 5),
+            &ports,
+            &Addresses::default(),
+        );
         assert!(rules.contains("tcp dport { 80 } dnat"), "{rules}");
         assert!(rules.contains("udp dport { 53 } dnat"), "{rules}");
         assert!(
@@ -144,10 +302,30 @@ mod nft_check {
             port: 80,
         }];
         for rules in [
-            ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &[]),
-            ruleset("eth0", Ipv4Addr::new(10, 244, 1, 5), &ports),
-            ruleset_v6("eth0", "fd00:10:244:1::5".parse().unwrap(), &[]),
-            ruleset_v6("eth0", "fd00:10:244:1::5".parse().unwrap(), &ports),
+            ruleset(
+                "eth0",
+                Ipv4Addr::new(10, 244, 1, 5),
+                &[],
+                &Addresses::default(),
+            ),
+            ruleset(
+                "eth0",
+                Ipv4Addr::new(10, 244, 1, 5),
+                &ports,
+                &Addresses::default(),
+            ),
+            ruleset_v6(
+                "eth0",
+                "fd00:10:244:1::5".parse().unwrap(),
+                &[],
+                &Addresses::default(),
+            ),
+            ruleset_v6(
+                "eth0",
+                "fd00:10:244:1::5".parse().unwrap(),
+                &ports,
+                &Addresses::default(),
+            ),
         ] {
             // `delete table` fails in check mode when the table does not exist: check the body.
             let body: String = rules.lines().skip(2).collect::<Vec<_>>().join("\n");

@@ -42,7 +42,8 @@ pub struct UserModePlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Binding {
-    /// NAT behind the pod IP; the guest gets 10.0.2.2 by DHCP.
+    /// NAT behind the pod IP; the guest gets the second address of `vmNetworkCIDR`
+    /// (10.0.2.2 by default) by DHCP.
     Masquerade,
     /// The guest owns the network's address (the pod IP on the pod network) through a bridge.
     Bridge,

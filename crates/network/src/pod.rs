@@ -302,38 +302,35 @@ pub async fn attach(
             pod_address(&mut work, pod_cidr, node.gateway);
             pod_address_v6(&mut work, node, pod_ip6);
             let k6t = format!("k6t-{POD_IF}");
-            let gateway = Cidr::new(masquerade::GATEWAY_IP, masquerade::PREFIX);
+            let at = masquerade_addresses(vmi, iface)?;
+            let gateway = Cidr::new(at.gateway, at.network.len);
             in_pod_bridge(&mut work, &k6t, &gateway.to_string(), &mtu);
             tap(&mut work, "tap0", &k6t, &mtu, vmi);
             work.inside.sysctls.push("/proc/sys/net/ipv4/ip_forward");
             let ports = ports(iface)?;
             work.inside
                 .nft
-                .push(masquerade::ruleset(POD_IF, pod_ip, &ports));
+                .push(masquerade::ruleset(POD_IF, pod_ip, &ports, &at));
             if let Some(ip6) = pod_ip6 {
-                // Dual stack as upstream: the guest sets fd10:0:2::2/120 itself (cloud-init),
-                // the Pod routes its IPv6 address to it.
-                work.inside.ip.push(&[
-                    "addr",
-                    "replace",
-                    masquerade::GATEWAY_IP6_CIDR,
-                    "dev",
-                    &k6t,
-                    "nodad",
-                ]);
+                // Dual stack as upstream: the guest sets its address (default
+                // fd10:0:2::2/120) itself (cloud-init), the Pod routes its IPv6 address to it.
+                let gateway6 = format!("{}/{}", at.gateway6, at.prefix6);
+                work.inside
+                    .ip
+                    .push(&["addr", "replace", &gateway6, "dev", &k6t, "nodad"]);
                 work.inside
                     .sysctls
                     .push("/proc/sys/net/ipv6/conf/all/forwarding");
                 work.inside
                     .nft
-                    .push(masquerade::ruleset_v6(POD_IF, ip6, &ports));
+                    .push(masquerade::ruleset_v6(POD_IF, ip6, &ports, &at));
             }
             let dhcp = DhcpPlan {
                 server_interface: k6t,
-                server_ip: masquerade::GATEWAY_IP,
-                address: masquerade::GUEST_IP,
-                prefix: masquerade::PREFIX,
-                gateway: Some(masquerade::GATEWAY_IP),
+                server_ip: at.gateway,
+                address: at.guest,
+                prefix: at.network.len,
+                gateway: Some(at.gateway),
                 dns,
                 search,
                 hostname,
@@ -605,6 +602,21 @@ fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value) {
     work.inside
         .ip
         .push(&["link", "set", name, "master", bridge, "mtu", mtu, "up"]);
+}
+
+/// The masquerade addresses of `iface`'s pod network (its `vmNetworkCIDR`s).
+fn masquerade_addresses(vmi: &Value, iface: &Value) -> Result<masquerade::Addresses, Error> {
+    let network = vmi["spec"]["networks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == iface["name"])
+        .cloned()
+        .unwrap_or_default();
+    masquerade::Addresses::of_network(&network).map_err(|message| Error::Unsupported {
+        interface: iface["name"].as_str().unwrap_or_default().into(),
+        message,
+    })
 }
 
 /// The masquerade allow-list. An entry that cannot be used fails the attachment: dropping it

@@ -78,6 +78,7 @@ pub(crate) fn validate_networks(spec: &Value, path: &str, out: &mut Vec<Cause>) 
                 "CNI delegating plugin must have a networkName",
             ));
         }
+        validate_vm_network_cidrs(net, &field, out);
         pod_networks += usize::from(has(net, &["pod"]));
         multus_defaults += usize::from(net.pointer("/multus/default") == Some(&Value::Bool(true)));
     }
@@ -158,6 +159,36 @@ pub(crate) fn validate_networks(spec: &Value, path: &str, out: &mut Vec<Cause>) 
         }
         validate_ports(iface, &field, out);
         validate_state(iface, network, &name, &field, out);
+    }
+}
+
+/// `pod.vmNetworkCIDR` and `pod.vmIPv6NetworkCIDR`: ranges with room for the masquerade
+/// gateway and guest (oxivirt wording; upstream only parses them).
+fn validate_vm_network_cidrs(net: &Value, field: &str, out: &mut Vec<Cause>) {
+    let range = |text: &str, v6: bool| -> bool {
+        let Some((addr, len)) = text.split_once('/') else {
+            return false;
+        };
+        let Ok(len) = len.parse::<u8>() else {
+            return false;
+        };
+        if v6 {
+            addr.parse::<std::net::Ipv6Addr>().is_ok() && len <= 126
+        } else {
+            addr.parse::<std::net::Ipv4Addr>().is_ok() && len <= 30
+        }
+    };
+    for (key, v6, example) in [
+        ("vmNetworkCIDR", false, "10.0.2.0/24, /30 or wider"),
+        ("vmIPv6NetworkCIDR", true, "fd10:0:2::/120, /126 or wider"),
+    ] {
+        if let Some(text) = nonempty(net, &["pod", key]).filter(|t| !range(t, v6)) {
+            let at = child(&child(field, "pod"), key);
+            out.push(Cause::invalid(
+                &at,
+                format!("{at} {text:?} is not a valid range for the masquerade network (e.g. {example})"),
+            ));
+        }
     }
 }
 
@@ -383,6 +414,26 @@ mod tests {
                 "\"default\" interface's state \"absent\" is supported only for bridge binding",
                 "\"default\" interface's state \"absent\" is not supported on default networks",
                 "logical sec interface state value is unsupported: down",
+            ]
+        );
+    }
+
+    #[test]
+    fn masquerade_network_ranges_must_leave_room_for_gateway_and_guest() {
+        let spec = pod_spec(json!([]), json!([]));
+        let mut good = spec.clone();
+        good["networks"][0]["pod"] =
+            json!({"vmNetworkCIDR": "10.11.12.0/24", "vmIPv6NetworkCIDR": "fd10:0:2::2/120"});
+        assert_eq!(causes(good), vec![]);
+        let mut bad = spec;
+        bad["networks"][0]["pod"] =
+            json!({"vmNetworkCIDR": "10.11.12.0/31", "vmIPv6NetworkCIDR": "banana"});
+        let fields: Vec<String> = causes(bad).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.networks[0].pod.vmNetworkCIDR",
+                "spec.networks[0].pod.vmIPv6NetworkCIDR"
             ]
         );
     }

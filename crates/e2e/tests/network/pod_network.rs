@@ -76,11 +76,17 @@ fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
             },
             "resources": {"requests": {"memory": "256Mi"}}
         },
-        "networks": [{"name": "default", "pod": {}}]
+        // A masquerade network of the user's choice instead of 10.0.2.0/24.
+        "networks": [{"name": "default", "pod": {"vmNetworkCIDR": "10.11.12.0/24"}}]
     });
     let vm = support::vm("ports", json!({"app": "ports"}), &[80, 8080], extra);
     k.create(&vm.to_string());
     let pod = support::wait_guest_ready(&k, "ports");
+    let log = k.ok(&["logs", &pod, "-c", "guest-console-log"]);
+    assert!(
+        log.contains("dhcp: eth0 10.11.12.2/24 via 10.11.12.1"),
+        "the guest did not get 10.11.12.2 from vmNetworkCIDR by DHCP:\n{log}"
+    );
     let pod_ip = k.ok(&["get", "pod", &pod, "-o", "jsonpath={.status.podIP}"]);
     let body = wait_until(
         "port 8080 through the pod IP",
