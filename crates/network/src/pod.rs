@@ -190,22 +190,13 @@ fn nic_plan(
 ) -> InterfacePlan {
     let name = iface["name"].as_str().unwrap_or_default().to_string();
     let uid = mac_seed(vmi);
-    let vcpus = ["sockets", "cores", "threads"]
-        .iter()
-        .map(|k| vmi["spec"]["domain"]["cpu"][k].as_u64().unwrap_or(1).max(1))
-        .product::<u64>();
-    let multiqueue = vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true;
     let model = iface["model"].as_str().unwrap_or("virtio").to_string();
     InterfacePlan {
         mac: iface["macAddress"]
             .as_str()
             .map(str::to_lowercase)
             .unwrap_or_else(|| default_mac(uid, &name)),
-        queues: if multiqueue && model == "virtio" {
-            u32::try_from(vcpus).unwrap_or(1)
-        } else {
-            1
-        },
+        queues: queue_count(vmi, &model),
         name,
         binding,
         tap: "tap0".into(),
@@ -305,7 +296,7 @@ pub async fn attach(
             let at = masquerade_addresses(vmi, iface)?;
             let gateway = Cidr::new(at.gateway, at.network.len);
             in_pod_bridge(&mut work, &k6t, &gateway.to_string(), &mtu);
-            tap(&mut work, "tap0", &k6t, &mtu, vmi);
+            tap(&mut work, "tap0", &k6t, &mtu, vmi, iface);
             work.inside.sysctls.push("/proc/sys/net/ipv4/ip_forward");
             let ports = ports(iface)?;
             work.inside
@@ -347,7 +338,7 @@ pub async fn attach(
             work.inside
                 .ip
                 .push(&["link", "set", POD_IF, "master", &k6t, "mtu", &mtu, "up"]);
-            tap(&mut work, "tap0", &k6t, &mtu, vmi);
+            tap(&mut work, "tap0", &k6t, &mtu, vmi, iface);
             let dhcp = DhcpPlan {
                 server_interface: k6t,
                 server_ip: BRIDGE_DHCP_SERVER,
@@ -516,9 +507,9 @@ fn attach_secondary(
         .ip
         .push(&["link", "set", &pod_if, "master", &k6t, "mtu", &mtu, "up"]);
     let tap_name = format!("tap{n}");
-    work.inside
-        .ip
-        .push(&["tuntap", "add", "dev", &tap_name, "mode", "tap", "vnet_hdr"]);
+    let model = iface["model"].as_str().unwrap_or("virtio").to_string();
+    let queues = queue_count(vmi, &model);
+    add_tap(work, &tap_name, queues > 1);
     work.inside
         .ip
         .push(&["link", "set", &tap_name, "master", &k6t, "mtu", &mtu, "up"]);
@@ -531,8 +522,8 @@ fn attach_secondary(
         name,
         binding: Binding::Bridge,
         tap: tap_name,
-        model: iface["model"].as_str().unwrap_or("virtio").to_string(),
-        queues: 1,
+        model,
+        queues,
         pci_address: iface["pciAddress"].as_str().map(str::to_string),
         boot_order: iface["bootOrder"]
             .as_u64()
@@ -575,6 +566,20 @@ fn pod_address_v6(work: &mut Plumbing, node: &NodeNetwork, ip: Option<std::net::
     ]);
 }
 
+/// The queues of a NIC of `model`: one per vCPU with `networkInterfaceMultiqueue` on a
+/// virtio NIC (as upstream), else one.
+fn queue_count(vmi: &Value, model: &str) -> u32 {
+    let multiqueue = vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true;
+    if !multiqueue || model != "virtio" {
+        return 1;
+    }
+    let vcpus = ["sockets", "cores", "threads"]
+        .iter()
+        .map(|k| vmi["spec"]["domain"]["cpu"][k].as_u64().unwrap_or(1).max(1))
+        .product::<u64>();
+    u32::try_from(vcpus).unwrap_or(1)
+}
+
 /// Creates tap `name`, owned by QEMU's user when QEMU is unprivileged (a tap's owner may
 /// attach to it without CAP_NET_ADMIN).
 fn add_tap(work: &mut Plumbing, name: &str, multiqueue: bool) {
@@ -596,9 +601,10 @@ fn in_pod_bridge(work: &mut Plumbing, name: &str, address: &str, mtu: &str) {
     ip.push(&["link", "set", name, "mtu", mtu, "up"]);
 }
 
-fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value) {
-    let multiqueue = vmi["spec"]["domain"]["devices"]["networkInterfaceMultiqueue"] == true;
-    add_tap(work, name, multiqueue);
+/// The pod-network tap of `iface`, multi-queue when the NIC gets several queues.
+fn tap(work: &mut Plumbing, name: &str, bridge: &str, mtu: &str, vmi: &Value, iface: &Value) {
+    let model = iface["model"].as_str().unwrap_or("virtio");
+    add_tap(work, name, queue_count(vmi, model) > 1);
     work.inside
         .ip
         .push(&["link", "set", name, "master", bridge, "mtu", mtu, "up"]);
@@ -723,6 +729,17 @@ mod tests {
             e,
             "interface default: passt is not supported on the pod network: use masquerade or bridge"
         );
+    }
+
+    #[test]
+    fn multiqueue_gives_virtio_nics_a_queue_per_vcpu() {
+        let vmi = serde_json::json!({"spec": {"domain": {
+            "cpu": {"sockets": 2, "cores": 2},
+            "devices": {"networkInterfaceMultiqueue": true}}}});
+        assert_eq!(queue_count(&vmi, "virtio"), 4);
+        assert_eq!(queue_count(&vmi, "e1000e"), 1);
+        let single = serde_json::json!({"spec": {"domain": {"cpu": {"cores": 4}}}});
+        assert_eq!(queue_count(&single, "virtio"), 1);
     }
 
     #[test]
