@@ -155,6 +155,7 @@ mod tests {
             model: "virtio".into(),
             tcp_ports: tcp,
             udp_ports: vec![],
+            left_out: vec![],
         }
     }
 

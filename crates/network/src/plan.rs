@@ -36,6 +36,10 @@ pub struct UserModePlan {
     /// Host UDP ports forwarded likewise.
     #[serde(default)]
     pub udp_ports: Vec<u16>,
+    /// The VMI's other interfaces (secondary networks), which user-mode networking cannot
+    /// connect: the VMI's condition names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// How the NIC is bound (upstream's binding names).

@@ -88,6 +88,13 @@ pub(crate) fn plan(vmi: &Value) -> Option<PodNetworkPlan> {
             model: iface["model"].as_str().unwrap_or("virtio").to_string(),
             tcp_ports: ports(iface, "TCP"),
             udp_ports: ports(iface, "UDP"),
+            left_out: vmi["spec"]["domain"]["devices"]["interfaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["state"] != "absent" && i["name"] != iface["name"])
+                .filter_map(|i| i["name"].as_str().map(str::to_string))
+                .collect(),
         }),
     })
 }
@@ -117,13 +124,19 @@ fn recorded(dir: &Path, uid: &str) -> Option<UserModePlan> {
 
 /// The VMI status with the condition and the interface's `status.interfaces` entry.
 fn apply(status: &mut Value, nic: &UserModePlan, now: &str) {
-    let message = format!(
+    let mut message = format!(
         "interface {} is connected through passt user-mode networking: this node has no pod \
          network (its agent is not root), so the guest gets the host's address by DHCP and \
          reaches out through the host; inbound, only the interface's ports are forwarded \
          from the host",
         nic.name
     );
+    if !nic.left_out.is_empty() {
+        message.push_str(&format!(
+            "; not connected: {} (secondary networks need a bridge, which needs a root node agent)",
+            nic.left_out.join(", ")
+        ));
+    }
     let mut conditions = status["conditions"].as_array().cloned().unwrap_or_default();
     let since = conditions
         .iter()
@@ -232,10 +245,12 @@ mod tests {
         assert_eq!(condition["type"], CONDITION);
         assert_eq!(condition["reason"], REASON);
         assert_eq!(condition["lastTransitionTime"], "T1");
-        assert!(condition["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("passt"));
+        let message = condition["message"].as_str().unwrap_or_default();
+        assert!(message.contains("passt"), "{message}");
+        assert!(
+            message.ends_with("; not connected: sec (secondary networks need a bridge, which needs a root node agent)"),
+            "{message}"
+        );
         assert_eq!(status["interfaces"][0]["mac"], "02:00:00:00:00:aa");
         assert_eq!(status["conditions"].as_array().map(Vec::len), Some(2));
     }
