@@ -31,7 +31,7 @@ fn held_elsewhere(services: &[Value], ns: &str, name: &str) -> Vec<(u64, String)
                 || str_at(s, &["metadata", "name"]) != Some(name)
         })
         .flat_map(|s| array(s, &["spec", "ports"]))
-        .filter_map(|p| Some((p["nodePort"].as_u64()?, protocol(&p))))
+        .filter_map(|p| Some((p["nodePort"].as_u64()?, protocol(p))))
         .collect()
 }
 

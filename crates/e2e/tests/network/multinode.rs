@@ -417,7 +417,7 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     let body = wait_until(
         "two through node2's NodePort from this host",
         Duration::from_secs(30),
-        || curl(&format!("http://{}:{node_port}/", host.ip)),
+        || support::curl(&format!("http://{}:{node_port}/", host.ip)),
     );
     assert_eq!(body, "two:80");
     let lb_ip = wait_until("a LoadBalancer IP", Duration::from_secs(10), || {
@@ -481,19 +481,8 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
     let body = wait_until(
         "two through the LoadBalancer IP",
         Duration::from_secs(30),
-        || curl(&format!("http://{lb_ip}:8082/")),
+        || support::curl(&format!("http://{lb_ip}:8082/")),
     );
     assert_eq!(body, "two:80");
     drop(agent);
-}
-
-/// `curl` of `url`: the body on success.
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "3", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
