@@ -47,10 +47,16 @@ pub const DEFAULT_SERVICE_CIDR_V6: (std::net::Ipv6Addr, u8) = (
 );
 
 /// `ADDR/LEN` as an IPv6 prefix with `min <= LEN <= max`.
-fn parse_v6(text: &str, min: u8, max: u8) -> Option<(std::net::Ipv6Addr, u8)> {
+pub(crate) fn parse_v6(text: &str, min: u8, max: u8) -> Option<(std::net::Ipv6Addr, u8)> {
     let (addr, len) = text.split_once('/')?;
     let (addr, len) = (addr.parse().ok()?, len.parse::<u8>().ok()?);
     (min..=max).contains(&len).then_some((addr, len))
+}
+
+/// The network address of `addr` in a /`len` IPv6 prefix.
+pub(crate) fn v6_network(addr: std::net::Ipv6Addr, len: u8) -> std::net::Ipv6Addr {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    std::net::Ipv6Addr::from(u128::from(addr) & mask)
 }
 
 impl Default for NetworkConfig {
@@ -155,10 +161,9 @@ impl NetworkConfig {
         }
         if let Some((range, len)) = config.service_cidr_v6 {
             // The range is /64 to /120: at least 8 host bits, so the 10th address exists.
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            let network = u128::from(range) & mask;
-            let in_range = |ip: std::net::Ipv6Addr| u128::from(ip) & mask == network;
-            let tenth = std::net::Ipv6Addr::from(network | 10);
+            let network = v6_network(range, len);
+            let in_range = |ip: std::net::Ipv6Addr| v6_network(ip, len) == network;
+            let tenth = std::net::Ipv6Addr::from(u128::from(network) | 10);
             config.cluster_dns_v6 = Some(match get("OXIVIRT_CLUSTER_DNS_V6") {
                 Some(v) => v.parse().ok().filter(|ip| in_range(*ip)).ok_or_else(|| {
                     bad(

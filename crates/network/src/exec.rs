@@ -88,6 +88,14 @@ pub async fn ip(netns: Option<&str>, args: &[&str]) -> Result<String, Error> {
     run(netns, "ip", args).await
 }
 
+/// `ip`'s family flag for `addr` and `addr` as a host prefix (`/32`, `/128`).
+pub fn host_prefix(addr: &std::net::IpAddr) -> (&'static str, String) {
+    match addr {
+        std::net::IpAddr::V4(v4) => ("-4", format!("{v4}/32")),
+        std::net::IpAddr::V6(v6) => ("-6", format!("{v6}/128")),
+    }
+}
+
 /// Loads an nftables script (`nft -f -`) on the host (or in `netns`).
 ///
 /// # Errors

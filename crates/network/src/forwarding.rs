@@ -127,6 +127,18 @@ pub fn enable(conf: &Path, bridge: &str) -> Result<Outcome, Error> {
     Ok(Outcome::Host { accept_ra: raised })
 }
 
+/// IPv4 forwarding for packets entering through `interface` alone: IPv4 has always had a
+/// per-interface switch, so nothing else on the host changes.
+///
+/// # Errors
+/// [`Error`] naming the setting that could not be written.
+pub fn enable_ipv4(interface: &str) -> Result<(), Error> {
+    let path = Path::new("/proc/sys/net/ipv4/conf")
+        .join(interface)
+        .join("forwarding");
+    write(&path, "1")
+}
+
 /// [`enable`] on the host for `interface` (the node bridge, or the uplink other nodes' Pods
 /// reach this node's through), logging the outcome and recording host-wide changes in
 /// `state_dir`.

@@ -16,6 +16,14 @@ pub const RESERVED_PORTS: [u16; 2] = [49152, 49153];
 /// The table name inside the Pod's namespace.
 pub const TABLE: &str = "oxivirt-masquerade";
 
+/// Upstream's default `vmNetworkCIDR`.
+const DEFAULT_NETWORK: Cidr = Cidr {
+    addr: Ipv4Addr::new(10, 0, 2, 0),
+    len: 24,
+};
+/// Upstream's default `vmIPv6NetworkCIDR`.
+const DEFAULT_NETWORK6: (Ipv6Addr, u8) = (Ipv6Addr::new(0xfd10, 0, 2, 0, 0, 0, 0, 0), 120);
+
 /// The guest's and the in-Pod gateway's addresses: the second and first host of the pod
 /// network's `vmNetworkCIDR` and `vmIPv6NetworkCIDR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,30 +38,30 @@ pub struct Addresses {
     pub guest6: Ipv6Addr,
     /// The in-Pod IPv6 gateway.
     pub gateway6: Ipv6Addr,
+    /// The IPv6 network address.
+    pub network6: Ipv6Addr,
     /// The IPv6 prefix length.
     pub prefix6: u8,
 }
 
 impl Default for Addresses {
     fn default() -> Self {
-        Addresses::from_ranges(
-            Cidr::new(Ipv4Addr::new(10, 0, 2, 0), 24),
-            (Ipv6Addr::new(0xfd10, 0, 2, 0, 0, 0, 0, 0), 120),
-        )
+        Addresses::from_ranges(DEFAULT_NETWORK, DEFAULT_NETWORK6)
     }
 }
 
 impl Addresses {
     fn from_ranges(v4: Cidr, (v6, prefix6): (Ipv6Addr, u8)) -> Self {
         let network = Cidr::new(v4.network(), v4.len);
-        let mask6 = u128::MAX.checked_shl(128 - u32::from(prefix6)).unwrap_or(0);
-        let base6 = u128::from(v6) & mask6;
+        let network6 = crate::config::v6_network(v6, prefix6);
+        let nth6 = |n: u128| Ipv6Addr::from(u128::from(network6) + n);
         Addresses {
             gateway: Ipv4Addr::from(u32::from(network.addr) + 1),
             guest: Ipv4Addr::from(u32::from(network.addr) + 2),
             network,
-            gateway6: Ipv6Addr::from(base6 + 1),
-            guest6: Ipv6Addr::from(base6 + 2),
+            gateway6: nth6(1),
+            guest6: nth6(2),
+            network6,
             prefix6,
         }
     }
@@ -66,9 +74,8 @@ impl Addresses {
     /// A message naming the field that is not a range with room for a gateway and a guest
     /// (IPv4 /30 or wider, IPv6 /126 or wider).
     pub fn of_network(network: &Value) -> Result<Self, String> {
-        let defaults = Addresses::default();
         let v4 = match network["pod"]["vmNetworkCIDR"].as_str() {
-            None => defaults.network,
+            None => DEFAULT_NETWORK,
             Some(text) => text
                 .parse::<Cidr>()
                 .ok()
@@ -78,28 +85,12 @@ impl Addresses {
                 })?,
         };
         let v6 = match network["pod"]["vmIPv6NetworkCIDR"].as_str() {
-            None => (Ipv6Addr::new(0xfd10, 0, 2, 0, 0, 0, 0, 0), 120),
-            Some(text) => text
-                .split_once('/')
-                .and_then(|(a, l)| Some((a.parse::<Ipv6Addr>().ok()?, l.parse::<u8>().ok()?)))
-                .filter(|(_, len)| *len <= 126)
-                .ok_or_else(|| {
-                    format!("vmIPv6NetworkCIDR {text:?} is not an IPv6 range of /126 or wider")
-                })?,
+            None => DEFAULT_NETWORK6,
+            Some(text) => crate::config::parse_v6(text, 0, 126).ok_or_else(|| {
+                format!("vmIPv6NetworkCIDR {text:?} is not an IPv6 range of /126 or wider")
+            })?,
         };
         Ok(Addresses::from_ranges(v4, v6))
-    }
-
-    /// The IPv6 network as `addr/len`.
-    pub fn network6(&self) -> String {
-        let mask6 = u128::MAX
-            .checked_shl(128 - u32::from(self.prefix6))
-            .unwrap_or(0);
-        format!(
-            "{}/{}",
-            Ipv6Addr::from(u128::from(self.guest6) & mask6),
-            self.prefix6
-        )
     }
 }
 
@@ -179,7 +170,7 @@ pub fn ruleset(pod_if: &str, pod_ip: Ipv4Addr, ports: &[Port], at: &Addresses) -
 /// IPv6 address (same port rules), the guest's traffic leaves behind the Pod's address.
 pub fn ruleset_v6(pod_if: &str, pod_ip6: Ipv6Addr, ports: &[Port], at: &Addresses) -> String {
     let (guest, gateway) = (at.guest6.to_string(), at.gateway6.to_string());
-    let network = at.network6();
+    let network = format!("{}/{}", at.network6, at.prefix6);
     family_ruleset(
         "ip6",
         &format!("{TABLE}6"),
@@ -220,7 +211,10 @@ mod tests {
             (d.gateway6.to_string(), d.guest6.to_string()),
             ("fd10:0:2::1".into(), "fd10:0:2::2".into())
         );
-        assert_eq!(d.network6(), "fd10:0:2::/120");
+        assert_eq!(
+            (d.network6.to_string(), d.prefix6),
+            ("fd10:0:2::".into(), 120)
+        );
         let net = serde_json::json!({"name": "default", "pod": {
             "vmNetworkCIDR": "10.11.12.0/24", "vmIPv6NetworkCIDR": "fd10:0:2::2/120"}});
         let a = Addresses::of_network(&net).unwrap();

@@ -37,8 +37,8 @@ pub enum Error {
     /// Every /24 of the cluster range is routed on this host already.
     #[error("no free /24 left in the cluster range {cidr} on this host")]
     Exhausted { cidr: Cidr },
-    /// IPv6 forwarding for dual stack could not be switched on.
-    #[error("switching on IPv6 forwarding for dual stack")]
+    /// Forwarding for the node's Pods could not be switched on.
+    #[error("switching on forwarding for the node's Pods")]
     Forwarding(#[from] crate::forwarding::Error),
     /// A host command failed.
     #[error("setting up the node network {what}")]
@@ -399,7 +399,6 @@ async fn ensure_bridge(bridge: &str, address: Cidr, mtu: u32) -> Result<(), Erro
     .map_err(host_err(format!("address {address} on {bridge}")))?;
     // Forwarding on the bridge alone: Pod-to-Pod and Service traffic is routed by the host
     // without switching forwarding on for the host's other interfaces.
-    let sysctl = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
-    std::fs::write(&sysctl, "1").map_err(file_err(Path::new(&sysctl)))?;
+    crate::forwarding::enable_ipv4(bridge)?;
     Ok(())
 }

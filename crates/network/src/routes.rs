@@ -41,9 +41,8 @@ impl PodPrefix {
         if let Ok(cidr) = text.parse::<Cidr>() {
             return Some(PodPrefix::V4(cidr));
         }
-        let (addr, len) = text.split_once('/')?;
-        let (addr, len): (Ipv6Addr, u8) = (addr.parse().ok()?, len.parse().ok()?);
-        (len <= 128).then_some(PodPrefix::V6(addr, len))
+        let (addr, len) = crate::config::parse_v6(text, 0, 128)?;
+        Some(PodPrefix::V6(addr, len))
     }
 
     fn is_v6(self) -> bool {
@@ -144,23 +143,22 @@ fn interface_of(addr_show: &str) -> Option<&str> {
 
 /// Switches forwarding on for packets entering through the interface holding `own_ip`.
 async fn enable_uplink_forwarding(own_ip: IpAddr, state_dir: &Path) -> Result<String, String> {
-    let (family, target) = if own_ip.is_ipv6() {
-        ("-6", format!("{own_ip}/128"))
-    } else {
-        ("-4", format!("{own_ip}/32"))
-    };
+    let (family, target) = exec::host_prefix(&own_ip);
     let out = exec::ip(None, &[family, "-o", "addr", "show", "to", &target])
         .await
         .map_err(|e| format!("finding the interface of {own_ip}: {e}"))?;
     let uplink = interface_of(&out)
         .ok_or_else(|| format!("no interface holds {own_ip}"))?
         .to_string();
-    if own_ip.is_ipv6() {
-        crate::forwarding::enable_for_node(&uplink, state_dir).map_err(|e| e.to_string())?;
+    let switched = if own_ip.is_ipv6() {
+        crate::forwarding::enable_for_node(&uplink, state_dir).map(drop)
     } else {
-        let sysctl = format!("/proc/sys/net/ipv4/conf/{uplink}/forwarding");
-        std::fs::write(&sysctl, "1").map_err(|e| format!("writing 1 to {sysctl}: {e}"))?;
-    }
+        crate::forwarding::enable_ipv4(&uplink)
+    };
+    switched.map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })?;
     Ok(uplink)
 }
 

@@ -404,32 +404,20 @@ fn a_guest_on_a_node_in_its_own_network_namespace_runs_and_reaches_the_first_nod
                      "ports": [{"port": port, "targetPort": 80, "protocol": "TCP"}]}});
         k.create(&svc.to_string());
     }
-    let node_port = wait_until("a NodePort", Duration::from_secs(10), || {
-        let p = k.ok(&[
-            "get",
-            "svc",
-            "two-np",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ]);
-        (!p.is_empty()).then_some(p)
-    });
+    let node_port =
+        support::wait_service_field(&k, "a NodePort", "two-np", "{.spec.ports[0].nodePort}");
     let body = wait_until(
         "two through node2's NodePort from this host",
         Duration::from_secs(30),
         || support::curl(&format!("http://{}:{node_port}/", host.ip)),
     );
     assert_eq!(body, "two:80");
-    let lb_ip = wait_until("a LoadBalancer IP", Duration::from_secs(10), || {
-        let ip = k.ok(&[
-            "get",
-            "svc",
-            "two-lb",
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ]);
-        (!ip.is_empty()).then_some(ip)
-    });
+    let lb_ip = support::wait_service_field(
+        &k,
+        "a LoadBalancer IP",
+        "two-lb",
+        "{.status.loadBalancer.ingress[0].ip}",
+    );
     let local_here = |ip: &str| {
         let out = Command::new("ip")
             .args(["-o", "addr", "show", "to", &format!("{ip}/32")])

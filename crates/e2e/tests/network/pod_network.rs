@@ -114,16 +114,8 @@ fn listed_ports_are_the_only_ones_forwarded_to_the_guest() {
         ]),
         "8080"
     );
-    let cluster_ip = wait_until("a ClusterIP", Duration::from_secs(10), || {
-        let ip = k.ok(&[
-            "get",
-            "svc",
-            "ports-svc",
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ]);
-        (!ip.is_empty()).then_some(ip)
-    });
+    let cluster_ip =
+        support::wait_service_field(&k, "a ClusterIP", "ports-svc", "{.spec.clusterIP}");
     let body = wait_until(
         "port 8080 through the introspected Service",
         Duration::from_secs(10),

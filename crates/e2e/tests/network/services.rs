@@ -50,10 +50,7 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
         ],
     );
     assert_eq!(said, "Service db-http successfully exposed for vm db");
-    let cluster_ip = wait_until("a ClusterIP", Duration::from_secs(10), || {
-        let ip = k.ok(&["get", "svc", "db-http", "-o", "jsonpath={.spec.clusterIP}"]);
-        (!ip.is_empty()).then_some(ip)
-    });
+    let cluster_ip = support::wait_service_field(&k, "a ClusterIP", "db-http", "{.spec.clusterIP}");
     let body = wait_until(
         "the guest through the ClusterIP",
         Duration::from_secs(10),
@@ -113,16 +110,8 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
         "-o",
         "jsonpath={.items[0].status.addresses[0].address}",
     ]);
-    let node_port = wait_until("a NodePort", Duration::from_secs(10), || {
-        let p = k.ok(&[
-            "get",
-            "svc",
-            "db-np",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ]);
-        (!p.is_empty()).then_some(p)
-    });
+    let node_port =
+        support::wait_service_field(&k, "a NodePort", "db-np", "{.spec.ports[0].nodePort}");
     let port: u16 = node_port.parse().unwrap();
     assert!(
         (30000..=32767).contains(&port),
@@ -151,16 +140,12 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
             "80",
         ],
     );
-    let lb_ip = wait_until("a LoadBalancer IP", Duration::from_secs(10), || {
-        let ip = k.ok(&[
-            "get",
-            "svc",
-            "db-lb",
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ]);
-        (!ip.is_empty()).then_some(ip)
-    });
+    let lb_ip = support::wait_service_field(
+        &k,
+        "a LoadBalancer IP",
+        "db-lb",
+        "{.status.loadBalancer.ingress[0].ip}",
+    );
     let body = wait_until(
         "the guest through the LoadBalancer IP",
         Duration::from_secs(10),
@@ -174,16 +159,12 @@ fn virtctl_expose_makes_the_guest_reachable_by_cluster_ip_node_port_load_balance
             "expose", "vm", "db", "--name", "db-ssh", "--type", "NodePort", "--port", "22",
         ],
     );
-    let ssh_port = wait_until("the ssh NodePort", Duration::from_secs(10), || {
-        let p = k.ok(&[
-            "get",
-            "svc",
-            "db-ssh",
-            "-o",
-            "jsonpath={.spec.ports[0].nodePort}",
-        ]);
-        (!p.is_empty()).then_some(p)
-    });
+    let ssh_port = support::wait_service_field(
+        &k,
+        "the ssh NodePort",
+        "db-ssh",
+        "{.spec.ports[0].nodePort}",
+    );
     let key = support::ssh_key_path();
     let hostname = wait_until("ssh through the NodePort", Duration::from_secs(30), || {
         let out = Command::new("ssh")

@@ -373,6 +373,16 @@ pub fn wait_guest_ready(k: &Kubectl, vm: &str) -> String {
     )
 }
 
+/// Waits up to 10 s for Service `name`'s field `template` (a jsonpath the Service controller
+/// fills in after creation: ClusterIP, NodePort, LoadBalancer IP) and returns it.
+pub fn wait_service_field(k: &Kubectl, what: &str, name: &str, template: &str) -> String {
+    let output = format!("jsonpath={template}");
+    wait_until(what, Duration::from_secs(10), || {
+        let value = k.ok(&["get", "svc", name, "-o", &output]);
+        (!value.is_empty()).then_some(value)
+    })
+}
+
 /// `curl -s --max-time 3 URL`: the body on success.
 pub fn curl(url: &str) -> Option<String> {
     let out = Command::new("curl")

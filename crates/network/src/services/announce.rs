@@ -91,8 +91,9 @@ impl Binder {
     /// Binds what `wanted` adds and unbinds what it no longer lists; failures are logged
     /// and retried on the next call.
     pub async fn sync(&mut self, wanted: &BTreeSet<IpAddr>) {
-        for ip in wanted.difference(&self.bound.clone()) {
-            let (family, address) = host_address(ip);
+        let new: Vec<IpAddr> = wanted.difference(&self.bound).copied().collect();
+        for ip in &new {
+            let (family, address) = exec::host_prefix(ip);
             let mut args = vec![family, "addr", "replace", &address, "dev", &self.bridge];
             if ip.is_ipv6() {
                 args.push("nodad");
@@ -107,7 +108,7 @@ impl Binder {
         }
         let stale: Vec<IpAddr> = self.bound.difference(wanted).copied().collect();
         for ip in stale {
-            let (family, address) = host_address(&ip);
+            let (family, address) = exec::host_prefix(&ip);
             let _ = exec::ip(
                 None,
                 &[family, "addr", "del", &address, "dev", &self.bridge],
@@ -130,14 +131,6 @@ fn stale_host_addresses(addr_show: &str) -> Vec<&str> {
         })
         .filter(|a| a.ends_with("/32") || a.ends_with("/128"))
         .collect()
-}
-
-/// `ip`'s family flag and `ip` as a host prefix.
-fn host_address(ip: &IpAddr) -> (&'static str, String) {
-    match ip {
-        IpAddr::V4(v4) => ("-4", format!("{v4}/32")),
-        IpAddr::V6(v6) => ("-6", format!("{v6}/128")),
-    }
 }
 
 #[cfg(test)]
@@ -172,11 +165,15 @@ mod tests {
         );
     }
 
+    fn twenty_load_balancers() -> Vec<Value> {
+        (1..=20)
+            .map(|i| lb(&format!("s{i}"), &format!("10.99.0.{i}")))
+            .collect()
+    }
+
     #[test]
     fn one_node_of_the_ready_endpoints_binds_each_ip() {
-        let svcs: Vec<Value> = (1..=20)
-            .map(|i| lb(&format!("s{i}"), &format!("10.99.0.{i}")))
-            .collect();
+        let svcs = twenty_load_balancers();
         let eps = endpoints(&["n1", "n2", "n3"]);
         let of = |_: &str, _: &str| Some(eps.clone());
         let per_node: Vec<BTreeSet<IpAddr>> = ["n1", "n2", "n3", "n4"]
@@ -194,9 +191,7 @@ mod tests {
 
     #[test]
     fn losing_a_candidate_moves_only_its_ips() {
-        let svcs: Vec<Value> = (1..=20)
-            .map(|i| lb(&format!("s{i}"), &format!("10.99.0.{i}")))
-            .collect();
+        let svcs = twenty_load_balancers();
         let three = endpoints(&["n1", "n2", "n3"]);
         let two = endpoints(&["n1", "n2"]);
         let before = announced_here(&svcs, &|_: &str, _: &str| Some(three.clone()), "n1");
